@@ -1,0 +1,137 @@
+/**
+ * Starts a real redis-server for a test: a free loopback port, its own temp dir,
+ * no persistence unless asked. Never touches a server it did not start.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface RedisServerHandle {
+  port: number;
+  host: string;
+  url: string;
+  dir: string;
+  process: ChildProcess;
+  /** Stop the server (SIGTERM, then SIGKILL after 3 s) and optionally remove its dir. */
+  stop(opts?: { keepDir?: boolean }): Promise<void>;
+  /** kill -9 the server; the dir is kept so it can be restarted. */
+  kill(): Promise<void>;
+  /** Start again on the same port and dir (after stop/kill). */
+  restart(): Promise<void>;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const sock = net.connect(port, host);
+      sock.once('connect', () => {
+        sock.destroy();
+        resolve();
+      });
+      sock.once('error', () => {
+        sock.destroy();
+        if (Date.now() > deadline) reject(new Error(`port ${port} did not open in ${timeoutMs} ms`));
+        else setTimeout(attempt, 25);
+      });
+    };
+    attempt();
+  });
+}
+
+/** Waits until redis-server answers PING with PONG (or NOAUTH when a password is set). */
+async function waitForRedis(port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const sock = net.connect(port, '127.0.0.1');
+      let buf = '';
+      sock.setTimeout(500, () => { sock.destroy(); resolve(false); });
+      sock.once('connect', () => sock.write('PING\r\n'));
+      sock.on('data', (d) => {
+        buf += d.toString();
+        if (buf.includes('\r\n')) {
+          sock.destroy();
+          resolve(buf.startsWith('+PONG') || buf.startsWith('-NOAUTH'));
+        }
+      });
+      sock.once('error', () => { sock.destroy(); resolve(false); });
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`redis-server on ${port} not ready in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export interface StartRedisOptions {
+  /** Extra redis-server arguments, e.g. ['--requirepass', 'secret']. */
+  args?: string[];
+  /** Turn on appendonly (fsync always) so data survives restart of this server. */
+  persistent?: boolean;
+  port?: number;
+  dir?: string;
+}
+
+export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisServerHandle> {
+  const port = opts.port ?? (await freePort());
+  const dir = opts.dir ?? mkdtempSync(path.join(os.tmpdir(), 'rls-redis-'));
+  const baseArgs = [
+    '--port', String(port),
+    '--bind', '127.0.0.1',
+    '--dir', dir,
+    '--save', '',
+    '--appendonly', opts.persistent ? 'yes' : 'no',
+    '--appendfsync', 'always',
+    '--daemonize', 'no',
+    '--loglevel', 'warning',
+    ...(opts.args ?? []),
+  ];
+  let proc!: ChildProcess;
+  const start = async () => {
+    proc = spawn('redis-server', baseArgs, { stdio: ['ignore', 'ignore', 'inherit'] });
+    handle.process = proc;
+    await waitForRedis(port);
+  };
+  const waitExit = (p: ChildProcess, ms: number) =>
+    new Promise<void>((resolve) => {
+      if (p.exitCode !== null || p.signalCode !== null) return resolve();
+      const t = setTimeout(() => { p.kill('SIGKILL'); }, ms);
+      p.once('exit', () => { clearTimeout(t); resolve(); });
+    });
+  const handle: RedisServerHandle = {
+    port,
+    host: '127.0.0.1',
+    url: `redis://127.0.0.1:${port}`,
+    dir,
+    process: undefined as unknown as ChildProcess,
+    async stop(o = {}) {
+      proc.kill('SIGTERM');
+      await waitExit(proc, 3000);
+      if (!o.keepDir && !opts.dir) rmSync(dir, { recursive: true, force: true });
+    },
+    async kill() {
+      proc.kill('SIGKILL');
+      await waitExit(proc, 3000);
+    },
+    async restart() {
+      await start();
+    },
+  };
+  await start();
+  return handle;
+}
