@@ -1,0 +1,565 @@
+/**
+ * LLM configuration: validation and normalisation of `LLM.CREATE-LLM --TYPE t --PARAMS json`,
+ * secret handling (`"$NAME"` api keys), redaction for display, and the operator's host allow-list.
+ *
+ * Accepted params (snake_case, as the original redis-llm module; unknown keys are ignored for
+ * compatibility with the original's configs):
+ *
+ * openai:
+ *   api_key         (required) literal key, or "$NAME" / "${NAME}" = environment variable NAME read at call time
+ *   base_url        default "https://api.openai.com"; any OpenAI-compatible endpoint (http/https only,
+ *                   no credentials, query or fragment)
+ *   chat            request body base, default model "gpt-3.5-turbo"; extra fields pass through
+ *   embedding       request body base, default model "text-embedding-ada-002"; extra fields pass through
+ *   chat_path       default "/v1/chat/completions"   (joined with base_url: see joinUrl)
+ *   embedding_path  default "/v1/embeddings"
+ *   http            see below
+ * azure_openai:
+ *   api_key, api_version (required); resource_name OR endpoint (one required);
+ *   chat_deployment_id / embedding_deployment_id (at least one of them, or the original's
+ *   deployment_id which serves both; an operation whose deployment is missing fails when used);
+ *   chat, embedding (body bases, no default model: the deployment decides), http.
+ * local:
+ *   dim             embedding dimension, default 256 (8..4096)
+ * http (openai and azure_openai):
+ *   socket_timeout  default per-call deadline ("5s", "500ms", "1m", or a number of ms); default 60 s
+ *   connect_timeout TCP/TLS connect timeout, default 5 s
+ *   proxy_host, proxy_port   HTTP(S) proxy: a host name (port default 80) or an http(s):// URL
+ *   enable_certificate_verification  default true (the original defaulted to false)
+ *   max_retries     attempts after the first on 408/409/429/5xx/network errors, default 2 (0..10)
+ *   retry_backoff   first backoff, doubled each retry with jitter, capped at 8 s; default 500 ms
+ *   pool            { size: concurrent calls, default 16;
+ *                     wait_timeout: longest wait for a free slot, 0 = only the call's deadline (default);
+ *                     connection_lifetime: close pooled connections after this long, 0 = never (default) }
+ */
+import { CommandError } from '../errors.js';
+import { LlmError } from './errors.js';
+
+export type JsonObject = { [k: string]: unknown };
+
+export interface HttpConfig {
+  /** Default call deadline (ms); undefined = DEFAULT_TIMEOUT_MS. */
+  socketTimeoutMs?: number;
+  connectTimeoutMs: number;
+  /** Proxy as given (host or URL) and its port; `proxyUrl` is what the dispatcher uses. */
+  proxyHost?: string;
+  proxyPort?: number;
+  proxyUrl?: string;
+  verifyTls: boolean;
+  maxRetries: number;
+  retryBackoffMs: number;
+  pool: { size: number; waitTimeoutMs: number; connectionLifetimeMs: number };
+}
+
+export interface OpenAIConfig {
+  type: 'openai';
+  /** Literal key or "$NAME": what is stored; resolved by resolveApiKey at call time. */
+  apiKey: string;
+  baseUrl: string;
+  chatPath: string;
+  embeddingPath: string;
+  /** Full URLs computed from baseUrl and the paths. */
+  chatUrl: string;
+  embeddingUrl: string;
+  chat: JsonObject;
+  embedding: JsonObject;
+  http: HttpConfig;
+}
+
+export interface AzureOpenAIConfig {
+  type: 'azure_openai';
+  apiKey: string;
+  resourceName?: string;
+  /** Either given or `https://<resource_name>.openai.azure.com`; no trailing slash. */
+  endpoint: string;
+  /** True when the user gave `endpoint` rather than `resource_name`. */
+  endpointGiven: boolean;
+  apiVersion: string;
+  chatDeploymentId?: string;
+  embeddingDeploymentId?: string;
+  chat: JsonObject;
+  embedding: JsonObject;
+  http: HttpConfig;
+}
+
+export interface LocalConfig {
+  type: 'local';
+  dim: number;
+}
+
+export type LlmConfig = OpenAIConfig | AzureOpenAIConfig | LocalConfig;
+
+export const DEFAULT_TIMEOUT_MS = 60_000;
+export const DEFAULT_BASE_URL = 'https://api.openai.com';
+export const DEFAULT_CHAT_PATH = '/v1/chat/completions';
+export const DEFAULT_EMBEDDING_PATH = '/v1/embeddings';
+export const DEFAULT_CHAT_MODEL = 'gpt-3.5-turbo';
+export const DEFAULT_EMBEDDING_MODEL = 'text-embedding-ada-002';
+export const DEFAULT_LOCAL_DIM = 256;
+export const MAX_RETRY_BACKOFF_MS = 8_000;
+
+// ---------------------------------------------------------------------------------------------
+// Allow-list of provider hosts (operator flag --llm-allow-hosts)
+
+let allowedHosts: string[] | null = null;
+
+/**
+ * Restricts the hosts a base_url / endpoint / proxy may name (null = no restriction).
+ * Entries: `host` (any port), `host:port`, `*.domain` (any subdomain), IPv6 as `[::1]`.
+ * Checked when a config is parsed (create time) and again before every request, so a
+ * config stored before the list was narrowed cannot reach a host that is no longer allowed.
+ */
+export function setAllowedHosts(hosts: string[] | null): void {
+  allowedHosts = hosts === null ? null : hosts.map((h) => h.trim().toLowerCase()).filter((h) => h.length > 0);
+}
+
+export function getAllowedHosts(): readonly string[] | null {
+  return allowedHosts;
+}
+
+function defaultPort(url: URL): string {
+  return url.port || (url.protocol === 'https:' ? '443' : '80');
+}
+
+export function isHostAllowed(urlText: string): boolean {
+  if (allowedHosts === null) return true;
+  let url: URL;
+  try {
+    url = new URL(urlText);
+  } catch {
+    return false;
+  }
+  const host = url.hostname.toLowerCase();
+  const port = defaultPort(url);
+  return allowedHosts.some((entry) => {
+    let eh = entry;
+    let ep: string | undefined;
+    const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(entry);
+    if (m) {
+      eh = m[1]!;
+      ep = m[2];
+    }
+    if (ep !== undefined && ep !== port) return false;
+    if (eh.startsWith('*.')) return host.endsWith(eh.slice(1)) && host.length > eh.length - 1;
+    return eh === host;
+  });
+}
+
+/** Throws when the host of `url` is not on the allow-list. */
+export function assertHostAllowed(url: string, what: string): void {
+  if (!isHostAllowed(url)) {
+    let host = '?';
+    try {
+      host = new URL(url).host;
+    } catch {
+      /* keep '?' */
+    }
+    throw new LlmError(`${what} host '${host}' is not in the allowed LLM hosts`, 'config');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets
+
+const ENV_REF = /^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))$/;
+
+/** The environment variable an api_key refers to, or undefined for a literal key. */
+export function envVarName(apiKey: string): string | undefined {
+  const m = ENV_REF.exec(apiKey);
+  return m ? (m[1] ?? m[2]) : undefined;
+}
+
+/** The key to send now: the literal, or the current value of the referenced variable. */
+export function resolveApiKey(apiKey: string): string {
+  const name = envVarName(apiKey);
+  if (name === undefined) return apiKey;
+  const value = process.env[name];
+  if (value === undefined || value === '') {
+    throw new LlmError(`api_key refers to environment variable ${name}, which is not set`, 'config');
+  }
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation helpers
+
+function bad(msg: string): never {
+  throw new CommandError(`invalid LLM params: ${msg}`);
+}
+
+function isPlainObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function optObject(o: JsonObject, key: string, path: string): JsonObject | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (!isPlainObject(v)) bad(`'${path}' must be a JSON object`);
+  return v;
+}
+
+function optString(o: JsonObject, key: string, path: string): string | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || v.length === 0) bad(`'${path}' must be a non-empty string`);
+  return v;
+}
+
+function reqString(o: JsonObject, key: string, path: string, type: string): string {
+  const v = optString(o, key, path);
+  if (v === undefined) throw new CommandError(`invalid LLM params: '${path}' is required for type ${type}`);
+  return v;
+}
+
+function optInt(o: JsonObject, key: string, path: string, min: number, max: number): number | undefined {
+  let v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string' && /^\d+$/.test(v.trim())) v = Number(v.trim());
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    bad(`'${path}' must be an integer between ${min} and ${max}`);
+  }
+  return v;
+}
+
+function optBool(o: JsonObject, key: string, path: string): boolean | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean') bad(`'${path}' must be true or false`);
+  return v;
+}
+
+const MAX_DURATION_MS = 24 * 3600 * 1000;
+
+/** "5s", "500ms", "2m", "1h", "1.5s", a bare number (ms, as a number or a digit string). */
+export function parseDuration(v: unknown): number | undefined {
+  let ms: number;
+  if (typeof v === 'number') {
+    ms = v;
+  } else if (typeof v === 'string') {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$/i.exec(v);
+    if (!m) return undefined;
+    const n = Number(m[1]);
+    const unit = (m[2] ?? 'ms').toLowerCase();
+    const mult = unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'h' ? 3_600_000 : 60_000;
+    ms = n * mult;
+  } else {
+    return undefined;
+  }
+  if (!Number.isFinite(ms) || ms < 0 || ms > MAX_DURATION_MS) return undefined;
+  return Math.round(ms);
+}
+
+function optDuration(o: JsonObject, key: string, path: string, allowZero: boolean): number | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  const ms = parseDuration(v);
+  if (ms === undefined || (!allowZero && ms === 0)) {
+    bad(`'${path}' must be a duration such as "5s", "500ms", "1m" or a number of ms${allowZero ? '' : ' (> 0)'}, at most 24h`);
+  }
+  return ms;
+}
+
+/** Parses and checks an http(s) URL given by the user. */
+function parseHttpUrl(text: string, path: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    bad(`'${path}' is not a valid URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') bad(`'${path}' must use http or https`);
+  if (url.username || url.password) bad(`'${path}' must not contain credentials (use api_key)`);
+  if (url.search || url.hash || text.includes('?') || text.includes('#')) bad(`'${path}' must not contain a query or fragment`);
+  return url;
+}
+
+function bodyBase(o: JsonObject, key: string, defaultModel: string | undefined, controlled: string[]): JsonObject {
+  const given = optObject(o, key, key) ?? {};
+  // Deep copy through JSON so the stored config is plain data, detached from the caller.
+  const base = JSON.parse(JSON.stringify(given)) as JsonObject;
+  for (const k of controlled) delete base[k];
+  if (base.model === undefined || base.model === null) {
+    if (defaultModel !== undefined) base.model = defaultModel;
+    else delete base.model;
+  } else if (typeof base.model !== 'string' || base.model.length === 0) {
+    bad(`'${key}.model' must be a non-empty string`);
+  }
+  if (key === 'embedding' && base.dimensions !== undefined) {
+    const d = base.dimensions;
+    if (typeof d !== 'number' || !Number.isInteger(d) || d < 1 || d > 65536) bad(`'embedding.dimensions' must be a positive integer`);
+  }
+  if (key === 'embedding' && base.encoding_format !== undefined) {
+    if (base.encoding_format !== 'float' && base.encoding_format !== 'base64') bad(`'embedding.encoding_format' must be "float" or "base64"`);
+  }
+  return base;
+}
+
+// Fields the provider layer sets itself on every request.
+const CHAT_CONTROLLED = ['messages', 'stream', 'stream_options'];
+const EMBEDDING_CONTROLLED = ['input'];
+
+function parseHttp(o: JsonObject): HttpConfig {
+  const h = optObject(o, 'http', 'http') ?? {};
+  const pool = optObject(h, 'pool', 'http.pool') ?? {};
+  const cfg: HttpConfig = {
+    socketTimeoutMs: optDuration(h, 'socket_timeout', 'http.socket_timeout', false),
+    connectTimeoutMs: optDuration(h, 'connect_timeout', 'http.connect_timeout', false) ?? 5000,
+    verifyTls: optBool(h, 'enable_certificate_verification', 'http.enable_certificate_verification') ?? true,
+    maxRetries: optInt(h, 'max_retries', 'http.max_retries', 0, 10) ?? 2,
+    retryBackoffMs: optDuration(h, 'retry_backoff', 'http.retry_backoff', true) ?? 500,
+    pool: {
+      size: optInt(pool, 'size', 'http.pool.size', 1, 1024) ?? 16,
+      waitTimeoutMs: optDuration(pool, 'wait_timeout', 'http.pool.wait_timeout', true) ?? 0,
+      connectionLifetimeMs: optDuration(pool, 'connection_lifetime', 'http.pool.connection_lifetime', true) ?? 0,
+    },
+  };
+  const proxyHost = h.proxy_host === '' ? undefined : optString(h, 'proxy_host', 'http.proxy_host');
+  const proxyPort = h.proxy_port === 0 ? undefined : optInt(h, 'proxy_port', 'http.proxy_port', 1, 65535);
+  if (proxyHost !== undefined) {
+    cfg.proxyHost = proxyHost;
+    cfg.proxyPort = proxyPort;
+    let url: URL;
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(proxyHost)) {
+      try {
+        url = new URL(proxyHost);
+      } catch {
+        bad(`'http.proxy_host' is not a valid host or URL`);
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') bad(`'http.proxy_host' must use http or https`);
+      if (proxyPort !== undefined) url.port = String(proxyPort);
+    } else {
+      if (!/^(\[[0-9a-f:.]+\]|[A-Za-z0-9.-]+)$/i.test(proxyHost)) bad(`'http.proxy_host' is not a valid host`);
+      try {
+        url = new URL(`http://${proxyHost}:${proxyPort ?? 80}`);
+      } catch {
+        bad(`'http.proxy_host' is not a valid host`);
+      }
+    }
+    cfg.proxyUrl = url.toString();
+  } else if (proxyPort !== undefined) {
+    bad(`'http.proxy_port' needs 'http.proxy_host'`);
+  }
+  return cfg;
+}
+
+// ---------------------------------------------------------------------------------------------
+// URL joining
+
+/**
+ * Joins base_url and a request path. The rule:
+ *  1. The path gets a leading '/' if it has none; base_url's trailing '/' is dropped.
+ *  2. If base_url has no path, the result is base_url + path (the original's behaviour:
+ *     "https://api.openai.com" + "/v1/chat/completions").
+ *  3. Otherwise the longest run of segments that ENDS base_url's path and STARTS the path is
+ *     written once: "http://host:11434/v1" + "/v1/chat/completions" -> ".../v1/chat/completions",
+ *     "https://api.groq.com/openai/v1" + "/v1/chat/completions" -> ".../openai/v1/chat/completions",
+ *     "http://host/api" + "/v1/embeddings" -> "http://host/api/v1/embeddings" (no overlap).
+ * So the default paths work with both styles of base URL (with or without "/v1"). For an
+ * endpoint without "/v1" under a prefix (e.g. ".../v1beta/openai"), give chat_path
+ * "/chat/completions" and embedding_path "/embeddings".
+ */
+export function joinUrl(baseUrl: string, path: string): string {
+  const base = new URL(baseUrl);
+  const p = path.startsWith('/') ? path : `/${path}`;
+  const baseSegs = base.pathname.split('/').filter((s) => s.length > 0);
+  const pathSegs = p.split('/').filter((s, i) => i > 0 || s.length > 0);
+  let overlap = 0;
+  for (let k = Math.min(baseSegs.length, pathSegs.length); k > 0; k--) {
+    let ok = true;
+    for (let i = 0; i < k; i++) {
+      if (baseSegs[baseSegs.length - k + i] !== pathSegs[i]) {
+        ok = false;
+        break;
+      }
+    }
+    if (ok) {
+      overlap = k;
+      break;
+    }
+  }
+  const segs = [...baseSegs, ...pathSegs.slice(overlap)];
+  return `${base.origin}/${segs.join('/')}`;
+}
+
+function normalisePath(o: JsonObject, key: string, dflt: string): string {
+  const v = optString(o, key, key) ?? dflt;
+  if (/[?#\s]/.test(v) || /^[a-z][a-z0-9+.-]*:/i.test(v)) bad(`'${key}' must be a URL path such as "${dflt}"`);
+  const p = v.startsWith('/') ? v : `/${v}`;
+  if (p.split('/').some((s) => s === '..' || s === '.')) bad(`'${key}' must not contain '.' or '..' segments`);
+  return p;
+}
+
+function stripTrailingSlash(s: string): string {
+  return s.replace(/\/+$/, '');
+}
+
+// ---------------------------------------------------------------------------------------------
+// parseLlmConfig
+
+/**
+ * Validates and normalises a CREATE-LLM type and params. Throws CommandError with a clear
+ * message (never containing the api key) on any problem.
+ */
+export function parseLlmConfig(type: string | undefined, params: unknown): LlmConfig {
+  const t = (type ?? 'openai').toLowerCase();
+  if (t !== 'openai' && t !== 'azure_openai' && t !== 'local') throw new CommandError(`unknown LLM model: ${type}`);
+  if (params !== undefined && params !== null && !isPlainObject(params)) bad('expected a JSON object');
+  const o: JsonObject = (params as JsonObject | null | undefined) ?? {};
+
+  if (t === 'local') {
+    return { type: 'local', dim: optInt(o, 'dim', 'dim', 8, 4096) ?? DEFAULT_LOCAL_DIM };
+  }
+
+  const apiKey = reqString(o, 'api_key', 'api_key', t);
+  if (/[\r\n]/.test(apiKey)) bad(`'api_key' must not contain line breaks`);
+  const http = parseHttp(o);
+  if (http.proxyUrl !== undefined) assertHostAllowed(http.proxyUrl, 'proxy');
+
+  if (t === 'openai') {
+    const baseText = stripTrailingSlash(optString(o, 'base_url', 'base_url') ?? DEFAULT_BASE_URL);
+    const base = parseHttpUrl(baseText, 'base_url');
+    const baseUrl = stripTrailingSlash(`${base.origin}${base.pathname}`);
+    assertHostAllowed(baseUrl, 'base_url');
+    const chatPath = normalisePath(o, 'chat_path', DEFAULT_CHAT_PATH);
+    const embeddingPath = normalisePath(o, 'embedding_path', DEFAULT_EMBEDDING_PATH);
+    return {
+      type: 'openai',
+      apiKey,
+      baseUrl,
+      chatPath,
+      embeddingPath,
+      chatUrl: joinUrl(baseUrl, chatPath),
+      embeddingUrl: joinUrl(baseUrl, embeddingPath),
+      chat: bodyBase(o, 'chat', DEFAULT_CHAT_MODEL, CHAT_CONTROLLED),
+      embedding: bodyBase(o, 'embedding', DEFAULT_EMBEDDING_MODEL, EMBEDDING_CONTROLLED),
+      http,
+    };
+  }
+
+  // azure_openai
+  const apiVersion = reqString(o, 'api_version', 'api_version', t);
+  if (!/^[A-Za-z0-9._-]+$/.test(apiVersion)) bad(`'api_version' must look like "2024-02-01"`);
+  const resourceName = optString(o, 'resource_name', 'resource_name');
+  const endpointText = optString(o, 'endpoint', 'endpoint');
+  if (resourceName !== undefined && endpointText !== undefined) bad(`give either 'resource_name' or 'endpoint', not both`);
+  let endpoint: string;
+  if (endpointText !== undefined) {
+    const u = parseHttpUrl(stripTrailingSlash(endpointText), 'endpoint');
+    endpoint = stripTrailingSlash(`${u.origin}${u.pathname}`);
+  } else if (resourceName !== undefined) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/.test(resourceName)) bad(`'resource_name' must be an Azure resource name (letters, digits, '-')`);
+    endpoint = `https://${resourceName}.openai.azure.com`;
+  } else {
+    throw new CommandError(`invalid LLM params: 'resource_name' or 'endpoint' is required for type azure_openai`);
+  }
+  assertHostAllowed(endpoint, 'endpoint');
+  const both = optString(o, 'deployment_id', 'deployment_id');
+  const chatDeploymentId = optString(o, 'chat_deployment_id', 'chat_deployment_id') ?? both;
+  const embeddingDeploymentId = optString(o, 'embedding_deployment_id', 'embedding_deployment_id') ?? both;
+  if (chatDeploymentId === undefined && embeddingDeploymentId === undefined) {
+    throw new CommandError(
+      `invalid LLM params: 'chat_deployment_id' or 'embedding_deployment_id' is required for type azure_openai`,
+    );
+  }
+  return {
+    type: 'azure_openai',
+    apiKey,
+    resourceName,
+    endpoint,
+    endpointGiven: endpointText !== undefined,
+    apiVersion,
+    chatDeploymentId,
+    embeddingDeploymentId,
+    chat: bodyBase(o, 'chat', undefined, CHAT_CONTROLLED),
+    embedding: bodyBase(o, 'embedding', undefined, EMBEDDING_CONTROLLED),
+    http,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Back to params, redaction
+
+function httpToParams(h: HttpConfig, redact: boolean): JsonObject {
+  const out: JsonObject = {};
+  if (h.socketTimeoutMs !== undefined) out.socket_timeout = `${h.socketTimeoutMs}ms`;
+  out.connect_timeout = `${h.connectTimeoutMs}ms`;
+  if (h.proxyHost !== undefined) {
+    out.proxy_host = redact ? redactUrlCredentials(h.proxyHost) : h.proxyHost;
+    if (h.proxyPort !== undefined) out.proxy_port = h.proxyPort;
+  }
+  out.enable_certificate_verification = h.verifyTls;
+  out.max_retries = h.maxRetries;
+  out.retry_backoff = `${h.retryBackoffMs}ms`;
+  out.pool = {
+    size: h.pool.size,
+    wait_timeout: `${h.pool.waitTimeoutMs}ms`,
+    connection_lifetime: `${h.pool.connectionLifetimeMs}ms`,
+  };
+  return out;
+}
+
+function redactUrlCredentials(text: string): string {
+  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1[redacted]@');
+}
+
+/** Shown instead of a literal api key. An env reference ("$NAME") is not secret and is shown. */
+export const REDACTED = '[redacted]';
+
+function paramsOf(cfg: LlmConfig, redact: boolean): JsonObject {
+  const key = (k: string) => (redact && envVarName(k) === undefined ? REDACTED : k);
+  switch (cfg.type) {
+    case 'local':
+      return { dim: cfg.dim };
+    case 'openai':
+      return {
+        api_key: key(cfg.apiKey),
+        base_url: cfg.baseUrl,
+        chat_path: cfg.chatPath,
+        embedding_path: cfg.embeddingPath,
+        chat: structuredClone(cfg.chat),
+        embedding: structuredClone(cfg.embedding),
+        http: httpToParams(cfg.http, redact),
+      };
+    case 'azure_openai': {
+      const out: JsonObject = { api_key: key(cfg.apiKey), api_version: cfg.apiVersion };
+      if (cfg.endpointGiven) out.endpoint = cfg.endpoint;
+      else out.resource_name = cfg.resourceName;
+      if (cfg.chatDeploymentId !== undefined) out.chat_deployment_id = cfg.chatDeploymentId;
+      if (cfg.embeddingDeploymentId !== undefined) out.embedding_deployment_id = cfg.embeddingDeploymentId;
+      out.chat = structuredClone(cfg.chat);
+      out.embedding = structuredClone(cfg.embedding);
+      out.http = httpToParams(cfg.http, redact);
+      return out;
+    }
+  }
+}
+
+/**
+ * The normalised config as CREATE-LLM type + params, secrets included: for persistence.
+ * `parseLlmConfig(r.type, r.params)` gives back an equivalent config.
+ */
+export function configToParams(cfg: LlmConfig): { type: LlmConfig['type']; params: JsonObject } {
+  return { type: cfg.type, params: paramsOf(cfg, false) };
+}
+
+/**
+ * A JSON-able copy for display (LLM.INFO): like configToParams but a literal api_key is
+ * replaced by "[redacted]" and proxy credentials are masked. "$NAME" references are kept.
+ * Also lists the effective request URLs.
+ */
+export function redactConfig(cfg: LlmConfig): JsonObject {
+  const out: JsonObject = { type: cfg.type, params: paramsOf(cfg, true) };
+  if (cfg.type === 'openai') out.urls = { chat: cfg.chatUrl, embedding: cfg.embeddingUrl };
+  if (cfg.type === 'azure_openai') {
+    const urls: JsonObject = {};
+    if (cfg.chatDeploymentId) urls.chat = azureUrl(cfg, cfg.chatDeploymentId, 'chat/completions');
+    if (cfg.embeddingDeploymentId) urls.embedding = azureUrl(cfg, cfg.embeddingDeploymentId, 'embeddings');
+    out.urls = urls;
+  }
+  return out;
+}
+
+/** `<endpoint>/openai/deployments/<id>/<op>?api-version=<v>` as the Azure SDK builds it. */
+export function azureUrl(cfg: AzureOpenAIConfig, deployment: string, op: string): string {
+  return `${cfg.endpoint}/openai/deployments/${encodeURIComponent(deployment)}/${op}?api-version=${encodeURIComponent(cfg.apiVersion)}`;
+}

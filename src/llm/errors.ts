@@ -1,0 +1,161 @@
+/**
+ * Failure mapping for provider calls. Every failure becomes ONE `LlmError` whose message we
+ * build from whitelisted pieces (HTTP status, a sanitised error code, a fixed cause phrase):
+ * never from SDK or server text, which can echo the API key (OpenAI's 401 body does) or a
+ * proxy URL with credentials. `scrub` is only for log lines, as a second line of defence.
+ */
+import { STATUS_CODES } from 'node:http';
+import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import { CommandError } from '../errors.js';
+
+export type LlmErrorKind =
+  | 'config' // bad or incomplete configuration, missing env var, host not allowed
+  | 'http' // the server answered with an error status
+  | 'timeout' // the call's deadline passed
+  | 'aborted' // the caller's AbortSignal fired
+  | 'connection' // could not connect / connection dropped before the answer
+  | 'stream' // a streaming answer broke off midway
+  | 'malformed' // the answer could not be understood
+  | 'pool' // no pool slot within pool.wait_timeout, or provider closed
+  | 'unsupported'; // operation not offered by this provider type
+
+export class LlmError extends CommandError {
+  readonly kind: LlmErrorKind;
+  /** HTTP status for kind 'http'. */
+  readonly status?: number;
+  /** Whether the retry policy may try again. */
+  readonly retryable: boolean;
+  /** Server-requested wait (retry-after-ms / retry-after) in ms, if any. */
+  readonly retryAfterMs?: number;
+
+  constructor(
+    message: string,
+    kind: LlmErrorKind,
+    extra: { status?: number; retryable?: boolean; retryAfterMs?: number } = {},
+  ) {
+    super(message);
+    this.name = 'LlmError';
+    this.kind = kind;
+    this.status = extra.status;
+    this.retryable = extra.retryable ?? false;
+    this.retryAfterMs = extra.retryAfterMs;
+  }
+}
+
+export const timeoutError = (ms: number) => new LlmError(`LLM request timed out after ${ms} ms`, 'timeout');
+export const abortedError = () => new LlmError('LLM request aborted', 'aborted');
+export const malformedError = () => new LlmError('LLM response was malformed', 'malformed');
+
+/** Statuses worth another attempt (as the OpenAI SDK: 408, 409, 429 and 5xx). */
+export function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 409 || status === 429 || status >= 500;
+}
+
+/** An error code from the server body is shown only if it looks like an identifier. */
+function safeCode(code: unknown): string | undefined {
+  return typeof code === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(code) ? code : undefined;
+}
+
+function reason(status: number): string {
+  return STATUS_CODES[status] ?? 'Unknown Status';
+}
+
+/** Parses retry-after-ms (ms) or retry-after (seconds or an HTTP date). */
+export function retryAfterMs(headers: Headers | undefined | null): number | undefined {
+  if (!headers || typeof headers.get !== 'function') return undefined;
+  const ms = headers.get('retry-after-ms');
+  if (ms != null && /^\d+(\.\d+)?$/.test(ms.trim())) return Number(ms);
+  const ra = headers.get('retry-after');
+  if (ra == null) return undefined;
+  if (/^\d+(\.\d+)?$/.test(ra.trim())) return Number(ra) * 1000;
+  const date = Date.parse(ra);
+  if (!Number.isNaN(date)) return Math.max(0, date - Date.now());
+  return undefined;
+}
+
+/** All `code` values and error names in an error's cause chain. */
+function causeCodes(err: unknown): string[] {
+  const out: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; depth < 8 && e && typeof e === 'object'; depth++) {
+    const o = e as { code?: unknown; name?: unknown; message?: unknown; cause?: unknown };
+    if (typeof o.code === 'string') out.push(o.code);
+    if (typeof o.name === 'string') out.push(o.name);
+    if (typeof o.message === 'string' && o.message === 'terminated') out.push('terminated');
+    e = o.cause;
+  }
+  return out;
+}
+
+/** A fixed phrase for a network failure, derived only from error codes. */
+function connectionCause(err: unknown): { phrase: string; retryable: boolean } {
+  const codes = causeCodes(err);
+  const has = (...c: string[]) => codes.some((x) => c.includes(x));
+  if (has('ECONNREFUSED')) return { phrase: 'connection refused', retryable: true };
+  if (has('ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME')) return { phrase: 'host not found', retryable: true };
+  if (has('UND_ERR_CONNECT_TIMEOUT', 'ConnectTimeoutError', 'ETIMEDOUT'))
+    return { phrase: 'connect timed out', retryable: true };
+  if (has('EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN')) return { phrase: 'host unreachable', retryable: true };
+  if (codes.some((c) => /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT/.test(c)))
+    return { phrase: 'TLS certificate verification failed', retryable: false };
+  if (codes.some((c) => /^ERR_SSL|^ERR_TLS|^EPROTO$/.test(c))) return { phrase: 'TLS handshake failed', retryable: true };
+  if (has('UND_ERR_PRX_TLS', 'UND_ERR_ABORTED') && codes.some((c) => /proxy/i.test(c)))
+    return { phrase: 'proxy connection failed', retryable: true };
+  if (has('ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'SocketError', 'terminated', 'UND_ERR_CLOSED'))
+    return { phrase: 'connection reset', retryable: true };
+  return { phrase: 'connection error', retryable: true };
+}
+
+/**
+ * Maps anything a provider call can throw to an LlmError. `streaming` tells that response
+ * chunks had started to arrive: a broken connection is then a broken stream.
+ */
+export function toLlmError(err: unknown, ctx: { streaming?: boolean } = {}): LlmError {
+  if (err instanceof LlmError) return err;
+  if (err instanceof CommandError) return new LlmError(err.message, 'config');
+  if (err instanceof APIUserAbortError) return abortedError();
+  if (err instanceof APIConnectionTimeoutError) return new LlmError('LLM request timed out', 'timeout');
+  if (err instanceof APIConnectionError) {
+    const { phrase, retryable } = connectionCause(err);
+    return new LlmError(`LLM request failed: ${phrase}`, 'connection', { retryable });
+  }
+  if (err instanceof APIError) {
+    if (typeof err.status === 'number') {
+      const status = err.status;
+      const code = safeCode(err.code) ?? safeCode(err.type);
+      return new LlmError(`LLM request failed: ${status} ${reason(status)}${code ? ` (${code})` : ''}`, 'http', {
+        status,
+        retryable: isRetryableStatus(status),
+        retryAfterMs: retryAfterMs(err.headers),
+      });
+    }
+    // An `error` object sent inside a stream (no HTTP status).
+    const code = safeCode(err.code) ?? safeCode(err.type);
+    return new LlmError(`LLM request failed: the server reported an error${code ? ` (${code})` : ''}`, 'http');
+  }
+  if (err instanceof SyntaxError) return malformedError();
+  if (err && typeof err === 'object' && (err as { name?: unknown }).name === 'AbortError') return abortedError();
+  // Errors raised while reading a body (undici: TypeError('terminated') with a SocketError cause).
+  const codes = causeCodes(err);
+  if (codes.length > 0 && codes.some((c) => /^(E[A-Z]+|UND_ERR_.*|terminated|SocketError)$/.test(c))) {
+    if (ctx.streaming) return new LlmError('LLM response stream was interrupted', 'stream', { retryable: true });
+    const { phrase, retryable } = connectionCause(err);
+    return new LlmError(`LLM request failed: ${phrase}`, 'connection', { retryable });
+  }
+  return new LlmError('LLM request failed: unexpected error', 'connection');
+}
+
+/**
+ * Removes secrets from text meant for logs: the given literal secrets, bearer tokens,
+ * OpenAI-style keys and URL credentials.
+ */
+export function scrub(text: string, secrets: Iterable<string | undefined> = []): string {
+  let out = text;
+  for (const s of secrets) {
+    if (s && s.length >= 4) out = out.split(s).join('[redacted]');
+  }
+  return out
+    .replace(/(Bearer\s+)[^\s"',]+/gi, '$1[redacted]')
+    .replace(/\bsk-[A-Za-z0-9_*.-]{6,}/g, '[redacted]')
+    .replace(/(\/\/)[^/@\s:]+:[^/@\s]*@/g, '$1[redacted]@');
+}

@@ -1,0 +1,55 @@
+/**
+ * The LLM provider layer. The command layer's whole API:
+ *
+ *   const cfg = parseLlmConfig(type, params);    // CREATE-LLM validation (throws CommandError)
+ *   const llm = createProvider(cfg);             // cheap, no network
+ *   await llm.chat([{ role: 'user', content }], { timeoutMs, signal, onDelta });
+ *   await llm.embed(texts, { timeoutMs, signal });
+ *   llm.stats.snapshot();                        // INFO llm
+ *   redactConfig(cfg);                           // LLM.INFO (no secrets)
+ *   configToParams(cfg);                         // persistence (type + params, re-parseable)
+ *   llm.close();                                 // when the key is overwritten or deleted
+ *   setAllowedHosts(['api.openai.com']);         // --llm-allow-hosts
+ *
+ * Every failure is an LlmError (a CommandError: `-ERR <message>`), with a message that names
+ * the cause and never contains an API key.
+ */
+import type { LlmConfig } from './config.js';
+import { LocalProvider } from './local.js';
+import { OpenAICompatibleProvider } from './openai-provider.js';
+import type { LlmProvider } from './types.js';
+
+export * from './types.js';
+export {
+  parseLlmConfig,
+  redactConfig,
+  configToParams,
+  setAllowedHosts,
+  getAllowedHosts,
+  isHostAllowed,
+  resolveApiKey,
+  envVarName,
+  joinUrl,
+  parseDuration,
+  DEFAULT_TIMEOUT_MS,
+  type LlmConfig,
+  type OpenAIConfig,
+  type AzureOpenAIConfig,
+  type LocalConfig,
+  type HttpConfig,
+} from './config.js';
+export { LlmError, type LlmErrorKind } from './errors.js';
+export { LlmStats, LATENCY_WINDOW } from './stats.js';
+export { localEmbed, tokenize, LocalProvider } from './local.js';
+export { OpenAICompatibleProvider, MAX_EMBED_BATCH } from './openai-provider.js';
+
+/** A provider for a parsed config. No network happens here. */
+export function createProvider(config: LlmConfig): LlmProvider {
+  switch (config.type) {
+    case 'local':
+      return new LocalProvider(config.dim);
+    case 'openai':
+    case 'azure_openai':
+      return new OpenAICompatibleProvider(config);
+  }
+}

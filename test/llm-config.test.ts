@@ -1,0 +1,342 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { CommandError } from '../src/errors.js';
+import {
+  LATENCY_WINDOW,
+  LlmError,
+  LlmStats,
+  configToParams,
+  createProvider,
+  joinUrl,
+  localEmbed,
+  parseDuration,
+  parseLlmConfig,
+  redactConfig,
+  setAllowedHosts,
+  type AzureOpenAIConfig,
+  type OpenAIConfig,
+} from '../src/llm/index.js';
+
+const KEY = 'sk-test-CONFIG-5f3a9b1c7d';
+
+function errorOf(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected a throw');
+}
+
+afterEach(() => setAllowedHosts(null));
+
+describe('parseLlmConfig: openai', () => {
+  it('applies the original defaults plus base_url', () => {
+    const cfg = parseLlmConfig(undefined, { api_key: KEY }) as OpenAIConfig;
+    expect(cfg.type).toBe('openai');
+    expect(cfg.baseUrl).toBe('https://api.openai.com');
+    expect(cfg.chatPath).toBe('/v1/chat/completions');
+    expect(cfg.embeddingPath).toBe('/v1/embeddings');
+    expect(cfg.chatUrl).toBe('https://api.openai.com/v1/chat/completions');
+    expect(cfg.embeddingUrl).toBe('https://api.openai.com/v1/embeddings');
+    expect(cfg.chat).toEqual({ model: 'gpt-3.5-turbo' });
+    expect(cfg.embedding).toEqual({ model: 'text-embedding-ada-002' });
+    expect(cfg.http).toMatchObject({
+      socketTimeoutMs: undefined,
+      connectTimeoutMs: 5000,
+      verifyTls: true,
+      maxRetries: 2,
+      retryBackoffMs: 500,
+      pool: { size: 16, waitTimeoutMs: 0, connectionLifetimeMs: 0 },
+    });
+  });
+
+  it('keeps extra body fields, drops the ones the layer controls, and parses http', () => {
+    const cfg = parseLlmConfig('OpenAI', {
+      api_key: KEY,
+      base_url: 'http://localhost:11434/v1/',
+      chat: { model: 'llama3', temperature: 0.2, messages: ['x'], stream: true },
+      embedding: { model: 'nomic', dimensions: 8, input: 'x' },
+      http: {
+        socket_timeout: '5s',
+        connect_timeout: '500ms',
+        max_retries: 0,
+        retry_backoff: 10,
+        proxy_host: 'proxy.local',
+        proxy_port: 3128,
+        pool: { size: 3, wait_timeout: '1m', connection_lifetime: '2s' },
+      },
+    }) as OpenAIConfig;
+    expect(cfg.baseUrl).toBe('http://localhost:11434/v1');
+    expect(cfg.chatUrl).toBe('http://localhost:11434/v1/chat/completions');
+    expect(cfg.chat).toEqual({ model: 'llama3', temperature: 0.2 });
+    expect(cfg.embedding).toEqual({ model: 'nomic', dimensions: 8 });
+    expect(cfg.http).toMatchObject({
+      socketTimeoutMs: 5000,
+      connectTimeoutMs: 500,
+      maxRetries: 0,
+      retryBackoffMs: 10,
+      proxyUrl: 'http://proxy.local:3128/',
+      pool: { size: 3, waitTimeoutMs: 60_000, connectionLifetimeMs: 2000 },
+    });
+  });
+
+  it('refuses an unknown type', () => {
+    const e = errorOf(() => parseLlmConfig('llama', { api_key: KEY }));
+    expect(e).toBeInstanceOf(CommandError);
+    expect(e.message).toBe('unknown LLM model: llama');
+  });
+
+  it.each<[unknown, RegExp]>([
+    ['not an object', /expected a JSON object/],
+    [[1, 2], /expected a JSON object/],
+    [{}, /'api_key' is required for type openai/],
+    [{ api_key: 42 }, /'api_key' must be a non-empty string/],
+    [{ api_key: '' }, /'api_key' must be a non-empty string/],
+    [{ api_key: KEY, chat: 'gpt-4' }, /'chat' must be a JSON object/],
+    [{ api_key: KEY, chat: { model: 5 } }, /'chat.model' must be a non-empty string/],
+    [{ api_key: KEY, embedding: { dimensions: -3 } }, /'embedding.dimensions'/],
+    [{ api_key: KEY, embedding: { encoding_format: 'int8' } }, /'embedding.encoding_format'/],
+    [{ api_key: KEY, base_url: 'ftp://example.com' }, /'base_url' must use http or https/],
+    [{ api_key: KEY, base_url: 'file:///etc/passwd' }, /'base_url' must use http or https/],
+    [{ api_key: KEY, base_url: 'javascript:alert(1)' }, /'base_url' must use http or https/],
+    [{ api_key: KEY, base_url: 'not a url' }, /'base_url' is not a valid URL/],
+    [{ api_key: KEY, base_url: 'https://u:p@example.com' }, /must not contain credentials/],
+    [{ api_key: KEY, base_url: 'https://example.com/v1?x=1' }, /must not contain a query/],
+    [{ api_key: KEY, base_url: 7 }, /'base_url' must be a non-empty string/],
+    [{ api_key: KEY, chat_path: 'http://evil/x' }, /'chat_path' must be a URL path/],
+    [{ api_key: KEY, chat_path: '/a/../b' }, /'chat_path' must not contain/],
+    [{ api_key: KEY, http: 'fast' }, /'http' must be a JSON object/],
+    [{ api_key: KEY, http: { socket_timeout: '12abc' } }, /'http.socket_timeout' must be a duration/],
+    [{ api_key: KEY, http: { socket_timeout: -1 } }, /'http.socket_timeout' must be a duration/],
+    [{ api_key: KEY, http: { socket_timeout: '0s' } }, /'http.socket_timeout' must be a duration/],
+    [{ api_key: KEY, http: { connect_timeout: true } }, /'http.connect_timeout' must be a duration/],
+    [{ api_key: KEY, http: { pool: { size: 0 } } }, /'http.pool.size' must be an integer between 1 and 1024/],
+    [{ api_key: KEY, http: { pool: { size: 2.5 } } }, /'http.pool.size'/],
+    [{ api_key: KEY, http: { pool: [] } }, /'http.pool' must be a JSON object/],
+    [{ api_key: KEY, http: { max_retries: 99 } }, /'http.max_retries'/],
+    [{ api_key: KEY, http: { proxy_port: 8080 } }, /'http.proxy_port' needs 'http.proxy_host'/],
+    [{ api_key: KEY, http: { proxy_host: 'a b' } }, /'http.proxy_host' is not a valid host/],
+    [{ api_key: KEY, http: { proxy_host: 'socks5://p:1' } }, /'http.proxy_host' must use http or https/],
+    [{ api_key: KEY, http: { enable_certificate_verification: 'no' } }, /enable_certificate_verification/],
+  ])('rejects %j', (params, re) => {
+    const e = errorOf(() => parseLlmConfig('openai', params));
+    expect(e).toBeInstanceOf(CommandError);
+    expect(e.message).toMatch(/^invalid LLM params: /);
+    expect(e.message).toMatch(re);
+    expect(e.message).not.toContain(KEY);
+  });
+});
+
+describe('parseLlmConfig: azure_openai and local', () => {
+  it('builds the endpoint from resource_name and accepts either deployment', () => {
+    const cfg = parseLlmConfig('azure_openai', {
+      api_key: KEY,
+      resource_name: 'my-res',
+      chat_deployment_id: 'gpt4o',
+      api_version: '2024-02-01',
+    }) as AzureOpenAIConfig;
+    expect(cfg.endpoint).toBe('https://my-res.openai.azure.com');
+    expect(cfg.chatDeploymentId).toBe('gpt4o');
+    expect(cfg.embeddingDeploymentId).toBeUndefined();
+    expect(cfg.chat).toEqual({}); // no default model: the deployment decides
+    const legacy = parseLlmConfig('azure_openai', {
+      api_key: KEY,
+      endpoint: 'https://x.example.com/',
+      deployment_id: 'both',
+      api_version: 'v1',
+    }) as AzureOpenAIConfig;
+    expect(legacy.endpoint).toBe('https://x.example.com');
+    expect(legacy.chatDeploymentId).toBe('both');
+    expect(legacy.embeddingDeploymentId).toBe('both');
+  });
+
+  it.each<[unknown, RegExp]>([
+    [{ resource_name: 'r', chat_deployment_id: 'd', api_version: 'v' }, /'api_key' is required/],
+    [{ api_key: KEY, resource_name: 'r', chat_deployment_id: 'd' }, /'api_version' is required/],
+    [{ api_key: KEY, chat_deployment_id: 'd', api_version: 'v' }, /'resource_name' or 'endpoint' is required/],
+    [{ api_key: KEY, resource_name: 'r', endpoint: 'https://e', chat_deployment_id: 'd', api_version: 'v' }, /either 'resource_name' or 'endpoint'/],
+    [{ api_key: KEY, resource_name: 'r', api_version: 'v' }, /'chat_deployment_id' or 'embedding_deployment_id' is required/],
+    [{ api_key: KEY, resource_name: 'bad/name', chat_deployment_id: 'd', api_version: 'v' }, /'resource_name'/],
+    [{ api_key: KEY, endpoint: 'gopher://x', chat_deployment_id: 'd', api_version: 'v' }, /'endpoint' must use http or https/],
+  ])('rejects %j', (params, re) => {
+    const e = errorOf(() => parseLlmConfig('azure_openai', params));
+    expect(e).toBeInstanceOf(CommandError);
+    expect(e.message).toMatch(re);
+    expect(e.message).not.toContain(KEY);
+  });
+
+  it('local: dim default and range', () => {
+    expect(parseLlmConfig('local', undefined)).toEqual({ type: 'local', dim: 256 });
+    expect(parseLlmConfig('LOCAL', { dim: 32 })).toEqual({ type: 'local', dim: 32 });
+    expect(errorOf(() => parseLlmConfig('local', { dim: 'big' })).message).toMatch(/'dim' must be an integer between 8 and 4096/);
+    expect(errorOf(() => parseLlmConfig('local', { dim: 1e6 })).message).toMatch(/'dim'/);
+  });
+});
+
+describe('durations and URL joining', () => {
+  it('parses durations like the original, plus numbers of ms', () => {
+    expect(parseDuration('5s')).toBe(5000);
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('2m')).toBe(120_000);
+    expect(parseDuration('1h')).toBe(3_600_000);
+    expect(parseDuration('1.5s')).toBe(1500);
+    expect(parseDuration(250)).toBe(250);
+    expect(parseDuration('250')).toBe(250);
+    for (const bad of ['12abc', '-1s', 's', '', '1d', NaN, -5, Infinity, null, {}]) expect(parseDuration(bad)).toBeUndefined();
+  });
+
+  it.each([
+    ['https://api.openai.com', '/v1/chat/completions', 'https://api.openai.com/v1/chat/completions'],
+    ['https://api.openai.com/', 'v1/embeddings', 'https://api.openai.com/v1/embeddings'],
+    ['http://host:11434/v1', '/v1/chat/completions', 'http://host:11434/v1/chat/completions'],
+    ['http://host:11434/v1', '/chat/completions', 'http://host:11434/v1/chat/completions'],
+    ['https://api.groq.com/openai/v1', '/v1/chat/completions', 'https://api.groq.com/openai/v1/chat/completions'],
+    ['https://api.deepseek.com', '/v1/chat/completions', 'https://api.deepseek.com/v1/chat/completions'],
+    ['http://host/api', '/v1/embeddings', 'http://host/api/v1/embeddings'],
+    ['http://host/api/v1', '/api/v1/embeddings', 'http://host/api/v1/embeddings'],
+    ['https://g.example.com/v1beta/openai', '/chat/completions', 'https://g.example.com/v1beta/openai/chat/completions'],
+  ])('joinUrl(%s, %s)', (base, path, want) => {
+    expect(joinUrl(base, path)).toBe(want);
+  });
+});
+
+describe('secrets and redaction', () => {
+  it('redactConfig hides a literal key and shows an env reference', () => {
+    const literal = parseLlmConfig('openai', { api_key: KEY, base_url: 'http://127.0.0.1:9/v1' });
+    const shown = redactConfig(literal);
+    expect(JSON.stringify(shown)).not.toContain(KEY);
+    expect(shown).toMatchObject({
+      type: 'openai',
+      params: { api_key: '[redacted]', base_url: 'http://127.0.0.1:9/v1' },
+      urls: { chat: 'http://127.0.0.1:9/v1/chat/completions' },
+    });
+    const env = parseLlmConfig('openai', { api_key: '$OPENAI_API_KEY' });
+    expect(redactConfig(env)).toMatchObject({ params: { api_key: '$OPENAI_API_KEY' } });
+    const azure = parseLlmConfig('azure_openai', { api_key: KEY, resource_name: 'r', embedding_deployment_id: 'emb', api_version: '2024-02-01' });
+    const az = redactConfig(azure);
+    expect(JSON.stringify(az)).not.toContain(KEY);
+    expect(az).toMatchObject({ urls: { embedding: 'https://r.openai.azure.com/openai/deployments/emb/embeddings?api-version=2024-02-01' } });
+  });
+
+  it('redactConfig masks proxy credentials', () => {
+    const cfg = parseLlmConfig('openai', { api_key: KEY, http: { proxy_host: 'http://user:hunter2@proxy:8080' } });
+    expect(JSON.stringify(redactConfig(cfg))).not.toContain('hunter2');
+  });
+
+  it('configToParams round-trips through parseLlmConfig', () => {
+    const samples = [
+      parseLlmConfig('openai', {
+        api_key: '$K',
+        base_url: 'http://h:1/v1',
+        chat: { model: 'm', temperature: 0 },
+        http: { socket_timeout: '3s', pool: { size: 2, wait_timeout: '1s' }, proxy_host: 'p', proxy_port: 1 },
+      }),
+      parseLlmConfig('azure_openai', { api_key: KEY, endpoint: 'https://e.example', chat_deployment_id: 'c', api_version: 'v' }),
+      parseLlmConfig('azure_openai', { api_key: KEY, resource_name: 'r', deployment_id: 'c', api_version: 'v' }),
+      parseLlmConfig('local', { dim: 64 }),
+    ];
+    for (const cfg of samples) {
+      const { type, params } = configToParams(cfg);
+      expect(parseLlmConfig(type, JSON.parse(JSON.stringify(params)))).toEqual(cfg);
+    }
+  });
+});
+
+describe('host allow-list', () => {
+  it('refuses hosts not listed, at parse time', () => {
+    setAllowedHosts(['api.openai.com', 'localhost:11434', '*.openai.azure.com']);
+    expect(() => parseLlmConfig('openai', { api_key: KEY })).not.toThrow();
+    expect(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'http://localhost:11434/v1' })).not.toThrow();
+    expect(() =>
+      parseLlmConfig('azure_openai', { api_key: KEY, resource_name: 'r', deployment_id: 'd', api_version: 'v' }),
+    ).not.toThrow();
+    const e1 = errorOf(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'http://169.254.169.254/latest' }));
+    expect(e1).toBeInstanceOf(CommandError);
+    expect(e1.message).toBe("base_url host '169.254.169.254' is not in the allowed LLM hosts");
+    expect(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'http://localhost:6379' })).toThrow(/not in the allowed/);
+    expect(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'https://openai.azure.com.evil.io' })).toThrow(/not in the allowed/);
+    expect(() =>
+      parseLlmConfig('azure_openai', { api_key: KEY, endpoint: 'http://10.0.0.1', deployment_id: 'd', api_version: 'v' }),
+    ).toThrow(/endpoint host '10.0.0.1' is not in the allowed/);
+    expect(() =>
+      parseLlmConfig('openai', { api_key: KEY, http: { proxy_host: '10.0.0.2', proxy_port: 3128 } }),
+    ).toThrow(/proxy host '10.0.0.2:3128' is not in the allowed/);
+    // local never touches the network
+    expect(() => parseLlmConfig('local', {})).not.toThrow();
+    setAllowedHosts(null);
+    expect(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'http://169.254.169.254' })).not.toThrow();
+  });
+});
+
+describe('local embedder', () => {
+  const cos = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i]!, 0);
+
+  it('is deterministic, unit length, of the configured dimension', () => {
+    const a = localEmbed('The quick brown fox jumps over the lazy dog', 128);
+    const b = localEmbed('The quick brown fox jumps over the lazy dog', 128);
+    expect(a).toEqual(b);
+    expect(a).toHaveLength(128);
+    expect(Math.abs(cos(a, a) - 1)).toBeLessThan(1e-9);
+    // case, accents and punctuation are normalised away
+    expect(localEmbed('Café, RÉSUMÉ!', 64)).toEqual(localEmbed('cafe resume', 64));
+  });
+
+  it('gives the zero vector to text without letters or digits', () => {
+    expect(localEmbed('', 16)).toEqual(new Array(16).fill(0));
+    expect(localEmbed('?!  ...', 16)).toEqual(new Array(16).fill(0));
+  });
+
+  it('puts paraphrases sharing words closer than unrelated text', () => {
+    const dim = 256;
+    const cases: [string, string, string][] = [
+      ['How do I reset my password?', 'how can I reset the password for my account', 'The weather in Paris is sunny today'],
+      ['Redis is an in-memory data store', 'an in-memory data store called Redis', 'Bananas are rich in potassium'],
+      ['vector search with HNSW indexes', 'HNSW index for vector searching', 'my cat sleeps all afternoon'],
+    ];
+    for (const [q, para, other] of cases) {
+      const eq = localEmbed(q, dim);
+      expect(cos(eq, localEmbed(para, dim))).toBeGreaterThan(cos(eq, localEmbed(other, dim)) + 0.2);
+    }
+  });
+
+  it('the local provider embeds offline and refuses chat clearly', async () => {
+    const p = createProvider(parseLlmConfig('local', { dim: 32 }));
+    expect(p.type).toBe('local');
+    const [v1, v2] = await p.embed(['hello world', 'hello there']);
+    expect(v1).toEqual(localEmbed('hello world', 32));
+    expect(v2).toHaveLength(32);
+    expect(await p.embed([])).toEqual([]);
+    const e = await p.chat([{ role: 'user', content: 'hi' }]).catch((x: Error) => x);
+    expect(e).toBeInstanceOf(LlmError);
+    expect(e).toBeInstanceOf(CommandError);
+    expect((e as Error).message).toBe("LLM type 'local' only computes embeddings; chat needs an openai or azure_openai LLM");
+    expect(p.stats.snapshot()).toMatchObject({ requests: 3, errors: 1 });
+    p.close();
+  });
+
+  it('is fast', () => {
+    const text = 'lorem ipsum dolor sit amet '.repeat(40); // ~1 KB
+    const t0 = performance.now();
+    for (let i = 0; i < 1000; i++) localEmbed(text, 256);
+    expect(performance.now() - t0).toBeLessThan(3000);
+  });
+});
+
+describe('LlmStats', () => {
+  it('computes nearest-rank p50/p99 and sums tokens', () => {
+    const s = new LlmStats();
+    expect(s.snapshot()).toMatchObject({ requests: 0, latencyP50Ms: 0, latencyP99Ms: 0 });
+    for (let i = 1; i <= 100; i++) s.record(i, i % 10 !== 0, 2, 3);
+    const snap = s.snapshot();
+    expect(snap).toMatchObject({ requests: 100, errors: 10, promptTokens: 200, completionTokens: 300, latencyP50Ms: 50, latencyP99Ms: 99 });
+    s.reset();
+    expect(s.snapshot()).toMatchObject({ requests: 0, errors: 0, promptTokens: 0, latencyP50Ms: 0, latencyP99Ms: 0 });
+  });
+
+  it('keeps a bounded window of the most recent latencies', () => {
+    const s = new LlmStats();
+    for (let i = 0; i < LATENCY_WINDOW * 3; i++) s.record(1000, true);
+    for (let i = 0; i < LATENCY_WINDOW; i++) s.record(5, true);
+    expect(s.snapshot()).toMatchObject({ requests: LATENCY_WINDOW * 4, latencyP50Ms: 5, latencyP99Ms: 5 });
+  });
+});
