@@ -1,0 +1,14 @@
+/** Option declarations shared by several LLM.* commands. */
+import type { OptionSpec } from '../spec.js';
+
+export const NX: OptionSpec = { token: '--NX', type: 'pure-token', summary: 'Only create the key if it does not exist (reply 0 otherwise).' };
+export const XX: OptionSpec = { token: '--XX', type: 'pure-token', summary: 'Only overwrite an existing key (reply 0 otherwise).' };
+export const TIMEOUT: OptionSpec = { token: '--TIMEOUT', type: 'integer', value: 'ms', min: 1, max: 86_400_000, summary: 'Give up on the LLM call after this many milliseconds.' };
+export const LLM_REF: OptionSpec = { token: '--LLM', type: 'string', value: 'llm', summary: 'Key of the LLM (created with LLM.CREATE-LLM) this object calls.' };
+export const PROMPT: OptionSpec = { token: '--PROMPT', type: 'string', value: 'template', summary: 'Mustache template of the prompt (no HTML escaping).' };
+export const EMBEDDING: OptionSpec = { token: '--EMBEDDING', type: 'string', value: 'f1,f2,...', summary: 'The vector as comma-separated numbers instead of embedding the text.' };
+export const EMBEDDING_FP32: OptionSpec = { token: '--EMBEDDING-FP32', type: 'blob', value: 'bytes', summary: 'The vector as little-endian float32 bytes (fast binary form of --EMBEDDING).' };
+export const VECTOR_STORE: OptionSpec = { token: '--VECTOR-STORE', type: 'string', value: 'store', summary: 'Key of the vector store (LLM.CREATE-VECTOR-STORE).' };
+export const CREATE_FLAGS = ['write', 'denyoom'];
+export const CREATE_ACL = ['@write', '@slow'];
+export const CREATE_REPLY = 'Integer 1 when the object was written; 0 when --NX or --XX refused.';

@@ -1,0 +1,25 @@
+import { defineCommand } from '../spec.js';
+import { CommandError } from '../../errors.js';
+import { EMBEDDING, EMBEDDING_FP32, TIMEOUT } from './_common.js';
+
+export default defineCommand({
+  name: 'LLM.ADD',
+  summary: 'Adds (or, with an existing --ID, replaces) an item of a vector store; replies its id.',
+  since: '0.1.0',
+  arity: -3,
+  flags: ['write', 'denyoom'],
+  aclCategories: ['@write', '@slow'],
+  keySpec: { access: 'RW', op: 'INSERT' },
+  options: [
+    { token: '--ID', type: 'string', value: 'id', summary: 'Item id, an integer in [0, 4294967295] (default: the next free id).' },
+    EMBEDDING,
+    EMBEDDING_FP32,
+    TIMEOUT,
+  ],
+  args: [{ name: 'data', type: 'string', summary: 'The item text (embedded by the store LLM unless a vector is given).' }],
+  reply: 'Integer: the item id.',
+  examples: ['LLM.ADD store "Redis is an in-memory data store"', 'LLM.ADD store --ID 7 --EMBEDDING 0.1,0.2,0.3 "some text"'],
+  handler() {
+    throw new CommandError('not implemented');
+  },
+});

@@ -1,0 +1,25 @@
+import { defineCommand } from '../spec.js';
+import { CommandError } from '../../errors.js';
+import { NX, XX, CREATE_FLAGS, CREATE_ACL, CREATE_REPLY } from './_common.js';
+
+export default defineCommand({
+  name: 'LLM.CREATE-LLM',
+  summary: 'Creates an LLM provider object: OpenAI, Azure OpenAI, any OpenAI-compatible endpoint, or the offline local embedder.',
+  since: '0.1.0',
+  arity: -2,
+  flags: CREATE_FLAGS,
+  aclCategories: CREATE_ACL,
+  keySpec: { access: 'OW', op: 'UPDATE' },
+  options: [
+    NX,
+    XX,
+    { token: '--TYPE', type: 'string', value: 'openai|azure_openai|local', summary: 'Provider type (default openai).' },
+    { token: '--PARAMS', type: 'json', value: 'json', summary: 'Provider parameters: api_key, base_url, chat, embedding, http, ...' },
+  ],
+  args: [],
+  reply: CREATE_REPLY,
+  examples: [`LLM.CREATE-LLM openai --PARAMS '{"api_key":"$OPENAI_API_KEY"}'`],
+  handler() {
+    throw new CommandError('not implemented');
+  },
+});

@@ -1,0 +1,27 @@
+import { defineCommand } from '../spec.js';
+import { CommandError } from '../../errors.js';
+import { EMBEDDING, EMBEDDING_FP32, TIMEOUT } from './_common.js';
+
+export default defineCommand({
+  name: 'LLM.KNN',
+  summary: 'Finds the nearest items to a text or a vector.',
+  since: '0.1.0',
+  arity: -2,
+  flags: ['readonly'],
+  aclCategories: ['@read', '@slow'],
+  keySpec: { access: 'RO', op: 'ACCESS' },
+  options: [
+    { token: '--K', type: 'integer', value: 'n', min: 1, max: 100000, summary: 'How many neighbours (default 10).' },
+    EMBEDDING,
+    EMBEDDING_FP32,
+    { token: '--EF', type: 'integer', value: 'n', min: 1, max: 100000, summary: 'HNSW search breadth for this query (default: the store ef).' },
+    { token: '--WITHDATA', type: 'pure-token', summary: 'Reply [id, distance, data] triples.' },
+    TIMEOUT,
+  ],
+  args: [{ name: 'query', type: 'string', optional: true, summary: 'Text to embed with the store LLM (unless a vector is given).' }],
+  reply: 'Array of [id, distance] pairs, nearest first (distance as a bulk string).',
+  examples: ['LLM.KNN store --K 3 "what is Redis"', 'LLM.KNN store --K 2 --EMBEDDING 0.1,0.2,0.3'],
+  handler() {
+    throw new CommandError('not implemented');
+  },
+});

@@ -1,0 +1,20 @@
+import { defineCommand } from '../spec.js';
+import { CommandError } from '../../errors.js';
+
+
+export default defineCommand({
+  name: 'LLM.REM',
+  summary: 'Removes an item from a vector store.',
+  since: '0.1.0',
+  arity: 3,
+  flags: ['write', 'fast'],
+  aclCategories: ['@write', '@fast'],
+  keySpec: { access: 'RW', op: 'DELETE' },
+  options: [],
+  args: [{ name: 'id', type: 'integer', summary: 'Item id.' }],
+  reply: 'Integer 1 when removed, 0 when the store or the id does not exist.',
+  examples: ['LLM.REM store 1'],
+  handler() {
+    throw new CommandError('not implemented');
+  },
+});

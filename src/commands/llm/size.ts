@@ -1,0 +1,20 @@
+import { defineCommand } from '../spec.js';
+import { CommandError } from '../../errors.js';
+
+
+export default defineCommand({
+  name: 'LLM.SIZE',
+  summary: 'Counts the items of a vector store.',
+  since: '0.1.0',
+  arity: 2,
+  flags: ['readonly', 'fast'],
+  aclCategories: ['@read', '@fast'],
+  keySpec: { access: 'RO', op: 'ACCESS' },
+  options: [],
+  args: [],
+  reply: 'Integer: live items (0 when the store does not exist).',
+  examples: ['LLM.SIZE store'],
+  handler() {
+    throw new CommandError('not implemented');
+  },
+});

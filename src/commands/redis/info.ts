@@ -1,0 +1,42 @@
+/**
+ * INFO gains an `# LLM` section. `INFO llm` is answered here alone; `INFO`, `INFO all`,
+ * `INFO everything` and lists that name `llm` get the backend's sections plus ours.
+ */
+import { decodeFrame } from '../../protocol/resp.js';
+import type { Services } from '../services.js';
+import type { Intercept } from './index.js';
+
+export function llmSection(services: Services): string {
+  return ['# LLM', ...services.llmInfo()].join('\r\n') + '\r\n';
+}
+
+export const info: Intercept = (args, _view, services) => {
+  const sections = args.slice(1).map((a) => a.toString('latin1').toLowerCase());
+  const wantsLlm = sections.length === 0 || sections.some((s) => s === 'llm' || s === 'all' || s === 'everything' || s === 'default');
+  if (!wantsLlm) return null;
+  const others = sections.filter((s) => s !== 'llm');
+  if (services.mode === 'standalone' || (sections.length > 0 && others.length === 0)) {
+    return {
+      kind: 'local',
+      run: () => {
+        const server = services.mode === 'standalone' && others.length + sections.length !== 1
+          ? `# Server\r\nredis_llm_server_mode:standalone\r\nuptime_in_seconds:${Math.floor((Date.now() - services.startedAt) / 1000)}\r\n\r\n`
+          : '';
+        return server + llmSection(services);
+      },
+    };
+  }
+  const forwardArgs = [args[0], ...others.map((s) => Buffer.from(s))];
+  return {
+    kind: 'forward',
+    args: forwardArgs,
+    hooks: {
+      transform(frame) {
+        const { value } = decodeFrame(frame);
+        if (!Buffer.isBuffer(value)) return frame;
+        const text = Buffer.concat([value, Buffer.from(value.length ? '\r\n' : ''), Buffer.from(llmSection(services))]);
+        return Buffer.concat([Buffer.from(`$${text.length}\r\n`), text, Buffer.from('\r\n')]);
+      },
+    },
+  };
+};

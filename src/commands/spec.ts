@@ -1,0 +1,76 @@
+/**
+ * One declaration per LLM.* command. From it the server derives:
+ *  - arity errors and option parsing (parseCommandArgs, in args.ts),
+ *  - COMMAND / COMMAND INFO / COMMAND DOCS entries (docs.ts), so redis-cli shows syntax hints,
+ *  - the README command reference (scripts/gen-readme-commands.ts).
+ *
+ * The original's conventions hold for every command: `LLM.X key [options] [positionals]`,
+ * option names case-insensitive, the first token that is not a known option starts the
+ * positional arguments, a missing option value is `ERR syntax error`, leftover arguments are
+ * the standard wrong-number-of-arguments error.
+ */
+import type { RespValue } from '../protocol/resp.js';
+import type { CommandContext } from './context.js';
+
+export type ArgType = 'key' | 'string' | 'integer' | 'double' | 'json' | 'pure-token' | 'blob';
+
+export interface OptionSpec {
+  /** As typed, e.g. `--K`. Matched case-insensitively. */
+  token: string;
+  /** Value type; `pure-token` for flags without a value. */
+  type: ArgType;
+  /** Placeholder shown in syntax, e.g. `n` for `--K n`. */
+  value?: string;
+  summary: string;
+  /** Integer bounds, inclusive. */
+  min?: number;
+  max?: number;
+}
+
+export interface PositionalSpec {
+  name: string;
+  type: ArgType;
+  optional?: boolean;
+  summary: string;
+}
+
+export interface ParsedArgs {
+  key: Buffer;
+  /** Values by lower-cased token without dashes (`k`, `nx`, `params`): Buffer, number, parsed JSON or true. */
+  opts: Map<string, unknown>;
+  positionals: Buffer[];
+}
+
+export interface CommandSpec {
+  /** Upper case, e.g. `LLM.ADD`. */
+  name: string;
+  summary: string;
+  complexity?: string;
+  since: string;
+  /** Redis arity: positive = exact count (name included), negative = at least |arity|. */
+  arity: number;
+  /** COMMAND INFO flags: write, readonly, denyoom, fast, ... (`module` is added automatically). */
+  flags: string[];
+  aclCategories: string[];
+  /** The key: always the first argument after the name. */
+  keySpec: { access: 'RW' | 'RO' | 'OW'; op?: 'INSERT' | 'UPDATE' | 'DELETE' | 'ACCESS' };
+  options: OptionSpec[];
+  args: PositionalSpec[];
+  reply: string;
+  /** Examples for the README, as typed in redis-cli. */
+  examples?: string[];
+  handler(ctx: CommandContext, args: ParsedArgs): Promise<RespValue> | RespValue;
+}
+
+export const defineCommand = (spec: CommandSpec): CommandSpec => spec;
+
+/** Canonical option name: `--VECTOR-STORE` → `vector-store`. */
+export const optionName = (token: string): string => token.replace(/^--/, '').toLowerCase();
+
+/** One-line syntax, e.g. `LLM.KNN key [--K n] [--EMBEDDING csv] [query]`. */
+export function syntaxOf(spec: CommandSpec): string {
+  const parts = [spec.name, 'key'];
+  for (const o of spec.options) parts.push(o.type === 'pure-token' ? `[${o.token}]` : `[${o.token} ${o.value ?? optionName(o.token)}]`);
+  for (const a of spec.args) parts.push(a.optional ? `[${a.name}]` : a.name);
+  return parts.join(' ');
+}

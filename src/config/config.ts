@@ -1,0 +1,127 @@
+/**
+ * Configuration: defaults < redis.conf-style file (--config) < environment (REDIS_LLM_*) < flags.
+ * Every setting has one declaration here; the CLI's --help and redis.conf.example follow it.
+ */
+import { readFileSync } from 'node:fs';
+import { splitInlineArgs } from '../protocol/request-parser.js';
+
+export interface Config {
+  port: number;
+  bind: string[];
+  redis: string | null;
+  dir: string;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  maxclients: number;
+  requirepass: string | null;
+  protoMaxBulkLen: number;
+  protoMaxMultibulkLen: number;
+  clientOutputBufferLimit: number;
+  backendConnectTimeout: number;
+  shutdownTimeout: number;
+  llmAllowHosts: string[] | null;
+  /** Use a managed redis-server child when no --redis is given (else standalone). */
+  managedRedis: boolean;
+}
+
+type Kind = 'int' | 'string' | 'memory' | 'list' | 'bool' | 'level';
+
+export interface Setting {
+  key: keyof Config;
+  /** Directive / flag name, e.g. `maxclients`, `proto-max-bulk-len`. */
+  name: string;
+  kind: Kind;
+  default: Config[keyof Config];
+  help: string;
+  /** Placeholder in --help. */
+  arg?: string;
+}
+
+export const SETTINGS: Setting[] = [
+  { key: 'port', name: 'port', kind: 'int', default: 6379, arg: 'port', help: 'TCP port to listen on (0 = a free port)' },
+  { key: 'bind', name: 'bind', kind: 'list', default: ['127.0.0.1'], arg: 'addr...', help: 'addresses to listen on (space or comma separated; 0.0.0.0 for all)' },
+  { key: 'redis', name: 'redis', kind: 'string', default: null, arg: 'url', help: 'backing Redis: redis://[user:pass@]host:port/db, rediss://..., unix:///path.sock (default: start a managed redis-server, else standalone)' },
+  { key: 'dir', name: 'dir', kind: 'string', default: './data', arg: 'path', help: 'data directory (managed redis-server data, standalone LLM objects)' },
+  { key: 'logLevel', name: 'log-level', kind: 'level', default: 'info', arg: 'level', help: 'trace, debug, info, warn, error, fatal or silent' },
+  { key: 'maxclients', name: 'maxclients', kind: 'int', default: 10000, arg: 'n', help: 'maximum simultaneous clients' },
+  { key: 'requirepass', name: 'requirepass', kind: 'string', default: null, arg: 'password', help: 'password for AUTH in standalone mode (with a backing Redis, its own AUTH applies)' },
+  { key: 'protoMaxBulkLen', name: 'proto-max-bulk-len', kind: 'memory', default: 512 * 1024 * 1024, arg: 'bytes', help: 'largest accepted bulk argument (e.g. 512mb)' },
+  { key: 'protoMaxMultibulkLen', name: 'proto-max-multibulk-len', kind: 'int', default: 2147483647, arg: 'n', help: 'most arguments accepted in one request' },
+  { key: 'clientOutputBufferLimit', name: 'client-output-buffer-limit', kind: 'memory', default: 256 * 1024 * 1024, arg: 'bytes', help: 'close a client whose unread replies exceed this (0 = no limit)' },
+  { key: 'backendConnectTimeout', name: 'backend-connect-timeout', kind: 'int', default: 2000, arg: 'ms', help: 'connect timeout to the backing Redis' },
+  { key: 'shutdownTimeout', name: 'shutdown-timeout', kind: 'int', default: 10000, arg: 'ms', help: 'how long SIGTERM waits for in-flight replies' },
+  { key: 'llmAllowHosts', name: 'llm-allow-hosts', kind: 'list', default: null, arg: 'hosts...', help: 'only these provider hosts may be used by LLM.CREATE-LLM (default: any)' },
+  { key: 'managedRedis', name: 'managed-redis', kind: 'bool', default: true, arg: 'yes|no', help: 'without --redis, start redis-server as a child when it is on PATH' },
+];
+
+export const DEFAULTS: Config = Object.fromEntries(SETTINGS.map((s) => [s.key, s.default])) as unknown as Config;
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+export function parseMemory(v: string): number {
+  const m = /^(\d+)\s*(b|k|kb|m|mb|g|gb)?$/i.exec(v.trim());
+  if (!m) throw new Error(`invalid memory size '${v}'`);
+  const n = Number(m[1]);
+  const unit = (m[2] ?? 'b').toLowerCase();
+  const mult: Record<string, number> = { b: 1, k: 1000, kb: 1024, m: 1e6, mb: 1024 ** 2, g: 1e9, gb: 1024 ** 3 };
+  return n * mult[unit];
+}
+
+export function convertSetting(s: Setting, raw: string | string[]): unknown {
+  const v = Array.isArray(raw) ? raw.join(' ') : raw;
+  switch (s.kind) {
+    case 'int': {
+      if (!/^-?\d+$/.test(v.trim())) throw new Error(`${s.name}: '${v}' is not an integer`);
+      const n = Number(v);
+      if (n < 0) throw new Error(`${s.name}: must not be negative`);
+      return n;
+    }
+    case 'memory':
+      return parseMemory(v);
+    case 'list':
+      return v.split(/[\s,]+/).filter(Boolean);
+    case 'bool': {
+      const b = v.toLowerCase();
+      if (['yes', 'true', '1', 'on'].includes(b)) return true;
+      if (['no', 'false', '0', 'off'].includes(b)) return false;
+      throw new Error(`${s.name}: '${v}' is not yes or no`);
+    }
+    case 'level':
+      if (!LEVELS.includes(v)) throw new Error(`${s.name}: '${v}' is not one of ${LEVELS.join(', ')}`);
+      return v;
+    default:
+      return v === '' ? null : v;
+  }
+}
+
+/** Reads a redis.conf-style file: `directive value...` per line, `#` comments, quotes allowed. */
+export function readConfigFile(path: string): Partial<Config> {
+  const text = readFileSync(path, 'utf8');
+  const out: Partial<Config> = {};
+  const byName = new Map(SETTINGS.map((s) => [s.name, s]));
+  text.split(/\r?\n/).forEach((line, i) => {
+    const t = line.trim();
+    if (!t || t.startsWith('#')) return;
+    const parts = splitInlineArgs(Buffer.from(t));
+    if (!parts || parts.length < 1) throw new Error(`${path}:${i + 1}: cannot parse line`);
+    const [name, ...vals] = parts.map((p) => p.toString('utf8'));
+    const s = byName.get(name.toLowerCase());
+    if (!s) throw new Error(`${path}:${i + 1}: unknown directive '${name}'`);
+    (out as Record<string, unknown>)[s.key] = convertSetting(s, vals);
+  });
+  return out;
+}
+
+/** Environment: REDIS_LLM_PORT, REDIS_LLM_LOG_LEVEL, ... */
+export function readEnv(env: NodeJS.ProcessEnv = process.env): Partial<Config> {
+  const out: Partial<Config> = {};
+  for (const s of SETTINGS) {
+    const v = env[`REDIS_LLM_${s.name.toUpperCase().replace(/-/g, '_')}`];
+    if (v !== undefined) (out as Record<string, unknown>)[s.key] = convertSetting(s, v);
+  }
+  return out;
+}
+
+export function resolveConfig(flags: Partial<Config>, configFile?: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const file = configFile ? readConfigFile(configFile) : {};
+  return { ...DEFAULTS, ...file, ...readEnv(env), ...flags };
+}

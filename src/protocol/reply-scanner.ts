@@ -1,0 +1,122 @@
+/**
+ * Streaming frame-boundary scanner for RESP2 replies coming from the backing Redis.
+ *
+ * It does not decode values: it only finds where each top-level reply ends, so the proxy can
+ * forward bytes untouched and still know which request a reply belongs to. State survives
+ * across chunks (a 100 MB bulk reply can stream through without being buffered); only an
+ * incomplete header line (`$12345` without its CRLF yet) is carried over, and it is tiny.
+ */
+
+const CR = 13;
+const LF = 10;
+
+export class ReplyScanner {
+  /** Remaining elements of each open aggregate, innermost last. */
+  private stack: number[] = [];
+  /** Bytes of bulk payload (plus its CRLF) still to skip. */
+  private skip = 0;
+  /** A header line split across chunks. */
+  private carry: Buffer | null = null;
+  /** True while inside a top-level frame (some of its bytes already seen). */
+  inFrame = false;
+
+  /** Forget any partial frame (after the link was lost). */
+  reset(): void {
+    this.stack = [];
+    this.skip = 0;
+    this.carry = null;
+    this.inFrame = false;
+  }
+
+  /**
+   * Scans `chunk` and pushes the offset just after each completed top-level reply into `ends`.
+   * Throws on bytes that are not RESP2 (the link is then unusable).
+   */
+  scan(chunk: Buffer, ends: number[]): void {
+    let pos = 0;
+    const len = chunk.length;
+    if (this.carry) {
+      // Complete the split header line first.
+      const nl = chunk.indexOf(LF);
+      if (nl < 0) {
+        this.carry = Buffer.concat([this.carry, chunk]);
+        if (this.carry.length > 65536) throw new Error('reply header line too long');
+        return;
+      }
+      const line = Buffer.concat([this.carry, chunk.subarray(0, nl + 1)]);
+      this.carry = null;
+      this.header(line, 0, line.length - 1);
+      pos = nl + 1;
+      if (this.isComplete()) ends.push(pos);
+    }
+    while (pos < len) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, len - pos);
+        this.skip -= n;
+        pos += n;
+        if (this.skip === 0) {
+          this.elementDone();
+          if (this.isComplete()) ends.push(pos);
+        }
+        continue;
+      }
+      const nl = chunk.indexOf(LF, pos);
+      if (nl < 0) {
+        this.carry = Buffer.from(chunk.subarray(pos));
+        this.inFrame = true;
+        return;
+      }
+      this.header(chunk, pos, nl);
+      pos = nl + 1;
+      if (this.isComplete()) ends.push(pos);
+    }
+  }
+
+  private isComplete(): boolean {
+    if (this.stack.length === 0 && this.skip === 0) {
+      this.inFrame = false;
+      return true;
+    }
+    this.inFrame = true;
+    return false;
+  }
+
+  private elementDone(): void {
+    // Pop every aggregate this element completes.
+    while (this.stack.length > 0) {
+      const top = this.stack.length - 1;
+      this.stack[top]--;
+      if (this.stack[top] > 0) return;
+      this.stack.pop();
+    }
+  }
+
+  /** Handles one header line `buf[start..nl]` (nl is the index of LF). */
+  private header(buf: Buffer, start: number, nl: number): void {
+    const type = buf[start];
+    const end = nl > start && buf[nl - 1] === CR ? nl - 1 : nl;
+    switch (type) {
+      case 43: // +
+      case 45: // -
+      case 58: // :
+        this.elementDone();
+        return;
+      case 36: { // $
+        const n = parseInt(buf.toString('latin1', start + 1, end), 10);
+        if (Number.isNaN(n)) throw new Error('invalid bulk length in reply');
+        if (n < 0) this.elementDone();
+        else this.skip = n + 2;
+        return;
+      }
+      case 42: { // *
+        const n = parseInt(buf.toString('latin1', start + 1, end), 10);
+        if (Number.isNaN(n)) throw new Error('invalid multibulk length in reply');
+        if (n <= 0) this.elementDone();
+        else this.stack.push(n);
+        return;
+      }
+      default:
+        throw new Error(`unexpected byte ${type} in reply`);
+    }
+  }
+}
