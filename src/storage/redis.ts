@@ -1,0 +1,829 @@
+/**
+ * RedisStorage: the durable object layer in the backing Redis.
+ *
+ * Key layout (every key starts with INTERNAL_PREFIX "__llm__:"; the hash tag in braces keeps the keys
+ * that are used together in one cluster slot):
+ *   __llm__:{catalog}:objects        hash   "<db>:<name>" → JSON {id, kind, config, createdAt}
+ *   __llm__:{catalog}:events         stream catalog events (op put|delete|rename, db, name, id, to, rec, dropped)
+ *   __llm__:{<id>}:log               stream the object's write-ahead log; fields "s:<name>" (utf8) / "b:<name>" (binary)
+ *   __llm__:{<id>}:snap              hash   current snapshot: gen, chunks, pos, size, crc, createdAt;
+ *                                           plus "p:<gen>" → "<chunks>:<startedMs>" while a snapshot is being written
+ *   __llm__:{<id>}:snap:<gen>:<i>    string chunk i (SNAPSHOT_CHUNK_SIZE bytes) of snapshot generation <gen>
+ *
+ * Catalog changes are single Lua scripts on the {catalog} slot (hash + event stream updated atomically).
+ * Dropping an overwritten/deleted object's storage is a second script on the object's own slot; a crash
+ * between the two leaves only garbage that sweepOrphans() removes (the catalog is the source of truth).
+ */
+import { randomBytes } from 'node:crypto';
+import { Redis, Cluster, type RedisOptions } from 'ioredis';
+import { CommandError } from '../errors.js';
+import { logger } from '../log.js';
+import {
+  CatalogGapError,
+  INTERNAL_PREFIX,
+  SNAPSHOT_CHUNK_SIZE,
+  catalogKey,
+  checkDb,
+  checkEntries,
+  checkId,
+  checkRecord,
+  comparePos,
+  crc32,
+  decodeRecord,
+  encodeRecord,
+  nextPos,
+  parsePos,
+  splitCatalogKey,
+} from './common.js';
+import type { CatalogEvent, LogEntry, ObjectRecord, SnapshotData, Storage } from './types.js';
+
+type Conn = Redis | Cluster;
+
+export const CATALOG_KEY = `${INTERNAL_PREFIX}{catalog}:objects`;
+export const CATALOG_EVENTS_KEY = `${INTERNAL_PREFIX}{catalog}:events`;
+export const logKey = (id: string) => `${INTERNAL_PREFIX}{${id}}:log`;
+export const snapKey = (id: string) => `${INTERNAL_PREFIX}{${id}}:snap`;
+export const chunkPrefix = (id: string) => `${INTERNAL_PREFIX}{${id}}:snap:`;
+
+/**
+ * ioredis options for the storage connection: fail fast instead of queueing while disconnected,
+ * never re-send a command whose outcome is unknown (an XADD could be applied twice), reconnect forever.
+ */
+export function storageRedisOptions(extra: RedisOptions = {}): RedisOptions {
+  return {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    connectTimeout: 2000,
+    commandTimeout: 10_000,
+    retryStrategy: (times: number) => Math.min(100 * times, 1000),
+    ...extra,
+  };
+}
+
+export interface RedisStorageOptions {
+  /** Snapshot chunk size in bytes (default SNAPSHOT_CHUNK_SIZE, 4 MiB). */
+  chunkSize?: number;
+  /** Entries per readLog batch (default 1000). */
+  readBatch?: number;
+  /** Approximate number of catalog events kept for followers (default 100000). */
+  catalogEventsMax?: number;
+  /** A pending snapshot generation older than this is presumed abandoned and deleted (default 10 min). */
+  stalePendingMs?: number;
+  /** Test hooks to simulate crashes between snapshot steps. */
+  hooks?: {
+    /** Called after all chunks are written, before the meta switch. Throwing simulates a crash there. */
+    afterSnapshotChunks?: (id: string) => void | Promise<void>;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Lua scripts
+
+const LUA_ID = `local function idof(json) return string.match(json, '^{"id":"([^"]*)"') end\n`;
+
+/** KEYS: objects, events. ARGV: field, json, db, name, id, maxlen → {pos, droppedId|''} */
+const LUA_PUT = `${LUA_ID}
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local dropped = ''
+if old then
+  local oid = idof(old)
+  if oid and oid ~= ARGV[5] then dropped = oid end
+end
+local pos = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'op', 'put', 'db', ARGV[3], 'name', ARGV[4],
+  'id', ARGV[5], 'rec', ARGV[2], 'dropped', dropped)
+return {pos, dropped}
+`;
+
+/** KEYS: objects, events. ARGV: field, db, name, maxlen → {pos, id} or nil */
+const LUA_DELETE = `${LUA_ID}
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old then return false end
+redis.call('HDEL', KEYS[1], ARGV[1])
+local oid = idof(old) or ''
+local pos = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'op', 'delete', 'db', ARGV[2], 'name', ARGV[3], 'id', oid)
+return {pos, oid}
+`;
+
+/** KEYS: objects, events. ARGV: fromField, toField, db, from, to, maxlen → {pos, id, droppedId|''} or nil */
+const LUA_RENAME = `${LUA_ID}
+local rec = redis.call('HGET', KEYS[1], ARGV[1])
+if not rec then return false end
+local id = idof(rec) or ''
+if ARGV[1] == ARGV[2] then return {'', id, ''} end
+local old = redis.call('HGET', KEYS[1], ARGV[2])
+local dropped = ''
+if old then
+  local oid = idof(old)
+  if oid and oid ~= id then dropped = oid end
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[2], rec)
+local pos = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'op', 'rename', 'db', ARGV[3], 'name', ARGV[4],
+  'id', id, 'to', ARGV[5], 'dropped', dropped)
+return {pos, id, dropped}
+`;
+
+/** KEYS: log. ARGV: n1, f, v, ..., n2, f, v, ... → ids. Several entries appended atomically. */
+const LUA_XADD_MANY = `
+local ids = {}
+local i = 1
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  local args = {'XADD', KEYS[1], '*'}
+  for j = 1, n * 2 do args[#args + 1] = ARGV[i + j] end
+  ids[#ids + 1] = redis.call(unpack(args))
+  i = i + 1 + n * 2
+end
+return ids
+`;
+
+const LUA_CHUNKS = `
+local function delchunks(prefix, gen, n)
+  for i = 0, n - 1 do redis.call('UNLINK', prefix .. gen .. ':' .. i) end
+end
+local function cmp(a, b)
+  local a1, a2 = string.match(a, '^(%d+)-(%d+)$')
+  local b1, b2 = string.match(b, '^(%d+)-(%d+)$')
+  a1, a2, b1, b2 = tonumber(a1), tonumber(a2), tonumber(b1), tonumber(b2)
+  if a1 ~= b1 then if a1 < b1 then return -1 else return 1 end end
+  if a2 ~= b2 then if a2 < b2 then return -1 else return 1 end end
+  return 0
+end
+`;
+
+/**
+ * The snapshot switch, atomic on the object's slot.
+ * KEYS: meta, log. ARGV: gen, nchunks, pos, size, crc, createdAt, minid, chunkPrefix, now, staleMs
+ * → 'ok' | 'stale' | 'aborted' | 'ahead'
+ */
+const LUA_SNAP_SWITCH = `${LUA_CHUNKS}
+local meta, log = KEYS[1], KEYS[2]
+local gen, n, pos, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[8]
+local now, staleMs = tonumber(ARGV[9]), tonumber(ARGV[10])
+if redis.call('HEXISTS', meta, 'p:' .. gen) == 0 then
+  delchunks(prefix, gen, n)
+  return 'aborted'
+end
+local last = '0-0'
+if redis.call('EXISTS', log) == 1 then
+  local info = redis.call('XINFO', 'STREAM', log)
+  for i = 1, #info, 2 do if info[i] == 'last-generated-id' then last = info[i + 1] end end
+end
+if cmp(pos, last) > 0 then
+  delchunks(prefix, gen, n)
+  redis.call('HDEL', meta, 'p:' .. gen)
+  return 'ahead'
+end
+local cur = redis.call('HGET', meta, 'pos')
+if cur and cmp(cur, pos) > 0 then
+  delchunks(prefix, gen, n)
+  redis.call('HDEL', meta, 'p:' .. gen)
+  return 'stale'
+end
+local oldgen = redis.call('HGET', meta, 'gen')
+local oldn = tonumber(redis.call('HGET', meta, 'chunks') or '0')
+redis.call('HSET', meta, 'gen', gen, 'chunks', ARGV[2], 'pos', pos, 'size', ARGV[4], 'crc', ARGV[5], 'createdAt', ARGV[6])
+redis.call('HDEL', meta, 'p:' .. gen)
+if oldgen and oldgen ~= gen then delchunks(prefix, oldgen, oldn) end
+local all = redis.call('HGETALL', meta)
+for i = 1, #all, 2 do
+  local f = all[i]
+  if string.sub(f, 1, 2) == 'p:' then
+    local pn, pts = string.match(all[i + 1], '^(%d+):(%d+)$')
+    if (not pts) or now - tonumber(pts) > staleMs then
+      delchunks(prefix, string.sub(f, 3), tonumber(pn or '0'))
+      redis.call('HDEL', meta, f)
+    end
+  end
+end
+redis.call('XTRIM', log, 'MINID', ARGV[7])
+return 'ok'
+`;
+
+/** KEYS: meta, log. ARGV: chunkPrefix. Drops all storage of one object. */
+const LUA_DROP = `${LUA_CHUNKS}
+local meta, log, prefix = KEYS[1], KEYS[2], ARGV[1]
+local all = redis.call('HGETALL', meta)
+local gen, n = nil, 0
+for i = 1, #all, 2 do
+  local f, v = all[i], all[i + 1]
+  if f == 'gen' then gen = v
+  elseif f == 'chunks' then n = tonumber(v)
+  elseif string.sub(f, 1, 2) == 'p:' then
+    delchunks(prefix, string.sub(f, 3), tonumber(string.match(v, '^(%d+)') or '0'))
+  end
+end
+if gen then delchunks(prefix, gen, n) end
+return redis.call('UNLINK', meta, log)
+`;
+
+const SCRIPTS = {
+  llmStoragePut: { numberOfKeys: 2, lua: LUA_PUT },
+  llmStorageDelete: { numberOfKeys: 2, lua: LUA_DELETE },
+  llmStorageRename: { numberOfKeys: 2, lua: LUA_RENAME },
+  llmStorageXaddMany: { numberOfKeys: 1, lua: LUA_XADD_MANY },
+  llmStorageSnapSwitch: { numberOfKeys: 2, lua: LUA_SNAP_SWITCH },
+  llmStorageDrop: { numberOfKeys: 2, lua: LUA_DROP },
+} as const;
+type ScriptName = keyof typeof SCRIPTS;
+type ScriptFn = (...args: Array<string | Buffer | number>) => Promise<unknown>;
+
+// ---------------------------------------------------------------------------------------------------------
+// errors
+
+const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOREPLICAS)\b/;
+
+/** Maps an ioredis error to the CommandError a client sees. */
+export function redisError(err: unknown): CommandError {
+  if (err instanceof CommandError) return err;
+  const e = err as { name?: string; message?: string } | undefined;
+  const msg = e?.message ?? String(err);
+  if (e?.name === 'ReplyError' && !UNAVAILABLE_REPLIES.test(msg)) return new CommandError(`backing Redis error: ${msg}`);
+  let reason = msg;
+  if (msg.includes("Stream isn't writeable")) reason = 'not connected';
+  else if (msg.includes('max retries per request')) reason = 'connection lost';
+  else if (msg.includes('Connection is closed')) reason = 'connection closed';
+  else if (msg.includes('Command timed out')) reason = 'command timed out';
+  else if (msg.includes('Command aborted due to connection close')) reason = 'connection lost';
+  return new CommandError(`backing Redis unavailable: ${reason}`);
+}
+
+async function wrap<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    throw redisError(err);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// log entry encoding: field names carry the value type so strings and Buffers round-trip as given
+
+function entryArgs(e: LogEntry): Array<string | Buffer> {
+  const args: Array<string | Buffer> = [];
+  for (const k in e) {
+    const v = e[k]!;
+    if (typeof v === 'string') args.push('s:' + k, v);
+    else args.push('b:' + k, v);
+  }
+  return args;
+}
+
+const COLON = 0x3a;
+function ownBuffer(b: Buffer): Buffer {
+  // replies are views into the parser's buffers; copy so a kept value does not pin a big socket chunk
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : Buffer.from(b);
+}
+
+function decodeEntry(fields: Buffer[]): LogEntry {
+  const e: LogEntry = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const f = fields[i]!;
+    const v = fields[i + 1]!;
+    if (f.length >= 2 && f[1] === COLON && f[0] === 0x62 /* b */) e[f.toString('utf8', 2)] = ownBuffer(v);
+    else if (f.length >= 2 && f[1] === COLON && f[0] === 0x73 /* s */) e[f.toString('utf8', 2)] = v.toString('utf8');
+    else e[f.toString('utf8')] = v.toString('utf8'); // written by someone else: plain string
+  }
+  return e;
+}
+
+function decodeEvent(id: string, fields: string[]): CatalogEvent {
+  const m: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) m[fields[i]!] = fields[i + 1]!;
+  const ev: CatalogEvent = { pos: id, op: m.op as CatalogEvent['op'], db: Number(m.db), name: m.name ?? '', id: m.id ?? '' };
+  if (m.to !== undefined) ev.to = m.to;
+  if (m.rec) ev.record = decodeRecord(ev.db, ev.name, m.rec);
+  if (m.dropped) ev.dropped = m.dropped;
+  return ev;
+}
+
+interface PendingAppend {
+  key: string;
+  n: number;
+  args: Array<string | Buffer>;
+  resolve: (ids: string[]) => void;
+  reject: (err: Error) => void;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+export class RedisStorage implements Storage {
+  readonly kind = 'redis' as const;
+  readonly redis: Conn;
+  private readonly owned: boolean;
+  private readonly chunkSize: number;
+  private readonly readBatch: number;
+  private readonly eventsMax: number;
+  private readonly stalePendingMs: number;
+  private readonly hooks: NonNullable<RedisStorageOptions['hooks']>;
+  private blocker: Conn | undefined;
+  private queue: PendingAppend[] = [];
+  private flushScheduled = false;
+  private readonly inflight = new Set<Promise<unknown>>();
+  private closed = false;
+  private opened = false;
+  private downSince = 0;
+  private errorLogged = false;
+  private readonly listeners: Array<[string, (...a: any[]) => void]> = [];
+
+  /**
+   * @param conn an ioredis Redis/Cluster (the server's own connection; best created with
+   *   storageRedisOptions()), or a redis:// URL / RedisOptions to create an owned connection.
+   */
+  constructor(conn: Conn | string | RedisOptions, opts: RedisStorageOptions = {}) {
+    if (conn instanceof Redis || conn instanceof Cluster) {
+      this.redis = conn;
+      this.owned = false;
+    } else if (typeof conn === 'string') {
+      this.redis = new Redis(conn, storageRedisOptions());
+      this.owned = true;
+    } else {
+      this.redis = new Redis(storageRedisOptions(conn));
+      this.owned = true;
+    }
+    this.chunkSize = opts.chunkSize ?? SNAPSHOT_CHUNK_SIZE;
+    this.readBatch = opts.readBatch ?? 1000;
+    this.eventsMax = opts.catalogEventsMax ?? 100_000;
+    this.stalePendingMs = opts.stalePendingMs ?? 10 * 60_000;
+    this.hooks = opts.hooks ?? {};
+    for (const [name, def] of Object.entries(SCRIPTS)) {
+      if (!(name in (this.redis as unknown as Record<string, unknown>))) this.redis.defineCommand(name, def);
+    }
+    this.on('error', (err: Error) => {
+      if (!this.errorLogged) {
+        this.errorLogged = true;
+        logger.warn({ err: err.message }, 'backing Redis connection error');
+      }
+    });
+    this.on('close', () => {
+      if (!this.downSince && this.opened && !this.closed) {
+        this.downSince = Date.now();
+        logger.warn('backing Redis connection lost; LLM object writes fail until it reconnects');
+      }
+    });
+    this.on('ready', () => {
+      if (this.downSince) {
+        logger.info({ downMs: Date.now() - this.downSince }, 'backing Redis connection restored');
+      }
+      this.downSince = 0;
+      this.errorLogged = false;
+    });
+  }
+
+  private on(event: string, fn: (...a: any[]) => void): void {
+    this.redis.on(event, fn);
+    this.listeners.push([event, fn]);
+  }
+
+  private script(name: ScriptName, target: unknown = this.redis): ScriptFn {
+    const fn = (target as Record<string, ScriptFn>)[name]!;
+    return fn.bind(target);
+  }
+
+  private get isCluster(): boolean {
+    return this.redis instanceof Cluster;
+  }
+
+  async open(): Promise<void> {
+    if (this.closed) throw new CommandError('storage is closed');
+    const status = this.redis.status;
+    if (status === 'wait') {
+      await wrap(this.redis.connect());
+    } else if (status !== 'ready') {
+      await wrap(
+        new Promise<void>((resolve, reject) => {
+          const t = setTimeout(() => {
+            this.redis.off('ready', onReady);
+            reject(new Error(`not ready (${this.redis.status})`));
+          }, 5000);
+          const onReady = () => {
+            clearTimeout(t);
+            resolve();
+          };
+          this.redis.once('ready', onReady);
+        }),
+      );
+    }
+    this.opened = true;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.flushScheduled) this.flush();
+    await Promise.allSettled([...this.inflight]);
+    this.closed = true;
+    for (const [ev, fn] of this.listeners) this.redis.off(ev, fn);
+    if (this.blocker) this.blocker.disconnect();
+    if (this.owned) {
+      try {
+        await this.redis.quit();
+      } catch {
+        this.redis.disconnect();
+      }
+    }
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.inflight.add(p);
+    const done = () => this.inflight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new CommandError('storage is closed');
+  }
+
+  // ------------------------------------------------------------------------------------------------ catalog
+
+  async loadCatalog(): Promise<ObjectRecord[]> {
+    return (await this.loadCatalogAt()).records;
+  }
+
+  async loadCatalogAt(): Promise<{ records: ObjectRecord[]; pos: string }> {
+    this.checkOpen();
+    const res = await wrap(this.redis.multi().hgetall(CATALOG_KEY).xrevrange(CATALOG_EVENTS_KEY, '+', '-', 'COUNT', 1).exec());
+    if (!res) throw new CommandError('backing Redis error: catalog read aborted');
+    for (const [err] of res) if (err) throw redisError(err);
+    const all = res[0]![1] as Record<string, string>;
+    const last = res[1]![1] as Array<[string, string[]]>;
+    const records: ObjectRecord[] = [];
+    for (const [field, json] of Object.entries(all)) {
+      const { db, name } = splitCatalogKey(field);
+      records.push(decodeRecord(db, name, json));
+    }
+    return { records, pos: last.length ? last[0]![0] : '0-0' };
+  }
+
+  async getRecord(db: number, name: string): Promise<ObjectRecord | null> {
+    this.checkOpen();
+    checkDb(db);
+    const json = await wrap(this.redis.hget(CATALOG_KEY, catalogKey(db, name)));
+    return json === null ? null : decodeRecord(db, name, json);
+  }
+
+  async putRecord(rec: ObjectRecord): Promise<void> {
+    this.checkOpen();
+    checkRecord(rec);
+    const res = (await this.track(
+      wrap(
+        this.script('llmStoragePut')(
+          CATALOG_KEY,
+          CATALOG_EVENTS_KEY,
+          catalogKey(rec.db, rec.name),
+          encodeRecord(rec),
+          String(rec.db),
+          rec.name,
+          rec.id,
+          String(this.eventsMax),
+        ),
+      ),
+    )) as [string, string];
+    if (res[1]) await this.dropAfterCatalogChange(res[1]);
+  }
+
+  async deleteRecord(db: number, name: string): Promise<boolean> {
+    this.checkOpen();
+    checkDb(db);
+    const res = (await this.track(
+      wrap(this.script('llmStorageDelete')(CATALOG_KEY, CATALOG_EVENTS_KEY, catalogKey(db, name), String(db), name, String(this.eventsMax))),
+    )) as [string, string] | null;
+    if (!res) return false;
+    if (res[1]) await this.dropAfterCatalogChange(res[1]);
+    return true;
+  }
+
+  async renameRecord(db: number, from: string, to: string): Promise<void> {
+    this.checkOpen();
+    checkDb(db);
+    const res = (await this.track(
+      wrap(
+        this.script('llmStorageRename')(
+          CATALOG_KEY,
+          CATALOG_EVENTS_KEY,
+          catalogKey(db, from),
+          catalogKey(db, to),
+          String(db),
+          from,
+          to,
+          String(this.eventsMax),
+        ),
+      ),
+    )) as [string, string, string] | null;
+    if (!res) throw new CommandError('no such key');
+    if (res[2]) await this.dropAfterCatalogChange(res[2]);
+  }
+
+  /** The catalog change is done (and durable); failing to drop only leaves garbage for sweepOrphans(). */
+  private async dropAfterCatalogChange(id: string): Promise<void> {
+    try {
+      await this.dropObject(id);
+    } catch (err) {
+      logger.warn({ id, err: (err as Error).message }, 'could not drop the storage of a replaced LLM object; sweepOrphans() will');
+    }
+  }
+
+  /** Deletes the log, snapshot meta and all chunks of one object. */
+  async dropObject(id: string): Promise<void> {
+    checkId(id);
+    await this.track(wrap(this.script('llmStorageDrop')(snapKey(id), logKey(id), chunkPrefix(id))));
+  }
+
+  async readCatalogEvents(afterPos?: string): Promise<CatalogEvent[]> {
+    this.checkOpen();
+    const out: CatalogEvent[] = [];
+    let start = afterPos === undefined ? '-' : '(' + checkPos(afterPos);
+    let first = true;
+    for (;;) {
+      let rows: Array<[string, string[]]>;
+      if (first && afterPos !== undefined) {
+        const res = await wrap(
+          this.redis.multi().xinfo('STREAM', CATALOG_EVENTS_KEY).xrange(CATALOG_EVENTS_KEY, start, '+', 'COUNT', 1000).exec(),
+        );
+        if (!res) throw new CommandError('backing Redis error: catalog read aborted');
+        if (res[1]![0]) throw redisError(res[1]![0]);
+        rows = res[1]![1] as Array<[string, string[]]>;
+        if (!res[0]![0]) checkGap(afterPos, res[0]![1] as unknown[]);
+      } else {
+        rows = await wrap(this.redis.xrange(CATALOG_EVENTS_KEY, start, '+', 'COUNT', 1000));
+      }
+      first = false;
+      for (const [id, fields] of rows) out.push(decodeEvent(id, fields));
+      if (rows.length < 1000) return out;
+      start = '(' + rows[rows.length - 1]![0];
+    }
+  }
+
+  async tailCatalog(afterPos: string, blockMs: number): Promise<CatalogEvent[]> {
+    const now = await this.readCatalogEvents(afterPos);
+    if (now.length || blockMs <= 0) return now;
+    if (!this.blocker) {
+      this.blocker =
+        this.redis instanceof Cluster
+          ? this.redis.duplicate(undefined, { redisOptions: { ...this.redis.options.redisOptions, commandTimeout: undefined } })
+          : this.redis.duplicate({ commandTimeout: undefined, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+      this.blocker.on('error', () => {}); // the main connection logs availability
+    }
+    const b = this.blocker;
+    try {
+      if (b.status === 'wait') await b.connect();
+      const res = await b.xread('COUNT', 1000, 'BLOCK', Math.max(1, Math.floor(blockMs)), 'STREAMS', CATALOG_EVENTS_KEY, afterPos);
+      if (!res) return [];
+      return res[0]![1].map(([id, fields]) => decodeEvent(id, fields));
+    } catch (err) {
+      if (this.closed) return [];
+      throw redisError(err);
+    }
+  }
+
+  async sweepOrphans(): Promise<string[]> {
+    this.checkOpen();
+    // scan first, then read the catalog: an object created meanwhile is in the catalog before it has storage
+    const seen = new Set<string>();
+    const nodes: Redis[] = this.redis instanceof Cluster ? this.redis.nodes('master') : [this.redis];
+    const re = /^__llm__:\{([A-Za-z0-9_-]{1,64})\}:(log|snap)/;
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await wrap(node.scan(cursor, 'MATCH', `${INTERNAL_PREFIX}{*`, 'COUNT', 1000));
+        cursor = next;
+        for (const k of keys) {
+          const m = re.exec(k);
+          if (m) seen.add(m[1]!);
+        }
+      } while (cursor !== '0');
+    }
+    const live = new Set((await this.loadCatalog()).map((r) => r.id));
+    const removed: string[] = [];
+    for (const id of seen) {
+      if (live.has(id)) continue;
+      await this.dropObject(id);
+      removed.push(id);
+    }
+    if (removed.length) logger.info({ count: removed.length }, 'removed storage of LLM objects no longer in the catalog');
+    return removed;
+  }
+
+  // ------------------------------------------------------------------------------------------------ log
+
+  append(id: string, entries: LogEntry[]): Promise<string[]> {
+    try {
+      this.checkOpen();
+      checkId(id);
+      checkEntries(entries);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (entries.length === 0) return Promise.resolve([]);
+    let args: Array<string | Buffer>;
+    if (entries.length === 1) {
+      args = entryArgs(entries[0]!);
+    } else {
+      args = [];
+      for (const e of entries) {
+        const a = entryArgs(e);
+        args.push(String(a.length / 2));
+        for (const x of a) args.push(x);
+      }
+    }
+    const p = new Promise<string[]>((resolve, reject) => {
+      this.queue.push({ key: logKey(id), n: entries.length, args, resolve, reject });
+    });
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return this.track(p);
+  }
+
+  /** Group commit: everything appended since the last flush goes out in one pipeline (one write, one round trip). */
+  private flush(): void {
+    if (!this.flushScheduled) return;
+    this.flushScheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    if (!batch.length) return;
+    const settle = (item: PendingAppend, err: unknown, res: unknown) => {
+      if (err) item.reject(redisError(err));
+      else item.resolve(item.n === 1 ? [res as string] : (res as string[]));
+    };
+    if (this.isCluster) {
+      // ioredis Cluster pipelines must stay on one node; let its auto-pipelining (if enabled) batch per node
+      for (const item of batch) {
+        const p = item.n === 1 ? this.redis.xadd(item.key, '*', ...item.args) : this.script('llmStorageXaddMany')(item.key, ...item.args);
+        p.then(
+          (r) => settle(item, null, r),
+          (e) => settle(item, e, null),
+        );
+      }
+      return;
+    }
+    const pipe = this.redis.pipeline();
+    for (const item of batch) {
+      if (item.n === 1) pipe.xadd(item.key, '*', ...item.args);
+      else this.script('llmStorageXaddMany', pipe)(item.key, ...item.args);
+    }
+    pipe.exec().then(
+      (results) => {
+        batch.forEach((item, i) => {
+          const r = results?.[i];
+          if (!r) settle(item, new Error('Connection is closed.'), null);
+          else settle(item, r[0], r[1]);
+        });
+      },
+      (err) => {
+        for (const item of batch) settle(item, err, null);
+      },
+    );
+  }
+
+  async *readLog(id: string, afterPos?: string): AsyncIterable<Array<{ pos: string; entry: LogEntry }>> {
+    this.checkOpen();
+    checkId(id);
+    let start = afterPos === undefined ? '-' : '(' + checkPos(afterPos);
+    const key = logKey(id);
+    for (;;) {
+      const rows = await wrap(this.redis.xrangeBuffer(key, start, '+', 'COUNT', this.readBatch));
+      if (!rows.length) return;
+      const batch = rows.map(([pos, fields]) => ({ pos: pos.toString('latin1'), entry: decodeEntry(fields) }));
+      yield batch;
+      if (rows.length < this.readBatch) return;
+      start = '(' + batch[batch.length - 1]!.pos;
+    }
+  }
+
+  async logLength(id: string): Promise<number> {
+    this.checkOpen();
+    checkId(id);
+    return wrap(this.redis.xlen(logKey(id)));
+  }
+
+  // ------------------------------------------------------------------------------------------------ snapshots
+
+  async writeSnapshot(id: string, data: Buffer, pos: string): Promise<boolean> {
+    this.checkOpen();
+    checkId(id);
+    checkPos(pos);
+    return this.track(this.doWriteSnapshot(id, data, pos));
+  }
+
+  private async doWriteSnapshot(id: string, data: Buffer, pos: string): Promise<boolean> {
+    const meta = snapKey(id);
+    const gen = Date.now().toString(36) + randomBytes(4).toString('hex');
+    const n = Math.ceil(data.length / this.chunkSize);
+    const createdAt = Date.now();
+    const crc = crc32(data);
+    // 1. announce the generation being written, so its chunks can be found if we crash
+    await wrap(this.redis.hset(meta, 'p:' + gen, `${n}:${Date.now()}`));
+    try {
+      // 2. the chunks, a few per round trip
+      const prefix = chunkPrefix(id) + gen + ':';
+      const perTrip = Math.max(1, Math.floor((16 * 1024 * 1024) / this.chunkSize));
+      for (let i = 0; i < n; i += perTrip) {
+        const pipe = this.redis.pipeline();
+        for (let j = i; j < Math.min(n, i + perTrip); j++) {
+          pipe.set(prefix + j, data.subarray(j * this.chunkSize, (j + 1) * this.chunkSize));
+        }
+        const res = await wrap(pipe.exec());
+        for (const r of res ?? []) if (r[0]) throw redisError(r[0]);
+      }
+      await this.hooks.afterSnapshotChunks?.(id);
+    } catch (err) {
+      // best effort; if Redis is gone, the next snapshot (or a drop) deletes the abandoned generation
+      await this.redis.hdel(meta, 'p:' + gen).catch(() => {});
+      await this.deleteChunks(id, gen, n).catch(() => {});
+      throw redisError(err);
+    }
+    // 3. switch the meta, delete the old chunks and stale generations, trim the log: one atomic script
+    const res = (await wrap(
+      this.script('llmStorageSnapSwitch')(
+        meta,
+        logKey(id),
+        gen,
+        String(n),
+        pos,
+        String(data.length),
+        String(crc),
+        String(createdAt),
+        nextPos(pos),
+        chunkPrefix(id),
+        String(Date.now()),
+        String(this.stalePendingMs),
+      ),
+    )) as string;
+    if (res === 'ok') return true;
+    if (res === 'stale') return false;
+    if (res === 'ahead') throw new CommandError(`snapshot position ${pos} is ahead of the log of ${id}`);
+    throw new CommandError(`snapshot of ${id} aborted: the object was dropped meanwhile`);
+  }
+
+  private async deleteChunks(id: string, gen: string, n: number): Promise<void> {
+    const prefix = chunkPrefix(id) + gen + ':';
+    for (let i = 0; i < n; i += 256) {
+      const keys: string[] = [];
+      for (let j = i; j < Math.min(n, i + 256); j++) keys.push(prefix + j);
+      await this.redis.unlink(...keys);
+    }
+  }
+
+  async readSnapshot(id: string): Promise<SnapshotData | null> {
+    this.checkOpen();
+    checkId(id);
+    const meta = snapKey(id);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const m = await wrap(this.redis.hgetall(meta));
+      if (!m.gen) return null;
+      const n = Number(m.chunks);
+      const size = Number(m.size);
+      const prefix = chunkPrefix(id) + m.gen + ':';
+      const parts: Buffer[] = [];
+      let missing = false;
+      const perTrip = Math.max(1, Math.floor((16 * 1024 * 1024) / this.chunkSize));
+      for (let i = 0; i < n && !missing; i += perTrip) {
+        const keys: string[] = [];
+        for (let j = i; j < Math.min(n, i + perTrip); j++) keys.push(prefix + j);
+        const got = await wrap(this.redis.mgetBuffer(...keys));
+        for (const g of got) {
+          if (!g) missing = true;
+          else parts.push(g);
+        }
+      }
+      if (missing) continue; // replaced by a newer snapshot while we read: read the new one
+      const data = Buffer.concat(parts);
+      if (data.length !== size || crc32(data) !== Number(m.crc)) {
+        throw new CommandError(`snapshot of ${id} is corrupt (size or checksum mismatch)`);
+      }
+      return { data, pos: m.pos!, createdAt: Number(m.createdAt) };
+    }
+    throw new CommandError(`snapshot of ${id} could not be read consistently`);
+  }
+}
+
+function checkPos(pos: string): string {
+  parsePos(pos);
+  return pos;
+}
+
+/**
+ * XINFO STREAM reply → throws CatalogGapError when events after `afterPos` may have been trimmed away.
+ * Trimming (MAXLEN ~) does not record the last trimmed id, so when anything was trimmed a position older
+ * than the oldest retained event counts as a gap (a false positive only costs the follower a reload).
+ */
+function checkGap(afterPos: string, info: unknown[]): void {
+  const m = new Map<string, unknown>();
+  for (let i = 0; i + 1 < info.length; i += 2) m.set(String(info[i]), info[i + 1]);
+  const maxDeleted = m.get('max-deleted-entry-id') as string | undefined;
+  if (maxDeleted !== undefined && comparePos(afterPos, maxDeleted) < 0) throw new CatalogGapError(afterPos);
+  const first = Array.isArray(m.get('first-entry')) ? String((m.get('first-entry') as unknown[])[0]) : undefined;
+  const last = m.get('last-generated-id') as string | undefined;
+  const added = m.get('entries-added');
+  const length = Number(m.get('length') ?? 0);
+  // Redis >= 7 tells whether anything was ever removed; older versions do not (then '0-0' is trusted)
+  const trimmed = added !== undefined ? Number(added) > length : afterPos !== '0-0';
+  if (!trimmed) return;
+  const olderThanRetained = first !== undefined ? comparePos(afterPos, first) < 0 : last !== undefined && comparePos(afterPos, last) < 0;
+  if (olderThanRetained) throw new CatalogGapError(afterPos);
+}
