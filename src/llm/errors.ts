@@ -122,7 +122,7 @@ export function toLlmError(err: unknown, ctx: { streaming?: boolean } = {}): Llm
   if (err instanceof APIError) {
     if (typeof err.status === 'number') {
       const status = err.status;
-      const code = safeCode(err.code) ?? safeCode(err.type);
+      const code = safeCode(err.code);
       return new LlmError(`LLM request failed: ${status} ${reason(status)}${code ? ` (${code})` : ''}`, 'http', {
         status,
         retryable: isRetryableStatus(status),
