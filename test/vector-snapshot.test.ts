@@ -1,0 +1,117 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VectorIndex, type Space } from '../src/vector/index.js';
+import { clustered } from '../bench/vector-data.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'vector-snapshot-test-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe.each(['l2', 'cosine', 'ip'] as Space[])('serialize/deserialize (%s)', (space) => {
+  it('round trip: same KNN, same GET, same next id, ef restored', async () => {
+    const set = clustered(3000, 24, 12, 51);
+    const ix = new VectorIndex({ space, ef: 37, m: 12, efConstruction: 80, maxElements: 100 });
+    for (let i = 0; i < 3000; i++) ix.add(i * 3, set.row(i), i % 7 === 0 ? `ünïcødé ${i} ✓` : `item ${i}`);
+    for (let i = 0; i < 3000; i += 10) ix.remove(i * 3);
+    ix.add(999_999, set.row(5), ''); // empty text, big id
+    ix.nextId(); // a reserved id moves the counter too
+
+    const buf = await ix.serialize({ tmpDir: dir });
+    expect(await readdir(dir)).toEqual([]); // temp files removed
+    const back = await VectorIndex.deserialize(buf, { tmpDir: dir });
+    expect(await readdir(dir)).toEqual([]);
+
+    expect(back.params).toEqual(ix.params);
+    expect(back.ef).toBe(37);
+    expect(back.size).toBe(ix.size);
+    expect(back.dim).toBe(24);
+    expect(back.nextAutoId).toBe(ix.nextAutoId);
+    expect(back.nextId()).toBe(1_000_001);
+    expect(back.stats()).toMatchObject({ deleted: 299, capacity: ix.capacity }); // 300 removed, 1 slot reused
+
+    for (const id of ix.ids()) {
+      const a = ix.get(id)!;
+      const b = back.get(id)!;
+      expect(b.data).toBe(a.data);
+      expect(Array.from(b.vector)).toEqual(Array.from(a.vector));
+    }
+    expect(back.get(0)).toBeNull();
+    for (const q of set.queries(30, 8)) {
+      const e1 = ix.knnExplain(q, 10);
+      const e2 = back.knnExplain(q, 10);
+      expect(e2.ef).toBe(37); // the graph search ran with the restored ef, not hnswlib's 10
+      expect(e2.hits).toEqual(e1.hits);
+      const f = (id: number) => id % 2 === 0;
+      expect(back.knn(q, 5, { filter: f })).toEqual(ix.knn(q, 5, { filter: f }));
+    }
+
+    // the restored index keeps working: slots freed before the snapshot are reused, removed
+    // ids can come back, and a second round trip is identical
+    const cap = back.capacity;
+    for (let i = 0; i < 300; i++) back.add(2_000_000 + i, set.row(i), 'n');
+    expect(back.capacity).toBe(cap);
+    back.add(0, set.row(1), 'zero again');
+    expect(back.get(0)!.data).toBe('zero again');
+    const again = await VectorIndex.deserialize(await back.serialize({ tmpDir: dir }), { tmpDir: dir });
+    expect(again.size).toBe(back.size);
+    expect(again.get(0)).toEqual(back.get(0));
+  });
+});
+
+describe('snapshot edge cases', () => {
+  it('an index that never saw a vector', async () => {
+    const ix = new VectorIndex({ space: 'cosine', ef: 12 });
+    const back = await VectorIndex.deserialize(await ix.serialize());
+    expect(back.dim).toBeUndefined();
+    expect(back.size).toBe(0);
+    expect(back.ef).toBe(12);
+    back.add(1, new Float32Array([1, 2]), 'x');
+    expect(back.knn(new Float32Array([1, 2]), 1)[0]!.id).toBe(1);
+  });
+
+  it('a fixed dimension without items, and an index emptied by REM', async () => {
+    const a = await VectorIndex.deserialize(await new VectorIndex({ dim: 5 }).serialize());
+    expect(a.dim).toBe(5);
+    const ix = new VectorIndex();
+    ix.add(4, new Float32Array([1, 1, 1]), 'a');
+    ix.remove(4);
+    const b = await VectorIndex.deserialize(await ix.serialize());
+    expect(b.dim).toBe(3);
+    expect(b.size).toBe(0);
+    expect(b.nextAutoId).toBe(5);
+    expect(b.knn(new Float32Array(3), 3)).toEqual([]);
+    b.add(4, new Float32Array([2, 2, 2]), 'b');
+    expect(b.get(4)!.data).toBe('b');
+    expect(b.stats().deleted).toBe(0);
+  });
+
+  it('rejects corrupt snapshots with a clear error and leaves no temp files', async () => {
+    const ix = new VectorIndex();
+    for (let i = 0; i < 50; i++) ix.add(i, new Float32Array([i, 1, 2, 3]), `t${i}`);
+    const good = await ix.serialize({ tmpDir: dir });
+    const cases: Buffer[] = [
+      Buffer.alloc(0),
+      Buffer.from('nope'),
+      Buffer.concat([Buffer.from('XXXX'), good.subarray(4)]),
+      good.subarray(0, good.length - 1),
+      Buffer.concat([good, Buffer.from([0])]),
+    ];
+    const version = Buffer.from(good);
+    version.writeUInt16LE(99, 4);
+    cases.push(version);
+    const graph = Buffer.from(good);
+    const headerLen = graph.readUInt32LE(8);
+    graph.fill(0xff, 12 + headerLen, 12 + headerLen + 64); // clobber the hnswlib header
+    cases.push(graph);
+    for (const c of cases) {
+      await expect(VectorIndex.deserialize(c, { tmpDir: dir })).rejects.toThrow(/corrupt vector index snapshot|Hnswlib Error/);
+    }
+    expect(await readdir(dir)).toEqual([]);
+  });
+});
