@@ -261,6 +261,10 @@ describe('host allow-list', () => {
     expect(() =>
       parseLlmConfig('openai', { api_key: KEY, http: { proxy_host: '10.0.0.2', proxy_port: 3128 } }),
     ).toThrow(/proxy host '10.0.0.2:3128' is not in the allowed/);
+    setAllowedHosts(['https://API.example.com:8443/v1', '::1']);
+    expect(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'https://api.example.com:8443' })).not.toThrow();
+    expect(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'https://api.example.com' })).toThrow(/not in the allowed/);
+    expect(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'http://[::1]:11434/v1' })).not.toThrow();
     // local never touches the network
     expect(() => parseLlmConfig('local', {})).not.toThrow();
     setAllowedHosts(null);

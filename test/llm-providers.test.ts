@@ -206,6 +206,16 @@ describe('embeddings', () => {
     expect(e.message).toBe('LLM response was malformed');
   });
 
+  it(`splits more than ${2048} texts into batches, keeping the order`, async () => {
+    const texts = Array.from({ length: 2050 }, (_, i) => `text number ${i}`);
+    const vs = await openai().embed(texts);
+    expect(srv.calls('/embeddings')).toBe(2);
+    expect(srv.requests.map((r) => (r.body.input as string[]).length)).toEqual([2048, 2]);
+    expect(vs).toHaveLength(2050);
+    expect(vs[2049]).toEqual(localEmbed('text number 2049', 16));
+    expect(vs[7]).toEqual(localEmbed('text number 7', 16));
+  });
+
   it('embed([]) makes no request', async () => {
     expect(await openai().embed([])).toEqual([]);
     expect(srv.calls()).toBe(0);
@@ -447,6 +457,13 @@ describe('failures', () => {
     expect(srv.calls()).toBe(0);
   });
 
+  it('does not follow redirects', async () => {
+    srv.enqueue({ type: 'status', status: 307, headers: { location: 'http://169.254.169.254/latest/meta-data' } });
+    const e = await failure(openai().chat(user('x')));
+    expect(e.message).toBe('LLM request failed: 307 Temporary Redirect');
+    expect(srv.calls()).toBe(1);
+  });
+
   it('a closed provider refuses calls', async () => {
     const p = openai();
     p.close();
@@ -528,6 +545,46 @@ describe('proxy', () => {
     } finally {
       proxy.closeAllConnections();
       await new Promise<void>((r) => proxy.close(() => r()));
+    }
+  });
+});
+
+// A self-signed certificate for 127.0.0.1 / localhost (test fixture only, valid until 2126).
+const TEST_TLS = {
+  key: `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgJP7Ojd7uxo0TxRBe
+lwIKU2ecroHpbHCN1Mis/6pEmtyhRANCAARhAJpSIOgj0nvAsltFipRaukKc2ZOJ
+sYEoQUjlOIW8suSwQ8uHKBrCnTYXE3WXdGjw7UzU+tJDlJVDpLe/rNLH
+-----END PRIVATE KEY-----
+`,
+  cert: `-----BEGIN CERTIFICATE-----
+MIIBnDCCAUGgAwIBAgIULPMiy3DtJH/X2R4ktGLHVuOLzLEwCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTEyMTEzMjYwNloYDzIxMjYxMDI4
+MTMyNjA2WjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAARhAJpSIOgj0nvAsltFipRaukKc2ZOJsYEoQUjlOIW8suSwQ8uHKBrC
+nTYXE3WXdGjw7UzU+tJDlJVDpLe/rNLHo28wbTAdBgNVHQ4EFgQUKHWcGXbj+yNQ
+Yisq/GKuMtWnap4wHwYDVR0jBBgwFoAUKHWcGXbj+yNQYisq/GKuMtWnap4wDwYD
+VR0TAQH/BAUwAwEB/zAaBgNVHREEEzARhwR/AAABgglsb2NhbGhvc3QwCgYIKoZI
+zj0EAwIDSQAwRgIhAOV2nBdEVFR+IS76rgAGRrrBWY52Qwc16qjPcFBpDq8WAiEA
+vcjBMPiSwPZ8ctcPWegkfPF2aNQITcQ5boku+0PSRv4=
+-----END CERTIFICATE-----
+`,
+};
+
+describe('TLS', () => {
+  it('verifies certificates by default; enable_certificate_verification: false opts out', async () => {
+    const tls = await startFakeOpenAI({ tls: TEST_TLS });
+    try {
+      expect(tls.url).toMatch(/^https:/);
+      const strict = openai({ base_url: tls.url });
+      const e = await failure(strict.chat(user('x')));
+      expect(e.message).toBe('LLM request failed: TLS certificate verification failed');
+      expect(tls.calls()).toBe(0);
+      const lax = openai({ base_url: tls.url }, { enable_certificate_verification: false });
+      expect((await lax.chat(user('over tls'))).text).toBe('echo: over tls');
+      expect(tls.calls()).toBe(1);
+    } finally {
+      await tls.close();
     }
   });
 });

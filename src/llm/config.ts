@@ -105,12 +105,28 @@ let allowedHosts: string[] | null = null;
 
 /**
  * Restricts the hosts a base_url / endpoint / proxy may name (null = no restriction).
- * Entries: `host` (any port), `host:port`, `*.domain` (any subdomain), IPv6 as `[::1]`.
+ * Entries: `host` (any port), `host:port`, `*.domain` (any subdomain), IPv6 as `[::1]` or `::1`;
+ * a URL is reduced to its host[:port].
  * Checked when a config is parsed (create time) and again before every request, so a
  * config stored before the list was narrowed cannot reach a host that is no longer allowed.
  */
 export function setAllowedHosts(hosts: string[] | null): void {
-  allowedHosts = hosts === null ? null : hosts.map((h) => h.trim().toLowerCase()).filter((h) => h.length > 0);
+  allowedHosts = hosts === null ? null : hosts.map(normaliseHostEntry).filter((h) => h.length > 0);
+}
+
+/** "https://Host:8443/x" -> "host:8443", "::1" -> "[::1]", "Example.COM" -> "example.com". */
+function normaliseHostEntry(entry: string): string {
+  let e = entry.trim().toLowerCase();
+  if (e.includes('://')) {
+    try {
+      const u = new URL(e);
+      e = u.port ? `${u.hostname}:${u.port}` : u.hostname;
+    } catch {
+      return '';
+    }
+  }
+  if (!e.startsWith('[') && (e.match(/:/g) ?? []).length >= 2) e = `[${e}]`; // bare IPv6
+  return e;
 }
 
 export function getAllowedHosts(): readonly string[] | null {

@@ -124,7 +124,9 @@ export class OpenAICompatibleProvider implements LlmProvider {
       maxRetries: 0,
       timeout: DEFAULT_TIMEOUT_MS,
       fetch: undiciFetch as unknown as typeof globalThis.fetch,
-      fetchOptions: { dispatcher: this.dispatcher } as Record<string, unknown>,
+      // Redirects are not followed: an API endpoint has no reason to redirect a POST, and
+      // following one could lead a request (with its key) to a host outside the allow-list.
+      fetchOptions: { dispatcher: this.dispatcher, redirect: 'manual' } as Record<string, unknown>,
       logLevel: 'off' as const,
     };
     if (cfg.type === 'openai') {

@@ -36,7 +36,7 @@
  * contains `pathFragment`), else the permanent `fault` of setBehavior:
  *  - status: that HTTP status with an OpenAI-style error body (or `body` if given: with status
  *    200 that is a canned answer); 429 also sends retry-after-ms (default 10) and
- *    retry-after (seconds, rounded up).
+ *    retry-after (seconds, rounded up); `headers` are added (e.g. a location for a 3xx).
  *  - hang: read the request, never answer (closed by reset()/close()).
  *  - malformed: 200 with a JSON content type and a truncated JSON body (in a stream: a data
  *    line that is not JSON).
@@ -47,6 +47,7 @@
  *  - delay: a normal answer after `ms`.
  */
 import http, { type IncomingHttpHeaders } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { localEmbed } from '../../src/llm/local.js';
 
@@ -63,7 +64,7 @@ export interface RecordedRequest {
 }
 
 export type Fault =
-  | { type: 'status'; status: number; retryAfterMs?: number; body?: unknown }
+  | { type: 'status'; status: number; retryAfterMs?: number; body?: unknown; headers?: Record<string, string> }
   | { type: 'hang' }
   | { type: 'malformed' }
   | { type: 'destroy' }
@@ -86,10 +87,12 @@ export interface FakeOpenAIOptions {
   apiKey?: string;
   /** Require "api-key: <azureApiKey>" on Azure deployment paths. */
   azureApiKey?: string;
+  /** Serve HTTPS with this key and certificate (PEM) instead of HTTP; `url` is then https://. Start-time only. */
+  tls?: { key: string; cert: string };
 }
 
 export interface FakeOpenAI {
-  /** "http://127.0.0.1:<port>", no trailing slash. */
+  /** "http://127.0.0.1:<port>" (https with the `tls` option), no trailing slash. */
   readonly url: string;
   readonly port: number;
   /** Every request received, in arrival order (reset() clears). */
@@ -191,7 +194,7 @@ export async function startFakeOpenAI(initial: FakeOpenAIOptions = {}): Promise<
     if (fault) {
       switch (fault.type) {
         case 'status': {
-          const headers: Record<string, string> = {};
+          const headers: Record<string, string> = { ...fault.headers };
           if (fault.status === 429) {
             const ms = fault.retryAfterMs ?? 10;
             headers['retry-after-ms'] = String(ms);
@@ -315,7 +318,7 @@ export async function startFakeOpenAI(initial: FakeOpenAIOptions = {}): Promise<
     res.end();
   }
 
-  const server = http.createServer((req, res) => {
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
     let done = false;
@@ -352,8 +355,9 @@ export async function startFakeOpenAI(initial: FakeOpenAIOptions = {}): Promise<
         else res.destroy();
       });
     });
-  });
-  server.on('connection', (s) => {
+  };
+  const server: http.Server = initial.tls ? https.createServer({ key: initial.tls.key, cert: initial.tls.cert }, onRequest) : http.createServer(onRequest);
+  server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
@@ -364,7 +368,7 @@ export async function startFakeOpenAI(initial: FakeOpenAIOptions = {}): Promise<
   const port = (server.address() as AddressInfo).port;
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${initial.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     port,
     requests,
     calls: (frag) => (frag === undefined ? requests.length : requests.filter((r) => r.path.includes(frag)).length),
