@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CommandError } from '../src/errors.js';
 import {
@@ -92,6 +93,8 @@ describe('parseLlmConfig: openai', () => {
     [{}, /'api_key' is required for type openai/],
     [{ api_key: 42 }, /'api_key' must be a non-empty string/],
     [{ api_key: '' }, /'api_key' must be a non-empty string/],
+    [{ api_key: `${KEY}\r\nX-Evil: 1` }, /'api_key' must be printable ASCII/],
+    [{ api_key: `${KEY}é` }, /'api_key' must be printable ASCII/],
     [{ api_key: KEY, chat: 'gpt-4' }, /'chat' must be a JSON object/],
     [{ api_key: KEY, chat: { model: 5 } }, /'chat.model' must be a non-empty string/],
     [{ api_key: KEY, embedding: { dimensions: -3 } }, /'embedding.dimensions'/],
@@ -170,6 +173,35 @@ describe('parseLlmConfig: azure_openai and local', () => {
     expect(parseLlmConfig('LOCAL', { dim: 32 })).toEqual({ type: 'local', dim: 32 });
     expect(errorOf(() => parseLlmConfig('local', { dim: 'big' })).message).toMatch(/'dim' must be an integer between 8 and 4096/);
     expect(errorOf(() => parseLlmConfig('local', { dim: 1e6 })).message).toMatch(/'dim'/);
+  });
+});
+
+describe('parseLlmConfig never crashes', () => {
+  it('throws only CommandError for arbitrary params', () => {
+    const keys = ['api_key', 'base_url', 'chat', 'embedding', 'chat_path', 'embedding_path', 'http', 'resource_name',
+      'endpoint', 'api_version', 'chat_deployment_id', 'embedding_deployment_id', 'deployment_id', 'dim'];
+    const httpKeys = ['socket_timeout', 'connect_timeout', 'proxy_host', 'proxy_port', 'pool', 'max_retries',
+      'retry_backoff', 'enable_certificate_verification'];
+    const poolKeys = ['size', 'wait_timeout', 'connection_lifetime'];
+    const value = fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom('5s', '0', '-1', '12abc', 'http://x', 'ftp://y', '$X', ''));
+    const pool = fc.dictionary(fc.constantFrom(...poolKeys), value);
+    const httpArb = fc.dictionary(fc.constantFrom(...httpKeys), fc.oneof(value, pool));
+    const params = fc.oneof(
+      fc.jsonValue({ maxDepth: 2 }),
+      fc.dictionary(fc.constantFrom(...keys), fc.oneof(value, httpArb)),
+      fc.record({ api_key: fc.string({ minLength: 1 }), http: httpArb }),
+    );
+    fc.assert(
+      fc.property(fc.constantFrom('openai', 'azure_openai', 'local', undefined, 'x'), params, (type, p) => {
+        try {
+          const cfg = parseLlmConfig(type, p);
+          JSON.stringify(redactConfig(cfg));
+        } catch (e) {
+          if (!(e instanceof CommandError)) throw e;
+        }
+      }),
+      { numRuns: 500, seed: 42 },
+    );
   });
 });
 

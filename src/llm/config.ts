@@ -185,6 +185,9 @@ export function envVarName(apiKey: string): string | undefined {
   return m ? (m[1] ?? m[2]) : undefined;
 }
 
+/** Printable ASCII: what an HTTP header value can carry safely. */
+const HEADER_SAFE = /^[\x20-\x7e]+$/;
+
 /** The key to send now: the literal, or the current value of the referenced variable. */
 export function resolveApiKey(apiKey: string): string {
   const name = envVarName(apiKey);
@@ -193,7 +196,11 @@ export function resolveApiKey(apiKey: string): string {
   if (value === undefined || value === '') {
     throw new LlmError(`api_key refers to environment variable ${name}, which is not set`, 'config');
   }
-  return value;
+  const trimmed = value.trim();
+  if (!HEADER_SAFE.test(trimmed)) {
+    throw new LlmError(`api_key from environment variable ${name} must be printable ASCII`, 'config');
+  }
+  return trimmed;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -427,7 +434,7 @@ export function parseLlmConfig(type: string | undefined, params: unknown): LlmCo
   }
 
   const apiKey = reqString(o, 'api_key', 'api_key', t);
-  if (/[\r\n]/.test(apiKey)) bad(`'api_key' must not contain line breaks`);
+  if (!HEADER_SAFE.test(apiKey)) bad(`'api_key' must be printable ASCII (it is sent in an HTTP header)`);
   const http = parseHttp(o);
   if (http.proxyUrl !== undefined) assertHostAllowed(http.proxyUrl, 'proxy');
 
