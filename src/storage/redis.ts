@@ -730,13 +730,14 @@ export class RedisStorage implements Storage {
         const res = await wrap(pipe.exec());
         for (const r of res ?? []) if (r[0]) throw redisError(r[0]);
       }
-      await this.hooks.afterSnapshotChunks?.(id);
     } catch (err) {
       // best effort; if Redis is gone, the next snapshot (or a drop) deletes the abandoned generation
       await this.redis.hdel(meta, 'p:' + gen).catch(() => {});
       await this.deleteChunks(id, gen, n).catch(() => {});
       throw redisError(err);
     }
+    // test hook: a throw here is a crash between the steps (nothing after it runs, no cleanup)
+    await this.hooks.afterSnapshotChunks?.(id);
     // 3. switch the meta, delete the old chunks and stale generations, trim the log: one atomic script
     const res = (await wrap(
       this.script('llmStorageSnapSwitch')(
