@@ -245,6 +245,40 @@ describe('RedisStorage', () => {
     await dead.close();
   });
 
+  it('built from the server\'s ioredis instance: own fail-fast connection with its settings (db), or shared on request', async () => {
+    const { server, admin } = await setup();
+    const given = new Redis(`${server.url}/3`); // default options: offline queue, retries, resends
+    cleanup.push(async () => given.disconnect());
+    const s = new RedisStorage(given);
+    await s.open();
+    expect(s.redis).not.toBe(given);
+    expect(s.redis.options.db).toBe(3);
+    expect(s.redis.options.enableOfflineQueue).toBe(false);
+    expect(s.redis.options.autoResendUnfulfilledCommands).toBe(false);
+    await s.putRecord(rec({ name: 'in-db-3' }));
+    await admin.select(3);
+    expect(await admin.hkeys('__llm__:{catalog}:objects')).toEqual(['0:in-db-3']);
+    await s.close();
+    expect(given.status).toBe('ready'); // the server's connection is left alone
+    const shared = new RedisStorage(given, { shareConnection: true });
+    await shared.open();
+    expect(shared.redis).toBe(given);
+    expect((await shared.loadCatalog()).map((r) => r.name)).toEqual(['in-db-3']);
+    await shared.close();
+    expect(given.status).toBe('ready');
+  });
+
+  it('writes keep call order: an append issued before a delete reaches Redis first (no orphan log)', async () => {
+    const { admin, s } = await setup();
+    const r = rec();
+    await s.putRecord(r);
+    const appended = s.append(r.id, [{ x: '1' }]);
+    const deleted = s.deleteRecord(0, r.name);
+    await Promise.all([appended, deleted]);
+    expect(await admin.exists(`__llm__:{${r.id}}:log`)).toBe(0);
+    expect(await s.sweepOrphans()).toEqual([]);
+  });
+
   it('group commit micro-benchmark (appends of 128-dim vectors)', async () => {
     const { s } = await setup({ persistent: true });
     const ids = Array.from({ length: 8 }, () => newObjectId());
@@ -257,13 +291,13 @@ describe('RedisStorage', () => {
       return orig(...a);
     }) as typeof orig;
 
-    const N1 = 1000;
+    const N1 = 500;
     let t0 = performance.now();
     for (let i = 0; i < N1; i++) await s.append(ids[0]!, [{ op: 'add', id: String(i), v }]);
     const seq = N1 / ((performance.now() - t0) / 1000);
 
     pipelines = 0;
-    const N2 = 20_000;
+    const N2 = 10_000;
     const inFlight = 1000;
     t0 = performance.now();
     for (let i = 0; i < N2; i += inFlight) {

@@ -410,7 +410,6 @@ for (const backend of [redisBackend(), fileBackend()]) {
       const now = await s.loadCatalogAt();
       expect(now.records).toHaveLength(3);
       expect(await s.readCatalogEvents(now.pos)).toEqual([]);
-      if (s instanceof RedisStorage) s.redis.disconnect();
     });
   });
 }

@@ -344,7 +344,7 @@ export class FileStorage implements Storage {
   private eventSeq = 0;
   private events: CatalogEvent[] = [];
   private readonly emitter = new EventEmitter();
-  private state: 'new' | 'open' | 'closed' = 'new';
+  private state: 'new' | 'open' | 'closing' | 'closed' = 'new';
   private readonly inflight = new Set<Promise<unknown>>();
 
   constructor(dir: string, opts: FileStorageOptions = {}) {
@@ -383,9 +383,15 @@ export class FileStorage implements Storage {
       for (const f of await fs.readdir(this.dir)) {
         if (f.includes('.tmp.')) await fs.unlink(path.join(this.dir, f)).catch(() => {});
       }
-      await this.loadCatalogFile();
+      const hadCatalog = await this.loadCatalogFile();
       const live = new Set([...this.records.values()].map((r) => r.id));
-      for (const id of await fs.readdir(this.objectsDir)) {
+      const dirs = await fs.readdir(this.objectsDir);
+      if (!hadCatalog && dirs.length) {
+        // objects are only written after their definition is in the catalog: a missing catalog with
+        // objects present means it was removed by hand; keep the data rather than sweep it all
+        throw new CommandError(`storage dir ${this.dir} has objects but no catalog.json; refusing to open`);
+      }
+      for (const id of dirs) {
         if (!live.has(id)) {
           logger.info({ id }, 'removing storage of an LLM object that is not in the catalog');
           await fs.rm(path.join(this.objectsDir, id), { recursive: true, force: true });
@@ -404,12 +410,13 @@ export class FileStorage implements Storage {
 
   async close(): Promise<void> {
     if (this.state !== 'open') {
-      this.state = 'closed';
+      if (this.state === 'new') this.state = 'closed';
       return;
     }
-    await Promise.allSettled([...this.inflight]);
-    this.state = 'closed';
+    this.state = 'closing'; // refuse new calls, let the ones under way finish
     this.emitter.emit('closed');
+    while (this.inflight.size) await Promise.allSettled([...this.inflight]);
+    this.state = 'closed';
     for (const o of this.objects.values()) {
       await o.lock.run(async () => {
         if (o.fh) await o.fh.close().catch(() => {});
@@ -440,7 +447,7 @@ export class FileStorage implements Storage {
       }
       const pid = parseInt(await fs.readFile(this.lockPath, 'utf8').catch(() => ''), 10);
       if (pid > 0 && pid !== process.pid && processAlive(pid)) {
-        throw new CommandError(`storage dir ${this.dir} is in use by process ${pid}`);
+        throw new CommandError(`storage dir ${this.dir} is in use by process ${pid} (remove ${this.lockPath} if that is not a running server)`);
       }
       logger.warn({ dir: this.dir, pid: pid || undefined }, 'removing a stale storage lock');
       await fs.unlink(this.lockPath).catch(() => {});
@@ -454,12 +461,13 @@ export class FileStorage implements Storage {
     await fs.unlink(this.lockPath).catch(() => {});
   }
 
-  private async loadCatalogFile(): Promise<void> {
+  /** Loads catalog.json; false when there is none yet. */
+  private async loadCatalogFile(): Promise<boolean> {
     let text: string;
     try {
       text = await fs.readFile(this.catalogPath, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw err;
     }
     let cat: CatalogFile;
@@ -470,6 +478,7 @@ export class FileStorage implements Storage {
     }
     for (const r of cat.records) this.records.set(catalogKey(r.db, r.name), r);
     this.eventSeq = cat.eventSeq;
+    return true;
   }
 
   /** Validates an object's log (truncating a torn tail) and finishes an interrupted trim. */

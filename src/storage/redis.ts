@@ -63,6 +63,12 @@ export function storageRedisOptions(extra: RedisOptions = {}): RedisOptions {
 }
 
 export interface RedisStorageOptions {
+  /**
+   * Use a given ioredis instance as is. By default RedisStorage makes its own connection with the
+   * instance's settings (host, auth, db, TLS) but the fail-fast, never-resend options of
+   * storageRedisOptions(), which a connection that also proxies clients may not want.
+   */
+  shareConnection?: boolean;
   /** Snapshot chunk size in bytes (default SNAPSHOT_CHUNK_SIZE, 4 MiB). */
   chunkSize?: number;
   /** Entries per readLog batch (default 1000). */
@@ -300,11 +306,11 @@ function decodeEvent(id: string, fields: string[]): CatalogEvent {
   return ev;
 }
 
-interface PendingAppend {
-  key: string;
-  n: number;
+/** A write waiting for the next group commit: XADD or one of our scripts. */
+interface PendingWrite {
+  cmd: 'xadd' | ScriptName;
   args: Array<string | Buffer>;
-  resolve: (ids: string[]) => void;
+  resolve: (res: unknown) => void;
   reject: (err: Error) => void;
 }
 
@@ -320,9 +326,11 @@ export class RedisStorage implements Storage {
   private readonly stalePendingMs: number;
   private readonly hooks: NonNullable<RedisStorageOptions['hooks']>;
   private blocker: Conn | undefined;
-  private queue: PendingAppend[] = [];
+  private queue: PendingWrite[] = [];
   private flushScheduled = false;
   private readonly inflight = new Set<Promise<unknown>>();
+  /** close() was called: new calls are refused. */
+  private closing = false;
   private closed = false;
   private opened = false;
   private downSince = 0;
@@ -330,13 +338,38 @@ export class RedisStorage implements Storage {
   private readonly listeners: Array<[string, (...a: any[]) => void]> = [];
 
   /**
-   * @param conn an ioredis Redis/Cluster (the server's own connection; best created with
-   *   storageRedisOptions()), or a redis:// URL / RedisOptions to create an owned connection.
+   * @param conn the server's ioredis Redis/Cluster (a connection with the same settings and
+   *   storageRedisOptions() semantics is made from it, see shareConnection), or a redis:// URL /
+   *   RedisOptions.
    */
   constructor(conn: Conn | string | RedisOptions, opts: RedisStorageOptions = {}) {
-    if (conn instanceof Redis || conn instanceof Cluster) {
+    if ((conn instanceof Redis || conn instanceof Cluster) && opts.shareConnection) {
       this.redis = conn;
       this.owned = false;
+    } else if (conn instanceof Redis) {
+      const o = conn.options;
+      this.redis = conn.duplicate({
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        autoResendUnfulfilledCommands: false,
+        connectTimeout: Math.min(o.connectTimeout ?? 2000, 5000),
+        commandTimeout: o.commandTimeout ?? 10_000,
+      });
+      this.owned = true;
+    } else if (conn instanceof Cluster) {
+      const o = conn.options;
+      this.redis = conn.duplicate(undefined, {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        redisOptions: {
+          ...o.redisOptions,
+          maxRetriesPerRequest: 0,
+          autoResendUnfulfilledCommands: false,
+          commandTimeout: o.redisOptions?.commandTimeout ?? 10_000,
+        },
+      });
+      this.owned = true;
     } else if (typeof conn === 'string') {
       this.redis = new Redis(conn, storageRedisOptions());
       this.owned = true;
@@ -388,7 +421,7 @@ export class RedisStorage implements Storage {
   }
 
   async open(): Promise<void> {
-    if (this.closed) throw new CommandError('storage is closed');
+    this.checkOpen();
     const status = this.redis.status;
     if (status === 'wait') {
       await wrap(this.redis.connect());
@@ -411,7 +444,8 @@ export class RedisStorage implements Storage {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.closing) return;
+    this.closing = true;
     if (this.flushScheduled) this.flush();
     await Promise.allSettled([...this.inflight]);
     this.closed = true;
@@ -434,7 +468,7 @@ export class RedisStorage implements Storage {
   }
 
   private checkOpen(): void {
-    if (this.closed) throw new CommandError('storage is closed');
+    if (this.closing) throw new CommandError('storage is closed');
   }
 
   // ------------------------------------------------------------------------------------------------ catalog
@@ -468,29 +502,30 @@ export class RedisStorage implements Storage {
   async putRecord(rec: ObjectRecord): Promise<void> {
     this.checkOpen();
     checkRecord(rec);
-    const res = (await this.track(
-      wrap(
-        this.script('llmStoragePut')(
-          CATALOG_KEY,
-          CATALOG_EVENTS_KEY,
-          catalogKey(rec.db, rec.name),
-          encodeRecord(rec),
-          String(rec.db),
-          rec.name,
-          rec.id,
-          String(this.eventsMax),
-        ),
-      ),
-    )) as [string, string];
+    const res = (await this.enqueue('llmStoragePut', [
+      CATALOG_KEY,
+      CATALOG_EVENTS_KEY,
+      catalogKey(rec.db, rec.name),
+      encodeRecord(rec),
+      String(rec.db),
+      rec.name,
+      rec.id,
+      String(this.eventsMax),
+    ])) as [string, string];
     if (res[1]) await this.dropAfterCatalogChange(res[1]);
   }
 
   async deleteRecord(db: number, name: string): Promise<boolean> {
     this.checkOpen();
     checkDb(db);
-    const res = (await this.track(
-      wrap(this.script('llmStorageDelete')(CATALOG_KEY, CATALOG_EVENTS_KEY, catalogKey(db, name), String(db), name, String(this.eventsMax))),
-    )) as [string, string] | null;
+    const res = (await this.enqueue('llmStorageDelete', [
+      CATALOG_KEY,
+      CATALOG_EVENTS_KEY,
+      catalogKey(db, name),
+      String(db),
+      name,
+      String(this.eventsMax),
+    ])) as [string, string] | null;
     if (!res) return false;
     if (res[1]) await this.dropAfterCatalogChange(res[1]);
     return true;
@@ -499,20 +534,16 @@ export class RedisStorage implements Storage {
   async renameRecord(db: number, from: string, to: string): Promise<void> {
     this.checkOpen();
     checkDb(db);
-    const res = (await this.track(
-      wrap(
-        this.script('llmStorageRename')(
-          CATALOG_KEY,
-          CATALOG_EVENTS_KEY,
-          catalogKey(db, from),
-          catalogKey(db, to),
-          String(db),
-          from,
-          to,
-          String(this.eventsMax),
-        ),
-      ),
-    )) as [string, string, string] | null;
+    const res = (await this.enqueue('llmStorageRename', [
+      CATALOG_KEY,
+      CATALOG_EVENTS_KEY,
+      catalogKey(db, from),
+      catalogKey(db, to),
+      String(db),
+      from,
+      to,
+      String(this.eventsMax),
+    ])) as [string, string, string] | null;
     if (!res) throw new CommandError('no such key');
     if (res[2]) await this.dropAfterCatalogChange(res[2]);
   }
@@ -574,7 +605,7 @@ export class RedisStorage implements Storage {
       if (!res) return [];
       return res[0]![1].map(([id, fields]) => decodeEvent(id, fields));
     } catch (err) {
-      if (this.closed) return [];
+      if (this.closing) return [];
       throw redisError(err);
     }
   }
@@ -618,19 +649,27 @@ export class RedisStorage implements Storage {
       return Promise.reject(err);
     }
     if (entries.length === 0) return Promise.resolve([]);
-    let args: Array<string | Buffer>;
     if (entries.length === 1) {
-      args = entryArgs(entries[0]!);
-    } else {
-      args = [];
-      for (const e of entries) {
-        const a = entryArgs(e);
-        args.push(String(a.length / 2));
-        for (const x of a) args.push(x);
-      }
+      return this.enqueue('xadd', [logKey(id), '*', ...entryArgs(entries[0]!)]).then((r) => [r as string]);
     }
-    const p = new Promise<string[]>((resolve, reject) => {
-      this.queue.push({ key: logKey(id), n: entries.length, args, resolve, reject });
+    // several entries: one script, so they are appended atomically and contiguously
+    const args: Array<string | Buffer> = [logKey(id)];
+    for (const e of entries) {
+      const a = entryArgs(e);
+      args.push(String(a.length / 2));
+      for (const x of a) args.push(x);
+    }
+    return this.enqueue('llmStorageXaddMany', args) as Promise<string[]>;
+  }
+
+  /**
+   * Group commit: writes issued until the event loop comes round (setImmediate) go out as one pipeline
+   * (one socket write, one round trip, one AOF fsync in Redis), in call order. Catalog changes use the
+   * same queue, so an append issued before a delete reaches Redis before it.
+   */
+  private enqueue(cmd: PendingWrite['cmd'], args: Array<string | Buffer>): Promise<unknown> {
+    const p = new Promise<unknown>((resolve, reject) => {
+      this.queue.push({ cmd, args, resolve, reject });
     });
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -639,21 +678,20 @@ export class RedisStorage implements Storage {
     return this.track(p);
   }
 
-  /** Group commit: everything appended since the last flush goes out in one pipeline (one write, one round trip). */
   private flush(): void {
     if (!this.flushScheduled) return;
     this.flushScheduled = false;
     const batch = this.queue;
     this.queue = [];
     if (!batch.length) return;
-    const settle = (item: PendingAppend, err: unknown, res: unknown) => {
+    const settle = (item: PendingWrite, err: unknown, res: unknown) => {
       if (err) item.reject(redisError(err));
-      else item.resolve(item.n === 1 ? [res as string] : (res as string[]));
+      else item.resolve(res);
     };
     if (this.isCluster) {
       // ioredis Cluster pipelines must stay on one node; let its auto-pipelining (if enabled) batch per node
       for (const item of batch) {
-        const p = item.n === 1 ? this.redis.xadd(item.key, '*', ...item.args) : this.script('llmStorageXaddMany')(item.key, ...item.args);
+        const p = item.cmd === 'xadd' ? this.redis.xadd(...(item.args as [string, string, ...string[]])) : this.script(item.cmd)(...item.args);
         p.then(
           (r) => settle(item, null, r),
           (e) => settle(item, e, null),
@@ -663,8 +701,8 @@ export class RedisStorage implements Storage {
     }
     const pipe = this.redis.pipeline();
     for (const item of batch) {
-      if (item.n === 1) pipe.xadd(item.key, '*', ...item.args);
-      else this.script('llmStorageXaddMany', pipe)(item.key, ...item.args);
+      if (item.cmd === 'xadd') pipe.xadd(...(item.args as [string, string, ...string[]]));
+      else this.script(item.cmd, pipe)(...item.args);
     }
     pipe.exec().then(
       (results) => {
