@@ -104,14 +104,44 @@ export function bruteForce(
   accept?: (row: number) => boolean,
   idBase = 0,
 ): { id: number; distance: number }[] {
-  const n = set.data.length / set.dim;
-  const all: { id: number; distance: number }[] = [];
+  const { data, dim } = set;
+  const n = data.length / dim;
+  let qn = 0;
+  for (let j = 0; j < dim; j++) qn += q[j]! * q[j]!;
+  qn = Math.sqrt(qn);
+  // bounded candidate list, pruned by the current k-th distance
+  let best: { id: number; distance: number }[] = [];
+  let worst = Infinity;
   for (let i = 0; i < n; i++) {
     if (accept && !accept(i)) continue;
-    all.push({ id: i + idBase, distance: distance(space, q, set.row(i)) });
+    const o = i * dim;
+    let d: number;
+    if (space === 'l2') {
+      d = 0;
+      for (let j = 0; j < dim; j++) {
+        const t = q[j]! - data[o + j]!;
+        d += t * t;
+      }
+    } else {
+      let dot = 0;
+      let nn = 0;
+      for (let j = 0; j < dim; j++) {
+        const x = data[o + j]!;
+        dot += q[j]! * x;
+        nn += x * x;
+      }
+      d = space === 'ip' ? 1 - dot : 1 - dot / (qn * Math.sqrt(nn));
+    }
+    if (d > worst) continue;
+    best.push({ id: i + idBase, distance: d });
+    if (best.length >= 8 * k + 64) {
+      best.sort((a, b) => a.distance - b.distance || a.id - b.id);
+      best = best.slice(0, k);
+      worst = best[k - 1]!.distance;
+    }
   }
-  all.sort((a, b) => a.distance - b.distance || a.id - b.id);
-  return all.slice(0, k);
+  best.sort((a, b) => a.distance - b.distance || a.id - b.id);
+  return best.slice(0, k);
 }
 
 /** |found ∩ truth| / |truth| */

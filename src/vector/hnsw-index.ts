@@ -20,8 +20,8 @@
  * - add/get/remove/knn are synchronous (hnswlib is). Serialization writes the graph with
  *   writeIndexSync so a snapshot is a consistent point in time (see serialize()).
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
@@ -283,14 +283,19 @@ export class VectorIndex {
     }
 
     // Everything that can fail on input happens before the graph is touched.
-    let point: number[];
+    // hnswlib-node wants a plain array; it copies the values, so one scratch array is reused
+    // (a fresh array per add leaves ~1 KB of garbage per 128-dim vector behind).
+    const point = this.scratchPoint(vector.length);
     let nrm = 0;
     let exact = false;
-    const code = this.corrBytes > 0 ? new Uint8Array(this.corrBytes) : undefined;
+    let code: Uint8Array | undefined;
+    if (this.corrBytes > 0) {
+      if (this.scratchCode.length !== this.corrBytes) this.scratchCode = new Uint8Array(this.corrBytes);
+      code = this.scratchCode.fill(0);
+    }
     if (this.space === 'cosine') {
       nrm = norm2(vector);
       if (nrm === 0 || !Number.isFinite(nrm)) throw new CommandError(ZERO_VECTOR_COSINE);
-      point = new Array<number>(vector.length);
       for (let i = 0; i < vector.length; i++) {
         const x = vector[i]!;
         const u = Math.fround(x / nrm);
@@ -303,7 +308,7 @@ export class VectorIndex {
         else exact = true;
       }
     } else {
-      point = Array.from(vector);
+      for (let i = 0; i < vector.length; i++) point[i] = vector[i]!;
     }
 
     const hnsw = this.ensureHnsw();
@@ -524,13 +529,15 @@ export class VectorIndex {
       let graphPath: string | undefined;
       if (this.hnsw !== null) {
         dir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'rlvi-'));
-        graphPath = join(dir, `graph-${randomBytes(4).toString('hex')}.bin`);
+        graphPath = join(dir, 'graph.bin');
       }
-      // --- synchronous capture (nothing may interleave from here) ---
-      if (this.hnsw !== null) this.hnsw.writeIndexSync(graphPath!);
-      const items = this.encodeItems();
-      // --- end of capture ---
-      const graph = graphPath !== undefined ? await readFile(graphPath) : Buffer.alloc(0);
+      // --- synchronous capture: nothing can interleave until the graph file is read back ---
+      let graphBytes = 0;
+      if (this.hnsw !== null) {
+        this.hnsw.writeIndexSync(graphPath!);
+        graphBytes = statSync(graphPath!).size;
+      }
+      const itemBytes = this.itemsSize();
       const header = Buffer.from(
         JSON.stringify({
           space: this.space,
@@ -540,27 +547,33 @@ export class VectorIndex {
           maxElements: this.maxElements,
           ef: this._ef,
           nextId: this.nextAuto,
-          items: items.count,
-          exact: items.exactCount,
-          graphBytes: graph.length,
-          itemBytes: items.buf.length,
-        }),
+          items: this.idToSlot.size,
+          exact: this.space === 'cosine' ? this.exactCopies.size : 0,
+          graphBytes,
+          itemBytes,
+        } satisfies SnapshotHeader),
         'utf8',
       );
-      const pre = Buffer.alloc(12);
-      pre.write(MAGIC, 0, 'latin1');
-      pre.writeUInt16LE(SNAPSHOT_VERSION, 4);
-      pre.writeUInt16LE(0, 6);
-      pre.writeUInt32LE(header.length, 8);
-      return Buffer.concat([pre, header, graph, items.buf]);
+      const graphAt = 12 + header.length;
+      const out = Buffer.allocUnsafe(graphAt + graphBytes + itemBytes);
+      out.write(MAGIC, 0, 'latin1');
+      out.writeUInt16LE(SNAPSHOT_VERSION, 4);
+      out.writeUInt16LE(0, 6);
+      out.writeUInt32LE(header.length, 8);
+      header.copy(out, 12);
+      this.writeItems(out, graphAt + graphBytes, itemBytes);
+      // --- end of capture ---
+      if (graphPath !== undefined) await readInto(graphPath, out, graphAt, graphBytes);
+      return out;
     } finally {
       if (dir !== undefined) await rm(dir, { recursive: true, force: true });
     }
   }
 
   /**
-   * Rebuilds an index from serialize()'s Buffer: the graph is loaded as saved (no rebuild), and
-   * ef, items, auto-id counter and capacity are restored. A malformed buffer → Error
+   * Rebuilds an index from serialize()'s Buffer: the graph is loaded as saved (no rebuild; hnswlib
+   * reads it on the libuv thread pool while the items are decoded here), and ef, items, auto-id
+   * counter and capacity are restored. A malformed buffer → Error
    * (`corrupt vector index snapshot: ...`). The temporary file is always removed.
    */
   static async deserialize(buf: Buffer, opts: SnapshotOptions = {}): Promise<VectorIndex> {
@@ -576,11 +589,14 @@ export class VectorIndex {
     } catch {
       throw bad('bad header');
     }
+    if (typeof h !== 'object' || h === null) throw bad('bad header');
     const graphStart = 12 + headerLen;
     const itemsStart = graphStart + h.graphBytes;
     if (!Number.isInteger(h.graphBytes) || !Number.isInteger(h.itemBytes) || itemsStart + h.itemBytes !== buf.length) {
       throw bad('length mismatch');
     }
+    if (h.graphBytes > 0 && typeof h.dim !== 'number') throw bad('graph without dimension');
+    if (h.items > 0 && h.graphBytes === 0) throw bad('items without graph');
     const index = new VectorIndex({
       space: h.space,
       dim: h.dim ?? undefined,
@@ -590,26 +606,43 @@ export class VectorIndex {
       ef: h.ef,
     });
 
-    if (h.graphBytes > 0) {
-      if (h.dim === null) throw bad('graph without dimension');
-      const dir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'rlvi-'));
-      try {
+    const dir = h.graphBytes > 0 ? await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'rlvi-')) : undefined;
+    try {
+      let graph: Promise<HnswType | null> = Promise.resolve(null);
+      if (dir !== undefined) {
         const path = join(dir, 'graph.bin');
-        await writeFile(path, buf.subarray(graphStart, itemsStart));
-        const hnsw = new HierarchicalNSW(innerSpace(index.space), h.dim);
-        await hnsw.readIndex(path, true);
-        index.hnsw = hnsw;
-      } finally {
-        await rm(dir, { recursive: true, force: true });
+        graph = (async () => {
+          await writeFile(path, buf.subarray(graphStart, itemsStart));
+          const hnsw = new HierarchicalNSW(innerSpace(index.space), h.dim!);
+          await hnsw.readIndex(path, true);
+          return hnsw;
+        })();
+        graph.catch(() => undefined); // awaited below; this only marks it handled meanwhile
       }
+      try {
+        index.decodeItems(buf.subarray(itemsStart), h, bad);
+      } catch (e) {
+        await graph.catch(() => undefined);
+        throw e;
+      }
+      index.hnsw = await graph;
+    } finally {
+      if (dir !== undefined) await rm(dir, { recursive: true, force: true });
     }
-    index.decodeItems(buf.subarray(itemsStart), h, bad);
     if (index.hnsw !== null && index.hnsw.getCurrentCount() < index.idToSlot.size) throw bad('graph smaller than items');
     index.nextAuto = h.nextId;
     return index;
   }
 
   // --- internals -----------------------------------------------------------------------------
+
+  private scratch: number[] = [];
+  private scratchCode = new Uint8Array(0);
+
+  private scratchPoint(dim: number): number[] {
+    if (this.scratch.length !== dim) this.scratch = new Array<number>(dim).fill(0.5);
+    return this.scratch;
+  }
 
   private setDim(dim: number): void {
     this._dim = dim;
@@ -762,30 +795,33 @@ export class VectorIndex {
     return found;
   }
 
-  private encodeItems(): { buf: Buffer; count: number; exactCount: number } {
-    const n = this.idToSlot.size;
-    const cosine = this.space === 'cosine';
-    const dim = this._dim ?? 0;
+  private itemsSize(): number {
     let size = 4;
     for (let s = 0; s < this.slotTop; s++) {
       const d = this.slotData[s];
       if (d !== undefined) size += 8 + Buffer.byteLength(d, 'utf8');
     }
-    if (cosine) size += n * (8 + this.corrBytes) + this.exactCopies.size * (4 + 4 * dim);
-    const buf = Buffer.allocUnsafe(size);
-    let o = 0;
-    const slots: number[] = [];
+    if (this.space === 'cosine') {
+      size += this.idToSlot.size * (8 + this.corrBytes) + this.exactCopies.size * (4 + 4 * (this._dim ?? 0));
+    }
+    return size;
+  }
+
+  /** Writes the items section (itemsSize() bytes) at `at`. */
+  private writeItems(buf: Buffer, at: number, size: number): void {
+    const cosine = this.space === 'cosine';
+    let o = at;
     for (let s = 0; s < this.slotTop; s++) {
       const d = this.slotData[s];
       if (d === undefined) continue;
-      slots.push(s);
       buf.writeUInt32LE(this.slotIds[s]!, o);
       const len = buf.write(d, o + 8, 'utf8');
       buf.writeUInt32LE(len, o + 4);
       o += 8 + len;
     }
     if (cosine) {
-      for (const s of slots) {
+      for (let s = 0; s < this.slotTop; s++) {
+        if (this.slotData[s] === undefined) continue;
         buf.writeDoubleLE(this.norms[s]!, o);
         o += 8;
         const c = s * this.corrBytes;
@@ -802,13 +838,12 @@ export class VectorIndex {
         for (let i = 0; i < v.length; i++, o += 4) buf.writeFloatLE(v[i]!, o);
       }
     }
-    return { buf, count: n, exactCount: cosine ? this.exactCopies.size : 0 };
+    if (o !== at + size) throw new Error(`vector snapshot: items size ${o - at} != ${size}`);
   }
 
   private decodeItems(buf: Buffer, h: SnapshotHeader, bad: (why: string) => Error): void {
     const n = h.items;
     if (!Number.isInteger(n) || n < 0) throw bad('bad item count');
-    if (n > 0 && this.hnsw === null) throw bad('items without graph');
     const cosine = this.space === 'cosine';
     if (n > this.slotIds.length) this.growSlots(n);
     this.slotData = new Array<string | undefined>(n);
@@ -871,6 +906,21 @@ interface SnapshotHeader {
   exact: number;
   graphBytes: number;
   itemBytes: number;
+}
+
+/** Reads `length` bytes of a file into buf at `at`. */
+async function readInto(path: string, buf: Buffer, at: number, length: number): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await fh.read(buf, at + done, length - done, done);
+      if (bytesRead === 0) throw new Error('vector snapshot: graph file shorter than expected');
+      done += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 function byDistance(a: KnnHit, b: KnnHit): number {
