@@ -39,6 +39,9 @@ import type { CatalogEvent, LogEntry, ObjectRecord, SnapshotData, Storage } from
 
 type Conn = Redis | Cluster;
 
+/** readLog aims at batches of about this many bytes (fewer entries per batch when entries are big). */
+const READ_BATCH_BYTES = 8 * 1024 * 1024;
+
 export const CATALOG_KEY = `${INTERNAL_PREFIX}{catalog}:objects`;
 export const CATALOG_EVENTS_KEY = `${INTERNAL_PREFIX}{catalog}:events`;
 export const logKey = (id: string) => `${INTERNAL_PREFIX}{${id}}:log`;
@@ -306,12 +309,19 @@ function decodeEvent(id: string, fields: string[]): CatalogEvent {
   return ev;
 }
 
-/** A write waiting for the next group commit: XADD or one of our scripts. */
-interface PendingWrite {
-  cmd: 'xadd' | ScriptName;
-  args: Array<string | Buffer>;
-  resolve: (res: unknown) => void;
-  reject: (err: Error) => void;
+/** A write waiting for the next group commit: an append (one or more entries) or a catalog script. */
+type PendingWrite =
+  | { kind: 'append'; key: string; entries: Array<Array<string | Buffer>>; resolve: (ids: string[]) => void; reject: (err: Error) => void }
+  | { kind: 'script'; cmd: ScriptName; key: string; args: Array<string | Buffer>; resolve: (res: unknown) => void; reject: (err: Error) => void };
+
+/** XADD_MANY arguments for several entries: n1, f, v, ..., n2, ... */
+function manyArgs(entries: Array<Array<string | Buffer>>): Array<string | Buffer> {
+  const args: Array<string | Buffer> = [];
+  for (const a of entries) {
+    args.push(String(a.length / 2));
+    for (const x of a) args.push(x);
+  }
+  return args;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -327,6 +337,8 @@ export class RedisStorage implements Storage {
   private readonly hooks: NonNullable<RedisStorageOptions['hooks']>;
   private blocker: Conn | undefined;
   private queue: PendingWrite[] = [];
+  /** Cluster mode: per key, writes wait for the previous one (ioredis Cluster may reorder concurrent commands). */
+  private readonly keyChains = new Map<string, { items: PendingWrite[]; busy: boolean }>();
   private flushScheduled = false;
   private readonly inflight = new Set<Promise<unknown>>();
   /** close() was called: new calls are refused. */
@@ -440,6 +452,10 @@ export class RedisStorage implements Storage {
         }),
       );
     }
+    if (this.redis instanceof Cluster) {
+      // connect to every master now, so the first writes do not race connection setup
+      await wrap(Promise.all(this.redis.nodes('master').map((n) => n.ping())));
+    }
     this.opened = true;
   }
 
@@ -502,7 +518,7 @@ export class RedisStorage implements Storage {
   async putRecord(rec: ObjectRecord): Promise<void> {
     this.checkOpen();
     checkRecord(rec);
-    const res = (await this.enqueue('llmStoragePut', [
+    const res = (await this.enqueueScript('llmStoragePut', [
       CATALOG_KEY,
       CATALOG_EVENTS_KEY,
       catalogKey(rec.db, rec.name),
@@ -518,7 +534,7 @@ export class RedisStorage implements Storage {
   async deleteRecord(db: number, name: string): Promise<boolean> {
     this.checkOpen();
     checkDb(db);
-    const res = (await this.enqueue('llmStorageDelete', [
+    const res = (await this.enqueueScript('llmStorageDelete', [
       CATALOG_KEY,
       CATALOG_EVENTS_KEY,
       catalogKey(db, name),
@@ -534,7 +550,7 @@ export class RedisStorage implements Storage {
   async renameRecord(db: number, from: string, to: string): Promise<void> {
     this.checkOpen();
     checkDb(db);
-    const res = (await this.enqueue('llmStorageRename', [
+    const res = (await this.enqueueScript('llmStorageRename', [
       CATALOG_KEY,
       CATALOG_EVENTS_KEY,
       catalogKey(db, from),
@@ -649,60 +665,54 @@ export class RedisStorage implements Storage {
       return Promise.reject(err);
     }
     if (entries.length === 0) return Promise.resolve([]);
-    if (entries.length === 1) {
-      return this.enqueue('xadd', [logKey(id), '*', ...entryArgs(entries[0]!)]).then((r) => [r as string]);
+    const p = new Promise<string[]>((resolve, reject) => {
+      this.queue.push({ kind: 'append', key: logKey(id), entries: entries.map(entryArgs), resolve, reject });
+    });
+    this.scheduleFlush();
+    return this.track(p);
+  }
+
+  private enqueueScript(cmd: ScriptName, args: Array<string | Buffer>): Promise<unknown> {
+    const p = new Promise<unknown>((resolve, reject) => {
+      this.queue.push({ kind: 'script', cmd, key: String(args[0]), args, resolve, reject });
+    });
+    this.scheduleFlush();
+    return this.track(p);
+  }
+
+  private scheduleFlush(): void {
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
     }
-    // several entries: one script, so they are appended atomically and contiguously
-    const args: Array<string | Buffer> = [logKey(id)];
-    for (const e of entries) {
-      const a = entryArgs(e);
-      args.push(String(a.length / 2));
-      for (const x of a) args.push(x);
-    }
-    return this.enqueue('llmStorageXaddMany', args) as Promise<string[]>;
   }
 
   /**
    * Group commit: writes issued until the event loop comes round (setImmediate) go out as one pipeline
    * (one socket write, one round trip, one AOF fsync in Redis), in call order. Catalog changes use the
-   * same queue, so an append issued before a delete reaches Redis before it.
+   * same queue, so an append issued before a delete reaches Redis before it. An append of several
+   * entries is one script call, so it is atomic and contiguous.
    */
-  private enqueue(cmd: PendingWrite['cmd'], args: Array<string | Buffer>): Promise<unknown> {
-    const p = new Promise<unknown>((resolve, reject) => {
-      this.queue.push({ cmd, args, resolve, reject });
-    });
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
-    return this.track(p);
-  }
-
   private flush(): void {
     if (!this.flushScheduled) return;
     this.flushScheduled = false;
     const batch = this.queue;
     this.queue = [];
     if (!batch.length) return;
-    const settle = (item: PendingWrite, err: unknown, res: unknown) => {
-      if (err) item.reject(redisError(err));
-      else item.resolve(res);
-    };
     if (this.isCluster) {
-      // ioredis Cluster pipelines must stay on one node; let its auto-pipelining (if enabled) batch per node
       for (const item of batch) {
-        const p = item.cmd === 'xadd' ? this.redis.xadd(...(item.args as [string, string, ...string[]])) : this.script(item.cmd)(...item.args);
-        p.then(
-          (r) => settle(item, null, r),
-          (e) => settle(item, e, null),
-        );
+        let chain = this.keyChains.get(item.key);
+        if (!chain) this.keyChains.set(item.key, (chain = { items: [], busy: false }));
+        chain.items.push(item);
+        this.sendChain(item.key);
       }
       return;
     }
     const pipe = this.redis.pipeline();
     for (const item of batch) {
-      if (item.cmd === 'xadd') pipe.xadd(...(item.args as [string, string, ...string[]]));
-      else this.script(item.cmd, pipe)(...item.args);
+      if (item.kind === 'script') this.script(item.cmd, pipe)(...item.args);
+      else if (item.entries.length === 1) pipe.xadd(item.key, '*', ...(item.entries[0] as string[]));
+      else this.script('llmStorageXaddMany', pipe)(item.key, ...manyArgs(item.entries));
     }
     pipe.exec().then(
       (results) => {
@@ -718,18 +728,68 @@ export class RedisStorage implements Storage {
     );
   }
 
+  /**
+   * Cluster mode: one command in flight per key. All appends queued for one object go out as a single
+   * script call (still one round trip per batch, and atomic); ioredis Cluster pipelines cannot span nodes.
+   */
+  private sendChain(key: string): void {
+    const chain = this.keyChains.get(key)!;
+    if (chain.busy) return;
+    if (!chain.items.length) {
+      this.keyChains.delete(key);
+      return;
+    }
+    chain.busy = true;
+    let items: PendingWrite[];
+    let p: Promise<unknown>;
+    const first = chain.items[0]!;
+    if (first.kind === 'script') {
+      items = [chain.items.shift()!];
+      p = this.script(first.cmd)(...first.args);
+    } else {
+      const n = chain.items.findIndex((i) => i.kind !== 'append');
+      items = chain.items.splice(0, n < 0 ? chain.items.length : n);
+      const entries = items.flatMap((i) => (i as Extract<PendingWrite, { kind: 'append' }>).entries);
+      p = entries.length === 1 ? this.redis.xadd(key, '*', ...(entries[0] as string[])) : this.script('llmStorageXaddMany')(key, ...manyArgs(entries));
+    }
+    p.then(
+      (res) => {
+        if (first.kind === 'script') return settle(first, null, res);
+        const ids = typeof res === 'string' ? [res] : (res as string[]);
+        let o = 0;
+        for (const item of items as Array<Extract<PendingWrite, { kind: 'append' }>>) {
+          item.resolve(ids.slice(o, o + item.entries.length));
+          o += item.entries.length;
+        }
+      },
+      (err) => {
+        for (const item of items) settle(item, err, null);
+      },
+    ).finally(() => {
+      chain.busy = false;
+      this.sendChain(key);
+    });
+  }
+
   async *readLog(id: string, afterPos?: string): AsyncIterable<Array<{ pos: string; entry: LogEntry }>> {
     this.checkOpen();
     checkId(id);
     let start = afterPos === undefined ? '-' : '(' + checkPos(afterPos);
     const key = logKey(id);
+    let count = this.readBatch;
     for (;;) {
-      const rows = await wrap(this.redis.xrangeBuffer(key, start, '+', 'COUNT', this.readBatch));
+      const rows = await wrap(this.redis.xrangeBuffer(key, start, '+', 'COUNT', count));
       if (!rows.length) return;
-      const batch = rows.map(([pos, fields]) => ({ pos: pos.toString('latin1'), entry: decodeEntry(fields) }));
+      let bytes = 0;
+      const batch = rows.map(([pos, fields]) => {
+        for (const f of fields) bytes += f.length;
+        return { pos: pos.toString('latin1'), entry: decodeEntry(fields) };
+      });
       yield batch;
-      if (rows.length < this.readBatch) return;
+      if (rows.length < count) return;
       start = '(' + batch[batch.length - 1]!.pos;
+      // keep batches around READ_BATCH_BYTES when entries are big
+      count = Math.max(1, Math.min(this.readBatch, Math.floor((rows.length * READ_BATCH_BYTES) / Math.max(1, bytes))));
     }
   }
 
@@ -839,6 +899,12 @@ export class RedisStorage implements Storage {
     }
     throw new CommandError(`snapshot of ${id} could not be read consistently`);
   }
+}
+
+function settle(item: PendingWrite, err: unknown, res: unknown): void {
+  if (err) item.reject(redisError(err));
+  else if (item.kind === 'script') item.resolve(res);
+  else item.resolve(typeof res === 'string' ? [res] : (res as string[]));
 }
 
 function checkPos(pos: string): string {
