@@ -168,6 +168,7 @@ for (const backend of [redisBackend(), fileBackend()]) {
       expect(await s.logLength(old.id)).toBe(0);
       expect(await readAll(s, old.id)).toHaveLength(0);
       expect(await s.readSnapshot(old.id)).toBeNull();
+      expect(await s.snapshotInfo(old.id)).toBeNull();
 
       await s.append(nu.id, [{ op: 'add', id: '9' }]);
       await s.writeSnapshot(nu.id, Buffer.from('x'), (await readAll(s, nu.id))[0]!.pos);
@@ -287,6 +288,8 @@ for (const backend of [redisBackend(), fileBackend()]) {
       expect(snap!.data.equals(data)).toBe(true);
       expect(snap!.pos).toBe(pos[5]);
       expect(snap!.createdAt).toBeGreaterThanOrEqual(before - 5);
+      expect(await s.snapshotInfo(id)).toEqual({ pos: pos[5], createdAt: snap!.createdAt, size: 1000 });
+      expect(await s.snapshotInfo(newObjectId())).toBeNull();
       expect(await s.logLength(id)).toBe(4);
       const tail = await readAll(s, id, snap!.pos);
       expect(tail.map((e) => e.entry.i)).toEqual(['6', '7', '8', '9']);
@@ -334,6 +337,7 @@ for (const backend of [redisBackend(), fileBackend()]) {
       s = await open();
       expect((await s.loadCatalog()).sort((x, y) => x.name.localeCompare(y.name))).toEqual([a, { ...b, name: 'renamed' }]);
       expect((await s.readSnapshot(a.id))!.data.toString()).toBe('snap');
+      expect((await s.snapshotInfo(a.id))!.pos).toBe(pos[0]);
       const log = await readAll(s, a.id);
       expect(log.map((e) => e.pos)).toEqual(pos.slice(1));
       const [p4] = await s.append(a.id, [{ i: '4' }]);

@@ -32,7 +32,7 @@ import {
   crc32,
   parsePos,
 } from './common.js';
-import type { CatalogEvent, LogEntry, ObjectRecord, SnapshotData, Storage } from './types.js';
+import type { CatalogEvent, LogEntry, ObjectRecord, SnapshotData, SnapshotInfo, Storage } from './types.js';
 
 const SNAP_MAGIC = Buffer.from('LLMSNAP1');
 const MAX_RECORD = 1024 * 1024 * 1024; // 1 GiB per log record
@@ -277,6 +277,7 @@ class ObjectLog {
   /** Last position used (log or snapshot). */
   lastSeq = 0n;
   snapSeq = 0n;
+  snapInfo: SnapshotInfo | null = null;
   /** Incremented whenever the log file is replaced (readers check it). */
   gen = 0;
   /** The file may hold bytes past `size` from a failed write; they must be cut before the next write. */
@@ -494,6 +495,7 @@ export class FileStorage implements Storage {
     if (snap) {
       o.snapSeq = parsePos(snap.header.pos)[1];
       o.lastSeq = o.snapSeq;
+      o.snapInfo = { pos: snap.header.pos, createdAt: snap.header.createdAt, size: snap.header.size };
     }
     let fh: FileHandle;
     try {
@@ -913,6 +915,7 @@ export class FileStorage implements Storage {
           throw persistError(err);
         }
         if (seq > o.snapSeq) o.snapSeq = seq;
+        o.snapInfo = { pos: header.pos, createdAt: header.createdAt, size: header.size };
         await this.hooks.afterSnapshotFile?.(id);
         await o.lock.run(async () => {
           try {
@@ -985,6 +988,13 @@ export class FileStorage implements Storage {
     } finally {
       await src.close();
     }
+  }
+
+  async snapshotInfo(id: string): Promise<SnapshotInfo | null> {
+    this.checkOpen();
+    checkId(id);
+    const o = this.objects.get(id);
+    return o && !o.dropped && o.snapInfo ? { ...o.snapInfo } : null;
   }
 
   async readSnapshot(id: string): Promise<SnapshotData | null> {

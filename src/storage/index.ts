@@ -1,5 +1,5 @@
 /** The storage layer: durable home of every LLM object. See types.ts for the contract. */
-export type { CatalogEvent, LogEntry, ObjectRecord, SnapshotData, Storage } from './types.js';
+export type { CatalogEvent, LogEntry, ObjectRecord, SnapshotData, SnapshotInfo, Storage } from './types.js';
 export {
   CatalogGapError,
   INTERNAL_PREFIX,

@@ -35,7 +35,7 @@ import {
   parsePos,
   splitCatalogKey,
 } from './common.js';
-import type { CatalogEvent, LogEntry, ObjectRecord, SnapshotData, Storage } from './types.js';
+import type { CatalogEvent, LogEntry, ObjectRecord, SnapshotData, SnapshotInfo, Storage } from './types.js';
 
 type Conn = Redis | Cluster;
 
@@ -456,7 +456,29 @@ export class RedisStorage implements Storage {
       // connect to every master now, so the first writes do not race connection setup
       await wrap(Promise.all(this.redis.nodes('master').map((n) => n.ping())));
     }
+    await this.checkDurability();
     this.opened = true;
+  }
+
+  /** Says once at startup how durable an acknowledged write is with this backing Redis's AOF settings. */
+  private async checkDurability(): Promise<void> {
+    const node = this.redis instanceof Cluster ? this.redis.nodes('master')[0] : this.redis;
+    let cfg: string[];
+    try {
+      cfg = (await node!.call('CONFIG', 'GET', 'append*')) as string[];
+    } catch {
+      return; // CONFIG may be disabled (managed Redis)
+    }
+    const m = new Map<string, string>();
+    for (let i = 0; i + 1 < cfg.length; i += 2) m.set(cfg[i]!, cfg[i + 1]!);
+    if (m.get('appendonly') !== 'yes') {
+      logger.warn('the backing Redis has appendonly off: LLM objects survive a Redis restart only as far as its RDB snapshots go');
+    } else if (m.get('appendfsync') !== 'always') {
+      logger.info(
+        { appendfsync: m.get('appendfsync') },
+        'backing Redis AOF is not fsynced on every write: a machine crash (not a Redis crash) can lose the last second of acknowledged LLM writes',
+      );
+    }
   }
 
   async close(): Promise<void> {
@@ -866,6 +888,14 @@ export class RedisStorage implements Storage {
       for (let j = i; j < Math.min(n, i + 256); j++) keys.push(prefix + j);
       await this.redis.unlink(...keys);
     }
+  }
+
+  async snapshotInfo(id: string): Promise<SnapshotInfo | null> {
+    this.checkOpen();
+    checkId(id);
+    const [gen, pos, createdAt, size] = await wrap(this.redis.hmget(snapKey(id), 'gen', 'pos', 'createdAt', 'size'));
+    if (!gen || !pos) return null;
+    return { pos, createdAt: Number(createdAt), size: Number(size) };
   }
 
   async readSnapshot(id: string): Promise<SnapshotData | null> {

@@ -31,6 +31,13 @@ export interface SnapshotData {
   createdAt: number;
 }
 
+export interface SnapshotInfo {
+  pos: string;
+  createdAt: number;
+  /** Bytes of snapshot data. */
+  size: number;
+}
+
 export interface CatalogEvent {
   /** Position in the catalog event log (a Redis stream id for the redis backend). */
   pos: string;
@@ -88,6 +95,8 @@ export interface Storage {
    */
   writeSnapshot(id: string, data: Buffer, pos: string): Promise<boolean>;
   readSnapshot(id: string): Promise<SnapshotData | null>;
+  /** The current snapshot's position, time and size without reading its data (for INFO and scheduling). */
+  snapshotInfo(id: string): Promise<SnapshotInfo | null>;
   /**
    * Catalog changes after `afterPos` (all retained when undefined), in order. Rejects with
    * CatalogGapError when events after `afterPos` were already discarded: reload with loadCatalogAt().
