@@ -13,7 +13,12 @@
  * Usage: npx tsx bench/knn-inprocess.ts [--n 100000] [--dim 128] [--queries 200]
  *                                       [--n1536 10000] [--clusters 100]
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { VectorIndex } from '../src/vector/index.js';
@@ -37,6 +42,11 @@ const N1536 = arg('n1536', 10_000);
 const CLUSTERS = arg('clusters', 100);
 const K = 10;
 
+/** Prints a markdown table header (with its separator line). */
+function header(...cols: string[]): void {
+  console.log(`\n| ${cols.join(' | ')} |`);
+  console.log(`|${cols.map(() => '---').join('|')}|`);
+}
 function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
@@ -80,7 +90,7 @@ async function main(): Promise<void> {
   console.log(`# brute force ground truth: ${fmt(performance.now() - t0)} ms for ${QUERIES} queries`);
 
   // --- KNN -------------------------------------------------------------------------------------
-  console.log('\n| ef | recall@10 | VectorIndex.knn QPS | µs/query | raw hnswlib QPS | wrapper/raw |');
+  header('ef', 'recall@10', 'VectorIndex.knn QPS', 'µs/query', 'raw hnswlib QPS', 'wrapper/raw');
   const raw = rawOf(index);
   const plain = queries.map((q) => Array.from(q));
   const reps = Math.max(1, Math.ceil(2000 / QUERIES));
@@ -102,7 +112,7 @@ async function main(): Promise<void> {
   }
 
   // --- filtered KNN ----------------------------------------------------------------------------
-  console.log('\n| selectivity | path | recall@10 | QPS | ms/query |');
+  header('filter selectivity', 'path', 'recall@10', 'QPS', 'ms/query');
   const fq = Math.min(QUERIES, 50);
   for (const sel of [0.5, 0.05, 0.001]) {
     const mod = Math.round(1 / sel);
@@ -140,7 +150,7 @@ async function main(): Promise<void> {
     const b = loaded.knn(queries[i]!, K);
     if (JSON.stringify(a) === JSON.stringify(b)) same++;
   }
-  console.log('\n| snapshot | value |');
+  header('snapshot', 'value');
   console.log(`| size | ${fmt(fileBytes / 1e6, 1)} MB (hnswlib graph ${fmt(graphBytes / 1e6, 1)} MB = ${fmt(graphBytes / N)} B/vector) |`);
   console.log(`| serialize | ${fmt(serMs)} ms = ${fmt(N / (serMs / 1000))} vectors/s; event loop blocked ≤ ${fmt(stallMs, 1)} ms (writeIndexSync capture) |`);
   console.log(`| deserialize | ${fmt(deserMs)} ms = ${fmt(N / (deserMs / 1000))} vectors/s (graph loaded, no rebuild) |`);
@@ -150,26 +160,34 @@ async function main(): Promise<void> {
   const builtRss = m1.rss - m0.rss;
   const builtHeap = m1.heapUsed - m0.heapUsed;
   const builtExt = m1.external + m1.arrayBuffers - (m0.external + m0.arrayBuffers);
-  // Loaded copy: measure a fresh deserialize on its own (no build garbage).
-  const snapCopy = snap;
-  const mA = mem();
-  const loaded2 = await VectorIndex.deserialize(snapCopy);
-  const mB = mem();
-  const loadedRss = mB.rss - mA.rss;
+  // Loaded copy, in a fresh child process (no allocator or GC leftovers from the build, and no
+  // freed memory of this process to reuse): RSS before and after deserialize.
+  const dir = mkdtempSync(join(tmpdir(), 'knn-bench-'));
+  let child: { rss: number; heap: number; ext: number; ms: number };
+  try {
+    writeFileSync(join(dir, 'snap.bin'), snap);
+    const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--mem-child', join(dir, 'snap.bin')], {
+      encoding: 'utf8',
+    });
+    child = JSON.parse(out.trim().split('\n').pop()!) as typeof child;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   const est = index.memoryBytes();
-  console.log('\n| memory per vector | bytes | × hnswlib file |');
+  header('memory per vector', 'bytes', '× hnswlib file');
   const per = (b: number) => `| ${fmt(b / N)} | ${fmt(b / graphBytes, 2)} |`;
   console.log(`| hnswlib file | ${fmt(graphBytes / N)} | 1.00 |`);
-  console.log(`| built index, RSS delta ${per(builtRss)}`);
+  console.log(`| loaded index (fresh process), RSS delta ${per(child.rss)}`);
+  console.log(`| (of which JS heap) ${per(child.heap)}`);
+  console.log(`| built by ADDs (this process), RSS delta ${per(builtRss)}`);
   console.log(`| (of which JS heap) ${per(builtHeap)}`);
   console.log(`| (of which external/ArrayBuffers) ${per(builtExt)}`);
-  console.log(`| loaded index, RSS delta ${per(loadedRss)}`);
   console.log(`| memoryBytes() estimate ${per(est)}`);
-  void loaded2.size;
+  console.log(`# fresh-process load of the ${fmt(snap.length / 1e6, 1)} MB snapshot: ${fmt(child.ms)} ms = ${fmt(N / (child.ms / 1000))} vectors/s`);
   void loaded.size;
 
   // --- per-call cost at 128 and 1536 dims ------------------------------------------------------
-  console.log('\n| dims | n | add µs/call | knn µs/call (ef default, k=10) | knn p99 µs |');
+  header('dims', 'n', 'add µs/call', 'knn µs/call (default ef, k=10)', 'knn p99 µs');
   const perCall = (ix: VectorIndex, s: Clustered, n: number, addMs: number) => {
     const qs = s.queries(200, 77);
     for (const q of qs.slice(0, 20)) ix.knn(q, K); // warm
@@ -192,7 +210,27 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => {
+async function memChild(path: string): Promise<void> {
+  const buf = readFileSync(path);
+  const before = mem();
+  const t = performance.now();
+  const ix = await VectorIndex.deserialize(buf);
+  const ms = performance.now() - t;
+  const after = mem();
+  console.log(
+    JSON.stringify({
+      rss: after.rss - before.rss,
+      heap: after.heapUsed - before.heapUsed,
+      ext: after.external - before.external,
+      ms,
+      size: ix.size,
+    }),
+  );
+  void buf.length;
+}
+
+const childAt = process.argv.indexOf('--mem-child');
+(childAt >= 0 ? memChild(process.argv[childAt + 1]!) : main()).catch((e) => {
   console.error(e);
   process.exit(1);
 });

@@ -341,5 +341,9 @@ describe('filter path choice and stats', () => {
     expect(errorOf(() => (ix.ef = 0))).toContain('invalid ef');
     ix.ef = 64;
     expect(ix.ef).toBe(64);
+    ix.add(1, new Float32Array([1, 2]), 'a');
+    expect(errorOf(() => ix.knn(new Float32Array([1, 2]), 1, { ef: 0 }))).toContain('invalid ef');
+    expect(errorOf(() => ix.knn(new Float32Array([1, 2]), 1, { ef: 2.5 }))).toContain('invalid ef');
+    expect(ix.knnExplain(new Float32Array([1, 2]), 1, { ef: 7 }).ef).toBe(7);
   });
 });

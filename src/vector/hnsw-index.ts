@@ -409,6 +409,9 @@ export class VectorIndex {
   knnExplain(query: Float32Array, k: number, opts: KnnOptions = {}): KnnExplain {
     checkFinite(query);
     if (this._dim !== undefined && query.length !== this._dim) throw new CommandError(DIMENSION_MISMATCH);
+    if (opts.ef !== undefined && (!Number.isInteger(opts.ef) || opts.ef < 1)) {
+      throw new CommandError('invalid ef: must be a positive integer');
+    }
     const q = this.queryPoint(query);
     const n = this.idToSlot.size;
     if (!(k >= 1) || n === 0 || this.hnsw === null) return { hits: [], path: 'hnsw' };
