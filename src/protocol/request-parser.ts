@@ -109,7 +109,8 @@ export function splitInlineArgs(line: Buffer): Buffer[] | null {
       } else {
         if (i >= n) break;
         const c = line[i];
-        if (isSpace(c)) done = true;
+        // Unquoted words end at space, tab, CR or LF only (\v and \f stay inside, as in sdssplitargs).
+        if (c === 32 || c === 9 || c === 10 || c === 13) done = true;
         else if (c === 34) inDq = true;
         else if (c === 39) inSq = true;
         else out.push(c);

@@ -45,7 +45,7 @@ function encodeInto(v: RespValue, out: Array<Buffer | string>): void {
   } else if (typeof v === 'string') {
     out.push(`$${Buffer.byteLength(v)}\r\n`, v, CRLF);
   } else if (typeof v === 'number') {
-    if (Number.isInteger(v)) out.push(`:${v}\r\n`);
+    if (Number.isSafeInteger(v)) out.push(`:${v}\r\n`);
     else {
       const s = formatDouble(v);
       out.push(`$${s.length}\r\n${s}\r\n`);
