@@ -89,7 +89,10 @@ export class LlmServer implements Services {
     if (this.sessions.size >= this.config.maxclients) {
       this.rejectedConnections++;
       sock.on('error', () => {});
+      // Read (and drop) so the peer's FIN is seen and the socket really closes.
+      sock.resume();
       sock.end('-ERR max number of clients reached\r\n');
+      setTimeout(() => sock.destroy(), 1000).unref();
       return;
     }
     const authRequired = this.mode === 'standalone' ? !!this.config.requirepass : !!this.backend?.authRequired;
@@ -116,13 +119,15 @@ export class LlmServer implements Services {
 
   private async doStop(): Promise<void> {
     logger.info('shutting down');
-    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    // close() stops accepting now; its callback only fires once every connection is gone.
+    const listenersClosed = Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     for (const s of this.sessions) s.stopReading();
     const deadline = Date.now() + this.config.shutdownTimeout;
     while ([...this.sessions].some((s) => !s.idle) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 10));
     }
     for (const s of this.sessions) s.close();
+    await listenersClosed;
     if (this.backend) await this.backend.close();
     if (this.managed) await this.managed.stop();
     logger.info('bye');

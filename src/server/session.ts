@@ -203,8 +203,9 @@ export class Session implements SessionView {
       this.blocked = null;
       const raw = plan.args ? encodeRequest(plan.args) : encodeRequest(b.args);
       this.forward(b.name, plan.args ?? b.args, raw, plan.hooks ?? this.opts.router.hooksFor(b.name, b.args, this));
-      this.flushBackendWrites();
       this.drainInbox();
+      this.flushBackendWrites();
+      this.flushClientWrites();
       return;
     }
     void this.runLocalPlan(plan);

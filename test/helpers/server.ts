@@ -1,0 +1,84 @@
+/**
+ * Starts redis-llm-server for a test: in process (fast, for most tests) or as a child process
+ * (for signals, kill -9 and the managed redis-server).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import net from 'node:net';
+import { Redis } from 'ioredis';
+import { configureLogger } from '../../src/log.js';
+import { DEFAULTS, type Config } from '../../src/config/config.js';
+import { LlmServer } from '../../src/server/server.js';
+import { freePort, waitForPort } from './redis-server.js';
+
+configureLogger((process.env.TEST_LOG_LEVEL as 'silent') ?? 'silent');
+
+export async function startServer(cfg: Partial<Config>): Promise<LlmServer> {
+  const server = new LlmServer({ ...DEFAULTS, port: 0, managedRedis: false, logLevel: 'silent', ...cfg });
+  await server.start();
+  return server;
+}
+
+export function client(port: number, opts: Record<string, unknown> = {}): Redis {
+  return new Redis({ port, host: '127.0.0.1', lazyConnect: false, maxRetriesPerRequest: 0, enableOfflineQueue: true, retryStrategy: () => null, ...opts });
+}
+
+export const ROOT = path.resolve(import.meta.dirname, '../..');
+export const CLI = path.join(ROOT, 'dist/src/cli.js');
+
+export interface ChildServer {
+  port: number;
+  proc: ChildProcess;
+  output: () => string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Runs the built CLI (npm test builds first) as a child process. */
+export async function startChildServer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ChildServer> {
+  const port = await freePort();
+  let out = '';
+  const proc = spawn(process.execPath, [CLI, '--port', String(port), '--log-level', 'info', ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  try {
+    await waitForPort(port, '127.0.0.1', 15_000);
+  } catch (e) {
+    proc.kill('SIGKILL');
+    throw new Error(`server did not start: ${out}`);
+  }
+  return {
+    port,
+    proc,
+    output: () => out,
+    stop: (signal = 'SIGTERM') =>
+      new Promise((resolve) => {
+        if (proc.exitCode !== null) return resolve(proc.exitCode);
+        proc.once('exit', (code) => resolve(code));
+        proc.kill(signal);
+      }),
+  };
+}
+
+/** Sends raw bytes and collects everything the server answers until it closes or `ms` pass. */
+export function rawExchange(port: number, data: Buffer | string, ms = 300): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let text = '';
+    let closed = false;
+    sock.on('data', (d) => (text += d.toString('latin1')));
+    sock.on('close', () => {
+      closed = true;
+      clearTimeout(timer);
+      resolve({ text, closed });
+    });
+    sock.on('error', () => {});
+    sock.write(data);
+    const timer = setTimeout(() => {
+      sock.destroy();
+      resolve({ text, closed });
+    }, ms);
+  });
+}

@@ -1,0 +1,284 @@
+/**
+ * The server is Redis plus LLM.*: ordinary commands through it behave as against Redis.
+ * A real redis-server, real TCP, ioredis and redis-cli as clients.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import net from 'node:net';
+import type { Redis } from 'ioredis';
+import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
+import { client, rawExchange, startServer } from './helpers/server.js';
+import type { LlmServer } from '../src/server/server.js';
+
+const run = async (args: string[]) => (await promisify(execFile)('redis-cli', args)).stdout;
+let redis: RedisServerHandle;
+let server: LlmServer;
+const clients: Redis[] = [];
+const c = (opts: Record<string, unknown> = {}) => {
+  const r = client(server.port, opts);
+  clients.push(r);
+  return r;
+};
+
+beforeAll(async () => {
+  redis = await startRedis();
+  server = await startServer({ redis: redis.url });
+});
+
+afterAll(async () => {
+  for (const r of clients) r.disconnect();
+  await server.stop();
+  await redis.stop();
+});
+
+describe('ordinary commands', () => {
+  it('SET/GET with binary and non-ASCII values', async () => {
+    const r = c();
+    await r.set('k1', 'héllo wörld ✓');
+    expect(await r.get('k1')).toBe('héllo wörld ✓');
+    const bin = Buffer.from([0, 13, 10, 255, 36, 42]);
+    await r.set('bin', bin);
+    expect(await r.getBuffer('bin')).toEqual(bin);
+  });
+
+  it('a large value streams through intact', async () => {
+    const r = c();
+    const big = Buffer.alloc(8 * 1024 * 1024, 7);
+    big[12345] = 1;
+    await r.set('big', big);
+    expect((await r.getBuffer('big'))!.equals(big)).toBe(true);
+  });
+
+  it('pipelines mixing LLM.* and GET/SET keep request order', async () => {
+    const r = c();
+    const p = r.pipeline();
+    for (let i = 0; i < 50; i++) {
+      p.set(`p${i}`, String(i));
+      p.call('LLM.SIZE', `nostore${i}`);
+      p.get(`p${i}`);
+      p.call('LLM.BOGUS');
+    }
+    const res = await p.exec();
+    for (let i = 0; i < 50; i++) {
+      expect(res![i * 4][1]).toBe('OK');
+      expect(res![i * 4 + 2][1]).toBe(String(i));
+      expect(String(res![i * 4 + 3][0])).toContain("unknown command 'LLM.BOGUS'");
+    }
+  });
+
+  it('redis-cli --raw shows non-ASCII text as is', async () => {
+    const out = await run(['-p', String(server.port), '--raw', 'SET', 'utf', 'Grüße, 世界']);
+    expect(out.trim()).toBe('OK');
+    const got = await run(['-p', String(server.port), '--raw', 'GET', 'utf']);
+    expect(got).toBe('Grüße, 世界\n');
+  });
+
+  it('MULTI/EXEC and WATCH behave as Redis', async () => {
+    const r = c();
+    const res = await r.multi().set('m1', 'a').incr('m2').get('m1').exec();
+    expect(res).toEqual([[null, 'OK'], [null, 1], [null, 'a']]);
+    // WATCH: a write from another client aborts EXEC.
+    const other = c();
+    await r.watch('w1');
+    await other.set('w1', 'changed');
+    const aborted = await r.multi().set('w1', 'mine').exec();
+    expect(aborted).toBeNull();
+    expect(await r.get('w1')).toBe('changed');
+  });
+
+  it('LLM.* inside MULTI is refused clearly and the transaction aborts', async () => {
+    const { text } = await rawExchange(server.port, 'MULTI\r\nSET tx 1\r\nLLM.SIZE s\r\nEXEC\r\nGET tx\r\n');
+    const lines = text.split('\r\n');
+    expect(lines[0]).toBe('+OK');
+    expect(lines[1]).toBe('+QUEUED');
+    expect(lines[2]).toMatch(/^-ERR LLM.SIZE cannot run inside MULTI/);
+    expect(lines[3]).toMatch(/^-EXECABORT/);
+    expect(lines[4]).toBe('$-1');
+  });
+
+  it('BLPOP is released by another client', async () => {
+    const a = c();
+    const b = c();
+    const waiting = a.blpop('queue', 5);
+    await new Promise((r) => setTimeout(r, 100));
+    await b.rpush('queue', 'job');
+    expect(await waiting).toEqual(['queue', 'job']);
+  });
+
+  it('XREAD BLOCK is released by XADD', async () => {
+    const a = c();
+    const b = c();
+    const waiting = a.xread('BLOCK', 5000, 'STREAMS', 'st', '$');
+    await new Promise((r) => setTimeout(r, 100));
+    await b.xadd('st', '*', 'f', 'v');
+    const res = await waiting;
+    expect(res![0][0]).toBe('st');
+    expect(res![0][1][0][1]).toEqual(['f', 'v']);
+  });
+
+  it('SELECT is per client', async () => {
+    const a = c();
+    const b = c();
+    await a.select(3);
+    await a.set('sel', 'db3');
+    await b.set('sel', 'db0');
+    expect(await a.get('sel')).toBe('db3');
+    expect(await b.get('sel')).toBe('db0');
+  });
+
+  it('CLIENT SETNAME/GETNAME/ID and CLIENT KILL of another client close it', async () => {
+    const a = c();
+    const b = c();
+    await a.client('SETNAME', 'alpha');
+    expect(await a.client('GETNAME')).toBe('alpha');
+    const idB = (await b.client('ID')) as number;
+    expect(typeof idB).toBe('number');
+    const closed = new Promise<void>((resolve) => b.once('close', () => resolve()));
+    expect(await a.client('KILL', 'ID', String(idB))).toBe(1);
+    await closed;
+  });
+});
+
+describe('pub/sub and monitor', () => {
+  it('SUBSCRIBE/PSUBSCRIBE receive PUBLISH; after UNSUBSCRIBE normal commands work', async () => {
+    const sub = c();
+    const pub = c();
+    const got: string[] = [];
+    sub.on('message', (ch, msg) => got.push(`${ch}:${msg}`));
+    sub.on('pmessage', (_p, ch, msg) => got.push(`p:${ch}:${msg}`));
+    await sub.subscribe('news', 'sports');
+    await sub.psubscribe('n*');
+    expect(await pub.publish('news', 'hello')).toBe(2);
+    await pub.publish('sports', 'goal');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(got.sort()).toEqual(['news:hello', 'p:news:hello', 'sports:goal'].sort());
+    // (ioredis hangs on a bare UNSUBSCRIBE while patterns remain, against Redis too: name them.)
+    await sub.unsubscribe('news', 'sports');
+    await sub.punsubscribe('n*');
+    expect(await sub.set('after-sub', '1')).toBe('OK');
+    expect(await sub.get('after-sub')).toBe('1');
+    await expect(sub.call('LLM.BOGUS')).rejects.toThrow(/unknown command 'LLM.BOGUS'/);
+  });
+
+  it('in subscribed mode LLM.* gets the same refusal as other commands', async () => {
+    const { text } = await rawExchange(server.port, 'SUBSCRIBE ch\r\nLLM.SIZE x\r\nGET k\r\n');
+    const lines = text.split('\r\n');
+    expect(lines[6]).toBe("-ERR Can't execute 'llm.size': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context");
+    expect(lines[7]).toBe("-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context");
+  });
+
+  it('pipelined SUBSCRIBE then PING over a raw socket keeps order', async () => {
+    const { text } = await rawExchange(server.port, 'SUBSCRIBE a b\r\nPING\r\nUNSUBSCRIBE\r\nGET nothing\r\n');
+    const head = '*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n' + '*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n' + '*2\r\n$4\r\npong\r\n$0\r\n\r\n';
+    // UNSUBSCRIBE without arguments goes through the channels in Redis's hash order.
+    const unsub = (first: string, second: string) =>
+      `*3\r\n$11\r\nunsubscribe\r\n$1\r\n${first}\r\n:1\r\n*3\r\n$11\r\nunsubscribe\r\n$1\r\n${second}\r\n:0\r\n`;
+    expect([head + unsub('a', 'b') + '$-1\r\n', head + unsub('b', 'a') + '$-1\r\n']).toContain(text);
+  });
+
+  it('MONITOR streams commands of other clients', async () => {
+    const lines: string[] = [];
+    const sock = net.connect(server.port, '127.0.0.1');
+    sock.on('data', (d) => lines.push(d.toString()));
+    sock.write('MONITOR\r\n');
+    await new Promise((r) => setTimeout(r, 100));
+    await c().set('monitored-key', 'x');
+    await new Promise((r) => setTimeout(r, 100));
+    sock.destroy();
+    const all = lines.join('');
+    expect(all.startsWith('+OK\r\n')).toBe(true);
+    expect(all).toContain('"monitored-key"');
+  });
+});
+
+describe('protocol', () => {
+  it('inline commands typed over a raw socket', async () => {
+    const { text } = await rawExchange(server.port, 'PING\r\nSET inl "a b"\r\nGET inl\r\nllm.bogus  \'x y\'\n');
+    expect(text).toBe("+PONG\r\n+OK\r\n$3\r\na b\r\n-ERR unknown command 'llm.bogus', with args beginning with: 'x y' \r\n");
+  });
+
+  it('malformed RESP: Redis error text, only that connection closes', async () => {
+    const other = c();
+    const bad = await rawExchange(server.port, '*1\r\n$3\r\nGET\r\n*2\r\n+foo\r\n', 1000);
+    expect(bad.text).toContain("-ERR Protocol error: expected '$', got '+'");
+    expect(bad.closed).toBe(true);
+    const big = await rawExchange(server.port, '*1\r\n$99999999999\r\n', 1000);
+    expect(big.text).toBe('-ERR Protocol error: invalid bulk length\r\n');
+    expect(big.closed).toBe(true);
+    const quotes = await rawExchange(server.port, 'SET a "unterminated\r\n', 1000);
+    expect(quotes.text).toBe('-ERR Protocol error: unbalanced quotes in request\r\n');
+    expect(await other.ping()).toBe('PONG');
+  });
+
+  it('HELLO 3 gets NOPROTO, HELLO 2 works', async () => {
+    const { text } = await rawExchange(server.port, 'HELLO 3\r\nHELLO 2\r\n');
+    expect(text.startsWith('-NOPROTO unsupported protocol version\r\n*14\r\n')).toBe(true);
+  });
+
+  it('QUIT answers OK and closes', async () => {
+    const res = await rawExchange(server.port, 'QUIT\r\n', 1000);
+    expect(res).toEqual({ text: '+OK\r\n', closed: true });
+  });
+});
+
+describe('local commands', () => {
+  it('MODULE LIST shows LLM ver 1', async () => {
+    const list = (await c().call('MODULE', 'LIST')) as unknown[][];
+    expect(list).toContainEqual(['name', 'LLM', 'ver', 1, 'path', 'redis-llm-server', 'args', []]);
+  });
+
+  it('COMMAND COUNT, INFO and DOCS merge LLM.* entries with the backend', async () => {
+    const r = c();
+    const direct = client(redis.port);
+    clients.push(direct);
+    const base = (await direct.call('COMMAND', 'COUNT')) as number;
+    expect(await r.call('COMMAND', 'COUNT')).toBe(base + 11);
+    const info = (await r.call('COMMAND', 'INFO', 'get', 'llm.add', 'nosuch')) as unknown[];
+    expect((info[0] as unknown[])[0]).toBe('get');
+    expect((info[1] as unknown[]).slice(0, 2)).toEqual(['llm.add', -3]);
+    expect(info[2]).toBeNull();
+    const docs = (await r.call('COMMAND', 'DOCS', 'llm.knn')) as unknown[];
+    expect(docs[0]).toBe('llm.knn');
+    const fields = docs[1] as unknown[];
+    expect(fields[fields.indexOf('summary') + 1]).toMatch(/nearest/);
+    const all = (await r.call('COMMAND')) as unknown[][];
+    expect(all.length).toBe(base + 11);
+    expect(all.map((e) => e[0])).toContain('llm.run');
+  });
+
+  it('INFO has an # LLM section; INFO llm alone works', async () => {
+    const r = c();
+    const full = (await r.info()) as string;
+    expect(full).toContain('# Server');
+    expect(full).toContain('# LLM');
+    const llm = (await r.info('llm')) as string;
+    expect(llm.startsWith('# LLM')).toBe(true);
+    expect(llm).not.toContain('# Server');
+    const server = (await r.info('server')) as string;
+    expect(server).not.toContain('# LLM');
+  });
+
+  it('redis-cli shows syntax hints from COMMAND DOCS', async () => {
+    const out = await run(['-p', String(server.port), 'COMMAND', 'DOCS', 'LLM.ADD']);
+    expect(out).toContain('--EMBEDDING');
+  });
+});
+
+describe('maxclients', () => {
+  it('refuses clients beyond the limit with the Redis error', async () => {
+    const small = await startServer({ redis: redis.url, maxclients: 2 });
+    try {
+      const a = client(small.port);
+      const b = client(small.port);
+      await a.ping();
+      await b.ping();
+      const third = await rawExchange(small.port, 'PING\r\n', 1000);
+      expect(third.text).toBe('-ERR max number of clients reached\r\n');
+      a.disconnect();
+      b.disconnect();
+    } finally {
+      await small.stop();
+    }
+  });
+});
