@@ -14,6 +14,9 @@ import type { ClientHandle, CommandContext } from './context.js';
 import type { Services } from './services.js';
 import { commandTable } from './table.js';
 import { REDIS_INTERCEPTS } from './redis/index.js';
+import { ALWAYS_LOCAL, KEYSPACE_INTERCEPTS, LOCAL_WHEN_OBJECTS, specialKeyPlan, touchesSpecialKey } from './redis/keyspace.js';
+
+const KEYSPACE = new Map(KEYSPACE_INTERCEPTS);
 
 export interface SessionView extends ClientHandle {
   readonly inMulti: boolean;
@@ -60,12 +63,15 @@ export class Router {
   }
 
   /** Hot path: does this request need `plan`? `name` is the lower-cased command name. */
-  needsLocalStage(name: string, view: SessionView): boolean {
-    if (this.opts.services.mode === 'standalone') return true;
+  needsLocalStage(name: string, args: Buffer[], view: SessionView): boolean {
+    const services = this.opts.services;
+    if (services.mode === 'standalone') return true;
     if (name.length > 4 && name.startsWith('llm.')) return true;
     if (LOCAL_STAGE.has(name)) return true;
     if ((name === 'ping' || name === 'echo') && !view.backendUp) return true;
-    return false;
+    if (ALWAYS_LOCAL.has(name)) return true;
+    if (LOCAL_WHEN_OBJECTS.has(name) && (services.objects?.countInDb(view.db) ?? 0) > 0) return true;
+    return touchesSpecialKey(name, args, view, services);
   }
 
   /** Hooks for a forwarded request, or undefined for a plain one. */
@@ -109,6 +115,12 @@ export class Router {
       if (this.opts.requirePass && !view.authenticated) return errorPlan('Authentication required.', 'NOAUTH');
       return errorPlan('no backing Redis: start with --redis <url> or install redis-server');
     }
+    const keyspace = KEYSPACE.get(name);
+    if (keyspace) {
+      const p = keyspace(args, view, services, this.opts);
+      if (p) return p;
+    }
+    if (touchesSpecialKey(name, args, view, services)) return specialKeyPlan(name, args, view, services);
     return { kind: 'forward' };
   }
 

@@ -2,6 +2,15 @@
  * What the server offers command handlers, as an interface so the commands layer does not
  * depend on the server layer. The server (src/server) provides the implementation.
  */
+import type { ObjectManager } from '../objects/manager.js';
+
+export interface KeyRange {
+  first: number;
+  /** Negative: counted from the end (-1 = last argument). */
+  last: number;
+  step: number;
+}
+
 export type BackendMode = 'proxy' | 'managed' | 'standalone';
 
 export interface Services {
@@ -9,6 +18,12 @@ export interface Services {
   readonly startedAt: number;
   /** True while LLM objects are loading after a start: LLM.* answers -LOADING meanwhile. */
   readonly loading: boolean;
+  /** The LLM objects (null until storage is open). */
+  readonly objects: ObjectManager | null;
+  /** The db of the backing Redis that holds the server's own storage keys. */
+  readonly storageDb: number;
+  /** Legacy key range of an ordinary Redis command (from the backend's COMMAND table), or undefined. */
+  keyRange(name: string): KeyRange | undefined;
   /** Lines of the `# LLM` INFO section (without the header). */
   llmInfo(): string[];
 }

@@ -21,6 +21,8 @@ export interface Config {
   llmAllowHosts: string[] | null;
   /** Use a managed redis-server child when no --redis is given (else standalone). */
   managedRedis: boolean;
+  /** Vector store snapshots: after this many changes, or after this long with changes. */
+  snapshotOptions?: { snapshotChanges?: number; snapshotIntervalMs?: number };
 }
 
 type Kind = 'int' | 'string' | 'memory' | 'list' | 'bool' | 'level';
@@ -106,17 +108,32 @@ export function readConfigFile(path: string): Partial<Config> {
     const [name, ...vals] = parts.map((p) => p.toString('utf8'));
     const s = byName.get(name.toLowerCase());
     if (!s) throw new Error(`${path}:${i + 1}: unknown directive '${name}'`);
-    (out as Record<string, unknown>)[s.key] = convertSetting(s, vals);
+    try {
+      (out as Record<string, unknown>)[s.key] = convertSetting(s, vals);
+    } catch (err) {
+      throw new Error(`${path}:${i + 1}: ${(err as Error).message}`);
+    }
   });
   return out;
+}
+
+/** The environment variable of a setting: `log-level` → REDIS_LLM_LOG_LEVEL. */
+export function envName(s: Setting): string {
+  return `REDIS_LLM_${s.name.toUpperCase().replace(/-/g, '_')}`;
 }
 
 /** Environment: REDIS_LLM_PORT, REDIS_LLM_LOG_LEVEL, ... */
 export function readEnv(env: NodeJS.ProcessEnv = process.env): Partial<Config> {
   const out: Partial<Config> = {};
   for (const s of SETTINGS) {
-    const v = env[`REDIS_LLM_${s.name.toUpperCase().replace(/-/g, '_')}`];
-    if (v !== undefined) (out as Record<string, unknown>)[s.key] = convertSetting(s, v);
+    const name = envName(s);
+    const v = env[name];
+    if (v === undefined) continue;
+    try {
+      (out as Record<string, unknown>)[s.key] = convertSetting(s, v);
+    } catch (err) {
+      throw new Error(`environment ${name}: ${(err as Error).message}`);
+    }
   }
   return out;
 }

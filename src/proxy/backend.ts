@@ -52,8 +52,22 @@ export function parseRedisUrl(url: string): BackendAddress {
 
 /** The URL with its password replaced, for logs and errors. */
 export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    // Not a URL: hide everything between '//' and the last '@' of the authority.
+    return url.replace(/\/\/([^:@/]*):[^/]*@/, '//$1:***@');
+  }
 }
+
+/** The backing Redis refused the server's credentials (or its user may not run INFO). */
+export function isAuthError(message: string): boolean {
+  return /\b(WRONGPASS|NOAUTH|NOPERM)\b|invalid password|invalid username-password/i.test(message);
+}
+
+const AUTH_HINT = "the backing Redis refused the server's credentials: give its user and password in --redis (redis://[user]:password@host:port)";
 
 export function describeAddress(a: BackendAddress): string {
   return a.path ? `unix:${a.path}` : `${a.tls ? 'rediss' : 'redis'}://${a.host}:${a.port}`;
@@ -63,8 +77,12 @@ export class Backend extends EventEmitter {
   /** The server's own connection (durable layer, health). */
   readonly client: Redis;
   private _up = false;
+  /** first/last/step key positions of each backend command (lower-cased), from COMMAND. */
+  private keySpecs = new Map<string, { first: number; last: number; step: number; movable: boolean }>();
   private _authRequired = false;
   private closed = false;
+  /** The last connection error, logged once per distinct cause while down. */
+  private lastError: string | null = null;
 
   constructor(readonly address: BackendAddress, private readonly connectTimeoutMs = 2000) {
     super();
@@ -87,11 +105,20 @@ export class Backend extends EventEmitter {
       if (!this._up) logger.info({ backend: describeAddress(address) }, 'connected to the backing Redis');
       this._up = true;
       void this.probeAuth();
+      void this.loadKeySpecs();
       this.emit('up');
     });
     this.client.on('error', (err: Error) => {
-      if (this._up) logger.warn({ err: err.message }, 'backing Redis connection error');
+      const message = err.message;
+      const repeated = message === this.lastError;
+      this.lastError = message;
+      if (this._up) logger.warn({ err: message }, 'backing Redis connection error');
+      else if (repeated) return;
+      // While down, each distinct cause is logged once (not once per retry).
+      else if (isAuthError(message)) logger.error({ backend: describeAddress(address), err: message }, AUTH_HINT);
+      else logger.warn({ backend: describeAddress(address), err: message }, 'backing Redis not reachable; retrying with backoff');
     });
+    this.client.on('ready', () => { this.lastError = null; });
     this.client.on('close', () => {
       if (this._up && !this.closed) logger.warn('lost the backing Redis; reconnecting with backoff');
       const was = this._up;
@@ -110,11 +137,22 @@ export class Backend extends EventEmitter {
     return this._authRequired;
   }
 
+  /**
+   * Connects the server's own connection. A backend that is down is not an error (requests fail
+   * fast; the connection is retried with backoff), but one that answers and refuses the
+   * credentials from the URL is a configuration error: the server does not start.
+   */
   async start(): Promise<void> {
     try {
       await this.client.connect();
     } catch (err) {
-      logger.warn({ backend: describeAddress(this.address), err: (err as Error).message }, 'backing Redis not reachable yet; will keep retrying');
+      const cause = this.lastError ?? (err as Error).message;
+      if (isAuthError(cause)) {
+        this.closed = true;
+        this.client.disconnect();
+        throw new Error(`${AUTH_HINT} (${describeAddress(this.address)}: ${cause})`);
+      }
+      logger.warn({ backend: describeAddress(this.address), err: cause }, 'backing Redis not reachable yet; will keep retrying');
     }
   }
 
@@ -140,6 +178,26 @@ export class Backend extends EventEmitter {
     } catch {
       /* health events will retry later */
     }
+  }
+
+  private async loadKeySpecs(): Promise<void> {
+    try {
+      const table = (await this.client.call('COMMAND')) as unknown[][];
+      const specs = new Map<string, { first: number; last: number; step: number; movable: boolean }>();
+      for (const e of table) {
+        const flags = (e[2] as string[]) ?? [];
+        specs.set(String(e[0]).toLowerCase(), { first: Number(e[3]), last: Number(e[4]), step: Number(e[5]), movable: flags.includes('movablekeys') });
+      }
+      this.keySpecs = specs;
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'could not read the backend command table');
+    }
+  }
+
+  /** Legacy key range (first, last, step) of a backend command; undefined when it has no keys. */
+  keyRange(name: string): { first: number; last: number; step: number } | undefined {
+    const s = this.keySpecs.get(name);
+    return s && s.first > 0 ? s : undefined;
   }
 
   /** A new raw socket to the backing Redis (not authenticated). */

@@ -10,11 +10,17 @@ import { ManagedRedis, findRedisServer } from '../proxy/managed-redis.js';
 import { Router } from '../commands/dispatcher.js';
 import type { BackendMode, Services } from '../commands/services.js';
 import { Session } from './session.js';
+import { ObjectManager } from '../objects/manager.js';
+import { FileStorage, RedisStorage } from '../storage/index.js';
+import type { Storage } from '../storage/types.js';
+import { setAllowedHosts } from '../llm/index.js';
+import { StoreObject, ModelObject } from '../objects/objects.js';
 
 export class LlmServer implements Services {
   mode: BackendMode = 'standalone';
   readonly startedAt = Date.now();
-  loading = false;
+  objects: ObjectManager | null = null;
+  storage: Storage | null = null;
   backend: Backend | null = null;
   managed: ManagedRedis | null = null;
   private servers: net.Server[] = [];
@@ -22,6 +28,8 @@ export class LlmServer implements Services {
   private router!: Router;
   private stopping: Promise<void> | null = null;
   private totalConnections = 0;
+  /** Resolves when the objects are loaded (tests and the CLI may wait for it). */
+  loadingDone: Promise<void> = Promise.resolve();
   private rejectedConnections = 0;
 
   constructor(readonly config: Config) {}
@@ -32,15 +40,68 @@ export class LlmServer implements Services {
     return typeof a === 'object' && a ? a.port : this.config.port;
   }
 
+  get loading(): boolean {
+    return !this.objects || this.objects.loading;
+  }
+
+  get storageDb(): number {
+    return this.backend?.address.db ?? 0;
+  }
+
+  keyRange(name: string) {
+    return this.backend?.keyRange(name);
+  }
+
   llmInfo(): string[] {
-    return [
+    const lines = [
       `llm_server_mode:${this.mode}`,
       `llm_connected_clients:${this.sessions.size}`,
       `llm_total_connections_received:${this.totalConnections}`,
       `llm_rejected_connections:${this.rejectedConnections}`,
       `llm_backend_up:${this.backend?.up ? 1 : 0}`,
       `llm_loading:${this.loading ? 1 : 0}`,
+      `llm_storage:${this.storage?.kind ?? 'none'}`,
+      `llm_objects:${this.objects?.size ?? 0}`,
     ];
+    if (!this.objects) return lines;
+    let m = 0;
+    let v = 0;
+    for (const o of this.objects.all()) {
+      if (o instanceof ModelObject) {
+        const st = o.provider.stats.snapshot();
+        lines.push(
+          `model${m++}:name=${infoSafe(o.name)},db=${o.db},type=${o.provider.type},requests=${st.requests},errors=${st.errors},` +
+            `prompt_tokens=${st.promptTokens},completion_tokens=${st.completionTokens},latency_p50_ms=${st.latencyP50Ms},latency_p99_ms=${st.latencyP99Ms}`,
+        );
+      } else if (o instanceof StoreObject) {
+        const st = o.index.stats();
+        lines.push(
+          `store${v++}:name=${infoSafe(o.name)},db=${o.db},items=${o.index.size},dim=${o.index.dim ?? 0},space=${o.params.space},` +
+            `memory=${o.index.memoryBytes()},capacity=${st.capacity},log_length=${o.logLength},` +
+            `last_snapshot=${Math.floor(o.lastSnapshotAt / 1000)}`,
+        );
+      }
+    }
+    return lines;
+  }
+
+  /** Opens storage and loads the objects; retried with backoff while the storage is unreachable. */
+  private async loadObjects(): Promise<void> {
+    let delay = 200;
+    while (!this.stopping) {
+      try {
+        await this.storage!.open();
+        const objects = new ObjectManager(this.storage!, this.config.snapshotOptions);
+        await objects.load();
+        objects.startSnapshots();
+        this.objects = objects;
+        return;
+      } catch (err) {
+        logger.warn({ err: (err as Error).message, retryInMs: delay }, 'could not load LLM objects yet; retrying');
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
   }
 
   async start(): Promise<void> {
@@ -62,6 +123,9 @@ export class LlmServer implements Services {
       await this.backend.start();
       await this.backend.probeAuth();
     }
+    setAllowedHosts(cfg.llmAllowHosts);
+    this.storage = this.backend ? new RedisStorage(this.backend.client) : new FileStorage(cfg.dir);
+    this.loadingDone = this.loadObjects();
     this.router = new Router({ services: this, requirePass: this.mode === 'standalone' ? cfg.requirepass ?? undefined : undefined });
     for (const host of cfg.bind) await this.listen(host, cfg.port === 0 && this.servers.length > 0 ? this.port : cfg.port);
     logger.info({ port: this.port, bind: cfg.bind, mode: this.mode }, 'redis-llm-server ready to accept connections');
@@ -128,8 +192,15 @@ export class LlmServer implements Services {
     }
     for (const s of this.sessions) s.close();
     await listenersClosed;
+    if (this.objects) await this.objects.close();
+    if (this.storage) await this.storage.close().catch(() => {});
     if (this.backend) await this.backend.close();
     if (this.managed) await this.managed.stop();
     logger.info('bye');
   }
+}
+
+/** INFO values must not contain the separators of INFO lines. */
+function infoSafe(s: string): string {
+  return s.replace(/[\r\n,:=\s]/g, '_');
 }

@@ -168,7 +168,7 @@ export class Session implements SessionView {
     }
     const name = args[0].toString('latin1').toLowerCase();
     const router = this.opts.router;
-    if (router.needsLocalStage(name, this)) {
+    if (router.needsLocalStage(name, args, this)) {
       this.blocked = { name, args, running: false };
       this.tryRunBlocked();
       return;

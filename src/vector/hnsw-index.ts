@@ -119,6 +119,11 @@ export interface VectorIndexStats {
 export interface SnapshotOptions {
   /** Directory for the temporary hnswlib file (default: os.tmpdir()). */
   tmpDir?: string;
+  /**
+   * serialize(): called synchronously at the capture point, so a caller can record exactly which
+   * state (e.g. which log position) the snapshot holds even while mutations continue.
+   */
+  onCapture?: () => void;
 }
 
 // --- float32 bit helpers ---------------------------------------------------------------------
@@ -535,6 +540,7 @@ export class VectorIndex {
         graphPath = join(dir, 'graph.bin');
       }
       // --- synchronous capture: nothing can interleave until the graph file is read back ---
+      opts.onCapture?.();
       let graphBytes = 0;
       if (this.hnsw !== null) {
         this.hnsw.writeIndexSync(graphPath!);

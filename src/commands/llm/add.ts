@@ -1,5 +1,6 @@
 import { defineCommand } from '../spec.js';
-import { CommandError } from '../../errors.js';
+import { parseId } from '../../vector/index.js';
+import { embedForStore, givenVector, objectsOf, requireStore } from './_objects.js';
 import { EMBEDDING, EMBEDDING_FP32, TIMEOUT } from './_common.js';
 
 export default defineCommand({
@@ -19,7 +20,12 @@ export default defineCommand({
   args: [{ name: 'data', type: 'string', summary: 'The item text (embedded by the store LLM unless a vector is given).' }],
   reply: 'Integer: the item id.',
   examples: ['LLM.ADD store "Redis is an in-memory data store"', 'LLM.ADD store --ID 7 --EMBEDDING 0.1,0.2,0.3 "some text"'],
-  handler() {
-    throw new CommandError('not implemented');
+  async handler(ctx, args) {
+    const store = requireStore(ctx, args.key);
+    const rawId = args.opts.get('id') as Buffer | undefined;
+    const id = rawId === undefined ? undefined : parseId(rawId);
+    const data = args.positionals[0].toString('utf8');
+    const vector = givenVector(args) ?? (await embedForStore(ctx, store, [data], args.opts.get('timeout') as number | undefined))[0];
+    return objectsOf(ctx).storeAdd(store, id, vector, data);
   },
 });

@@ -1,5 +1,6 @@
 import { defineCommand } from '../spec.js';
-import { CommandError } from '../../errors.js';
+import { AppObject } from '../../objects/objects.js';
+import { createObject, optObject, optString } from './_objects.js';
 import { NX, XX, LLM_REF, PROMPT, CREATE_FLAGS, CREATE_ACL, CREATE_REPLY } from './_common.js';
 
 export default defineCommand({
@@ -20,7 +21,12 @@ export default defineCommand({
   args: [],
   reply: CREATE_REPLY,
   examples: ["LLM.CREATE-APP hello-world --LLM openai --PROMPT 'Say hello to {{name}}'"],
-  handler() {
-    throw new CommandError('not implemented');
+  handler(ctx, args) {
+    const def = {
+      llm: optString(args, 'llm') ?? null,
+      prompt: optString(args, 'prompt') ?? null,
+      params: optObject(args, 'params', '--PARAMS') ?? {},
+    };
+    return createObject(ctx, args, 'app', (id, db, name, at) => new AppObject('app', id, db, name, at, def));
   },
 });

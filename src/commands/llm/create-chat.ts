@@ -1,5 +1,7 @@
 import { defineCommand } from '../spec.js';
-import { CommandError } from '../../errors.js';
+import { AppObject, DEFAULT_CHAT_PROMPT } from '../../objects/objects.js';
+import { parseHistoryParams } from '../../apps/chat.js';
+import { createObject, optString } from './_objects.js';
 import { NX, XX, LLM_REF, PROMPT, VECTOR_STORE, CREATE_FLAGS, CREATE_ACL, CREATE_REPLY } from './_common.js';
 
 export default defineCommand({
@@ -21,7 +23,14 @@ export default defineCommand({
   args: [],
   reply: CREATE_REPLY,
   examples: ['LLM.CREATE-CHAT chat --LLM openai --VECTOR-STORE chat-memory'],
-  handler() {
-    throw new CommandError('not implemented');
+  handler(ctx, args) {
+    const def = {
+      llm: optString(args, 'llm') ?? null,
+      prompt: optString(args, 'prompt') ?? DEFAULT_CHAT_PROMPT,
+      params: {},
+      store: optString(args, 'vector-store') ?? null,
+      history: parseHistoryParams(args.opts.get('history')),
+    };
+    return createObject(ctx, args, 'chat', (id, db, name, at) => new AppObject('chat', id, db, name, at, def));
   },
 });

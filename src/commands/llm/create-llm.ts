@@ -1,5 +1,7 @@
 import { defineCommand } from '../spec.js';
-import { CommandError } from '../../errors.js';
+import { parseLlmConfig } from '../../llm/index.js';
+import { ModelObject } from '../../objects/objects.js';
+import { createObject, optString } from './_objects.js';
 import { NX, XX, CREATE_FLAGS, CREATE_ACL, CREATE_REPLY } from './_common.js';
 
 export default defineCommand({
@@ -19,7 +21,9 @@ export default defineCommand({
   args: [],
   reply: CREATE_REPLY,
   examples: [`LLM.CREATE-LLM openai --PARAMS '{"api_key":"$OPENAI_API_KEY"}'`],
-  handler() {
-    throw new CommandError('not implemented');
+  handler(ctx, args) {
+    const type = optString(args, 'type') ?? 'openai';
+    const params = args.opts.get('params') ?? {};
+    return createObject(ctx, args, 'llm', (id, db, name, at) => new ModelObject(id, db, name, at, parseLlmConfig(type, params)));
   },
 });

@@ -1,5 +1,7 @@
 import { defineCommand } from '../spec.js';
 import { CommandError } from '../../errors.js';
+import { AppObject, DEFAULT_SEARCH_PROMPT } from '../../objects/objects.js';
+import { createObject, optString } from './_objects.js';
 import { NX, XX, LLM_REF, PROMPT, VECTOR_STORE, CREATE_FLAGS, CREATE_ACL, CREATE_REPLY } from './_common.js';
 
 export default defineCommand({
@@ -21,7 +23,16 @@ export default defineCommand({
   args: [],
   reply: CREATE_REPLY,
   examples: ['LLM.CREATE-SEARCH search --LLM openai --VECTOR-STORE store'],
-  handler() {
-    throw new CommandError('not implemented');
+  handler(ctx, args) {
+    const store = optString(args, 'vector-store');
+    if (!store) throw new CommandError('no vector store is specified');
+    const def = {
+      llm: optString(args, 'llm') ?? null,
+      prompt: optString(args, 'prompt') ?? DEFAULT_SEARCH_PROMPT,
+      params: {},
+      store,
+      k: (args.opts.get('k') as number | undefined) ?? 3,
+    };
+    return createObject(ctx, args, 'search', (id, db, name, at) => new AppObject('search', id, db, name, at, def));
   },
 });

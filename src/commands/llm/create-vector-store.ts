@@ -1,5 +1,8 @@
 import { defineCommand } from '../spec.js';
 import { CommandError } from '../../errors.js';
+import { VectorIndex, parseStoreParams } from '../../vector/index.js';
+import { StoreObject, parseLlmRef } from '../../objects/objects.js';
+import { createObject, optString } from './_objects.js';
 import { NX, XX, CREATE_FLAGS, CREATE_ACL, CREATE_REPLY } from './_common.js';
 
 export default defineCommand({
@@ -20,7 +23,11 @@ export default defineCommand({
   args: [],
   reply: CREATE_REPLY,
   examples: ['LLM.CREATE-VECTOR-STORE store --LLM openai'],
-  handler() {
-    throw new CommandError('not implemented');
+  handler(ctx, args) {
+    const type = optString(args, 'type') ?? 'hnsw';
+    if (type.toLowerCase() !== 'hnsw') throw new CommandError(`unknown vector store: ${type}`);
+    const params = parseStoreParams(args.opts.get('params') ?? {});
+    const llm = parseLlmRef(optString(args, 'llm'));
+    return createObject(ctx, args, 'store', (id, db, name, at) => new StoreObject(id, db, name, at, new VectorIndex(params), params, llm));
   },
 });

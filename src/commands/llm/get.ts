@@ -1,5 +1,6 @@
 import { defineCommand } from '../spec.js';
-import { CommandError } from '../../errors.js';
+import { formatVector, parseId } from '../../vector/index.js';
+import { storeOf } from './_objects.js';
 
 
 export default defineCommand({
@@ -14,7 +15,10 @@ export default defineCommand({
   args: [{ name: 'id', type: 'integer', summary: 'Item id.' }],
   reply: 'Array [data, "f1,f2,..."], or nil when the store or the id does not exist.',
   examples: ['LLM.GET store 1'],
-  handler() {
-    throw new CommandError('not implemented');
+  handler(ctx, args) {
+    const store = storeOf(ctx, args.key);
+    const id = parseId(args.positionals[0]);
+    const item = store?.index.get(id);
+    return item ? [item.data, formatVector(item.vector)] : null;
   },
 });

@@ -1,5 +1,6 @@
 import { defineCommand } from '../spec.js';
-import { CommandError } from '../../errors.js';
+import { parseId } from '../../vector/index.js';
+import { objectsOf, storeOf } from './_objects.js';
 
 
 export default defineCommand({
@@ -14,7 +15,10 @@ export default defineCommand({
   args: [{ name: 'id', type: 'integer', summary: 'Item id.' }],
   reply: 'Integer 1 when removed, 0 when the store or the id does not exist.',
   examples: ['LLM.REM store 1'],
-  handler() {
-    throw new CommandError('not implemented');
+  async handler(ctx, args) {
+    const store = storeOf(ctx, args.key);
+    const id = parseId(args.positionals[0]);
+    if (!store) return 0;
+    return (await objectsOf(ctx).storeRem(store, id)) ? 1 : 0;
   },
 });

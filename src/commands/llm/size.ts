@@ -1,5 +1,5 @@
 import { defineCommand } from '../spec.js';
-import { CommandError } from '../../errors.js';
+import { storeOf } from './_objects.js';
 
 
 export default defineCommand({
@@ -14,7 +14,7 @@ export default defineCommand({
   args: [],
   reply: 'Integer: live items (0 when the store does not exist).',
   examples: ['LLM.SIZE store'],
-  handler() {
-    throw new CommandError('not implemented');
+  handler(ctx, args) {
+    return storeOf(ctx, args.key)?.index.size ?? 0;
   },
 });

@@ -1,0 +1,120 @@
+/**
+ * Shared steps of LLM.* handlers: the create semantics of the original (NX/XX/WRONGTYPE/overwrite),
+ * typed lookups with the original's error texts, and vector/embedding input.
+ */
+import { CommandError, syntaxError, wrongTypeError } from '../../errors.js';
+import { newObjectId } from '../../storage/index.js';
+import { parseCsvVector, parseFp32Vector } from '../../vector/index.js';
+import { ModelObject, StoreObject, AppObject, type LlmObject, type ObjectKind } from '../../objects/objects.js';
+import type { ObjectManager } from '../../objects/manager.js';
+import type { CommandContext } from '../context.js';
+import type { ParsedArgs } from '../spec.js';
+
+export function objectsOf(ctx: CommandContext): ObjectManager {
+  const o = ctx.services.objects;
+  if (!o) throw new CommandError('LLM objects are being loaded in memory', 'LOADING');
+  return o;
+}
+
+export const keyName = (b: Buffer): string => b.toString('utf8');
+
+/** Is `key` an ordinary key in the backing Redis (in the client's db)? */
+async function existsInBackend(ctx: CommandContext, key: Buffer): Promise<boolean> {
+  if (ctx.services.mode === 'standalone') return false;
+  const r = await ctx.client.backendCall(['EXISTS', key]);
+  return r === 1;
+}
+
+/**
+ * The original's create semantics: WRONGTYPE over a key of another type (ours or an ordinary
+ * one), --NX/--XX reply 0 when they refuse, otherwise (over)write and reply 1. `build` validates
+ * everything; nothing is written when it throws.
+ */
+export async function createObject(
+  ctx: CommandContext,
+  args: ParsedArgs,
+  kind: ObjectKind,
+  build: (id: string, db: number, name: string, createdAt: number) => LlmObject,
+): Promise<number> {
+  const objects = objectsOf(ctx);
+  const nx = args.opts.has('nx');
+  const xx = args.opts.has('xx');
+  if (nx && xx) throw syntaxError();
+  const db = ctx.client.db;
+  const name = keyName(args.key);
+  const existing = objects.get(db, name);
+  if (existing && existing.kind !== kind) throw wrongTypeError();
+  const obj = build(newObjectId(), db, name, Date.now());
+  try {
+    if (!existing && (await existsInBackend(ctx, args.key))) throw wrongTypeError();
+    if ((nx && existing) || (xx && !existing)) {
+      obj.close();
+      return 0;
+    }
+    await objects.put(obj);
+  } catch (err) {
+    obj.close();
+    throw err;
+  }
+  return 1;
+}
+
+/** The object at key, if it is of one of `kinds`; WRONGTYPE if another kind; undefined if absent. */
+export function lookup<T extends LlmObject>(ctx: CommandContext, key: Buffer | string, kinds: ObjectKind[]): T | undefined {
+  const obj = objectsOf(ctx).get(ctx.client.db, typeof key === 'string' ? key : keyName(key));
+  if (!obj) return undefined;
+  if (!kinds.includes(obj.kind)) throw wrongTypeError();
+  return obj as T;
+}
+
+export function storeOf(ctx: CommandContext, key: Buffer | string): StoreObject | undefined {
+  return lookup<StoreObject>(ctx, key, ['store']);
+}
+
+export function requireStore(ctx: CommandContext, key: Buffer | string): StoreObject {
+  const s = storeOf(ctx, key);
+  if (!s) throw new CommandError('vector store does not exist');
+  return s;
+}
+
+export function modelOf(ctx: CommandContext, key: string, missing = 'LLM model does not exist'): ModelObject {
+  const obj = objectsOf(ctx).get(ctx.client.db, key);
+  if (!obj || !(obj instanceof ModelObject)) throw new CommandError(missing);
+  return obj;
+}
+
+export function appOf(ctx: CommandContext, key: Buffer): AppObject {
+  const app = lookup<AppObject>(ctx, key, ['app', 'search', 'chat']);
+  if (!app) throw new CommandError('Application does not exist');
+  return app;
+}
+
+/** Embeds texts with the store's LLM. */
+export async function embedForStore(ctx: CommandContext, store: StoreObject, texts: string[], timeoutMs?: number): Promise<Float32Array[]> {
+  if (!store.llmRef) throw new CommandError('LLM model for vector store does not exist');
+  const model = modelOf(ctx, store.llmRef.key, 'LLM model for vector store does not exist');
+  const vecs = await model.provider.embed(texts, { timeoutMs });
+  return vecs.map((v) => Float32Array.from(v));
+}
+
+/** The vector given with --EMBEDDING / --EMBEDDING-FP32, if any. */
+export function givenVector(args: ParsedArgs): Float32Array | undefined {
+  const csv = args.opts.get('embedding') as Buffer | undefined;
+  const fp32 = args.opts.get('embedding-fp32') as Buffer | undefined;
+  if (csv && fp32) throw new CommandError('use either --EMBEDDING or --EMBEDDING-FP32, not both');
+  if (csv) return parseCsvVector(csv);
+  if (fp32) return parseFp32Vector(fp32);
+  return undefined;
+}
+
+export function optString(args: ParsedArgs, name: string): string | undefined {
+  const v = args.opts.get(name);
+  return v === undefined ? undefined : (v as Buffer).toString('utf8');
+}
+
+export function optObject(args: ParsedArgs, name: string, what: string): Record<string, unknown> | undefined {
+  const v = args.opts.get(name);
+  if (v === undefined) return undefined;
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new CommandError(`${what} must be a JSON object`);
+  return v as Record<string, unknown>;
+}

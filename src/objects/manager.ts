@@ -1,0 +1,292 @@
+/**
+ * The object layer: every LLM object by (db, key), made durable through a Storage.
+ *
+ * Write path of a store mutation: validate → append to the object's log (group-committed,
+ * durable when it resolves) → apply to the in-memory index → reply. Appends of one object
+ * resolve in log order, so live state and a replay of the log agree.
+ * Snapshots (graph + items) are taken in the background after enough changes or time; a restart
+ * loads the latest snapshot and replays only the log after it.
+ */
+import { CommandError } from '../errors.js';
+import { logger } from '../log.js';
+import type { LogEntry, Storage } from '../storage/types.js';
+import { VectorIndex, parseFp32Vector, vectorToFp32 } from '../vector/index.js';
+import { LlmObject, StoreObject, objectFromRecord } from './objects.js';
+
+export interface ManagerOptions {
+  /** Snapshot a store after this many logged changes. */
+  snapshotChanges: number;
+  /** ... or when it has changes and this much time passed since its last snapshot. */
+  snapshotIntervalMs: number;
+}
+
+export const DEFAULT_MANAGER_OPTIONS: ManagerOptions = { snapshotChanges: 20_000, snapshotIntervalMs: 60_000 };
+
+const keyOf = (db: number, name: string) => `${db}\u0000${name}`;
+
+export class ObjectManager {
+  private readonly objects = new Map<string, LlmObject>();
+  private readonly perDb = new Map<number, number>();
+  loading = true;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly opts: ManagerOptions;
+
+  constructor(readonly storage: Storage, opts: Partial<ManagerOptions> = {}) {
+    this.opts = { ...DEFAULT_MANAGER_OPTIONS, ...opts };
+  }
+
+  // ---- registry ----------------------------------------------------------------------------
+
+  get(db: number, name: string): LlmObject | undefined {
+    return this.objects.get(keyOf(db, name));
+  }
+
+  /** Number of objects in a db (0 lets the proxy skip key checks entirely). */
+  countInDb(db: number): number {
+    return this.perDb.get(db) ?? 0;
+  }
+
+  get size(): number {
+    return this.objects.size;
+  }
+
+  *inDb(db: number): IterableIterator<LlmObject> {
+    for (const o of this.objects.values()) if (o.db === db) yield o;
+  }
+
+  all(): IterableIterator<LlmObject> {
+    return this.objects.values();
+  }
+
+  private register(obj: LlmObject): void {
+    const k = keyOf(obj.db, obj.name);
+    const old = this.objects.get(k);
+    if (old) old.close();
+    else this.perDb.set(obj.db, (this.perDb.get(obj.db) ?? 0) + 1);
+    this.objects.set(k, obj);
+  }
+
+  private unregister(db: number, name: string): LlmObject | undefined {
+    const k = keyOf(db, name);
+    const old = this.objects.get(k);
+    if (!old) return undefined;
+    this.objects.delete(k);
+    const n = (this.perDb.get(db) ?? 1) - 1;
+    if (n <= 0) this.perDb.delete(db);
+    else this.perDb.set(db, n);
+    return old;
+  }
+
+  // ---- mutations of the keyspace -----------------------------------------------------------
+
+  /** Creates or overwrites (db, name) with `obj`: durable first, then visible. */
+  async put(obj: LlmObject): Promise<void> {
+    await this.storage.putRecord(obj.record());
+    this.register(obj);
+  }
+
+  async remove(db: number, name: string): Promise<boolean> {
+    if (!this.get(db, name)) return false;
+    await this.storage.deleteRecord(db, name);
+    this.unregister(db, name)?.close();
+    return true;
+  }
+
+  async rename(db: number, from: string, to: string): Promise<void> {
+    const obj = this.get(db, from);
+    if (!obj) throw new CommandError('no such key');
+    if (from === to) return;
+    await this.storage.renameRecord(db, from, to);
+    this.unregister(db, from);
+    this.unregister(db, to)?.close();
+    obj.name = to;
+    this.register(obj);
+  }
+
+  /** Removes every object of one db (FLUSHDB) or of all dbs (FLUSHALL). */
+  async removeAll(db?: number): Promise<number> {
+    const victims = [...this.objects.values()].filter((o) => db === undefined || o.db === db);
+    for (const o of victims) await this.remove(o.db, o.name);
+    return victims.length;
+  }
+
+  /** Writes every object again (after a FLUSHDB wiped the storage db): definitions, then snapshots. */
+  async persistAll(): Promise<void> {
+    for (const o of this.objects.values()) {
+      await this.storage.putRecord(o.record());
+      if (o instanceof StoreObject) {
+        o.changesSinceSnapshot = Math.max(o.changesSinceSnapshot, 1);
+        await this.snapshot(o, true);
+      }
+    }
+  }
+
+  // ---- vector store mutations ------------------------------------------------------------
+
+  /**
+   * Adds or updates one item. `id` undefined → a fresh auto id. Checks everything that could
+   * make the apply fail before logging, so a logged entry always applies.
+   */
+  async storeAdd(store: StoreObject, id: number | undefined, vector: Float32Array, data: string): Promise<number> {
+    const dim = store.expectedDim;
+    if (dim !== undefined && vector.length !== dim) throw new CommandError('vector dimension does not match');
+    if (store.params.space === 'cosine' && vector.every((x) => x === 0)) {
+      throw new CommandError('invalid embedding: zero vector has no direction in cosine space');
+    }
+    const fixesDim = store.index.dim === undefined && store.pendingDim === undefined;
+    if (fixesDim) store.pendingDim = vector.length;
+    let itemId: number;
+    if (id === undefined) itemId = store.index.nextId();
+    else {
+      itemId = id;
+      // Reserve it now, so an auto id handed out while this ADD is in flight cannot take it.
+      store.index.ensureNextId(id + 1);
+    }
+    let pos: string;
+    try {
+      [pos] = await this.storage.append(store.id, [{ op: 'add', id: String(itemId), data, vec: vectorToFp32(vector) }]);
+    } catch (err) {
+      if (fixesDim && store.index.dim === undefined) store.pendingDim = undefined;
+      throw err;
+    }
+    this.apply(store, pos, { op: 'add', id: String(itemId), data, vec: vectorToFp32(vector) }, vector);
+    return itemId;
+  }
+
+  async storeRem(store: StoreObject, id: number): Promise<boolean> {
+    if (!store.index.has(id)) return false;
+    const entry: LogEntry = { op: 'rem', id: String(id) };
+    const [pos] = await this.storage.append(store.id, [entry]);
+    return this.apply(store, pos, entry) === true;
+  }
+
+  /** Applies one log entry (live or replayed). Returns the op's result. */
+  private apply(store: StoreObject, pos: string, entry: LogEntry, vector?: Float32Array): boolean | undefined {
+    store.appliedPos = pos;
+    store.changesSinceSnapshot++;
+    store.logLength++;
+    const op = String(entry.op);
+    const id = Number(String(entry.id));
+    try {
+      if (op === 'add') {
+        const vec = vector ?? parseFp32Vector(entry.vec as Buffer);
+        store.index.add(id, vec, String(entry.data ?? ''));
+        store.pendingDim = undefined;
+        return true;
+      }
+      if (op === 'rem') return store.index.remove(id);
+      logger.warn({ store: store.name, op }, 'unknown log entry skipped');
+    } catch (err) {
+      // Only reachable for entries written by an older or concurrent writer; replay skips them alike.
+      logger.warn({ store: store.name, op, err: (err as Error).message }, 'log entry could not be applied; skipped');
+    }
+    return undefined;
+  }
+
+  // ---- snapshots ---------------------------------------------------------------------------
+
+  startSnapshots(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.snapshotDue(), 1000);
+    this.timer.unref();
+  }
+
+  private async snapshotDue(): Promise<void> {
+    const now = Date.now();
+    for (const o of this.objects.values()) {
+      if (!(o instanceof StoreObject) || o.snapshotting || o.changesSinceSnapshot === 0) continue;
+      if (o.changesSinceSnapshot >= this.opts.snapshotChanges || now - o.lastSnapshotAt >= this.opts.snapshotIntervalMs) {
+        await this.snapshot(o);
+      }
+    }
+  }
+
+  /** Snapshots one store (graph + items) at a consistent log position, then the log is trimmed. */
+  async snapshot(store: StoreObject, force = false): Promise<boolean> {
+    if (store.snapshotting || (!force && store.changesSinceSnapshot === 0) || store.appliedPos === '') return false;
+    store.snapshotting = true;
+    const started = Date.now();
+    try {
+      let pos = '';
+      let changes = 0;
+      const data = await store.index.serialize({
+        onCapture: () => {
+          pos = store.appliedPos;
+          changes = store.changesSinceSnapshot;
+        },
+      });
+      if (pos === '') return false;
+      await this.storage.writeSnapshot(store.id, data, pos);
+      store.changesSinceSnapshot -= changes;
+      store.lastSnapshotAt = Date.now();
+      store.lastSnapshotPos = pos;
+      store.logLength = Math.max(0, store.logLength - changes);
+      logger.debug({ store: store.name, bytes: data.length, ms: Date.now() - started }, 'snapshot written');
+      return true;
+    } catch (err) {
+      logger.warn({ store: store.name, err: (err as Error).message }, 'snapshot failed; will retry');
+      return false;
+    } finally {
+      store.snapshotting = false;
+    }
+  }
+
+  // ---- loading -----------------------------------------------------------------------------
+
+  /** Loads every object: definitions, then each store's snapshot and log tail. */
+  async load(): Promise<void> {
+    const started = Date.now();
+    const records = await this.storage.loadCatalog();
+    let vectors = 0;
+    for (const rec of records) {
+      let obj: LlmObject;
+      try {
+        obj = objectFromRecord(rec);
+      } catch (err) {
+        logger.error({ key: rec.name, db: rec.db, kind: rec.kind, err: (err as Error).message }, 'object definition could not be loaded; skipped');
+        continue;
+      }
+      if (obj instanceof StoreObject) {
+        await this.loadStore(obj);
+        vectors += obj.index.size;
+      }
+      this.register(obj);
+    }
+    this.loading = false;
+    logger.info({ objects: records.length, vectors, ms: Date.now() - started }, 'LLM objects loaded');
+  }
+
+  private async loadStore(store: StoreObject): Promise<void> {
+    const t0 = Date.now();
+    const snap = await this.storage.readSnapshot(store.id);
+    if (snap) {
+      store.index = await VectorIndex.deserialize(snap.data);
+      store.appliedPos = snap.pos;
+      store.lastSnapshotPos = snap.pos;
+      store.lastSnapshotAt = snap.createdAt;
+    } else {
+      store.lastSnapshotAt = Date.now();
+    }
+    let replayed = 0;
+    for await (const batch of this.storage.readLog(store.id, snap?.pos)) {
+      for (const { pos, entry } of batch) this.apply(store, pos, entry);
+      replayed += batch.length;
+      if (replayed % 100_000 < batch.length) logger.info({ store: store.name, replayed }, 'replaying vector store log');
+    }
+    store.changesSinceSnapshot = replayed;
+    store.logLength = replayed;
+    if (store.index.size >= 10_000 || Date.now() - t0 > 1000) {
+      logger.info({ store: store.name, items: store.index.size, replayed, ms: Date.now() - t0 }, 'vector store loaded');
+    }
+  }
+
+  /** Graceful shutdown: snapshot stores with changes (so the next start replays little). */
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    for (const o of this.objects.values()) {
+      if (o instanceof StoreObject && o.changesSinceSnapshot > 0) await this.snapshot(o);
+    }
+    for (const o of this.objects.values()) o.close();
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * LLM objects as keys: LLM providers, prompt/search/chat apps and vector stores.
+ * Each object has a stable id (names its storage, survives RENAME), a kind, and a definition
+ * (`config`) that is exactly what is persisted in the catalog.
+ */
+import { CommandError } from '../errors.js';
+import { configToParams, createProvider, parseLlmConfig, type LlmConfig, type LlmProvider } from '../llm/index.js';
+import { VectorIndex, paramsToJson, parseStoreParams, type VectorIndexParams } from '../vector/index.js';
+import { compileTemplate, type Template } from '../apps/template.js';
+import type { ObjectRecord } from '../storage/types.js';
+import type { HistoryParams } from '../apps/chat.js';
+
+export type ObjectKind = 'llm' | 'app' | 'search' | 'chat' | 'store';
+
+/** What TYPE answers for each kind. */
+export const TYPE_NAMES: Record<ObjectKind, string> = {
+  llm: 'llm-model',
+  app: 'llm-app',
+  search: 'llm-search',
+  chat: 'llm-chat',
+  store: 'llm-vector-store',
+};
+
+export const DEFAULT_SEARCH_PROMPT =
+  'Answer the question using only the context below. If the context does not contain the answer, say that you do not know.\n\n' +
+  'Context: """{{context}}"""\n\nQuestion: """{{question}}"""\n\nAnswer: ';
+
+export const DEFAULT_CHAT_PROMPT =
+  'You are a helpful assistant. Here is a summary of earlier parts of the conversation that may be relevant:\n{{history}}';
+
+export abstract class LlmObject {
+  abstract readonly kind: ObjectKind;
+  constructor(
+    readonly id: string,
+    public db: number,
+    public name: string,
+    readonly createdAt: number,
+  ) {}
+  abstract get config(): unknown;
+  /** Release resources (HTTP pools) when the key is overwritten or deleted. */
+  close(): void {}
+  record(): ObjectRecord {
+    return { id: this.id, db: this.db, name: this.name, kind: this.kind, config: this.config, createdAt: this.createdAt };
+  }
+}
+
+export class ModelObject extends LlmObject {
+  readonly kind = 'llm' as const;
+  readonly provider: LlmProvider;
+  constructor(id: string, db: number, name: string, createdAt: number, readonly llm: LlmConfig) {
+    super(id, db, name, createdAt);
+    this.provider = createProvider(llm);
+  }
+  get config(): unknown {
+    return configToParams(this.llm);
+  }
+  override close(): void {
+    this.provider.close();
+  }
+  static fromConfig(id: string, db: number, name: string, createdAt: number, config: unknown): ModelObject {
+    const c = config as { type?: string; params?: unknown };
+    return new ModelObject(id, db, name, createdAt, parseLlmConfig(c.type, c.params));
+  }
+}
+
+/** `--LLM` of a vector store: a key, or `{"key": "...", "params": {...}}` (params kept for compatibility). */
+export interface LlmRef {
+  key: string;
+  params?: Record<string, unknown>;
+}
+
+export function parseLlmRef(raw: string | undefined): LlmRef | null {
+  if (raw === undefined) return null;
+  const t = raw.trim();
+  if (t.startsWith('{')) {
+    let v: unknown;
+    try {
+      v = JSON.parse(t);
+    } catch (e) {
+      throw new CommandError(`failed to parse json: ${(e as Error).message}`);
+    }
+    const o = v as { key?: unknown; params?: unknown };
+    if (typeof o.key !== 'string' || o.key === '') throw new CommandError("--LLM JSON needs a string 'key'");
+    if (o.params !== undefined && (typeof o.params !== 'object' || o.params === null || Array.isArray(o.params))) {
+      throw new CommandError("--LLM 'params' must be a JSON object");
+    }
+    return { key: o.key, params: o.params as Record<string, unknown> | undefined };
+  }
+  return { key: raw };
+}
+
+export class StoreObject extends LlmObject {
+  readonly kind = 'store' as const;
+  /** Log position of the last applied mutation ('' before any). */
+  appliedPos = '';
+  /** Mutations since the last snapshot. */
+  changesSinceSnapshot = 0;
+  lastSnapshotAt = 0;
+  lastSnapshotPos = '';
+  snapshotting = false;
+  /** Dimension promised by an ADD still being written (so a concurrent ADD is checked against it). */
+  pendingDim: number | undefined;
+  logLength = 0;
+
+  constructor(
+    id: string,
+    db: number,
+    name: string,
+    createdAt: number,
+    public index: VectorIndex,
+    readonly params: VectorIndexParams,
+    readonly llmRef: LlmRef | null,
+  ) {
+    super(id, db, name, createdAt);
+  }
+
+  get config(): unknown {
+    return { type: 'hnsw', params: paramsToJson(this.params), llm: this.llmRef };
+  }
+
+  /** The dimension new vectors must have, if known. */
+  get expectedDim(): number | undefined {
+    return this.index.dim ?? this.pendingDim;
+  }
+
+  static fromConfig(id: string, db: number, name: string, createdAt: number, config: unknown): StoreObject {
+    const c = config as { type?: string; params?: unknown; llm?: LlmRef | null };
+    if (c.type !== undefined && c.type !== 'hnsw') throw new CommandError(`unknown vector store: ${c.type}`);
+    const params = parseStoreParams(c.params ?? {});
+    return new StoreObject(id, db, name, createdAt, new VectorIndex(params), params, c.llm ?? null);
+  }
+}
+
+export interface AppDefinition {
+  /** LLM key the app calls. */
+  llm: string | null;
+  prompt: string | null;
+  params: Record<string, unknown>;
+  /** search and chat apps */
+  store?: string | null;
+  k?: number;
+  history?: HistoryParams;
+}
+
+export class AppObject extends LlmObject {
+  readonly template: Template | null;
+  constructor(
+    readonly kind: 'app' | 'search' | 'chat',
+    id: string,
+    db: number,
+    name: string,
+    createdAt: number,
+    readonly def: AppDefinition,
+  ) {
+    super(id, db, name, createdAt);
+    this.template = def.prompt === null ? null : compileTemplate(def.prompt);
+  }
+  get config(): unknown {
+    return this.def;
+  }
+}
+
+/** Rebuilds an object from its catalog record (on load, or when following another instance). */
+export function objectFromRecord(rec: ObjectRecord): LlmObject {
+  switch (rec.kind) {
+    case 'llm':
+      return ModelObject.fromConfig(rec.id, rec.db, rec.name, rec.createdAt, rec.config);
+    case 'store':
+      return StoreObject.fromConfig(rec.id, rec.db, rec.name, rec.createdAt, rec.config);
+    case 'app':
+    case 'search':
+    case 'chat':
+      return new AppObject(rec.kind, rec.id, rec.db, rec.name, rec.createdAt, rec.config as AppDefinition);
+    default:
+      throw new Error(`unknown object kind '${rec.kind}' in the catalog`);
+  }
+}
