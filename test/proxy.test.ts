@@ -10,6 +10,7 @@ import type { Redis } from 'ioredis';
 import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
 import { client, rawExchange, startServer } from './helpers/server.js';
 import type { LlmServer } from '../src/server/server.js';
+import { LLM_COMMANDS } from '../src/commands/table.js';
 
 const run = async (args: string[]) => (await promisify(execFile)('redis-cli', args)).stdout;
 let redis: RedisServerHandle;
@@ -159,6 +160,7 @@ describe('pub/sub and monitor', () => {
     expect(await sub.set('after-sub', '1')).toBe('OK');
     expect(await sub.get('after-sub')).toBe('1');
     await expect(sub.call('LLM.BOGUS')).rejects.toThrow(/unknown command 'LLM.BOGUS'/);
+    expect(await sub.call('LLM.SIZE', 'x')).toBe(0);
   });
 
   it('in subscribed mode LLM.* gets the same refusal as other commands', async () => {
@@ -194,8 +196,8 @@ describe('pub/sub and monitor', () => {
 
 describe('protocol', () => {
   it('inline commands typed over a raw socket', async () => {
-    const { text } = await rawExchange(server.port, 'PING\r\nSET inl "a b"\r\nGET inl\r\nllm.bogus  \'x y\'\n');
-    expect(text).toBe("+PONG\r\n+OK\r\n$3\r\na b\r\n-ERR unknown command 'llm.bogus', with args beginning with: 'x y' \r\n");
+    const { text } = await rawExchange(server.port, 'PING\r\nSET inl "a b"\r\nGET inl\r\nllm.bogus  \'x y\'\nllm.size "no store"\r\n');
+    expect(text).toBe("+PONG\r\n+OK\r\n$3\r\na b\r\n-ERR unknown command 'llm.bogus', with args beginning with: 'x y' \r\n:0\r\n");
   });
 
   it('malformed RESP: Redis error text, only that connection closes', async () => {
@@ -233,7 +235,7 @@ describe('local commands', () => {
     const direct = client(redis.port);
     clients.push(direct);
     const base = (await direct.call('COMMAND', 'COUNT')) as number;
-    expect(await r.call('COMMAND', 'COUNT')).toBe(base + 11);
+    expect(await r.call('COMMAND', 'COUNT')).toBe(base + LLM_COMMANDS.length);
     const info = (await r.call('COMMAND', 'INFO', 'get', 'llm.add', 'nosuch')) as unknown[];
     expect((info[0] as unknown[])[0]).toBe('get');
     expect((info[1] as unknown[]).slice(0, 2)).toEqual(['llm.add', -3]);
@@ -243,7 +245,7 @@ describe('local commands', () => {
     const fields = docs[1] as unknown[];
     expect(fields[fields.indexOf('summary') + 1]).toMatch(/nearest/);
     const all = (await r.call('COMMAND')) as unknown[][];
-    expect(all.length).toBe(base + 11);
+    expect(all.length).toBe(base + LLM_COMMANDS.length);
     expect(all.map((e) => e[0])).toContain('llm.run');
   });
 

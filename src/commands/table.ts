@@ -11,6 +11,7 @@ import rem from './llm/rem.js';
 import size from './llm/size.js';
 import knn from './llm/knn.js';
 import run from './llm/run.js';
+import info from './llm/info.js';
 
 export const LLM_COMMANDS: CommandSpec[] = [
   createLlm,
@@ -24,6 +25,7 @@ export const LLM_COMMANDS: CommandSpec[] = [
   size,
   knn,
   run,
+  info,
 ];
 
 export const commandTable = new Map<string, CommandSpec>(LLM_COMMANDS.map((c) => [c.name.toLowerCase(), c]));
