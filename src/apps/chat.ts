@@ -2,6 +2,7 @@
  * Chat apps: history parameters (validated — a wrong type is an error, never a crash).
  */
 import { CommandError } from '../errors.js';
+import { compileTemplate } from './template.js';
 
 export const DEFAULT_SUMMARY_PROMPT =
   'Summarize the following conversation concisely, keeping names, facts, preferences and decisions:\n\n{{conversation}}';
@@ -31,6 +32,7 @@ export function parseHistoryParams(v: unknown): HistoryParams {
   for (const [k, val] of Object.entries(o)) {
     if (k === 'summary_prompt') {
       if (typeof val !== 'string') throw new CommandError(`invalid history param '${k}': must be a string`);
+      compileTemplate(val);
       out.summary_prompt = val;
     } else if (k === 'summary_cnt' || k === 'summary_ctx_cnt' || k === 'msg_ctx_cnt' || k === 'ttl') {
       if (typeof val !== 'number' || !Number.isInteger(val) || val < 0 || val > 1_000_000) {

@@ -9,8 +9,11 @@
  */
 import { CommandError } from '../errors.js';
 import type { ChatMessage } from '../llm/index.js';
+import { logger } from '../log.js';
 import type { AppObject, ModelObject, StoreObject } from '../objects/objects.js';
-import { renderTemplate } from './template.js';
+import type { ChatObject } from '../objects/chat.js';
+import type { LogEntry } from '../storage/types.js';
+import { compileTemplate, renderTemplate } from './template.js';
 
 export interface AppDeps {
   /** The LLM object at key; throws a clear error when missing. */
@@ -58,4 +61,68 @@ export async function runSearchApp(app: AppObject, req: RunRequest, deps: AppDep
   const content = renderTemplate(app.template!, { ...req.vars, context, question });
   const res = await model.provider.chat([{ role: 'user', content }], { timeoutMs: req.timeoutMs });
   return { text: res.text, contextIds: hits.map((h) => h.id) };
+}
+
+// ---- chat apps ---------------------------------------------------------------------------------
+
+export interface ChatDeps extends AppDeps {
+  /** Appends chat memory entries durably (then they are applied to the chat object). */
+  remember(chat: ChatObject, entries: LogEntry[]): Promise<void>;
+  /** Embeds `text` with the store's LLM and adds it as an item; resolves the item id. */
+  addToStore(store: StoreObject, text: string, timeoutMs?: number): Promise<number>;
+}
+
+export interface ChatRequest extends RunRequest {
+  session: string;
+}
+
+/**
+ * One chat turn, with the original's memory model, per session:
+ * system message = the template with `history` = the session's summaries nearest to the input;
+ * then the last msg_ctx_cnt messages of the session; then the input. Every summary_cnt messages
+ * the buffered turns are summarized by the LLM, embedded and added to the store.
+ * Runs on one session are serialized; different sessions run in parallel.
+ */
+export async function runChatApp(chat: ChatObject, req: ChatRequest, deps: ChatDeps): Promise<RunResult> {
+  const input = req.input ?? '';
+  if (!input) throw new CommandError('no input is specified');
+  const model = deps.model(chat.def.llm);
+  const store = chat.def.store ? deps.store(chat.def.store) : null;
+  const h = chat.history;
+  return chat.serialize(req.session, async () => {
+    const s = chat.session(req.session);
+    let history = '';
+    if (store && s && h.summary_ctx_cnt > 0) {
+      const ids = new Set(s.summaryIds.filter((id) => store.index.has(id)));
+      if (ids.size > 0) {
+        const [vec] = await deps.embed(store, [input], req.timeoutMs);
+        const hits = store.index.knn(vec, Math.min(h.summary_ctx_cnt, ids.size), { filter: (id) => ids.has(id) });
+        history = hits.map((x) => store.index.getData(x.id) ?? '').join('\n');
+      }
+    }
+    const system = renderTemplate(chat.template!, { ...req.vars, history });
+    const recent = s && h.msg_ctx_cnt > 0 ? s.messages.slice(-h.msg_ctx_cnt) : [];
+    const messages: ChatMessage[] = [{ role: 'system', content: system }, ...recent, { role: 'user', content: input }];
+    const res = await model.provider.chat(messages, { timeoutMs: req.timeoutMs });
+    await deps.remember(chat, [{ op: 'turn', session: req.session, user: input, assistant: res.text, ts: String(Date.now()) }]);
+    const after = chat.session(req.session);
+    if (store && h.summary_cnt > 0 && after && after.sinceSummary >= h.summary_cnt) {
+      try {
+        const conversation = after.messages
+          .slice(-after.sinceSummary)
+          .map((m) => `${m.role}: ${m.content}`)
+          .join('\n');
+        const tpl = compileTemplate(h.summary_prompt);
+        const rendered = renderTemplate(tpl, { ...req.vars, conversation });
+        const prompt = h.summary_prompt.includes('conversation') ? rendered : `${rendered}\n\n${conversation}`;
+        const summary = await model.provider.chat([{ role: 'user', content: prompt }], { timeoutMs: req.timeoutMs });
+        const id = await deps.addToStore(store, summary.text, req.timeoutMs);
+        await deps.remember(chat, [{ op: 'summary', session: req.session, id: String(id) }]);
+      } catch (err) {
+        // The answer stands; the summary is tried again after the next turn.
+        logger.warn({ chat: chat.name, err: (err as Error).message }, 'chat summary failed');
+      }
+    }
+    return { text: res.text };
+  });
 }

@@ -12,6 +12,8 @@ import size from './llm/size.js';
 import knn from './llm/knn.js';
 import run from './llm/run.js';
 import info from './llm/info.js';
+import history from './llm/history.js';
+import forget from './llm/forget.js';
 
 export const LLM_COMMANDS: CommandSpec[] = [
   createLlm,
@@ -26,6 +28,8 @@ export const LLM_COMMANDS: CommandSpec[] = [
   knn,
   run,
   info,
+  history,
+  forget,
 ];
 
 export const commandTable = new Map<string, CommandSpec>(LLM_COMMANDS.map((c) => [c.name.toLowerCase(), c]));

@@ -11,7 +11,9 @@ import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
 import type { LogEntry, Storage } from '../storage/types.js';
 import { VectorIndex, parseFp32Vector, vectorToFp32 } from '../vector/index.js';
-import { LlmObject, StoreObject, objectFromRecord } from './objects.js';
+import { LlmObject, StoreObject } from './objects.js';
+import { objectFromRecord } from './factory.js';
+import { ChatObject } from './chat.js';
 
 export interface ManagerOptions {
   /** Snapshot a store after this many logged changes. */
@@ -183,6 +185,37 @@ export class ObjectManager {
     return undefined;
   }
 
+  // ---- chat memory -------------------------------------------------------------------------
+
+  /** Appends chat memory entries durably, then applies them. */
+  async chatAppend(chat: ChatObject, entries: LogEntry[]): Promise<void> {
+    const positions = await this.storage.append(chat.id, entries);
+    entries.forEach((e, i) => chat.apply(positions[i], e));
+  }
+
+  private async snapshotChat(chat: ChatObject): Promise<void> {
+    if (chat.snapshotting || chat.changesSinceSnapshot === 0 || chat.appliedPos === '') return;
+    chat.snapshotting = true;
+    try {
+      const pos = chat.appliedPos;
+      const changes = chat.changesSinceSnapshot;
+      await this.storage.writeSnapshot(chat.id, chat.serializeState(), pos);
+      chat.changesSinceSnapshot -= changes;
+    } catch (err) {
+      logger.warn({ chat: chat.name, err: (err as Error).message }, 'chat snapshot failed; will retry');
+    } finally {
+      chat.snapshotting = false;
+    }
+  }
+
+  private async loadChat(chat: ChatObject): Promise<void> {
+    const snap = await this.storage.readSnapshot(chat.id);
+    if (snap) chat.restoreState(snap.data, snap.pos);
+    for await (const batch of this.storage.readLog(chat.id, snap?.pos)) {
+      for (const { pos, entry } of batch) chat.apply(pos, entry);
+    }
+  }
+
   // ---- snapshots ---------------------------------------------------------------------------
 
   startSnapshots(): void {
@@ -194,6 +227,7 @@ export class ObjectManager {
   private async snapshotDue(): Promise<void> {
     const now = Date.now();
     for (const o of this.objects.values()) {
+      if (o instanceof ChatObject && o.changesSinceSnapshot >= Math.min(1000, this.opts.snapshotChanges)) await this.snapshotChat(o);
       if (!(o instanceof StoreObject) || o.snapshotting || o.changesSinceSnapshot === 0) continue;
       if (o.changesSinceSnapshot >= this.opts.snapshotChanges || now - o.lastSnapshotAt >= this.opts.snapshotIntervalMs) {
         await this.snapshot(o);
@@ -249,6 +283,8 @@ export class ObjectManager {
       if (obj instanceof StoreObject) {
         await this.loadStore(obj);
         vectors += obj.index.size;
+      } else if (obj instanceof ChatObject) {
+        await this.loadChat(obj);
       }
       this.register(obj);
     }
@@ -286,6 +322,7 @@ export class ObjectManager {
     this.timer = null;
     for (const o of this.objects.values()) {
       if (o instanceof StoreObject && o.changesSinceSnapshot > 0) await this.snapshot(o);
+      if (o instanceof ChatObject) await this.snapshotChat(o);
     }
     for (const o of this.objects.values()) o.close();
   }

@@ -159,19 +159,3 @@ export class AppObject extends LlmObject {
     return this.def;
   }
 }
-
-/** Rebuilds an object from its catalog record (on load, or when following another instance). */
-export function objectFromRecord(rec: ObjectRecord): LlmObject {
-  switch (rec.kind) {
-    case 'llm':
-      return ModelObject.fromConfig(rec.id, rec.db, rec.name, rec.createdAt, rec.config);
-    case 'store':
-      return StoreObject.fromConfig(rec.id, rec.db, rec.name, rec.createdAt, rec.config);
-    case 'app':
-    case 'search':
-    case 'chat':
-      return new AppObject(rec.kind, rec.id, rec.db, rec.name, rec.createdAt, rec.config as AppDefinition);
-    default:
-      throw new Error(`unknown object kind '${rec.kind}' in the catalog`);
-  }
-}

@@ -12,3 +12,4 @@ export const VECTOR_STORE: OptionSpec = { token: '--VECTOR-STORE', type: 'string
 export const CREATE_FLAGS = ['write', 'denyoom'];
 export const CREATE_ACL = ['@write', '@slow'];
 export const CREATE_REPLY = 'Integer 1 when the object was written; 0 when --NX or --XX refused.';
+export const SESSION: OptionSpec = { token: '--SESSION', type: 'string', value: 'id', summary: 'Chat session (default: the app\'s one default session). Sessions never see each other\'s memory.' };

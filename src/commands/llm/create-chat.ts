@@ -1,5 +1,6 @@
 import { defineCommand } from '../spec.js';
-import { AppObject, DEFAULT_CHAT_PROMPT } from '../../objects/objects.js';
+import { DEFAULT_CHAT_PROMPT } from '../../objects/objects.js';
+import { ChatObject } from '../../objects/chat.js';
 import { parseHistoryParams } from '../../apps/chat.js';
 import { createObject, optString } from './_objects.js';
 import { NX, XX, LLM_REF, PROMPT, VECTOR_STORE, CREATE_FLAGS, CREATE_ACL, CREATE_REPLY } from './_common.js';
@@ -31,6 +32,6 @@ export default defineCommand({
       store: optString(args, 'vector-store') ?? null,
       history: parseHistoryParams(args.opts.get('history')),
     };
-    return createObject(ctx, args, 'chat', (id, db, name, at) => new AppObject('chat', id, db, name, at, def));
+    return createObject(ctx, args, 'chat', (id, db, name, at) => new ChatObject(id, db, name, at, def));
   },
 });

@@ -1,11 +1,14 @@
 import { defineCommand } from '../spec.js';
 import { CommandError } from '../../errors.js';
-import { runPromptApp, runSearchApp, type AppDeps } from '../../apps/run.js';
+import { runChatApp, runPromptApp, runSearchApp, type ChatDeps } from '../../apps/run.js';
 import { checkVars } from '../../apps/template.js';
+import { ChatObject, DEFAULT_SESSION } from '../../objects/chat.js';
 import type { CommandContext } from '../context.js';
-import { appOf, embedForStore, modelOf, storeOf } from './_objects.js';
+import { TIMEOUT, SESSION } from './_common.js';
+import { appOf, embedForStore, modelOf, objectsOf, storeOf } from './_objects.js';
 
-function depsFor(ctx: CommandContext): AppDeps {
+function depsFor(ctx: CommandContext): ChatDeps {
+  const objects = objectsOf(ctx);
   return {
     model: (key) => {
       if (!key) throw new CommandError('no LLM is specified for this application');
@@ -17,9 +20,13 @@ function depsFor(ctx: CommandContext): AppDeps {
       return s;
     },
     embed: (store, texts, timeoutMs) => embedForStore(ctx, store, texts, timeoutMs),
+    remember: (chat, entries) => objects.chatAppend(chat, entries),
+    addToStore: async (store, text, timeoutMs) => {
+      const [vec] = await embedForStore(ctx, store, [text], timeoutMs);
+      return objects.storeAdd(store, undefined, vec, text);
+    },
   };
 }
-import { TIMEOUT } from './_common.js';
 
 export default defineCommand({
   name: 'LLM.RUN',
@@ -32,10 +39,16 @@ export default defineCommand({
   options: [
     { token: '--VARS', type: 'json', value: 'json', summary: 'Template variables as a JSON object.' },
     TIMEOUT,
+    SESSION,
+    { token: '--WITHCONTEXT', type: 'pure-token', summary: 'Search apps: reply [answer, [ids of the items used as context]].' },
   ],
   args: [{ name: 'input', type: 'string', optional: true, summary: 'User input appended to the prompt (or the question / chat message).' }],
-  reply: 'Bulk string: the answer.',
-  examples: ["LLM.RUN hello-world --VARS '{\"name\":\"LLM\"}'"],
+  reply: 'Bulk string: the answer (with --WITHCONTEXT on a search app: [answer, [id, ...]]).',
+  examples: [
+    "LLM.RUN hello-world --VARS '{\"name\":\"LLM\"}'",
+    'LLM.RUN qa --WITHCONTEXT "Which database keeps its data in memory?"',
+    'LLM.RUN chat --SESSION alice "My name is Alice"',
+  ],
   async handler(ctx, args) {
     const app = appOf(ctx, args.key);
     const req = {
@@ -44,8 +57,14 @@ export default defineCommand({
       timeoutMs: args.opts.get('timeout') as number | undefined,
     };
     const deps = depsFor(ctx);
+    const session = (args.opts.get('session') as Buffer | undefined)?.toString('utf8');
+    if (session !== undefined && app.kind !== 'chat') throw new CommandError('--SESSION applies to chat apps only');
+    if (args.opts.has('withcontext') && app.kind !== 'search') throw new CommandError('--WITHCONTEXT applies to search apps only');
     if (app.kind === 'app') return (await runPromptApp(app, req, deps)).text;
-    if (app.kind === 'search') return (await runSearchApp(app, req, deps)).text;
-    throw new CommandError('LLM.RUN on chat apps arrives with chat memory (issue 5); this build runs prompt and search apps');
+    if (app.kind === 'search') {
+      const r = await runSearchApp(app, req, deps);
+      return args.opts.has('withcontext') ? [r.text, r.contextIds ?? []] : r.text;
+    }
+    return (await runChatApp(app as ChatObject, { ...req, session: session ?? DEFAULT_SESSION }, deps)).text;
   },
 });

@@ -1,0 +1,33 @@
+import { defineCommand } from '../spec.js';
+import { CommandError } from '../../errors.js';
+import { ChatObject, DEFAULT_SESSION } from '../../objects/chat.js';
+import { SESSION } from './_common.js';
+import { lookup, objectsOf, storeOf } from './_objects.js';
+
+export default defineCommand({
+  name: 'LLM.FORGET',
+  summary: "Forgets a chat session: its messages and its summaries in the vector store.",
+  since: '0.1.0',
+  arity: -2,
+  flags: ['write'],
+  aclCategories: ['@write', '@slow'],
+  keySpec: { access: 'RW', op: 'DELETE' },
+  options: [SESSION],
+  args: [],
+  reply: 'Integer 1 when the session existed, 0 otherwise.',
+  examples: ['LLM.FORGET chat --SESSION alice'],
+  async handler(ctx, args) {
+    const chat = lookup<ChatObject>(ctx, args.key, ['chat']);
+    if (!chat) throw new CommandError('Application does not exist');
+    const name = (args.opts.get('session') as Buffer | undefined)?.toString('utf8') ?? DEFAULT_SESSION;
+    const objects = objectsOf(ctx);
+    return chat.serialize(name, async () => {
+      const s = chat.sessions.get(name);
+      if (!s) return 0;
+      const store = chat.def.store ? storeOf(ctx, chat.def.store) : undefined;
+      if (store) for (const id of s.summaryIds) await objects.storeRem(store, id);
+      await objects.chatAppend(chat, [{ op: 'forget', session: name }]);
+      return 1;
+    });
+  },
+});

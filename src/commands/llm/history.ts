@@ -1,0 +1,29 @@
+import { defineCommand } from '../spec.js';
+import { CommandError } from '../../errors.js';
+import { ChatObject, DEFAULT_SESSION } from '../../objects/chat.js';
+import { SESSION } from './_common.js';
+import { lookup } from './_objects.js';
+
+export default defineCommand({
+  name: 'LLM.HISTORY',
+  summary: "Lists a chat session's recent messages, oldest first.",
+  since: '0.1.0',
+  arity: -2,
+  flags: ['readonly'],
+  aclCategories: ['@read', '@slow'],
+  keySpec: { access: 'RO', op: 'ACCESS' },
+  options: [SESSION, { token: '--COUNT', type: 'integer', value: 'n', min: 1, max: 1_000_000, summary: 'Only the last n messages.' }],
+  args: [],
+  reply: 'Array of [role, content] pairs (empty for an unknown session).',
+  examples: ['LLM.HISTORY chat --SESSION alice --COUNT 4'],
+  handler(ctx, args) {
+    const chat = lookup<ChatObject>(ctx, args.key, ['chat']);
+    if (!chat) throw new CommandError('Application does not exist');
+    const name = (args.opts.get('session') as Buffer | undefined)?.toString('utf8') ?? DEFAULT_SESSION;
+    const s = chat.session(name);
+    if (!s) return [];
+    const count = args.opts.get('count') as number | undefined;
+    const msgs = count === undefined ? s.messages : s.messages.slice(-count);
+    return msgs.map((m) => [m.role, m.content]);
+  },
+});
