@@ -193,6 +193,18 @@ describe('chat apps', () => {
     await expect(r.call('LLM.RUN', 'nosuchapp', 'hi')).rejects.toThrow('Application does not exist');
   });
 
+  it('an idle session expires after the history ttl', async () => {
+    await r.call('LLM.CREATE-CHAT', 'brief', '--LLM', 'gpt', '--HISTORY', '{"ttl":1}');
+    await r.call('LLM.RUN', 'brief', '--SESSION', 's', 'old topic');
+    expect(await r.call('LLM.HISTORY', 'brief', '--SESSION', 's')).toHaveLength(2);
+    await new Promise((res) => setTimeout(res, 1100));
+    expect(await r.call('LLM.HISTORY', 'brief', '--SESSION', 's')).toEqual([]);
+    fake.reset();
+    await r.call('LLM.RUN', 'brief', '--SESSION', 's', 'new topic');
+    expect(JSON.stringify(chatBodies()[0].messages)).not.toContain('old topic');
+    expect(await r.call('LLM.HISTORY', 'brief', '--SESSION', 's')).toEqual([['user', 'new topic'], ['assistant', 'echo: new topic']]);
+  });
+
   it('a chat without a store keeps recent messages only', async () => {
     await r.call('LLM.CREATE-CHAT', 'plain', '--LLM', 'gpt');
     await r.call('LLM.RUN', 'plain', 'hello');
