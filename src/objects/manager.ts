@@ -11,7 +11,8 @@ import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
 import type { LogEntry, Storage } from '../storage/types.js';
 import { VectorIndex, parseFp32Vector, vectorToFp32 } from '../vector/index.js';
-import { LlmObject, StoreObject } from './objects.js';
+import { isInternalKey } from '../storage/index.js';
+import { LlmObject, RESERVED_KEY_ERROR, StoreObject } from './objects.js';
 import { objectFromRecord } from './factory.js';
 import { ChatObject } from './chat.js';
 
@@ -83,6 +84,8 @@ export class ObjectManager {
 
   /** Creates or overwrites (db, name) with `obj`: durable first, then visible. */
   async put(obj: LlmObject): Promise<void> {
+    // Such a name would be an object no key command can reach (they refuse the prefix).
+    if (isInternalKey(obj.name)) throw new CommandError(RESERVED_KEY_ERROR);
     await this.storage.putRecord(obj.record());
     this.register(obj);
   }
@@ -130,6 +133,7 @@ export class ObjectManager {
    * make the apply fail before logging, so a logged entry always applies.
    */
   async storeAdd(store: StoreObject, id: number | undefined, vector: Float32Array, data: string): Promise<number> {
+    this.checkLive(store);
     const dim = store.expectedDim;
     if (dim !== undefined && vector.length !== dim) throw new CommandError('vector dimension does not match');
     if (store.params.space === 'cosine' && vector.every((x) => x === 0)) {
@@ -156,10 +160,19 @@ export class ObjectManager {
   }
 
   async storeRem(store: StoreObject, id: number): Promise<boolean> {
+    this.checkLive(store);
     if (!store.index.has(id)) return false;
     const entry: LogEntry = { op: 'rem', id: String(id) };
     const [pos] = await this.storage.append(store.id, [entry]);
     return this.apply(store, pos, entry) === true;
+  }
+
+  /**
+   * The store is still the object at its key: it may have been deleted or overwritten while the
+   * command waited (for an embedding, or for an earlier write of another client).
+   */
+  private checkLive(store: StoreObject): void {
+    if (this.get(store.db, store.name) !== store) throw new CommandError('vector store does not exist');
   }
 
   /** Applies one log entry (live or replayed). Returns the op's result. */

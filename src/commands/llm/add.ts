@@ -1,6 +1,7 @@
 import { defineCommand } from '../spec.js';
 import { parseId } from '../../vector/index.js';
-import { embedForStore, givenVector, objectsOf, requireStore } from './_objects.js';
+import { embedForStore, givenVector, objectsOf } from './_objects.js';
+import { requireStoreForCommand } from './_store.js';
 import { EMBEDDING, EMBEDDING_FP32, TIMEOUT } from './_common.js';
 
 export default defineCommand({
@@ -21,11 +22,18 @@ export default defineCommand({
   reply: 'Integer: the item id.',
   examples: ['LLM.ADD store "Redis is an in-memory data store"', 'LLM.ADD store --ID 7 --EMBEDDING 0.1,0.2,0.3 "some text"'],
   async handler(ctx, args) {
-    const store = requireStore(ctx, args.key);
     const rawId = args.opts.get('id') as Buffer | undefined;
     const id = rawId === undefined ? undefined : parseId(rawId);
+    const given = givenVector(args);
+    const store = await requireStoreForCommand(ctx, args.key);
     const data = args.positionals[0].toString('utf8');
-    const vector = givenVector(args) ?? (await embedForStore(ctx, store, [data], args.opts.get('timeout') as number | undefined))[0];
+    let vector = given;
+    if (!vector) {
+      // An explicit id is reserved when the command arrives, not after the embedding call: an auto
+      // ADD answered meanwhile must not be handed the same id (and then be overwritten).
+      if (id !== undefined) store.index.ensureNextId(id + 1);
+      vector = (await embedForStore(ctx, store, [data], args.opts.get('timeout') as number | undefined))[0]!;
+    }
     return objectsOf(ctx).storeAdd(store, id, vector, data);
   },
 });

@@ -1,6 +1,6 @@
 import { defineCommand } from '../spec.js';
 import { formatVector, parseId } from '../../vector/index.js';
-import { storeOf } from './_objects.js';
+import { storeForCommand } from './_store.js';
 
 
 export default defineCommand({
@@ -15,9 +15,9 @@ export default defineCommand({
   args: [{ name: 'id', type: 'integer', summary: 'Item id.' }],
   reply: 'Array [data, "f1,f2,..."], or nil when the store or the id does not exist.',
   examples: ['LLM.GET store 1'],
-  handler(ctx, args) {
-    const store = storeOf(ctx, args.key);
+  async handler(ctx, args) {
     const id = parseId(args.positionals[0]);
+    const store = await storeForCommand(ctx, args.key);
     const item = store?.index.get(id);
     return item ? [item.data, formatVector(item.vector)] : null;
   },

@@ -1,7 +1,8 @@
 import { defineCommand } from '../spec.js';
 import { CommandError } from '../../errors.js';
 import { formatDouble, type RespValue } from '../../protocol/resp.js';
-import { embedForStore, givenVector, storeOf } from './_objects.js';
+import { embedForStore, givenVector } from './_objects.js';
+import { storeForCommand } from './_store.js';
 import { EMBEDDING, EMBEDDING_FP32, TIMEOUT } from './_common.js';
 
 export default defineCommand({
@@ -30,7 +31,7 @@ export default defineCommand({
     const query = args.positionals[0]?.toString('utf8');
     let vector = givenVector(args);
     if (!vector && query === undefined) throw new CommandError('no query is specified');
-    const store = storeOf(ctx, args.key);
+    const store = await storeForCommand(ctx, args.key);
     if (!store) return [];
     vector ??= (await embedForStore(ctx, store, [query!], args.opts.get('timeout') as number | undefined))[0];
     const dim = store.index.dim;

@@ -1,6 +1,7 @@
 import { defineCommand } from '../spec.js';
 import { parseId } from '../../vector/index.js';
-import { objectsOf, storeOf } from './_objects.js';
+import { objectsOf } from './_objects.js';
+import { storeForCommand } from './_store.js';
 
 
 export default defineCommand({
@@ -16,8 +17,8 @@ export default defineCommand({
   reply: 'Integer 1 when removed, 0 when the store or the id does not exist.',
   examples: ['LLM.REM store 1'],
   async handler(ctx, args) {
-    const store = storeOf(ctx, args.key);
     const id = parseId(args.positionals[0]);
+    const store = await storeForCommand(ctx, args.key);
     if (!store) return 0;
     return (await objectsOf(ctx).storeRem(store, id)) ? 1 : 0;
   },

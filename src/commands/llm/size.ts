@@ -1,5 +1,5 @@
 import { defineCommand } from '../spec.js';
-import { storeOf } from './_objects.js';
+import { storeForCommand } from './_store.js';
 
 
 export default defineCommand({
@@ -14,7 +14,7 @@ export default defineCommand({
   args: [],
   reply: 'Integer: live items (0 when the store does not exist).',
   examples: ['LLM.SIZE store'],
-  handler(ctx, args) {
-    return storeOf(ctx, args.key)?.index.size ?? 0;
+  async handler(ctx, args) {
+    return (await storeForCommand(ctx, args.key))?.index.size ?? 0;
   },
 });

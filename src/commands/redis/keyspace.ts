@@ -6,7 +6,7 @@
 import { CommandError, wrongTypeError } from '../../errors.js';
 import { ErrorReply, SimpleString, OK, type Decoded, type RespValue } from '../../protocol/resp.js';
 import { isInternalKey } from '../../storage/index.js';
-import { TYPE_NAMES } from '../../objects/objects.js';
+import { RESERVED_KEY_ERROR, TYPE_NAMES } from '../../objects/objects.js';
 import type { ObjectManager } from '../../objects/manager.js';
 import type { CommandContext } from '../context.js';
 import { errorPlan, type Plan, type SessionView } from '../dispatcher.js';
@@ -14,7 +14,7 @@ import type { Services } from '../services.js';
 import { globToRegExp } from './command.js';
 import type { Intercept } from './index.js';
 
-export const RESERVED_KEY_ERROR = "keys with the '__llm__:' prefix are reserved for redis-llm-server's own storage";
+export { RESERVED_KEY_ERROR };
 
 const name = (b: Buffer) => b.toString('utf8');
 
@@ -49,6 +49,7 @@ function partition(objects: ObjectManager, db: number, keys: Buffer[]): { ours: 
 const type: Intercept = (args) => {
   if (args.length !== 2) return null;
   return local(async (ctx, objects) => {
+    if (isInternalKey(args[1])) throw new CommandError(RESERVED_KEY_ERROR);
     const obj = objects.get(ctx.client.db, name(args[1]));
     if (obj) return new SimpleString(TYPE_NAMES[obj.kind]);
     return toReply(await ctx.client.backendCall(args));
@@ -150,33 +151,146 @@ const flush = (all: boolean): Intercept => (args, _view, services) =>
     return r;
   });
 
-export const KEYSPACE_INTERCEPTS: Array<[string, Intercept]> = [
-  ['type', type],
-  ['exists', countKeys(false)],
-  ['del', countKeys(true)],
-  ['unlink', countKeys(true)],
-  ['rename', rename(false)],
-  ['renamenx', rename(true)],
-  ['keys', keys],
-  ['scan', scan],
-  ['flushdb', flush(false)],
-  ['flushall', flush(true)],
-];
+/**
+ * RANDOMKEY: never a storage key; LLM objects are candidates too (picked with a probability
+ * proportional to their share of the db's keys).
+ */
+const randomkey: Intercept = (args) => {
+  if (args.length !== 1) return null;
+  return local(async (ctx, objects) => {
+    const mine = [...objects.inDb(ctx.client.db)];
+    const pickMine = () => mine[Math.floor(Math.random() * mine.length)]!.name;
+    const size = Number(toReply(await ctx.client.backendCall(['DBSIZE'])));
+    if (mine.length > 0 && Math.random() * (mine.length + size) < mine.length) return pickMine();
+    for (let i = 0; i < 16; i++) {
+      const k = toReply(await ctx.client.backendCall(['RANDOMKEY']));
+      if (k === null) return mine.length > 0 ? pickMine() : null;
+      if (!isInternalKey(k as Buffer)) return k;
+    }
+    // Mostly storage keys in this db: the first ordinary key a SCAN finds.
+    let cursor: RespValue = '0';
+    do {
+      const r = toReply(await ctx.client.backendCall(['SCAN', cursor as string, 'COUNT', '1000'])) as RespValue[];
+      const found = filterInternal(r[1] as Decoded);
+      if (found.length > 0) return found[Math.floor(Math.random() * found.length)]!;
+      cursor = (r[0] as Buffer).toString('latin1');
+    } while (cursor !== '0');
+    return mine.length > 0 ? pickMine() : null;
+  });
+};
+
+/**
+ * SWAPDB would move the server's storage keys (or LLM objects' keys) to another db under the
+ * server's feet: refused when either db holds the storage or LLM objects.
+ */
+const swapdb: Intercept = (args, _view, services) => {
+  if (args.length !== 3) return null;
+  return local(async (ctx, objects) => {
+    const dbs = [Number(args[1]!.toString('latin1')), Number(args[2]!.toString('latin1'))];
+    if (dbs.every((d) => Number.isInteger(d) && d >= 0) && dbs.some((d) => d === services.storageDb || objects.countInDb(d) > 0)) {
+      throw new CommandError(`SWAPDB is not supported for db ${services.storageDb} (it holds redis-llm-server's storage) or dbs holding LLM objects`);
+    }
+    return toReply(await ctx.client.backendCall(args));
+  });
+};
+
+/**
+ * Inside MULTI nothing may run here at queue time (the reply must be QUEUED and the effect happen
+ * at EXEC). A command that does not involve LLM objects or the storage keys is queued by the
+ * backing Redis as usual; one that does is refused in a way that also makes the backing Redis
+ * abort the transaction (EXECABORT), as Redis does for any command refused while queueing.
+ */
+export function refusedInMultiPlan(cmd: string, why: string): Plan {
+  const msg = `-ERR ${cmd.toUpperCase()} cannot run inside MULTI ${why}; run it before MULTI or after EXEC\r\n`;
+  return { kind: 'forward', args: [Buffer.from('__llm_server_refused_in_multi__')], hooks: { transform: () => Buffer.from(msg) } };
+}
+
+const MULTI_WHY = "here: LLM objects and redis-llm-server's storage are not transactional";
+
+/** Whether a keyspace command, queued in MULTI, would involve LLM objects or storage keys. */
+function involvesOurs(cmd: string, args: Buffer[], db: number, services: Services): boolean {
+  const objects = services.objects;
+  const inDb = (d: number) => (objects ? objects.countInDb(d) : 0);
+  switch (cmd) {
+    case 'keys':
+    case 'scan':
+    case 'randomkey':
+      return db === services.storageDb || inDb(db) > 0;
+    case 'flushdb': // wiping the storage db matters only when it holds some object's storage
+      return inDb(db) > 0 || (db === services.storageDb && !!objects && objects.size > 0);
+    case 'flushall':
+      return !objects || objects.size > 0;
+    case 'swapdb':
+      return args.slice(1, 3).some((a) => Number(a.toString('latin1')) === services.storageDb || inDb(Number(a.toString('latin1'))) > 0);
+    default:
+      return args.slice(1).some((k) => isInternalKey(k) || (!!objects && objects.get(db, name(k)) !== undefined));
+  }
+}
+
+function multiAware(cmd: string, intercept: Intercept): Intercept {
+  return (args, view, services, opts) => {
+    if (!view.inMulti) return intercept(args, view, services, opts);
+    return involvesOurs(cmd, args, view.db, services) ? refusedInMultiPlan(cmd, MULTI_WHY) : { kind: 'forward' };
+  };
+}
+
+export const KEYSPACE_INTERCEPTS: Array<[string, Intercept]> = (
+  [
+    ['randomkey', randomkey],
+    ['swapdb', swapdb],
+    ['type', type],
+    ['exists', countKeys(false)],
+    ['del', countKeys(true)],
+    ['unlink', countKeys(true)],
+    ['rename', rename(false)],
+    ['renamenx', rename(true)],
+    ['keys', keys],
+    ['scan', scan],
+    ['flushdb', flush(false)],
+    ['flushall', flush(true)],
+  ] as Array<[string, Intercept]>
+).map(([cmd, f]) => [cmd, multiAware(cmd, f)]);
 
 /** Commands that always take the local stage in proxy mode (storage keys must be hidden or kept). */
-export const ALWAYS_LOCAL = new Set(['keys', 'scan', 'flushdb', 'flushall']);
+export const ALWAYS_LOCAL = new Set(['keys', 'scan', 'flushdb', 'flushall', 'randomkey', 'swapdb']);
 /** Commands that take the local stage when the client's db has LLM objects. */
 export const LOCAL_WHEN_OBJECTS = new Set(['type', 'exists', 'del', 'unlink', 'rename', 'renamenx']);
+
+/**
+ * Commands with keys outside the legacy (first, last, step) range: after a numkeys argument or a
+ * keyword (STREAMS, STORE), a script's KEYS, container subcommands (OBJECT ENCODING key, MEMORY
+ * USAGE key). Every argument of these is checked for the reserved prefix (an argument that is not
+ * a key but starts with `__llm__:` is refused as well: the prefix is reserved).
+ */
+const MOVABLE_KEYS = new Set([
+  'xread', 'xreadgroup', 'eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fcall', 'fcall_ro', 'sort', 'sort_ro',
+  'zunionstore', 'zinterstore', 'zdiffstore', 'zunion', 'zinter', 'zdiff', 'zintercard', 'sintercard',
+  'lmpop', 'blmpop', 'zmpop', 'bzmpop', 'georadius', 'georadiusbymember', 'migrate', 'object', 'memory',
+]);
+/** Container commands whose key is the third argument. */
+const KEY_AT_2 = new Set(['object', 'memory']);
+
+function hasInternalArg(args: Buffer[]): boolean {
+  for (let i = 1; i < args.length; i++) {
+    const k = args[i]!;
+    if (k.length >= 8 && k[0] === 95 && k[1] === 95 && isInternalKey(k)) return true;
+  }
+  return false;
+}
 
 /**
  * Does this ordinary command touch an LLM object or a reserved key? Checked on the hot path,
  * so it only walks the command's key range and does a map lookup per key.
  */
 export function touchesSpecialKey(cmd: string, args: Buffer[], view: SessionView, services: Services): boolean {
-  const range = services.keyRange(cmd);
-  if (!range) return false;
   const objects = services.objects;
   const checkObjects = !!objects && objects.countInDb(view.db) > 0;
+  if (MOVABLE_KEYS.has(cmd)) {
+    if (hasInternalArg(args)) return true;
+    if (KEY_AT_2.has(cmd) && checkObjects && args.length > 2 && objects!.get(view.db, name(args[2]!))) return true;
+  }
+  const range = services.keyRange(cmd);
+  if (!range) return false;
   const last = range.last < 0 ? args.length + range.last : Math.min(range.last, args.length - 1);
   for (let i = range.first; i <= last; i += range.step || 1) {
     const k = args[i];
@@ -189,12 +303,15 @@ export function touchesSpecialKey(cmd: string, args: Buffer[], view: SessionView
 
 /** The reply for an ordinary command that touches an LLM object or a reserved key. */
 export function specialKeyPlan(cmd: string, args: Buffer[], view: SessionView, services: Services): Plan {
+  // In MULTI the refusal must also abort the transaction (as Redis does for errors while queueing).
+  const refuse = (message: string, prefix = 'ERR'): Plan =>
+    view.inMulti ? refusedInMultiPlan(cmd, `here: ${prefix === 'ERR' ? message : `${prefix} ${message}`}`) : errorPlan(message, prefix);
+  if (MOVABLE_KEYS.has(cmd) && hasInternalArg(args)) return refuse(RESERVED_KEY_ERROR);
   const range = services.keyRange(cmd);
   const last = range ? (range.last < 0 ? args.length + range.last : Math.min(range.last, args.length - 1)) : 0;
   for (let i = range?.first ?? 1; range && i <= last; i += range.step || 1) {
-    if (isInternalKey(args[i])) return errorPlan(RESERVED_KEY_ERROR);
+    if (isInternalKey(args[i])) return refuse(RESERVED_KEY_ERROR);
   }
-  void view;
   const e = wrongTypeError();
-  return errorPlan(e.message, e.prefix);
+  return refuse(e.message, e.prefix);
 }
