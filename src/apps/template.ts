@@ -1,8 +1,14 @@
 /**
  * Prompt templates: mustache, with no HTML escaping (prompts are not HTML), and strict
- * variables: a variable the template uses outside a section must be given, else
+ * variables: a variable the template renders must be given (at the top level, or inside a
+ * section by the section's item or any enclosing context), else
  * `failed to render prompt: variable 'name' not found` (the original silently rendered a blank).
+ * A section whose name is missing is simply false (`{{#flag}}...{{/flag}}` renders nothing).
  * A template that does not parse is refused when the app is created, never at run time.
+ *
+ * Templates are parsed once, by compileTemplate, with a writer that has no template cache: the
+ * tokens live in the Template (so in the app object) and go when the app goes. (Mustache's
+ * default writer caches every template it ever parsed or rendered, for the process lifetime.)
  */
 import Mustache from 'mustache';
 import { CommandError } from '../errors.js';
@@ -13,45 +19,67 @@ export interface Template {
   source: string;
   /** Variables used outside sections (must be present when rendering). */
   required: string[];
+  /** Parsed tokens (what renderTemplate renders). */
+  tokens: Token[];
 }
+
+class MissingVariable extends Error {
+  constructor(readonly variable: string) {
+    super(variable);
+  }
+}
+
+/** Renders values as they are (no HTML escaping); a name found in no context is an error. */
+class StrictWriter extends Mustache.Writer {
+  constructor() {
+    super();
+    (this as unknown as { templateCache: unknown }).templateCache = undefined;
+  }
+  private value(token: string[], context: Mustache.Context): string {
+    const v: unknown = context.lookup(token[1]!);
+    if (v === undefined) throw new MissingVariable(token[1]!);
+    return v === null ? '' : String(v);
+  }
+  override escapedValue(token: string[], context: Mustache.Context): string {
+    return this.value(token, context);
+  }
+  override unescapedValue(token: string[], context: Mustache.Context): string {
+    return this.value(token, context);
+  }
+}
+
+const writer = new StrictWriter();
 
 /** Parses and checks a template; throws `invalid prompt template: ...`. */
 export function compileTemplate(source: string): Template {
   let tokens: Token[];
   try {
-    tokens = Mustache.parse(source) as unknown as Token[];
+    tokens = writer.parse(source) as unknown as Token[];
   } catch (e) {
     throw new CommandError(`invalid prompt template: ${(e as Error).message}`);
   }
   const required = new Set<string>();
-  for (const t of tokens) {
-    if (t[0] === 'name' || t[0] === '&' || t[0] === '{') {
-      if (t[1] !== '.') required.add(t[1]);
-    } else if (t[0] === '#' || t[0] === '^') {
-      // A section's own name may be missing (falsy); names inside it resolve against its context.
-    } else if (t[0] === '>') {
-      throw new CommandError('invalid prompt template: partials are not supported');
+  const walk = (ts: Token[], top: boolean) => {
+    for (const t of ts) {
+      if (t[0] === 'name' || t[0] === '&') {
+        if (top && t[1] !== '.') required.add(t[1]);
+      } else if (t[0] === '#' || t[0] === '^') {
+        // A section's own name may be missing (falsy); names inside it resolve against its context.
+        walk(t[4] ?? [], false);
+      } else if (t[0] === '>') {
+        throw new CommandError('invalid prompt template: partials are not supported');
+      }
     }
-  }
-  return { source, required: [...required] };
-}
-
-function lookup(view: Record<string, unknown>, name: string): unknown {
-  let cur: unknown = view;
-  for (const part of name.split('.')) {
-    if (cur === null || typeof cur !== 'object' || !(part in (cur as object))) return undefined;
-    cur = (cur as Record<string, unknown>)[part];
-  }
-  return cur;
+  };
+  walk(tokens, true);
+  return { source, required: [...required], tokens };
 }
 
 export function renderTemplate(t: Template, vars: Record<string, unknown>): string {
-  for (const name of t.required) {
-    if (lookup(vars, name) === undefined) throw new CommandError(`failed to render prompt: variable '${name}' not found`);
-  }
   try {
-    return Mustache.render(t.source, vars, undefined, { escape: (s: unknown) => String(s) });
+    return writer.renderTokens(t.tokens as unknown as string[][], new Mustache.Context(vars), undefined, t.source);
   } catch (e) {
+    if (e instanceof MissingVariable) throw new CommandError(`failed to render prompt: variable '${e.variable}' not found`);
     throw new CommandError(`failed to render prompt: ${(e as Error).message}`);
   }
 }

@@ -51,9 +51,22 @@ export function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 409 || status === 429 || status >= 500;
 }
 
-/** An error code from the server body is shown only if it looks like an identifier. */
-function safeCode(code: unknown): string | undefined {
-  return typeof code === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(code) ? code : undefined;
+/**
+ * An error code from the server body is shown only if it looks like an identifier and carries
+ * no secret: a server (or a proxy) may put the key it was sent in `code` (an identifier-shaped
+ * key such as "sk-proj-..." passes the shape test), and the code ends up in the reply.
+ */
+function safeCode(code: unknown, secrets: readonly (string | undefined)[] = []): string | undefined {
+  if (typeof code !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(code)) return undefined;
+  if (scrub(code, secrets) !== code) return undefined;
+  const lower = code.toLowerCase();
+  for (const s of secrets) {
+    if (!s || s.length < 4) continue;
+    const ls = s.toLowerCase();
+    // The key inside the code, or a sizeable piece of the key as the code.
+    if (lower.includes(ls) || (lower.length >= 8 && ls.includes(lower))) return undefined;
+  }
+  return code;
 }
 
 function reason(status: number): string {
@@ -108,9 +121,11 @@ function connectionCause(err: unknown): { phrase: string; retryable: boolean } {
 
 /**
  * Maps anything a provider call can throw to an LlmError. `streaming` tells that response
- * chunks had started to arrive: a broken connection is then a broken stream.
+ * chunks had started to arrive: a broken connection is then a broken stream. `secrets` (the
+ * key sent, the stored key) are kept out of the message even where the server echoes them.
  */
-export function toLlmError(err: unknown, ctx: { streaming?: boolean } = {}): LlmError {
+export function toLlmError(err: unknown, ctx: { streaming?: boolean; secrets?: readonly (string | undefined)[] } = {}): LlmError {
+  const secrets = ctx.secrets ?? [];
   if (err instanceof LlmError) return err;
   if (err instanceof CommandError) return new LlmError(err.message, 'config');
   if (err instanceof APIUserAbortError) return abortedError();
@@ -122,7 +137,7 @@ export function toLlmError(err: unknown, ctx: { streaming?: boolean } = {}): Llm
   if (err instanceof APIError) {
     if (typeof err.status === 'number') {
       const status = err.status;
-      const code = safeCode(err.code);
+      const code = safeCode(err.code, secrets);
       return new LlmError(`LLM request failed: ${status} ${reason(status)}${code ? ` (${code})` : ''}`, 'http', {
         status,
         retryable: isRetryableStatus(status),
@@ -130,7 +145,7 @@ export function toLlmError(err: unknown, ctx: { streaming?: boolean } = {}): Llm
       });
     }
     // An `error` object sent inside a stream (no HTTP status).
-    const code = safeCode(err.code) ?? safeCode(err.type);
+    const code = safeCode(err.code, secrets) ?? safeCode(err.type, secrets);
     return new LlmError(`LLM request failed: the server reported an error${code ? ` (${code})` : ''}`, 'http');
   }
   if (err instanceof SyntaxError) return malformedError();

@@ -1,8 +1,24 @@
 import { defineCommand } from '../spec.js';
+import { CommandError } from '../../errors.js';
 import { parseLlmConfig } from '../../llm/index.js';
 import { ModelObject } from '../../objects/objects.js';
 import { createObject, optString } from './_objects.js';
 import { NX, XX, CREATE_FLAGS, CREATE_ACL, CREATE_REPLY } from './_common.js';
+
+/**
+ * --PARAMS is parsed here rather than by the generic option parser: V8's JSON.parse messages
+ * quote a piece of the input (`Unexpected token 's', ..."api_key":sk-proj-abc"... is not valid
+ * JSON`), and these params carry the API key. The quoted piece is dropped from the reply.
+ */
+function parseParams(raw: Buffer | undefined): unknown {
+  if (raw === undefined) return {};
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch (e) {
+    const detail = (e as Error).message.replace(/,?\s*(?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s, '').trim();
+    throw new CommandError(`failed to parse json: ${detail || 'not valid JSON'}`);
+  }
+}
 
 export default defineCommand({
   name: 'LLM.CREATE-LLM',
@@ -16,14 +32,15 @@ export default defineCommand({
     NX,
     XX,
     { token: '--TYPE', type: 'string', value: 'openai|azure_openai|local', summary: 'Provider type (default openai).' },
-    { token: '--PARAMS', type: 'json', value: 'json', summary: 'Provider parameters: api_key, base_url, chat, embedding, http, ...' },
+    // Declared as a string: parsed by parseParams (see above).
+    { token: '--PARAMS', type: 'string', value: 'json', summary: 'Provider parameters: api_key, base_url, chat, embedding, http, ...' },
   ],
   args: [],
   reply: CREATE_REPLY,
   examples: [`LLM.CREATE-LLM openai --PARAMS '{"api_key":"$OPENAI_API_KEY"}'`],
   handler(ctx, args) {
     const type = optString(args, 'type') ?? 'openai';
-    const params = args.opts.get('params') ?? {};
+    const params = parseParams(args.opts.get('params') as Buffer | undefined);
     return createObject(ctx, args, 'llm', (id, db, name, at) => new ModelObject(id, db, name, at, parseLlmConfig(type, params)));
   },
 });
