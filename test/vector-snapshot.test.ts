@@ -22,10 +22,12 @@ describe.each(['l2', 'cosine', 'ip'] as Space[])('serialize/deserialize (%s)', (
     ix.add(999_999, set.row(5), ''); // empty text, big id
     ix.nextId(); // a reserved id moves the counter too
 
-    const buf = await ix.serialize({ tmpDir: dir });
+    let captured = 0;
+    const buf = await ix.serialize({ tmpDir: dir, onCapture: () => captured++ });
     expect(await readdir(dir)).toEqual([]); // temp files removed
     const back = await VectorIndex.deserialize(buf, { tmpDir: dir });
     expect(await readdir(dir)).toEqual([]);
+    expect(captured).toBe(1);
 
     expect(back.params).toEqual(ix.params);
     expect(back.ef).toBe(37);
@@ -33,7 +35,9 @@ describe.each(['l2', 'cosine', 'ip'] as Space[])('serialize/deserialize (%s)', (
     expect(back.dim).toBe(24);
     expect(back.nextAutoId).toBe(ix.nextAutoId);
     expect(back.nextId()).toBe(1_000_001);
-    expect(back.stats()).toMatchObject({ deleted: 299, capacity: ix.capacity }); // 300 removed, 1 slot reused
+    // 300 removed, 1 slot reused; spare capacity is trimmed on load (graph slots = items + deleted)
+    expect(back.stats()).toMatchObject({ deleted: 299, capacity: back.size + 299 });
+    expect(ix.capacity).toBeGreaterThan(back.capacity);
 
     for (const id of ix.ids()) {
       const a = ix.get(id)!;
@@ -54,8 +58,12 @@ describe.each(['l2', 'cosine', 'ip'] as Space[])('serialize/deserialize (%s)', (
     // the restored index keeps working: slots freed before the snapshot are reused, removed
     // ids can come back, and a second round trip is identical
     const cap = back.capacity;
-    for (let i = 0; i < 300; i++) back.add(2_000_000 + i, set.row(i), 'n');
+    for (let i = 0; i < 299; i++) back.add(2_000_000 + i, set.row(i), 'n');
     expect(back.capacity).toBe(cap);
+    expect(back.stats().deleted).toBe(0);
+    back.add(3_000_000, set.row(7), 'grows'); // no free slot left: the graph grows
+    expect(back.capacity).toBeGreaterThan(cap);
+    expect(back.get(3_000_000)!.data).toBe('grows');
     back.add(0, set.row(1), 'zero again');
     expect(back.get(0)!.data).toBe('zero again');
     const again = await VectorIndex.deserialize(await back.serialize({ tmpDir: dir }), { tmpDir: dir });
@@ -65,6 +73,38 @@ describe.each(['l2', 'cosine', 'ip'] as Space[])('serialize/deserialize (%s)', (
 });
 
 describe('snapshot edge cases', () => {
+  it('is one point in time: mutations after the capture are not in it', async () => {
+    const set = clustered(4000, 16, 8, 61);
+    const ix = new VectorIndex();
+    for (let i = 0; i < 3000; i++) ix.add(i, set.row(i), `a${i}`);
+    let idsAtCapture: number[] = [];
+    let stop = false;
+    let next = 3000;
+    const p = ix.serialize({
+      onCapture: () => {
+        idsAtCapture = [...ix.ids()].sort((a, b) => a - b);
+      },
+    });
+    // keep mutating on every turn of the event loop while the snapshot is finished
+    const churn = () => {
+      if (stop || next >= 4000) return;
+      ix.add(next, set.row(next), `b${next}`);
+      ix.remove(next - 3000);
+      next++;
+      setImmediate(churn);
+    };
+    setImmediate(churn);
+    const buf = await p;
+    stop = true;
+    const back = await VectorIndex.deserialize(buf);
+    expect(next).toBeGreaterThan(3000); // the churn did run meanwhile
+    expect(ix.size).toBe(3000); // adds and removes in pairs
+    expect([...back.ids()].sort((a, b) => a - b)).toEqual(idsAtCapture);
+    for (const id of back.ids()) expect(back.getData(id)).toBe(ix.get(id)?.data ?? `a${id}`);
+    // and the captured state is not the final one: some later change is missing from it
+    expect(idsAtCapture).not.toEqual([...ix.ids()].sort((a, b) => a - b));
+  });
+
   it('an index that never saw a vector', async () => {
     const ix = new VectorIndex({ space: 'cosine', ef: 12 });
     const back = await VectorIndex.deserialize(await ix.serialize());
