@@ -14,6 +14,7 @@ import type { AppObject, ModelObject, StoreObject } from '../objects/objects.js'
 import type { ChatObject } from '../objects/chat.js';
 import type { LogEntry } from '../storage/types.js';
 import { compileTemplate, renderTemplate } from './template.js';
+import { compileFilter } from '../vector/filter.js';
 
 export interface AppDeps {
   /** The LLM object at key; throws a clear error when missing. */
@@ -27,6 +28,8 @@ export interface RunRequest {
   vars: Record<string, unknown>;
   input: string | undefined;
   timeoutMs?: number;
+  /** search apps: a filter for this run, combined (and) with the app's own */
+  filter?: string;
 }
 
 export interface RunResult {
@@ -55,7 +58,9 @@ export async function runSearchApp(app: AppObject, req: RunRequest, deps: AppDep
   if (store.index.size > 0) {
     const [vec] = await deps.embed(store, [question], req.timeoutMs);
     if (store.index.dim !== undefined && vec.length !== store.index.dim) throw new CommandError('vector dimension does not match');
-    hits = store.index.knn(vec, app.def.k ?? 3);
+    const filters = [app.def.filter, req.filter].filter((f): f is string => !!f).map(compileFilter);
+    const attrs = store.attrs;
+    hits = store.index.knn(vec, app.def.k ?? 3, filters.length ? { filter: (id) => filters.every((f) => f(attrs.get(id))) } : {});
   }
   const context = hits.map((h) => store.index.getData(h.id) ?? '').join('\n');
   const content = renderTemplate(app.template!, { ...req.vars, context, question });

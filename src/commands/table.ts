@@ -14,6 +14,7 @@ import run from './llm/run.js';
 import info from './llm/info.js';
 import history from './llm/history.js';
 import forget from './llm/forget.js';
+import setattrs from './llm/setattrs.js';
 
 export const LLM_COMMANDS: CommandSpec[] = [
   createLlm,
@@ -30,6 +31,7 @@ export const LLM_COMMANDS: CommandSpec[] = [
   info,
   history,
   forget,
+  setattrs,
 ];
 
 export const commandTable = new Map<string, CommandSpec>(LLM_COMMANDS.map((c) => [c.name.toLowerCase(), c]));

@@ -15,6 +15,7 @@ import { isInternalKey } from '../storage/index.js';
 import { LlmObject, RESERVED_KEY_ERROR, StoreObject } from './objects.js';
 import { objectFromRecord } from './factory.js';
 import { ChatObject } from './chat.js';
+import type { Attrs } from '../vector/filter.js';
 
 export interface ManagerOptions {
   /** Snapshot a store after this many logged changes. */
@@ -132,7 +133,7 @@ export class ObjectManager {
    * Adds or updates one item. `id` undefined → a fresh auto id. Checks everything that could
    * make the apply fail before logging, so a logged entry always applies.
    */
-  async storeAdd(store: StoreObject, id: number | undefined, vector: Float32Array, data: string): Promise<number> {
+  async storeAdd(store: StoreObject, id: number | undefined, vector: Float32Array, data: string, attrs?: Attrs): Promise<number> {
     this.checkLive(store);
     const dim = store.expectedDim;
     if (dim !== undefined && vector.length !== dim) throw new CommandError('vector dimension does not match');
@@ -148,14 +149,16 @@ export class ObjectManager {
       // Reserve it now, so an auto id handed out while this ADD is in flight cannot take it.
       store.index.ensureNextId(id + 1);
     }
+    const entry: LogEntry = { op: 'add', id: String(itemId), data, vec: vectorToFp32(vector) };
+    if (attrs && Object.keys(attrs).length > 0) entry.attrs = JSON.stringify(attrs);
     let pos: string;
     try {
-      [pos] = await this.storage.append(store.id, [{ op: 'add', id: String(itemId), data, vec: vectorToFp32(vector) }]);
+      [pos] = await this.storage.append(store.id, [entry]);
     } catch (err) {
       if (fixesDim && store.index.dim === undefined) store.pendingDim = undefined;
       throw err;
     }
-    this.apply(store, pos, { op: 'add', id: String(itemId), data, vec: vectorToFp32(vector) }, vector);
+    this.apply(store, pos, entry, vector);
     return itemId;
   }
 
@@ -163,6 +166,15 @@ export class ObjectManager {
     this.checkLive(store);
     if (!store.index.has(id)) return false;
     const entry: LogEntry = { op: 'rem', id: String(id) };
+    const [pos] = await this.storage.append(store.id, [entry]);
+    return this.apply(store, pos, entry) === true;
+  }
+
+  /** Replaces an item's attributes (`{}` clears them). False when the item does not exist. */
+  async storeSetAttrs(store: StoreObject, id: number, attrs: Attrs): Promise<boolean> {
+    this.checkLive(store);
+    if (!store.index.has(id)) return false;
+    const entry: LogEntry = { op: 'attrs', id: String(id), attrs: JSON.stringify(attrs) };
     const [pos] = await this.storage.append(store.id, [entry]);
     return this.apply(store, pos, entry) === true;
   }
@@ -187,9 +199,22 @@ export class ObjectManager {
         const vec = vector ?? parseFp32Vector(entry.vec as Buffer);
         store.index.add(id, vec, String(entry.data ?? ''));
         store.pendingDim = undefined;
+        // ADD replaces the whole item: attributes too.
+        if (entry.attrs !== undefined) store.attrs.set(id, JSON.parse(String(entry.attrs)) as Attrs);
+        else store.attrs.delete(id);
         return true;
       }
-      if (op === 'rem') return store.index.remove(id);
+      if (op === 'rem') {
+        store.attrs.delete(id);
+        return store.index.remove(id);
+      }
+      if (op === 'attrs') {
+        if (!store.index.has(id)) return false;
+        const attrs = JSON.parse(String(entry.attrs)) as Attrs;
+        if (Object.keys(attrs).length === 0) store.attrs.delete(id);
+        else store.attrs.set(id, attrs);
+        return true;
+      }
       logger.warn({ store: store.name, op }, 'unknown log entry skipped');
     } catch (err) {
       // Only reachable for entries written by an older or concurrent writer; replay skips them alike.
@@ -256,12 +281,15 @@ export class ObjectManager {
     try {
       let pos = '';
       let changes = 0;
-      const data = await store.index.serialize({
+      let attrs = '';
+      const graph = await store.index.serialize({
         onCapture: () => {
           pos = store.appliedPos;
           changes = store.changesSinceSnapshot;
+          attrs = JSON.stringify([...store.attrs]);
         },
       });
+      const data = wrapStoreSnapshot(graph, attrs);
       if (pos === '') return false;
       await this.storage.writeSnapshot(store.id, data, pos);
       store.changesSinceSnapshot -= changes;
@@ -309,7 +337,10 @@ export class ObjectManager {
     const t0 = Date.now();
     const snap = await this.storage.readSnapshot(store.id);
     if (snap) {
-      store.index = await VectorIndex.deserialize(snap.data);
+      const { graph, attrs } = unwrapStoreSnapshot(snap.data);
+      store.index = await VectorIndex.deserialize(graph);
+      store.attrs.clear();
+      for (const [id, a] of attrs) store.attrs.set(id, a);
       store.appliedPos = snap.pos;
       store.lastSnapshotPos = snap.pos;
       store.lastSnapshotAt = snap.createdAt;
@@ -339,4 +370,26 @@ export class ObjectManager {
     }
     for (const o of this.objects.values()) o.close();
   }
+}
+
+/**
+ * A store snapshot: "RLST" | u32 graph length | the VectorIndex snapshot | attributes as JSON
+ * ([[id, attrs], ...]). A bare VectorIndex snapshot (no attributes) is read as well.
+ */
+const STORE_MAGIC = 'RLST';
+
+export function wrapStoreSnapshot(graph: Buffer, attrsJson: string): Buffer {
+  const attrs = Buffer.from(attrsJson, 'utf8');
+  const head = Buffer.alloc(8);
+  head.write(STORE_MAGIC, 0, 'latin1');
+  head.writeUInt32LE(graph.length, 4);
+  return Buffer.concat([head, graph, attrs]);
+}
+
+export function unwrapStoreSnapshot(buf: Buffer): { graph: Buffer; attrs: Array<[number, Attrs]> } {
+  if (buf.length < 8 || buf.toString('latin1', 0, 4) !== STORE_MAGIC) return { graph: buf, attrs: [] };
+  const len = buf.readUInt32LE(4);
+  if (8 + len > buf.length) throw new Error('corrupt store snapshot: truncated');
+  const rest = buf.subarray(8 + len);
+  return { graph: buf.subarray(8, 8 + len), attrs: rest.length ? (JSON.parse(rest.toString('utf8')) as Array<[number, Attrs]>) : [] };
 }

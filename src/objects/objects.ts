@@ -9,6 +9,7 @@ import { VectorIndex, paramsToJson, parseStoreParams, type VectorIndexParams } f
 import { compileTemplate, type Template } from '../apps/template.js';
 import type { ObjectRecord } from '../storage/types.js';
 import type { HistoryParams } from '../apps/chat.js';
+import type { Attrs } from '../vector/filter.js';
 
 export type ObjectKind = 'llm' | 'app' | 'search' | 'chat' | 'store';
 
@@ -98,6 +99,8 @@ export class StoreObject extends LlmObject {
   appliedPos = '';
   /** Mutations since the last snapshot. */
   changesSinceSnapshot = 0;
+  /** Item attributes (LLM.ADD --ATTRS, LLM.SETATTRS), by id. */
+  readonly attrs = new Map<number, Attrs>();
   lastSnapshotAt = 0;
   lastSnapshotPos = '';
   snapshotting = false;
@@ -142,6 +145,8 @@ export interface AppDefinition {
   /** search and chat apps */
   store?: string | null;
   k?: number;
+  /** search apps: only items matching this filter become context */
+  filter?: string | null;
   history?: HistoryParams;
 }
 

@@ -13,3 +13,4 @@ export const CREATE_FLAGS = ['write', 'denyoom'];
 export const CREATE_ACL = ['@write', '@slow'];
 export const CREATE_REPLY = 'Integer 1 when the object was written; 0 when --NX or --XX refused.';
 export const SESSION: OptionSpec = { token: '--SESSION', type: 'string', value: 'id', summary: 'Chat session (default: the app\'s one default session). Sessions never see each other\'s memory.' };
+export const FILTER: OptionSpec = { token: '--FILTER', type: 'string', value: 'expr', summary: 'Only items whose attributes match, e.g. \'tenant == "acme" and year >= 2023\' (see "Filter expressions").' };

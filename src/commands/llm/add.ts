@@ -1,5 +1,6 @@
 import { defineCommand } from '../spec.js';
 import { parseId } from '../../vector/index.js';
+import { parseAttrs } from '../../vector/filter.js';
 import { embedForStore, givenVector, objectsOf } from './_objects.js';
 import { requireStoreForCommand } from './_store.js';
 import { EMBEDDING, EMBEDDING_FP32, TIMEOUT } from './_common.js';
@@ -17,14 +18,17 @@ export default defineCommand({
     EMBEDDING,
     EMBEDDING_FP32,
     TIMEOUT,
+    { token: '--ATTRS', type: 'json', value: 'json', summary: 'Attributes of the item for --FILTER: a flat JSON object of strings, numbers, booleans and arrays of strings.' },
   ],
   args: [{ name: 'data', type: 'string', summary: 'The item text (embedded by the store LLM unless a vector is given).' }],
   reply: 'Integer: the item id.',
-  examples: ['LLM.ADD store "Redis is an in-memory data store"', 'LLM.ADD store --ID 7 --EMBEDDING 0.1,0.2,0.3 "some text"'],
+  examples: ['LLM.ADD store "Redis is an in-memory data store"', 'LLM.ADD store --ID 7 --EMBEDDING 0.1,0.2,0.3 "some text"', 'LLM.ADD store --ATTRS \'{"tenant":"acme","year":2024}\' "a document"'],
   async handler(ctx, args) {
     const rawId = args.opts.get('id') as Buffer | undefined;
     const id = rawId === undefined ? undefined : parseId(rawId);
     const given = givenVector(args);
+    const attrsArg = args.opts.get('attrs');
+    const attrs = attrsArg === undefined ? undefined : parseAttrs(attrsArg);
     const store = await requireStoreForCommand(ctx, args.key);
     const data = args.positionals[0].toString('utf8');
     let vector = given;
@@ -34,6 +38,6 @@ export default defineCommand({
       if (id !== undefined) store.index.ensureNextId(id + 1);
       vector = (await embedForStore(ctx, store, [data], args.opts.get('timeout') as number | undefined))[0]!;
     }
-    return objectsOf(ctx).storeAdd(store, id, vector, data);
+    return objectsOf(ctx).storeAdd(store, id, vector, data, attrs);
   },
 });

@@ -2,6 +2,8 @@ import { defineCommand } from '../spec.js';
 import { CommandError } from '../../errors.js';
 import { AppObject, DEFAULT_SEARCH_PROMPT } from '../../objects/objects.js';
 import { createObject, optString } from './_objects.js';
+import { FILTER } from './_common.js';
+import { compileFilter } from '../../vector/filter.js';
 import { NX, XX, LLM_REF, PROMPT, VECTOR_STORE, CREATE_FLAGS, CREATE_ACL, CREATE_REPLY } from './_common.js';
 
 export default defineCommand({
@@ -19,6 +21,7 @@ export default defineCommand({
     VECTOR_STORE,
     PROMPT,
     { token: '--K', type: 'integer', value: 'n', min: 1, max: 10000, summary: 'How many nearest items become the context (default 3).' },
+    FILTER,
   ],
   args: [],
   reply: CREATE_REPLY,
@@ -32,7 +35,9 @@ export default defineCommand({
       params: {},
       store,
       k: (args.opts.get('k') as number | undefined) ?? 3,
+      filter: optString(args, 'filter') ?? null,
     };
+    if (def.filter !== null) compileFilter(def.filter);
     return createObject(ctx, args, 'search', (id, db, name, at) => new AppObject('search', id, db, name, at, def));
   },
 });

@@ -7,18 +7,21 @@ export default defineCommand({
   name: 'LLM.GET',
   summary: 'Gets the text and vector of an item.',
   since: '0.1.0',
-  arity: 3,
+  arity: -3,
   flags: ['readonly', 'fast'],
   aclCategories: ['@read', '@fast'],
   keySpec: { access: 'RO', op: 'ACCESS' },
-  options: [],
+  options: [{ token: '--WITHATTRS', type: 'pure-token', summary: 'Add the item attributes (JSON, or nil) as a third element.' }],
   args: [{ name: 'id', type: 'integer', summary: 'Item id.' }],
-  reply: 'Array [data, "f1,f2,..."], or nil when the store or the id does not exist.',
-  examples: ['LLM.GET store 1'],
+  reply: 'Array [data, "f1,f2,..."] (with --WITHATTRS: [data, vector, attributes JSON or nil]), or nil when the store or the id does not exist.',
+  examples: ['LLM.GET store 1', 'LLM.GET store --WITHATTRS 1'],
   async handler(ctx, args) {
     const id = parseId(args.positionals[0]);
     const store = await storeForCommand(ctx, args.key);
     const item = store?.index.get(id);
-    return item ? [item.data, formatVector(item.vector)] : null;
+    if (!item) return null;
+    if (!args.opts.has('withattrs')) return [item.data, formatVector(item.vector)];
+    const attrs = store!.attrs.get(id);
+    return [item.data, formatVector(item.vector), attrs ? JSON.stringify(attrs) : null];
   },
 });

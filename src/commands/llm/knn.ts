@@ -3,7 +3,8 @@ import { CommandError } from '../../errors.js';
 import { formatDouble, type RespValue } from '../../protocol/resp.js';
 import { embedForStore, givenVector } from './_objects.js';
 import { storeForCommand } from './_store.js';
-import { EMBEDDING, EMBEDDING_FP32, TIMEOUT } from './_common.js';
+import { EMBEDDING, EMBEDDING_FP32, FILTER, TIMEOUT } from './_common.js';
+import { compileFilter } from '../../vector/filter.js';
 
 export default defineCommand({
   name: 'LLM.KNN',
@@ -20,28 +21,44 @@ export default defineCommand({
     { token: '--EF', type: 'integer', value: 'n', min: 1, max: 100000, summary: 'HNSW search breadth for this query (default: the store ef).' },
     { token: '--WITHDATA', type: 'pure-token', summary: 'Reply [id, distance, data] triples.' },
     TIMEOUT,
+    FILTER,
+    { token: '--EXPLAIN', type: 'pure-token', summary: 'Reply [hits, [path, hnsw|exact, reason, ..., ef, n, sampled, n, matched, n]]: how the query ran.' },
   ],
   args: [{ name: 'query', type: 'string', optional: true, summary: 'Text to embed with the store LLM (unless a vector is given).' }],
   reply: 'Array of [id, distance] pairs, nearest first (distance as a bulk string).',
-  examples: ['LLM.KNN store --K 3 "what is Redis"', 'LLM.KNN store --K 2 --EMBEDDING 0.1,0.2,0.3'],
+  examples: ['LLM.KNN store --K 3 "what is Redis"', 'LLM.KNN store --K 2 --EMBEDDING 0.1,0.2,0.3', 'LLM.KNN store --K 5 --FILTER \'tenant == "acme" and year >= 2023\' "pricing"'],
   async handler(ctx, args) {
     const k = (args.opts.get('k') as number | undefined) ?? 10;
     const ef = args.opts.get('ef') as number | undefined;
     const withData = args.opts.has('withdata');
     const query = args.positionals[0]?.toString('utf8');
+    const filterSrc = args.opts.get('filter') as Buffer | undefined;
+    const predicate = filterSrc === undefined ? undefined : compileFilter(filterSrc.toString('utf8'));
+    const explain = args.opts.has('explain');
     let vector = givenVector(args);
     if (!vector && query === undefined) throw new CommandError('no query is specified');
     const store = await storeForCommand(ctx, args.key);
-    if (!store) return [];
+    const empty = () => (explain ? [[], ['path', 'none']] : []);
+    if (!store) return empty();
     vector ??= (await embedForStore(ctx, store, [query!], args.opts.get('timeout') as number | undefined))[0];
     const dim = store.index.dim;
-    if (dim === undefined) return [];
+    if (dim === undefined) return empty();
     if (vector.length !== dim) throw new CommandError('vector dimension does not match');
-    const hits = store.index.knn(vector, k, ef === undefined ? {} : { ef });
-    return hits.map((h): RespValue => {
+    const attrs = store.attrs;
+    const res = store.index.knnExplain(vector, k, {
+      ...(ef === undefined ? {} : { ef }),
+      ...(predicate ? { filter: (id: number) => predicate(attrs.get(id)) } : {}),
+    });
+    const rows = res.hits.map((h): RespValue => {
       const row: RespValue[] = [h.id, formatDouble(h.distance)];
       if (withData) row.push(store.index.getData(h.id) ?? '');
       return row;
     });
+    if (!explain) return rows;
+    const info: RespValue[] = ['path', res.path];
+    if (res.reason) info.push('reason', res.reason);
+    if (res.ef !== undefined) info.push('ef', res.ef);
+    if (res.sample) info.push('sampled', res.sample.sampled, 'matched', res.sample.matched);
+    return [rows, info];
   },
 });

@@ -4,7 +4,8 @@ import { runChatApp, runPromptApp, runSearchApp, type ChatDeps } from '../../app
 import { checkVars } from '../../apps/template.js';
 import { ChatObject, DEFAULT_SESSION } from '../../objects/chat.js';
 import type { CommandContext } from '../context.js';
-import { TIMEOUT, SESSION } from './_common.js';
+import { TIMEOUT, SESSION, FILTER } from './_common.js';
+import { compileFilter } from '../../vector/filter.js';
 import { appOf, embedForStore, modelOf, objectsOf, storeOf } from './_objects.js';
 
 function depsFor(ctx: CommandContext): ChatDeps {
@@ -41,6 +42,7 @@ export default defineCommand({
     TIMEOUT,
     SESSION,
     { token: '--WITHCONTEXT', type: 'pure-token', summary: 'Search apps: reply [answer, [ids of the items used as context]].' },
+    { ...FILTER, summary: "Search apps: only items matching this filter (and the app's own) become context." },
   ],
   args: [{ name: 'input', type: 'string', optional: true, summary: 'User input appended to the prompt (or the question / chat message).' }],
   reply: 'Bulk string: the answer (with --WITHCONTEXT on a search app: [answer, [id, ...]]).',
@@ -55,11 +57,14 @@ export default defineCommand({
       vars: checkVars(args.opts.get('vars')),
       input: args.positionals[0]?.toString('utf8'),
       timeoutMs: args.opts.get('timeout') as number | undefined,
+      filter: (args.opts.get('filter') as Buffer | undefined)?.toString('utf8'),
     };
+    if (req.filter !== undefined) compileFilter(req.filter);
     const deps = depsFor(ctx);
     const session = (args.opts.get('session') as Buffer | undefined)?.toString('utf8');
     if (session !== undefined && app.kind !== 'chat') throw new CommandError('--SESSION applies to chat apps only');
     if (args.opts.has('withcontext') && app.kind !== 'search') throw new CommandError('--WITHCONTEXT applies to search apps only');
+    if (req.filter !== undefined && app.kind !== 'search') throw new CommandError('--FILTER applies to search apps only');
     if (app.kind === 'app') return (await runPromptApp(app, req, deps)).text;
     if (app.kind === 'search') {
       const r = await runSearchApp(app, req, deps);
