@@ -358,7 +358,19 @@ export class Session implements SessionView {
     let passStart = -1;
     for (const end of ends) {
       if (this.monitor) {
-        if (passStart < 0) passStart = pos;
+        // Judge every monitor line whole: the server's own storage traffic (keys with the
+        // reserved "__llm__:" prefix; it carries the catalog, API keys included) is not relayed.
+        if (passStart >= 0) {
+          this.clientWrites.push(chunk.subarray(passStart, pos));
+          passStart = -1;
+        }
+        let frame = chunk.subarray(pos, end);
+        if (this.partial.length > 0) {
+          this.partial.push(frame);
+          frame = Buffer.concat(this.partial);
+          this.partial = [];
+        }
+        if (frame.indexOf('"__llm__:') < 0) this.clientWrites.push(frame);
       } else if (this.partial.length === 0 && this.headIsPlain()) {
         if (passStart < 0) passStart = pos;
         this.streaming = false;
@@ -380,7 +392,7 @@ export class Session implements SessionView {
     }
     if (pos < chunk.length) {
       // An incomplete frame: stream it through when nobody needs to see it whole.
-      if (this.monitor || this.streaming || (this.partial.length === 0 && this.headIsPlain())) {
+      if (!this.monitor && (this.streaming || (this.partial.length === 0 && this.headIsPlain()))) {
         if (passStart < 0) passStart = pos;
         this.streaming = true;
         pos = chunk.length;

@@ -30,6 +30,19 @@ async function existsInBackend(ctx: CommandContext, key: Buffer): Promise<boolea
  * one), --NX/--XX reply 0 when they refuse, otherwise (over)write and reply 1. `build` validates
  * everything; nothing is written when it throws.
  */
+/** Per-key serialization of creates: check-then-put must not interleave with another create. */
+const createLocks = new Map<string, Promise<unknown>>();
+function withKeyLock<T>(k: string, fn: () => Promise<T>): Promise<T> {
+  const prev = createLocks.get(k) ?? Promise.resolve();
+  const run = prev.then(fn, fn);
+  const tail = run.catch(() => undefined);
+  createLocks.set(k, tail);
+  void tail.then(() => {
+    if (createLocks.get(k) === tail) createLocks.delete(k);
+  });
+  return run;
+}
+
 export async function createObject(
   ctx: CommandContext,
   args: ParsedArgs,
@@ -42,21 +55,25 @@ export async function createObject(
   if (nx && xx) throw syntaxError();
   const db = ctx.client.db;
   const name = keyName(args.key);
-  const existing = objects.get(db, name);
-  if (existing && existing.kind !== kind) throw wrongTypeError();
-  const obj = build(newObjectId(), db, name, Date.now());
-  try {
-    if (!existing && (await existsInBackend(ctx, args.key))) throw wrongTypeError();
-    if ((nx && existing) || (xx && !existing)) {
+  const obj = build(newObjectId(), db, name, Date.now()); // validates; nothing written yet
+  return withKeyLock(`${db}\u0000${name}`, async () => {
+    try {
+      let existing = objects.get(db, name);
+      if (existing && existing.kind !== kind) throw wrongTypeError();
+      if (!existing && (await existsInBackend(ctx, args.key))) throw wrongTypeError();
+      existing = objects.get(db, name); // may have changed during the await (DEL, RENAME)
+      if (existing && existing.kind !== kind) throw wrongTypeError();
+      if ((nx && existing) || (xx && !existing)) {
+        obj.close();
+        return 0;
+      }
+      await objects.put(obj);
+      return 1;
+    } catch (err) {
       obj.close();
-      return 0;
+      throw err;
     }
-    await objects.put(obj);
-  } catch (err) {
-    obj.close();
-    throw err;
-  }
-  return 1;
+  });
 }
 
 /** The object at key, if it is of one of `kinds`; WRONGTYPE if another kind; undefined if absent. */
@@ -117,4 +134,12 @@ export function optObject(args: ParsedArgs, name: string, what: string): Record<
   if (v === undefined) return undefined;
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new CommandError(`${what} must be a JSON object`);
   return v as Record<string, unknown>;
+}
+
+/** The app at key; an ordinary key of the backing Redis is WRONGTYPE; nothing is the original's error. */
+export async function requireApp<T extends AppObject = AppObject>(ctx: CommandContext, key: Buffer, kinds: ObjectKind[] = ['app', 'search', 'chat']): Promise<T> {
+  const app = lookup<T>(ctx, key, kinds);
+  if (app) return app;
+  if (await existsInBackend(ctx, key).catch(() => false)) throw wrongTypeError();
+  throw new CommandError('Application does not exist');
 }
