@@ -1,8 +1,7 @@
 import { defineCommand } from '../spec.js';
-import { CommandError } from '../../errors.js';
 import { ChatObject, DEFAULT_SESSION } from '../../objects/chat.js';
 import { SESSION } from './_common.js';
-import { lookup, objectsOf, storeOf } from './_objects.js';
+import { requireApp, objectsOf, storeOf } from './_objects.js';
 
 export default defineCommand({
   name: 'LLM.FORGET',
@@ -17,8 +16,7 @@ export default defineCommand({
   reply: 'Integer 1 when the session existed, 0 otherwise.',
   examples: ['LLM.FORGET chat --SESSION alice'],
   async handler(ctx, args) {
-    const chat = lookup<ChatObject>(ctx, args.key, ['chat']);
-    if (!chat) throw new CommandError('Application does not exist');
+    const chat = await requireApp<ChatObject>(ctx, args.key, ['chat']);
     const name = (args.opts.get('session') as Buffer | undefined)?.toString('utf8') ?? DEFAULT_SESSION;
     const objects = objectsOf(ctx);
     return chat.serialize(name, async () => {

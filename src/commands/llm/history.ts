@@ -1,8 +1,7 @@
 import { defineCommand } from '../spec.js';
-import { CommandError } from '../../errors.js';
 import { ChatObject, DEFAULT_SESSION } from '../../objects/chat.js';
 import { SESSION } from './_common.js';
-import { lookup } from './_objects.js';
+import { requireApp } from './_objects.js';
 
 export default defineCommand({
   name: 'LLM.HISTORY',
@@ -16,9 +15,8 @@ export default defineCommand({
   args: [],
   reply: 'Array of [role, content] pairs (empty for an unknown session).',
   examples: ['LLM.HISTORY chat --SESSION alice --COUNT 4'],
-  handler(ctx, args) {
-    const chat = lookup<ChatObject>(ctx, args.key, ['chat']);
-    if (!chat) throw new CommandError('Application does not exist');
+  async handler(ctx, args) {
+    const chat = await requireApp<ChatObject>(ctx, args.key, ['chat']);
     const name = (args.opts.get('session') as Buffer | undefined)?.toString('utf8') ?? DEFAULT_SESSION;
     const s = chat.session(name);
     if (!s) return [];

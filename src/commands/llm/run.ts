@@ -6,7 +6,7 @@ import { ChatObject, DEFAULT_SESSION } from '../../objects/chat.js';
 import type { CommandContext } from '../context.js';
 import { TIMEOUT, SESSION, FILTER } from './_common.js';
 import { compileFilter } from '../../vector/filter.js';
-import { appOf, embedForStore, modelOf, objectsOf, storeOf } from './_objects.js';
+import { requireApp, embedForStore, modelOf, objectsOf, storeOf } from './_objects.js';
 
 function depsFor(ctx: CommandContext): ChatDeps {
   const objects = objectsOf(ctx);
@@ -52,7 +52,7 @@ export default defineCommand({
     'LLM.RUN chat --SESSION alice "My name is Alice"',
   ],
   async handler(ctx, args) {
-    const app = appOf(ctx, args.key);
+    const app = await requireApp(ctx, args.key);
     const req = {
       vars: checkVars(args.opts.get('vars')),
       input: args.positionals[0]?.toString('utf8'),
