@@ -73,6 +73,35 @@ describe.each(['l2', 'cosine', 'ip'] as Space[])('serialize/deserialize (%s)', (
 });
 
 describe('snapshot edge cases', () => {
+  it('background mode: graph written off the event loop, mutations held off meanwhile', async () => {
+    const set = clustered(3000, 16, 8, 71);
+    const ix = new VectorIndex({ space: 'cosine' });
+    for (let i = 0; i < 3000; i++) ix.add(i + 1, set.row(i), `t${i}`);
+    expect(ix.frozen).toBe(false);
+    let captured = -1;
+    const p = ix.serialize({ background: true, onCapture: () => (captured = ix.size) });
+    // the capture happens after the temp dir exists; wait for it
+    while (!ix.frozen) await new Promise((r) => setImmediate(r));
+    expect(() => ix.add(9999, set.row(0), 'x')).toThrow(/frozen by a background snapshot/);
+    expect(() => ix.remove(1)).toThrow(/frozen/);
+    expect(ix.remove(123456)).toBe(false); // nothing to change
+    expect(ix.knn(set.row(5), 1)[0]!.id).toBe(6); // reads keep working
+    expect(ix.get(7)!.data).toBe('t6');
+    const qs = set.queries(10, 4);
+    const expected = qs.map((q) => ix.knn(q, 5));
+    await expect(ix.serialize({ background: true })).rejects.toThrow(/frozen/);
+    await ix.whenIdle();
+    expect(ix.frozen).toBe(false);
+    ix.add(9999, set.row(0), 'after'); // allowed again
+    const back = await VectorIndex.deserialize(await p);
+    expect(captured).toBe(3000);
+    expect(back.size).toBe(3000);
+    expect(back.has(9999)).toBe(false);
+    qs.forEach((q, i) => expect(back.knn(q, 5)).toEqual(expected[i]));
+    expect(Array.from(back.get(3)!.vector)).toEqual(Array.from(set.row(2)));
+    await ix.whenIdle(); // resolves at once when idle
+  });
+
   it('is one point in time: mutations after the capture are not in it', async () => {
     const set = clustered(4000, 16, 8, 61);
     const ix = new VectorIndex();

@@ -128,6 +128,13 @@ export interface SnapshotOptions {
    * state (e.g. which log position) the snapshot holds even while mutations continue.
    */
   onCapture?: () => void;
+  /**
+   * serialize(): write the graph on the libuv thread pool instead of blocking the event loop for
+   * the copy (writeIndexSync). Until the returned promise settles the index is frozen: knn/get
+   * work, but add/remove throw (await whenIdle() before mutating). The snapshot holds the state
+   * at onCapture, as in the default mode.
+   */
+  background?: boolean;
 }
 
 // --- float32 bit helpers ---------------------------------------------------------------------
@@ -284,6 +291,7 @@ export class VectorIndex {
    * `vector dimension does not match`, and in cosine space the zero-vector error.
    */
   add(id: number, vector: Float32Array, data: string | Uint8Array): boolean {
+    this.assertMutable();
     if (!isValidId(id)) throw new CommandError(INVALID_ID);
     checkFinite(vector);
     if (this._dim === undefined) {
@@ -368,6 +376,7 @@ export class VectorIndex {
   remove(id: number): boolean {
     const slot = this.idToSlot.get(id);
     if (slot < 0) return false;
+    this.assertMutable();
     this.hnsw!.markDelete(id);
     this.idToSlot.delete(id);
     this.texts.free(slot);
@@ -544,18 +553,27 @@ export class VectorIndex {
    * ceil(dim/4) correction bytes | u32 exactCount, per exact copy: u32 id, dim × f32.
    */
   async serialize(opts: SnapshotOptions = {}): Promise<Buffer> {
+    if (opts.background) this.assertMutable(); // one background snapshot at a time
     let dir: string | undefined;
+    let frozen = false;
     try {
       let graphPath: string | undefined;
       if (this.hnsw !== null) {
         dir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'rlvi-'));
         graphPath = join(dir, 'graph.bin');
       }
-      // --- synchronous capture: nothing can interleave until the graph file is read back ---
+      // --- capture: synchronous (default), or with mutations frozen (background) until the
+      // items are written too ---
+      if (opts.background) {
+        while (this.frozen) await this.whenIdle(); // another one started meanwhile
+        this.freeze();
+        frozen = true;
+      }
       opts.onCapture?.();
       let graphBytes = 0;
       if (this.hnsw !== null) {
-        this.hnsw.writeIndexSync(graphPath!);
+        if (opts.background) await this.hnsw.writeIndex(graphPath!);
+        else this.hnsw.writeIndexSync(graphPath!);
         graphBytes = statSync(graphPath!).size;
       }
       const itemBytes = this.itemsSize();
@@ -583,11 +601,46 @@ export class VectorIndex {
       out.writeUInt32LE(header.length, 8);
       header.copy(out, 12);
       this.writeItems(out, graphAt + graphBytes, itemBytes);
+      if (frozen) {
+        frozen = false;
+        this.thaw();
+      }
       // --- end of capture ---
       if (graphPath !== undefined) await readInto(graphPath, out, graphAt, graphBytes);
       return out;
     } finally {
+      if (frozen) this.thaw();
       if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** True while a background snapshot holds the index frozen (add/remove would throw). */
+  get frozen(): boolean {
+    return this.idleWaiters !== null;
+  }
+
+  /** Resolves when no background snapshot holds the index (at once if none does). */
+  whenIdle(): Promise<void> {
+    if (this.idleWaiters === null) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters!.push(resolve));
+  }
+
+  private idleWaiters: (() => void)[] | null = null;
+
+  private freeze(): void {
+    this.idleWaiters = [];
+  }
+
+  private thaw(): void {
+    const waiters = this.idleWaiters ?? [];
+    this.idleWaiters = null;
+    for (const w of waiters) w();
+  }
+
+  /** hnswlib is reading the graph on another thread: changing it now could corrupt or crash. */
+  private assertMutable(): void {
+    if (this.idleWaiters !== null) {
+      throw new Error('vector index is frozen by a background snapshot: await whenIdle() before add/remove');
     }
   }
 
