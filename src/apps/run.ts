@@ -30,10 +30,15 @@ export interface RunRequest {
   timeoutMs?: number;
   /** search apps: a filter for this run, combined (and) with the app's own */
   filter?: string;
+  /** Stream the answer: called with each chunk as the provider sends it. */
+  onDelta?: (text: string) => void;
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
   text: string;
+  finishReason?: string | null;
+  usage?: { promptTokens: number; completionTokens: number };
   /** search apps: ids of the items used as context */
   contextIds?: number[];
 }
@@ -45,8 +50,12 @@ export async function runPromptApp(app: AppObject, req: RunRequest, deps: AppDep
   const content = prompt && input ? `${prompt}\n\n${input}` : prompt || input;
   if (!content) throw new CommandError('nothing to send: the prompt and the input are both empty');
   const messages: ChatMessage[] = [{ role: 'user', content }];
-  const res = await model.provider.chat(messages, { timeoutMs: req.timeoutMs });
-  return { text: res.text };
+  const res = await model.provider.chat(messages, callOptions(req));
+  return { text: res.text, finishReason: res.finishReason, usage: res.usage };
+}
+
+function callOptions(req: RunRequest) {
+  return { timeoutMs: req.timeoutMs, onDelta: req.onDelta, signal: req.signal };
 }
 
 export async function runSearchApp(app: AppObject, req: RunRequest, deps: AppDeps): Promise<RunResult> {
@@ -64,8 +73,8 @@ export async function runSearchApp(app: AppObject, req: RunRequest, deps: AppDep
   }
   const context = hits.map((h) => store.index.getData(h.id) ?? '').join('\n');
   const content = renderTemplate(app.template!, { ...req.vars, context, question });
-  const res = await model.provider.chat([{ role: 'user', content }], { timeoutMs: req.timeoutMs });
-  return { text: res.text, contextIds: hits.map((h) => h.id) };
+  const res = await model.provider.chat([{ role: 'user', content }], callOptions(req));
+  return { text: res.text, finishReason: res.finishReason, usage: res.usage, contextIds: hits.map((h) => h.id) };
 }
 
 // ---- chat apps ---------------------------------------------------------------------------------
@@ -108,7 +117,7 @@ export async function runChatApp(chat: ChatObject, req: ChatRequest, deps: ChatD
     const system = renderTemplate(chat.template!, { ...req.vars, history });
     const recent = s && h.msg_ctx_cnt > 0 ? s.messages.slice(-h.msg_ctx_cnt) : [];
     const messages: ChatMessage[] = [{ role: 'system', content: system }, ...recent, { role: 'user', content: input }];
-    const res = await model.provider.chat(messages, { timeoutMs: req.timeoutMs });
+    const res = await model.provider.chat(messages, callOptions(req));
     await deps.remember(chat, [{ op: 'turn', session: req.session, user: input, assistant: res.text, ts: String(Date.now()) }]);
     const after = chat.session(req.session);
     if (store && h.summary_cnt > 0 && after && after.sinceSummary >= h.summary_cnt) {
@@ -128,6 +137,6 @@ export async function runChatApp(chat: ChatObject, req: ChatRequest, deps: ChatD
         logger.warn({ chat: chat.name, err: (err as Error).message }, 'chat summary failed');
       }
     }
-    return { text: res.text };
+    return { text: res.text, finishReason: res.finishReason, usage: res.usage };
   });
 }

@@ -24,6 +24,13 @@ export interface Services {
   readonly storageDb: number;
   /** Legacy key range of an ordinary Redis command (from the backend's COMMAND table), or undefined. */
   keyRange(name: string): KeyRange | undefined;
+  /**
+   * Appends one entry to a stream of the backing Redis in db `db` (XADD key MAXLEN ~ maxlen *),
+   * on the server's own connection. Rejects when there is no backing Redis.
+   */
+  xadd(db: number, key: Buffer, maxlen: number, fields: string[]): Promise<void>;
+  /** Default MAXLEN ~ of streams written by LLM.RUN --STREAM. */
+  readonly streamMaxlen: number;
   /** Lines of the `# LLM` INFO section (without the header). */
   llmInfo(): string[];
 }

@@ -4,6 +4,7 @@
  */
 import net from 'node:net';
 import { logger } from '../log.js';
+import { CommandError } from '../errors.js';
 import type { Config } from '../config/config.js';
 import { Backend, parseRedisUrl, redactUrl } from '../proxy/backend.js';
 import { ManagedRedis, findRedisServer } from '../proxy/managed-redis.js';
@@ -46,6 +47,24 @@ export class LlmServer implements Services {
 
   get storageDb(): number {
     return this.backend?.address.db ?? 0;
+  }
+
+  get streamMaxlen(): number {
+    return this.config.streamMaxlen;
+  }
+
+  /** One connection per db for stream writes (the server's own credentials). */
+  private streamConns = new Map<number, import('ioredis').Redis>();
+
+  async xadd(db: number, key: Buffer, maxlen: number, fields: string[]): Promise<void> {
+    if (!this.backend) throw new CommandError('no backing Redis: --STREAM needs one (start with --redis <url> or install redis-server)');
+    let conn = this.streamConns.get(db);
+    if (!conn) {
+      conn = this.backend.client.duplicate({ db, lazyConnect: false, enableOfflineQueue: true, maxRetriesPerRequest: 1 });
+      conn.on('error', () => {});
+      this.streamConns.set(db, conn);
+    }
+    await conn.xadd(key, 'MAXLEN', '~', maxlen, '*', ...fields);
   }
 
   keyRange(name: string) {
@@ -194,6 +213,7 @@ export class LlmServer implements Services {
     await listenersClosed;
     if (this.objects) await this.objects.close();
     if (this.storage) await this.storage.close().catch(() => {});
+    for (const c of this.streamConns.values()) c.disconnect();
     if (this.backend) await this.backend.close();
     if (this.managed) await this.managed.stop();
     logger.info('bye');

@@ -1,6 +1,10 @@
 import { defineCommand } from '../spec.js';
-import { CommandError } from '../../errors.js';
-import { runChatApp, runPromptApp, runSearchApp, type ChatDeps } from '../../apps/run.js';
+import { CommandError, wrongTypeError } from '../../errors.js';
+import { isInternalKey } from '../../storage/index.js';
+import { RESERVED_KEY_ERROR } from '../../objects/objects.js';
+import { runChatApp, runPromptApp, runSearchApp, type ChatDeps, type RunRequest, type RunResult } from '../../apps/run.js';
+import { RunStream } from '../../apps/stream.js';
+import { logger } from '../../log.js';
 import { checkVars } from '../../apps/template.js';
 import { ChatObject, DEFAULT_SESSION } from '../../objects/chat.js';
 import type { CommandContext } from '../context.js';
@@ -43,6 +47,9 @@ export default defineCommand({
     SESSION,
     { token: '--WITHCONTEXT', type: 'pure-token', summary: 'Search apps: reply [answer, [ids of the items used as context]].' },
     { ...FILTER, summary: "Search apps: only items matching this filter (and the app's own) become context." },
+    { token: '--STREAM', type: 'string', value: 'stream-key', summary: 'Also append the answer, chunk by chunk as the provider streams it, to this Redis Stream (fields: run, seq, chunk; a final entry with done, finish_reason and token counts, or error).' },
+    { token: '--ASYNC', type: 'pure-token', summary: 'With --STREAM: reply the run id at once and keep streaming in the background.' },
+    { token: '--MAXLEN', type: 'integer', value: 'n', min: 1, max: 1_000_000_000, summary: 'With --STREAM: cap the stream at about n entries (default: stream-maxlen, 10000).' },
   ],
   args: [{ name: 'input', type: 'string', optional: true, summary: 'User input appended to the prompt (or the question / chat message).' }],
   reply: 'Bulk string: the answer (with --WITHCONTEXT on a search app: [answer, [id, ...]]).',
@@ -50,6 +57,7 @@ export default defineCommand({
     "LLM.RUN hello-world --VARS '{\"name\":\"LLM\"}'",
     'LLM.RUN qa --WITHCONTEXT "Which database keeps its data in memory?"',
     'LLM.RUN chat --SESSION alice "My name is Alice"',
+    'LLM.RUN hello-world --STREAM answers --VARS \'{"name":"LLM"}\'',
   ],
   async handler(ctx, args) {
     const app = await requireApp(ctx, args.key);
@@ -65,11 +73,40 @@ export default defineCommand({
     if (session !== undefined && app.kind !== 'chat') throw new CommandError('--SESSION applies to chat apps only');
     if (args.opts.has('withcontext') && app.kind !== 'search') throw new CommandError('--WITHCONTEXT applies to search apps only');
     if (req.filter !== undefined && app.kind !== 'search') throw new CommandError('--FILTER applies to search apps only');
-    if (app.kind === 'app') return (await runPromptApp(app, req, deps)).text;
-    if (app.kind === 'search') {
-      const r = await runSearchApp(app, req, deps);
-      return args.opts.has('withcontext') ? [r.text, r.contextIds ?? []] : r.text;
+    const streamKey = args.opts.get('stream') as Buffer | undefined;
+    const isAsync = args.opts.has('async');
+    if ((isAsync || args.opts.has('maxlen')) && !streamKey) throw new CommandError('--ASYNC and --MAXLEN need --STREAM');
+    if (streamKey) {
+      if (isInternalKey(streamKey)) throw new CommandError(RESERVED_KEY_ERROR);
+      if (objectsOf(ctx).get(ctx.client.db, streamKey.toString('utf8'))) throw wrongTypeError();
     }
-    return (await runChatApp(app as ChatObject, { ...req, session: session ?? DEFAULT_SESSION }, deps)).text;
+    const run = (r: RunRequest): Promise<RunResult> => {
+      if (app.kind === 'app') return runPromptApp(app, r, deps);
+      if (app.kind === 'search') return runSearchApp(app, r, deps);
+      return runChatApp(app as ChatObject, { ...r, session: session ?? DEFAULT_SESSION }, deps);
+    };
+    const reply = (r: RunResult) => (args.opts.has('withcontext') ? [r.text, r.contextIds ?? []] : r.text);
+    if (!streamKey) return reply(await run(req));
+
+    const db = ctx.client.db;
+    const maxlen = (args.opts.get('maxlen') as number | undefined) ?? ctx.services.streamMaxlen;
+    const stream = new RunStream((fields) => ctx.services.xadd(db, streamKey, maxlen, fields));
+    const streamed = async (): Promise<RunResult> => {
+      try {
+        const r = await run({ ...req, onDelta: (t) => stream.chunk(t) });
+        stream.done(r);
+        await stream.flush();
+        return r;
+      } catch (err) {
+        stream.error(err instanceof CommandError ? err.message : 'internal error');
+        await stream.flush().catch(() => undefined);
+        throw err;
+      }
+    };
+    if (isAsync) {
+      streamed().catch((err: Error) => logger.debug({ run: stream.runId, err: err.message }, 'async run failed (error entry written)'));
+      return stream.runId;
+    }
+    return reply(await streamed());
   },
 });
