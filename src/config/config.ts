@@ -21,6 +21,7 @@ export interface Config {
   llmAllowHosts: string[] | null;
   /** Use a managed redis-server child when no --redis is given (else standalone). */
   managedRedis: boolean;
+  streamMaxlen: number;
   /** Vector store snapshots: after this many changes, or after this long with changes. */
   snapshotOptions?: { snapshotChanges?: number; snapshotIntervalMs?: number };
 }
@@ -52,6 +53,7 @@ export const SETTINGS: Setting[] = [
   { key: 'backendConnectTimeout', name: 'backend-connect-timeout', kind: 'int', default: 2000, arg: 'ms', help: 'connect timeout to the backing Redis' },
   { key: 'shutdownTimeout', name: 'shutdown-timeout', kind: 'int', default: 10000, arg: 'ms', help: 'how long SIGTERM waits for in-flight replies' },
   { key: 'llmAllowHosts', name: 'llm-allow-hosts', kind: 'list', default: null, arg: 'hosts...', help: 'only these provider hosts may be used by LLM.CREATE-LLM (default: any)' },
+  { key: 'streamMaxlen', name: 'stream-maxlen', kind: 'int', default: 10000, arg: 'n', help: 'approximate length cap (XADD MAXLEN ~) of streams written by LLM.RUN --STREAM' },
   { key: 'managedRedis', name: 'managed-redis', kind: 'bool', default: true, arg: 'yes|no', help: 'without --redis, start redis-server as a child when it is on PATH' },
 ];
 
@@ -97,7 +99,12 @@ export function convertSetting(s: Setting, raw: string | string[]): unknown {
 
 /** Reads a redis.conf-style file: `directive value...` per line, `#` comments, quotes allowed. */
 export function readConfigFile(path: string): Partial<Config> {
-  const text = readFileSync(path, 'utf8');
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read the configuration file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
   const out: Partial<Config> = {};
   const byName = new Map(SETTINGS.map((s) => [s.name, s]));
   text.split(/\r?\n/).forEach((line, i) => {
