@@ -6,9 +6,12 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
-import { SETTINGS, convertSetting, resolveConfig, type Config } from './config/config.js';
+import { SETTINGS, convertSetting, resolveConfig, type Config, type Setting } from './config/config.js';
 import { configureLogger, logger } from './log.js';
 import { LlmServer } from './server/server.js';
+
+/** A bad flag, environment variable or configuration file line: reported on stderr, exit 1. */
+export class ConfigError extends Error {}
 
 export async function main(argv = process.argv): Promise<LlmServer> {
   const program = new Command();
@@ -16,19 +19,31 @@ export async function main(argv = process.argv): Promise<LlmServer> {
     .name('redis-llm-server')
     .description('A Redis-protocol server: Redis plus LLM.* commands (LLM providers, prompt apps, HNSW vector stores, search and chat apps).')
     .option('--config <file>', 'redis.conf-style configuration file (one "directive value" per line)')
-    .addHelpText('after', '\nEvery setting can also come from the environment as REDIS_LLM_<NAME> (e.g. REDIS_LLM_PORT=7001)\nand from the --config file as "<name> <value>". Precedence: flags > environment > file > defaults.');
+    .addHelpText('after', '\nEvery setting can also come from the environment as REDIS_LLM_<NAME> (e.g. REDIS_LLM_PORT=7001,\nREDIS_LLM_LOG_LEVEL=debug) and from the --config file as "<name> <value>" (see redis.conf.example).\nPrecedence: flags > environment > file > defaults. Memory sizes take units: 1k=1000, 1kb=1024, mb, gb.');
   for (const s of SETTINGS) {
-    const flag = s.kind === 'list' ? `--${s.name} <${s.arg ?? 'value'}...>` : `--${s.name} <${s.arg ?? 'value'}>`;
-    program.addOption(new Option(flag, `${s.help} (default: ${JSON.stringify(s.default)})`));
+    let arg = s.arg ?? 'value';
+    if (s.kind === 'list' && !arg.endsWith('...')) arg += '...';
+    const shown = showDefault(s);
+    program.addOption(new Option(`--${s.name} <${arg}>`, shown === null ? s.help : `${s.help} (default: ${shown})`));
   }
   program.parse(argv);
   const raw = program.opts<Record<string, string | string[]>>();
-  const flags: Partial<Config> = {};
-  for (const s of SETTINGS) {
-    const camel = s.name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-    if (raw[camel] !== undefined) (flags as Record<string, unknown>)[s.key] = convertSetting(s, raw[camel]);
+  let config: Config;
+  try {
+    const flags: Partial<Config> = {};
+    for (const s of SETTINGS) {
+      const camel = s.name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+      if (raw[camel] === undefined) continue;
+      try {
+        (flags as Record<string, unknown>)[s.key] = convertSetting(s, raw[camel]);
+      } catch (err) {
+        throw new Error(`--${(err as Error).message}`);
+      }
+    }
+    config = resolveConfig(flags, raw.config as string | undefined);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
   }
-  const config = resolveConfig(flags, raw.config as string | undefined);
   configureLogger(config.logLevel);
   const server = new LlmServer(config);
   await server.start();
@@ -53,6 +68,23 @@ export async function main(argv = process.argv): Promise<LlmServer> {
   return server;
 }
 
+/** A setting's default as written in the config file, or null when the help text tells it. */
+export function showDefault(s: Setting): string | null {
+  const d = s.default;
+  if (d === null) return /\(default[: ]/.test(s.help) ? null : 'none';
+  if (s.kind === 'bool') return d ? 'yes' : 'no';
+  if (s.kind === 'memory') return formatMemory(d as number);
+  if (Array.isArray(d)) return d.join(' ');
+  return String(d);
+}
+
+function formatMemory(n: number): string {
+  for (const [unit, size] of [['gb', 1024 ** 3], ['mb', 1024 ** 2], ['kb', 1024]] as const) {
+    if (n >= size && n % size === 0) return `${n / size}${unit}`;
+  }
+  return String(n);
+}
+
 function invokedDirectly(): boolean {
   try {
     return !!process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
@@ -64,7 +96,8 @@ function invokedDirectly(): boolean {
 const isMain = invokedDirectly();
 if (isMain) {
   main().catch((err: Error) => {
-    logger.fatal({ err: err.message }, 'failed to start');
+    if (err instanceof ConfigError) process.stderr.write(`redis-llm-server: configuration error: ${err.message}\n`);
+    else logger.fatal({ err: err.message }, 'failed to start');
     process.exit(1);
   });
 }

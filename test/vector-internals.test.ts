@@ -31,7 +31,7 @@ describe('IdTable', () => {
     for (const [k, v] of m) expect(t.get(k)).toBe(v);
     for (const k of [...m.keys()]) expect(t.delete(k)).toBe(true);
     expect(t.size).toBe(0);
-    expect(t.byteLength).toBeLessThanOrEqual(16 * 8 * 2);
+    expect(t.byteLength).toBeLessThanOrEqual(64 * 8);
   });
 
   it('holds 0 and 4294967295', () => {

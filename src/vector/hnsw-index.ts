@@ -179,7 +179,7 @@ export class VectorIndex {
   // Items: id → slot (typed-array hash table); per slot: the id, the text (TextArena; a slot is
   // live iff it has a text) and, in cosine space, the norm and correction bits. Nothing per item
   // lives on the V8 heap.
-  private readonly idToSlot = new IdTable();
+  private idToSlot = new IdTable();
   private slotIds = new Uint32Array(16);
   private readonly texts = new TextArena();
   private readonly freeSlots: number[] = [];
@@ -930,6 +930,7 @@ export class VectorIndex {
     const cosine = this.space === 'cosine';
     if (n > this.slotIds.length) this.growSlots(n);
     this.texts.ensureSlots(n, true);
+    this.idToSlot = new IdTable(n); // sized once: no rehash garbage while loading
     const extra = cosine ? n * (8 + this.corrBytes) + h.exact * (4 + 4 * (this._dim ?? 0)) : 0;
     this.texts.sizeHint(buf.length - 4 - 8 * n - extra);
     let o = 0;
@@ -942,7 +943,7 @@ export class VectorIndex {
       const len = buf.readUInt32LE(o + 4);
       o += 8;
       need(len);
-      this.texts.put(s, buf.subarray(o, o + len));
+      this.texts.putRange(s, buf, o, o + len);
       o += len;
       this.slotIds[s] = id;
       this.idToSlot.set(id, s);

@@ -82,6 +82,24 @@ export class TextArena {
     this.live += len;
   }
 
+  /** Stores bytes [start, end) of `src` as the text of `slot` (no intermediate view objects). */
+  putRange(slot: number, src: Buffer, start: number, end: number): void {
+    this.free(slot);
+    const len = end - start;
+    if (len === 0) {
+      this.chunkOf[slot] = EMPTY;
+      this.length[slot] = 0;
+      return;
+    }
+    const { chunk, at } = this.reserve(len);
+    src.copy(this.chunks[chunk]!, at, start, end);
+    this.chunkOf[slot] = chunk;
+    this.offset[slot] = at;
+    this.length[slot] = len;
+    this.chunkLive[chunk]! += len;
+    this.live += len;
+  }
+
   /** Forgets the text of `slot` (if any). */
   free(slot: number): void {
     if (slot >= this.chunkOf.length) return;

@@ -1,0 +1,48 @@
+# redis-llm-server: Redis plus LLM.* commands, in one image.
+#
+# The server runs in its managed mode: with no --redis URL it starts redis-server as its own
+# child (unix socket only, appendonly on, data in /data/redis) and stops it on shutdown, so the
+# container is one process tree with node as PID 1.
+#
+#   docker build -t redis-llm-server .
+#   docker run -p 6379:6379 -v llmdata:/data -e OPENAI_API_KEY redis-llm-server
+#
+# SIGTERM waits up to shutdown-timeout (10 s) for in-flight replies, then stops redis-server:
+# give `docker stop` more than its default 10 s (docker stop -t 30, compose stop_grace_period).
+# A host directory bind-mounted on /data must be writable by uid 1000 (the image's `node` user).
+
+# ---- build: compile the native addon (hnswlib-node) and the TypeScript ------------------------
+FROM node:20-bookworm-slim AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json ./
+COPY src ./src
+# A full install: builds hnswlib-node with node-gyp, and the package's `prepare` runs tsc.
+RUN npm ci
+RUN npx tsc -p tsconfig.json
+# Keep production dependencies only (the compiled addon stays in node_modules/hnswlib-node).
+RUN npm prune --omit=dev
+
+# ---- runtime: node + redis-server, no compilers ------------------------------------------------
+FROM node:20-bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends redis-server redis-tools \
+ && rm -rf /var/lib/apt/lists/*
+ENV NODE_ENV=production
+WORKDIR /app
+# package.json is needed at run time: it makes dist/*.js ES modules ("type": "module").
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY redis.conf.example ./redis.conf.example
+RUN mkdir -p /data && chown node:node /data
+USER node
+VOLUME /data
+EXPOSE 6379
+STOPSIGNAL SIGTERM
+# PING is answered by the server itself even while redis-server restarts.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD redis-cli -p 6379 ping | grep -q PONG || exit 1
+CMD ["node", "dist/src/cli.js", "--bind", "0.0.0.0", "--port", "6379", "--dir", "/data"]
