@@ -452,17 +452,14 @@ describe('standalone mode', () => {
   });
 });
 
-/*
- * Known bugs in src/commands (owned elsewhere): these tests fail today and are marked `it.fails`
- * so the suite stays green; whoever fixes one turns its `it.fails` into `it`.
- */
-describe('auth before AUTH: answered locally without checking (known bugs)', () => {
+/* Found by this suite and fixed: the server answered some commands itself before AUTH. */
+describe('auth before AUTH: nothing answered locally', () => {
   const NOAUTH = '-NOAUTH Authentication required.';
 
   // Fix: src/commands/redis/hello.ts, standalone branch — parse `AUTH <user> <pass>`; a wrong pair
   // (or user other than default) → WRONGPASS, a right one → view.setAuthenticated(true); without
   // AUTH while unauthenticated → -NOAUTH HELLO must be called with the client already authenticated...
-  it.fails('standalone --requirepass: HELLO 2 AUTH checks the password and authenticates', async () => {
+  it('standalone --requirepass: HELLO 2 AUTH checks the password and authenticates', async () => {
     const d = tmpDir('rls-hello-auth-');
     const s = await startServer({ redis: null, managedRedis: false, dir: d, requirepass: 'pw' });
     try {
@@ -481,7 +478,7 @@ describe('auth before AUTH: answered locally without checking (known bugs)', () 
   //   if (!view.authenticated && name !== 'auth' && name !== 'hello' && name !== 'quit')
   //     return errorPlan('Authentication required.', 'NOAUTH');
   // (Redis refuses every command but AUTH, HELLO and QUIT before authentication.)
-  it.fails('standalone --requirepass: PING, ECHO, INFO, COMMAND and MODULE answer NOAUTH before AUTH', async () => {
+  it('standalone --requirepass: PING, ECHO, INFO, COMMAND and MODULE answer NOAUTH before AUTH', async () => {
     const d = tmpDir('rls-noauth-local-');
     const s = await startServer({ redis: null, managedRedis: false, dir: d, requirepass: 'pw' });
     try {
@@ -495,7 +492,7 @@ describe('auth before AUTH: answered locally without checking (known bugs)', () 
 
   // Same fix as above: it covers proxy mode too, where INFO llm and COMMAND INFO/DOCS of LLM.*
   // names are answered locally, so an unauthenticated client reads the server's counters.
-  it.fails('password-protected backend: INFO llm and COMMAND INFO llm.* answer NOAUTH before AUTH', async () => {
+  it('password-protected backend: INFO llm and COMMAND INFO llm.* answer NOAUTH before AUTH', async () => {
     const redis = await startRedis({ args: ['--requirepass', PASS] });
     const s = await startServer({ redis: `redis://:${PASS}@127.0.0.1:${redis.port}` });
     try {

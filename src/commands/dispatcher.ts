@@ -105,6 +105,9 @@ export class Router {
   plan(name: string, args: Buffer[], view: SessionView): Plan {
     const services = this.opts.services;
     if (name.startsWith('llm.')) return this.planLlm(name, args, view);
+    // Nothing this server answers itself (INFO llm, COMMAND, MODULE, PING while the backend is
+    // down, ...) is shown to a client that still owes an AUTH.
+    if (!view.authenticated && name !== 'auth' && name !== 'hello' && name !== 'quit') return errorPlan('Authentication required.', 'NOAUTH');
     const intercept = REDIS_INTERCEPTS.get(name);
     if (intercept) {
       const p = intercept(args, view, services, this.opts);

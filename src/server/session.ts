@@ -372,6 +372,7 @@ export class Session implements SessionView {
         }
         if (frame.indexOf('"__llm__:') < 0) this.clientWrites.push(frame);
       } else if (this.partial.length === 0 && this.headIsPlain()) {
+        if (chunk[pos] === 45) this.noteNoAuth(chunk, pos);
         if (passStart < 0) passStart = pos;
         this.streaming = false;
         this.completeHead();
@@ -403,6 +404,13 @@ export class Session implements SessionView {
     if (passStart >= 0) this.clientWrites.push(chunk.subarray(passStart, pos));
     this.flushClientWrites();
     if (this.slots.length === 0) this.tryRunBlocked();
+  }
+
+  /** A -NOAUTH reply on a session we took as authenticated: the backend now wants a password. */
+  private noteNoAuth(buf: Buffer, at: number): void {
+    if (buf[at] !== 45 || !this.authenticated || buf.toString('latin1', at, at + 7) !== '-NOAUTH') return;
+    this.authenticated = false;
+    void this.opts.backend?.probeAuth();
   }
 
   private completeHead(): void {
@@ -446,6 +454,7 @@ export class Session implements SessionView {
     }
     const hooks = head.hooks;
     if (hooks?.onReply) hooks.onReply(decoded ?? decodeFrame(frame).value);
+    this.noteNoAuth(frame, 0);
     this.clientWrites.push(hooks?.transform ? hooks.transform(frame) : frame);
     if (hooks?.monitor && !(decoded instanceof ErrorReply) && frame[0] === 43) {
       this.monitor = true;
