@@ -49,8 +49,11 @@ export default defineCommand({
       ...(ef === undefined ? {} : { ef }),
       ...(predicate ? { filter: (id: number) => predicate(attrs.get(id)) } : {}),
     });
+    // 1 − cos of float32 unit vectors can come out a hair below 0 (an item's own vector gives
+    // -1.2e-7): cosine distances are reported within their range [0, 2].
+    const cosine = store.params.space === 'cosine';
     const rows = res.hits.map((h): RespValue => {
-      const row: RespValue[] = [h.id, formatDouble(h.distance)];
+      const row: RespValue[] = [h.id, formatDouble(cosine ? Math.min(2, Math.max(0, h.distance)) : h.distance)];
       if (withData) row.push(store.index.getData(h.id) ?? '');
       return row;
     });

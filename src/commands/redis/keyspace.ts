@@ -23,6 +23,15 @@ function toReply(d: Decoded): RespValue {
   return d as RespValue;
 }
 
+/**
+ * A call to the backing Redis on the client's own connection. In standalone mode (no Redis) the
+ * keyspace holds only LLM objects: `empty` is what an empty Redis keyspace would answer.
+ */
+async function backend(ctx: CommandContext, args: Array<Buffer | string>, empty: RespValue): Promise<RespValue> {
+  if (ctx.services.mode === 'standalone') return empty;
+  return toReply(await ctx.client.backendCall(args));
+}
+
 function local(run: (ctx: CommandContext, objects: ObjectManager) => Promise<RespValue> | RespValue): Plan {
   return {
     kind: 'local',
@@ -52,7 +61,7 @@ const type: Intercept = (args) => {
     if (isInternalKey(args[1])) throw new CommandError(RESERVED_KEY_ERROR);
     const obj = objects.get(ctx.client.db, name(args[1]));
     if (obj) return new SimpleString(TYPE_NAMES[obj.kind]);
-    return toReply(await ctx.client.backendCall(args));
+    return backend(ctx, args, new SimpleString('none'));
   });
 };
 
@@ -66,8 +75,7 @@ const countKeys = (deleting: boolean): Intercept => (args) => {
       else if (await objects.remove(ctx.client.db, k)) n++;
     }
     if (theirs.length > 0) {
-      const r = toReply(await ctx.client.backendCall([args[0], ...theirs]));
-      n += Number(r);
+      n += Number(await backend(ctx, [args[0]!, ...theirs], 0));
     }
     return n;
   });
@@ -84,18 +92,19 @@ const rename = (nx: boolean): Intercept => (args) => {
     if (!srcObj) {
       // An ordinary key onto an LLM object: Redis semantics (RENAME overwrites, RENAMENX refuses).
       if (dstObj && nx) {
-        const exists = toReply(await ctx.client.backendCall(['EXISTS', src]));
+        const exists = await backend(ctx, ['EXISTS', src], 0);
         if (exists === 0) throw new CommandError('no such key');
         return 0;
       }
+      if (ctx.services.mode === 'standalone') throw new CommandError('no such key');
       const r = toReply(await ctx.client.backendCall(args));
-      if (dstObj && !(r instanceof ErrorReply)) await objects.remove(db, name(dst));
+      if (dstObj) await objects.remove(db, name(dst));
       return r;
     }
     if (name(src) === name(dst)) return nx ? 0 : OK;
-    const dstOrdinary = !dstObj && toReply(await ctx.client.backendCall(['EXISTS', dst])) === 1;
+    const dstOrdinary = !dstObj && (await backend(ctx, ['EXISTS', dst], 0)) === 1;
     if (nx && (dstObj || dstOrdinary)) return 0;
-    if (dstOrdinary) toReply(await ctx.client.backendCall(['UNLINK', dst]));
+    if (dstOrdinary) await backend(ctx, ['UNLINK', dst], 0);
     await objects.rename(db, name(src), name(dst));
     return nx ? 1 : OK;
   });
@@ -109,7 +118,7 @@ const keys: Intercept = (args) => {
   if (args.length !== 2) return null;
   return local(async (ctx, objects) => {
     const re = globToRegExp(name(args[1]));
-    const out: RespValue[] = filterInternal(toReply(await ctx.client.backendCall(args)) as Decoded);
+    const out: RespValue[] = filterInternal((await backend(ctx, args, [])) as Decoded);
     for (const o of objects.inDb(ctx.client.db)) if (re.test(o.name)) out.push(o.name);
     return out;
   });
@@ -135,7 +144,7 @@ const scan: Intercept = (args) => {
         .map((o) => o.name);
     };
     if (typeFilter && ourTypes.includes(typeFilter)) return ['0', mine()];
-    const r = toReply(await ctx.client.backendCall(args)) as RespValue[];
+    const r = (await backend(ctx, args, ['0', []])) as RespValue[];
     const page = filterInternal(r[1] as Decoded) as RespValue[];
     return [r[0], [...page, ...mine()]];
   });
@@ -144,7 +153,7 @@ const scan: Intercept = (args) => {
 const flush = (all: boolean): Intercept => (args, _view, services) =>
   local(async (ctx, objects) => {
     const db = ctx.client.db;
-    const r = toReply(await ctx.client.backendCall(args));
+    const r = await backend(ctx, args, OK);
     await objects.removeAll(all ? undefined : db);
     // FLUSHDB of the db holding the storage keys wiped the storage of objects in other dbs: rewrite it.
     if (!all && db === services.storageDb && objects.size > 0) await objects.persistAll();
@@ -160,10 +169,10 @@ const randomkey: Intercept = (args) => {
   return local(async (ctx, objects) => {
     const mine = [...objects.inDb(ctx.client.db)];
     const pickMine = () => mine[Math.floor(Math.random() * mine.length)]!.name;
-    const size = Number(toReply(await ctx.client.backendCall(['DBSIZE'])));
+    const size = Number(await backend(ctx, ['DBSIZE'], 0));
     if (mine.length > 0 && Math.random() * (mine.length + size) < mine.length) return pickMine();
     for (let i = 0; i < 16; i++) {
-      const k = toReply(await ctx.client.backendCall(['RANDOMKEY']));
+      const k = await backend(ctx, ['RANDOMKEY'], null);
       if (k === null) return mine.length > 0 ? pickMine() : null;
       if (!isInternalKey(k as Buffer)) return k;
     }
@@ -184,7 +193,7 @@ const randomkey: Intercept = (args) => {
  * server's feet: refused when either db holds the storage or LLM objects.
  */
 const swapdb: Intercept = (args, _view, services) => {
-  if (args.length !== 3) return null;
+  if (args.length !== 3 || services.mode === 'standalone') return null;
   return local(async (ctx, objects) => {
     const dbs = [Number(args[1]!.toString('latin1')), Number(args[2]!.toString('latin1'))];
     if (dbs.every((d) => Number.isInteger(d) && d >= 0) && dbs.some((d) => d === services.storageDb || objects.countInDb(d) > 0)) {
