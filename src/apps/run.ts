@@ -22,6 +22,8 @@ export interface AppDeps {
   /** The vector store at key; throws a clear error when missing (e.g. deleted). */
   store(key: string | null | undefined): StoreObject;
   embed(store: StoreObject, texts: string[], timeoutMs?: number): Promise<Float32Array[]>;
+  /** The app's answer: rate limits, caches, provider, accounting (see complete.ts). */
+  complete(app: AppObject, model: ModelObject, messages: ChatMessage[], req: RunRequest, semanticText: string): Promise<RunResult>;
 }
 
 export interface RunRequest {
@@ -33,12 +35,19 @@ export interface RunRequest {
   /** Stream the answer: called with each chunk as the provider sends it. */
   onDelta?: (text: string) => void;
   signal?: AbortSignal;
+  /** Cache and rate-limit partition (LLM.RUN --SCOPE). */
+  scope?: string;
+  /** Skip the caches for this run (LLM.RUN --NOCACHE). */
+  noCache?: boolean;
 }
 
 export interface RunResult {
   text: string;
   finishReason?: string | null;
   usage?: { promptTokens: number; completionTokens: number };
+  /** Served from a cache. */
+  cached?: 'exact' | 'semantic';
+  similarity?: number;
   /** search apps: ids of the items used as context */
   contextIds?: number[];
 }
@@ -50,12 +59,7 @@ export async function runPromptApp(app: AppObject, req: RunRequest, deps: AppDep
   const content = prompt && input ? `${prompt}\n\n${input}` : prompt || input;
   if (!content) throw new CommandError('nothing to send: the prompt and the input are both empty');
   const messages: ChatMessage[] = [{ role: 'user', content }];
-  const res = await model.provider.chat(messages, callOptions(req));
-  return { text: res.text, finishReason: res.finishReason, usage: res.usage };
-}
-
-function callOptions(req: RunRequest) {
-  return { timeoutMs: req.timeoutMs, onDelta: req.onDelta, signal: req.signal };
+  return deps.complete(app, model, messages, req, content);
 }
 
 export async function runSearchApp(app: AppObject, req: RunRequest, deps: AppDeps): Promise<RunResult> {
@@ -73,8 +77,8 @@ export async function runSearchApp(app: AppObject, req: RunRequest, deps: AppDep
   }
   const context = hits.map((h) => store.index.getData(h.id) ?? '').join('\n');
   const content = renderTemplate(app.template!, { ...req.vars, context, question });
-  const res = await model.provider.chat([{ role: 'user', content }], callOptions(req));
-  return { text: res.text, finishReason: res.finishReason, usage: res.usage, contextIds: hits.map((h) => h.id) };
+  const res = await deps.complete(app, model, [{ role: 'user', content }], req, question);
+  return { ...res, contextIds: hits.map((h) => h.id) };
 }
 
 // ---- chat apps ---------------------------------------------------------------------------------
@@ -117,7 +121,7 @@ export async function runChatApp(chat: ChatObject, req: ChatRequest, deps: ChatD
     const system = renderTemplate(chat.template!, { ...req.vars, history });
     const recent = s && h.msg_ctx_cnt > 0 ? s.messages.slice(-h.msg_ctx_cnt) : [];
     const messages: ChatMessage[] = [{ role: 'system', content: system }, ...recent, { role: 'user', content: input }];
-    const res = await model.provider.chat(messages, callOptions(req));
+    const res = await deps.complete(chat, model, messages, req, input);
     await deps.remember(chat, [{ op: 'turn', session: req.session, user: input, assistant: res.text, ts: String(Date.now()) }]);
     const after = chat.session(req.session);
     if (store && h.summary_cnt > 0 && after && after.sinceSummary >= h.summary_cnt) {
@@ -137,6 +141,6 @@ export async function runChatApp(chat: ChatObject, req: ChatRequest, deps: ChatD
         logger.warn({ chat: chat.name, err: (err as Error).message }, 'chat summary failed');
       }
     }
-    return { text: res.text, finishReason: res.finishReason, usage: res.usage };
+    return res;
   });
 }

@@ -3,6 +3,7 @@
  * depend on the server layer. The server (src/server) provides the implementation.
  */
 import type { ObjectManager } from '../objects/manager.js';
+import type { KV } from '../apps/kv.js';
 
 export interface KeyRange {
   first: number;
@@ -29,6 +30,8 @@ export interface Services {
    * on the server's own connection. Rejects when there is no backing Redis.
    */
   xadd(db: number, key: Buffer, maxlen: number, fields: string[]): Promise<void>;
+  /** Where caches and rate-limit counters live (the backing Redis, or memory when standalone). */
+  readonly kv: KV;
   /** Default MAXLEN ~ of streams written by LLM.RUN --STREAM. */
   readonly streamMaxlen: number;
   /** Lines of the `# LLM` INFO section (without the header). */

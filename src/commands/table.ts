@@ -15,6 +15,8 @@ import info from './llm/info.js';
 import history from './llm/history.js';
 import forget from './llm/forget.js';
 import setattrs from './llm/setattrs.js';
+import cacheClear from './llm/cache-clear.js';
+import stats from './llm/stats.js';
 
 export const LLM_COMMANDS: CommandSpec[] = [
   createLlm,
@@ -32,6 +34,8 @@ export const LLM_COMMANDS: CommandSpec[] = [
   history,
   forget,
   setattrs,
+  cacheClear,
+  stats,
 ];
 
 export const commandTable = new Map<string, CommandSpec>(LLM_COMMANDS.map((c) => [c.name.toLowerCase(), c]));

@@ -10,6 +10,10 @@ import { compileTemplate, type Template } from '../apps/template.js';
 import type { ObjectRecord } from '../storage/types.js';
 import type { HistoryParams } from '../apps/chat.js';
 import type { Attrs } from '../vector/filter.js';
+import { Usage } from '../apps/usage.js';
+import { ResponseCache, type CacheConfig } from '../apps/cache.js';
+import { RateLimiter, type RateLimitConfig } from '../apps/ratelimit.js';
+import type { KV } from '../apps/kv.js';
 
 export type ObjectKind = 'llm' | 'app' | 'search' | 'chat' | 'store';
 
@@ -51,19 +55,26 @@ export abstract class LlmObject {
 export class ModelObject extends LlmObject {
   readonly kind = 'llm' as const;
   readonly provider: LlmProvider;
-  constructor(id: string, db: number, name: string, createdAt: number, readonly llm: LlmConfig) {
+  /** Cache hits and rate-limited calls of apps using this LLM (the provider counts the rest). */
+  readonly usage = new Usage();
+  constructor(id: string, db: number, name: string, createdAt: number, readonly llm: LlmConfig, readonly ratelimit: RateLimitConfig | null = null) {
     super(id, db, name, createdAt);
     this.provider = createProvider(llm);
   }
   get config(): unknown {
-    return configToParams(this.llm);
+    const c = configToParams(this.llm) as Record<string, unknown>;
+    return this.ratelimit ? { ...c, ratelimit: this.ratelimit } : c;
+  }
+  limiterFor(kv: KV): RateLimiter | null {
+    if (!this.ratelimit) return null;
+    return new RateLimiter(`llm:${this.db}:${this.name}`, this.ratelimit, kv); // by name: follows RENAME
   }
   override close(): void {
     this.provider.close();
   }
   static fromConfig(id: string, db: number, name: string, createdAt: number, config: unknown): ModelObject {
-    const c = config as { type?: string; params?: unknown };
-    return new ModelObject(id, db, name, createdAt, parseLlmConfig(c.type, c.params));
+    const c = config as { type?: string; params?: unknown; ratelimit?: RateLimitConfig };
+    return new ModelObject(id, db, name, createdAt, parseLlmConfig(c.type, c.params), c.ratelimit ?? null);
   }
 }
 
@@ -147,11 +158,25 @@ export interface AppDefinition {
   k?: number;
   /** search apps: only items matching this filter become context */
   filter?: string | null;
+  /** --CACHE */
+  cache?: CacheConfig | null;
+  /** --RATELIMIT */
+  ratelimit?: RateLimitConfig | null;
   history?: HistoryParams;
 }
 
 export class AppObject extends LlmObject {
   readonly template: Template | null;
+  readonly usage = new Usage();
+  private cache: ResponseCache | null = null;
+  cacheFor(kv: KV): ResponseCache | null {
+    if (!this.def.cache) return null;
+    return (this.cache ??= new ResponseCache(this.id, this.def.cache, kv));
+  }
+  limiterFor(kv: KV): RateLimiter | null {
+    if (!this.def.ratelimit) return null;
+    return new RateLimiter(`app:${this.db}:${this.name}`, this.def.ratelimit, kv); // by name: follows RENAME
+  }
   constructor(
     readonly kind: 'app' | 'search' | 'chat',
     id: string,
@@ -164,6 +189,8 @@ export class AppObject extends LlmObject {
     this.template = def.prompt === null ? null : compileTemplate(def.prompt);
   }
   get config(): unknown {
-    return this.def;
+    // Features not in use are left out, so definitions read like what was given.
+    const { cache, ratelimit, ...rest } = this.def;
+    return { ...rest, ...(cache ? { cache } : {}), ...(ratelimit ? { ratelimit } : {}) };
   }
 }

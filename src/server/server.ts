@@ -5,6 +5,7 @@
 import net from 'node:net';
 import { logger } from '../log.js';
 import { CommandError } from '../errors.js';
+import { MemoryKV, RedisKV, type KV } from '../apps/kv.js';
 import type { Config } from '../config/config.js';
 import { Backend, parseRedisUrl, redactUrl } from '../proxy/backend.js';
 import { ManagedRedis, findRedisServer } from '../proxy/managed-redis.js';
@@ -15,7 +16,7 @@ import { ObjectManager } from '../objects/manager.js';
 import { FileStorage, RedisStorage } from '../storage/index.js';
 import type { Storage } from '../storage/types.js';
 import { setAllowedHosts } from '../llm/index.js';
-import { StoreObject, ModelObject } from '../objects/objects.js';
+import { StoreObject, ModelObject, AppObject } from '../objects/objects.js';
 
 export class LlmServer implements Services {
   mode: BackendMode = 'standalone';
@@ -47,6 +48,11 @@ export class LlmServer implements Services {
 
   get storageDb(): number {
     return this.backend?.address.db ?? 0;
+  }
+
+  private _kv: KV | null = null;
+  get kv(): KV {
+    return (this._kv ??= this.backend ? new RedisKV(this.backend.client) : new MemoryKV());
   }
 
   get streamMaxlen(): number {
@@ -85,13 +91,18 @@ export class LlmServer implements Services {
     if (!this.objects) return lines;
     let m = 0;
     let v = 0;
+    let a = 0;
     for (const o of this.objects.all()) {
       if (o instanceof ModelObject) {
         const st = o.provider.stats.snapshot();
         lines.push(
           `model${m++}:name=${infoSafe(o.name)},db=${o.db},type=${o.provider.type},requests=${st.requests},errors=${st.errors},` +
-            `prompt_tokens=${st.promptTokens},completion_tokens=${st.completionTokens},latency_p50_ms=${st.latencyP50Ms},latency_p99_ms=${st.latencyP99Ms}`,
+            `prompt_tokens=${st.promptTokens},completion_tokens=${st.completionTokens},latency_p50_ms=${st.latencyP50Ms},latency_p99_ms=${st.latencyP99Ms},` +
+            `cache_hits_exact=${o.usage.hitsExact},cache_hits_semantic=${o.usage.hitsSemantic},rate_limited=${o.usage.rateLimited}`,
         );
+      } else if (o instanceof AppObject) {
+        const u = o.usage.snapshot();
+        lines.push(`app${a++}:name=${infoSafe(o.name)},db=${o.db},kind=${o.kind},` + Object.entries(u).map(([k, v]) => `${k}=${v}`).join(','));
       } else if (o instanceof StoreObject) {
         const st = o.index.stats();
         lines.push(

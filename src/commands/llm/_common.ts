@@ -14,3 +14,5 @@ export const CREATE_ACL = ['@write', '@slow'];
 export const CREATE_REPLY = 'Integer 1 when the object was written; 0 when --NX or --XX refused.';
 export const SESSION: OptionSpec = { token: '--SESSION', type: 'string', value: 'id', summary: 'Chat session (default: the app\'s one default session). Sessions never see each other\'s memory.' };
 export const FILTER: OptionSpec = { token: '--FILTER', type: 'string', value: 'expr', summary: 'Only items whose attributes match, e.g. \'tenant == "acme" and year >= 2023\' (see "Filter expressions").' };
+export const CACHE: OptionSpec = { token: '--CACHE', type: 'json', value: 'json', summary: 'Response cache: {"exact":true,"semantic":{"threshold":0.92},"ttl":3600,"extend_on_hit":false} (see "Caches").' };
+export const RATELIMIT: OptionSpec = { token: '--RATELIMIT', type: 'json', value: 'json', summary: 'Rate limit: {"requests":20,"tokens":40000,"window":60,"per_scope":true} (see "Rate limits").' };

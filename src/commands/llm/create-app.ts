@@ -1,7 +1,9 @@
 import { defineCommand } from '../spec.js';
+import { parseCacheConfig } from '../../apps/cache.js';
+import { parseRateLimit } from '../../apps/ratelimit.js';
 import { AppObject } from '../../objects/objects.js';
 import { createObject, optObject, optString } from './_objects.js';
-import { NX, XX, LLM_REF, PROMPT, CREATE_FLAGS, CREATE_ACL, CREATE_REPLY } from './_common.js';
+import { NX, XX, LLM_REF, PROMPT, CREATE_FLAGS, CREATE_ACL, CREATE_REPLY, CACHE, RATELIMIT } from './_common.js';
 
 export default defineCommand({
   name: 'LLM.CREATE-APP',
@@ -17,6 +19,8 @@ export default defineCommand({
     LLM_REF,
     { token: '--PARAMS', type: 'json', value: 'json', summary: 'Application parameters.' },
     PROMPT,
+    CACHE,
+    RATELIMIT,
   ],
   args: [],
   reply: CREATE_REPLY,
@@ -26,6 +30,8 @@ export default defineCommand({
       llm: optString(args, 'llm') ?? null,
       prompt: optString(args, 'prompt') ?? null,
       params: optObject(args, 'params', '--PARAMS') ?? {},
+      cache: parseCacheConfig(args.opts.get('cache')),
+      ratelimit: parseRateLimit(args.opts.get('ratelimit')),
     };
     return createObject(ctx, args, 'app', (id, db, name, at) => new AppObject('app', id, db, name, at, def));
   },

@@ -1,9 +1,11 @@
 import { defineCommand } from '../spec.js';
+import { parseCacheConfig } from '../../apps/cache.js';
+import { parseRateLimit } from '../../apps/ratelimit.js';
 import { DEFAULT_CHAT_PROMPT } from '../../objects/objects.js';
 import { ChatObject } from '../../objects/chat.js';
 import { parseHistoryParams } from '../../apps/chat.js';
 import { createObject, optString } from './_objects.js';
-import { NX, XX, LLM_REF, PROMPT, VECTOR_STORE, CREATE_FLAGS, CREATE_ACL, CREATE_REPLY } from './_common.js';
+import { NX, XX, LLM_REF, PROMPT, VECTOR_STORE, CREATE_FLAGS, CREATE_ACL, CREATE_REPLY, CACHE, RATELIMIT } from './_common.js';
 
 export default defineCommand({
   name: 'LLM.CREATE-CHAT',
@@ -20,6 +22,8 @@ export default defineCommand({
     PROMPT,
     { token: '--HISTORY', type: 'json', value: 'json', summary: 'Memory parameters: summary_cnt, summary_ctx_cnt, msg_ctx_cnt, summary_prompt.' },
     VECTOR_STORE,
+    CACHE,
+    RATELIMIT,
   ],
   args: [],
   reply: CREATE_REPLY,
@@ -31,6 +35,8 @@ export default defineCommand({
       params: {},
       store: optString(args, 'vector-store') ?? null,
       history: parseHistoryParams(args.opts.get('history')),
+      cache: parseCacheConfig(args.opts.get('cache')),
+      ratelimit: parseRateLimit(args.opts.get('ratelimit')),
     };
     return createObject(ctx, args, 'chat', (id, db, name, at) => new ChatObject(id, db, name, at, def));
   },

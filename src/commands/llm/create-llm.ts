@@ -1,4 +1,6 @@
 import { defineCommand } from '../spec.js';
+import { parseRateLimit } from '../../apps/ratelimit.js';
+import { RATELIMIT } from './_common.js';
 import { CommandError } from '../../errors.js';
 import { parseLlmConfig } from '../../llm/index.js';
 import { ModelObject } from '../../objects/objects.js';
@@ -34,6 +36,7 @@ export default defineCommand({
     { token: '--TYPE', type: 'string', value: 'openai|azure_openai|local', summary: 'Provider type (default openai).' },
     // Declared as a string: parsed by parseParams (see above).
     { token: '--PARAMS', type: 'string', value: 'json', summary: 'Provider parameters: api_key, base_url, chat, embedding, http, ...' },
+    RATELIMIT,
   ],
   args: [],
   reply: CREATE_REPLY,
@@ -41,6 +44,7 @@ export default defineCommand({
   handler(ctx, args) {
     const type = optString(args, 'type') ?? 'openai';
     const params = parseParams(args.opts.get('params') as Buffer | undefined);
-    return createObject(ctx, args, 'llm', (id, db, name, at) => new ModelObject(id, db, name, at, parseLlmConfig(type, params)));
+    const ratelimit = parseRateLimit(args.opts.get('ratelimit'));
+    return createObject(ctx, args, 'llm', (id, db, name, at) => new ModelObject(id, db, name, at, parseLlmConfig(type, params), ratelimit));
   },
 });

@@ -1,8 +1,10 @@
 import { defineCommand } from '../spec.js';
+import { parseCacheConfig } from '../../apps/cache.js';
+import { parseRateLimit } from '../../apps/ratelimit.js';
 import { CommandError } from '../../errors.js';
 import { AppObject, DEFAULT_SEARCH_PROMPT } from '../../objects/objects.js';
 import { createObject, optString } from './_objects.js';
-import { FILTER } from './_common.js';
+import { FILTER, CACHE, RATELIMIT } from './_common.js';
 import { compileFilter } from '../../vector/filter.js';
 import { NX, XX, LLM_REF, PROMPT, VECTOR_STORE, CREATE_FLAGS, CREATE_ACL, CREATE_REPLY } from './_common.js';
 
@@ -22,6 +24,8 @@ export default defineCommand({
     PROMPT,
     { token: '--K', type: 'integer', value: 'n', min: 1, max: 10000, summary: 'How many nearest items become the context (default 3).' },
     FILTER,
+    CACHE,
+    RATELIMIT,
   ],
   args: [],
   reply: CREATE_REPLY,
@@ -36,6 +40,8 @@ export default defineCommand({
       store,
       k: (args.opts.get('k') as number | undefined) ?? 3,
       filter: optString(args, 'filter') ?? null,
+      cache: parseCacheConfig(args.opts.get('cache')),
+      ratelimit: parseRateLimit(args.opts.get('ratelimit')),
     };
     if (def.filter !== null) compileFilter(def.filter);
     return createObject(ctx, args, 'search', (id, db, name, at) => new AppObject('search', id, db, name, at, def));

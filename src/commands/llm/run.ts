@@ -4,6 +4,7 @@ import { isInternalKey } from '../../storage/index.js';
 import { RESERVED_KEY_ERROR } from '../../objects/objects.js';
 import { runChatApp, runPromptApp, runSearchApp, type ChatDeps, type RunRequest, type RunResult } from '../../apps/run.js';
 import { RunStream } from '../../apps/stream.js';
+import { complete } from '../../apps/complete.js';
 import { logger } from '../../log.js';
 import { checkVars } from '../../apps/template.js';
 import { ChatObject, DEFAULT_SESSION } from '../../objects/chat.js';
@@ -26,6 +27,8 @@ function depsFor(ctx: CommandContext): ChatDeps {
     },
     embed: (store, texts, timeoutMs) => embedForStore(ctx, store, texts, timeoutMs),
     remember: (chat, entries) => objects.chatAppend(chat, entries),
+    complete: (app, model, messages, req, semanticText) =>
+      complete(app, model, messages, req, semanticText, { kv: ctx.services.kv, model: (key) => modelOf(ctx, key) }),
     addToStore: async (store, text, timeoutMs) => {
       const [vec] = await embedForStore(ctx, store, [text], timeoutMs);
       return objects.storeAdd(store, undefined, vec, text);
@@ -47,6 +50,8 @@ export default defineCommand({
     SESSION,
     { token: '--WITHCONTEXT', type: 'pure-token', summary: 'Search apps: reply [answer, [ids of the items used as context]].' },
     { ...FILTER, summary: "Search apps: only items matching this filter (and the app's own) become context." },
+    { token: '--SCOPE', type: 'string', value: 'scope', summary: 'Cache and rate-limit partition (e.g. a tenant): entries of one scope are never served to another.' },
+    { token: '--NOCACHE', type: 'pure-token', summary: 'Skip the response caches for this run (the answer is not stored either).' },
     { token: '--STREAM', type: 'string', value: 'stream-key', summary: 'Also append the answer, chunk by chunk as the provider streams it, to this Redis Stream (fields: run, seq, chunk; a final entry with done, finish_reason and token counts, or error).' },
     { token: '--ASYNC', type: 'pure-token', summary: 'With --STREAM: reply the run id at once and keep streaming in the background.' },
     { token: '--MAXLEN', type: 'integer', value: 'n', min: 1, max: 1_000_000_000, summary: 'With --STREAM: cap the stream at about n entries (default: stream-maxlen, 10000).' },
@@ -66,6 +71,8 @@ export default defineCommand({
       input: args.positionals[0]?.toString('utf8'),
       timeoutMs: args.opts.get('timeout') as number | undefined,
       filter: (args.opts.get('filter') as Buffer | undefined)?.toString('utf8'),
+      scope: (args.opts.get('scope') as Buffer | undefined)?.toString('utf8'),
+      noCache: args.opts.has('nocache'),
     };
     if (req.filter !== undefined) compileFilter(req.filter);
     const deps = depsFor(ctx);
