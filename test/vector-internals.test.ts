@@ -9,6 +9,11 @@ describe('IdTable', () => {
     const t = new IdTable();
     const m = new Map<number, number>();
     const r = rng(77);
+    let mismatches = 0; // plain comparisons in the loop, one expect at the end (fast)
+    const verify = () => {
+      if (t.size !== m.size) mismatches++;
+      for (const [k, v] of m) if (t.get(k) !== v) mismatches++;
+    };
     // small key space to force collisions, long probe runs and wrap-around
     for (let step = 0; step < 200_000; step++) {
       const key = r() < 0.5 ? Math.floor(r() * 3000) : (Math.floor(r() * 0x100000000) >>> 0);
@@ -18,18 +23,17 @@ describe('IdTable', () => {
         t.set(key, v);
         m.set(key, v);
       } else if (op < 0.9) {
-        expect(t.delete(key)).toBe(m.delete(key));
-      } else {
-        expect(t.get(key)).toBe(m.get(key) ?? -1);
+        if (t.delete(key) !== m.delete(key)) mismatches++;
+      } else if (t.get(key) !== (m.get(key) ?? -1)) {
+        mismatches++;
       }
-      if (step % 20_000 === 0) {
-        expect(t.size).toBe(m.size);
-        for (const [k, v] of m) expect(t.get(k)).toBe(v);
-      }
+      if (step % 20_000 === 0) verify();
     }
-    expect(t.size).toBe(m.size);
-    for (const [k, v] of m) expect(t.get(k)).toBe(v);
-    for (const k of [...m.keys()]) expect(t.delete(k)).toBe(true);
+    verify();
+    expect(mismatches).toBe(0);
+    expect(m.size).toBeGreaterThan(10_000);
+    for (const k of [...m.keys()]) if (!t.delete(k)) mismatches++;
+    expect(mismatches).toBe(0);
     expect(t.size).toBe(0);
     expect(t.byteLength).toBeLessThanOrEqual(64 * 8);
   });
@@ -54,8 +58,8 @@ describe('TextArena', () => {
       const slot = Math.floor(r() * 5000);
       if (r() < 0.7) {
         const len = r() < 0.05 ? 0 : r() < 0.01 ? 100_000 : Math.floor(r() * 300);
-        const b = Buffer.alloc(len);
-        for (let i = 0; i < len; i++) b[i] = Math.floor(r() * 256);
+        const b = Buffer.alloc(len, step & 255); // distinct per write, cheap to fill
+        for (let i = 0; i < Math.min(len, 16); i++) b[i] = Math.floor(r() * 256);
         a.put(slot, b);
         model.set(slot, b);
       } else {
