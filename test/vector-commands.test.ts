@@ -328,8 +328,10 @@ describe("text ADD/KNN through the store's LLM", () => {
     openai.setBehavior({ responseDelayMs: 400 });
     try {
       const a = c();
+      const before = openai.calls('/embeddings');
       const explicit = a.call('LLM.ADD', 'race1', '--ID', '1', 'explicit text, slow embedding');
-      await new Promise((res) => setTimeout(res, 100));
+      // Wait until the explicit ADD is in its embedding call (not a fixed sleep: CI may be slow).
+      while (openai.calls('/embeddings') === before) await new Promise((res) => setTimeout(res, 5));
       const auto = await call('LLM.ADD', 'race1', '--EMBEDDING-FP32', fp32(localEmbed('fast', 32)), 'auto, given vector');
       expect(auto).toBe(2);
       expect(await explicit).toBe(1);

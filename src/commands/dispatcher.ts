@@ -113,16 +113,14 @@ export class Router {
       const p = intercept(args, view, services, this.opts);
       if (p) return p;
     }
-    if (services.mode === 'standalone') {
-      if (name === 'auth') return this.standaloneAuth(args, view);
-      if (this.opts.requirePass && !view.authenticated) return errorPlan('Authentication required.', 'NOAUTH');
-      return errorPlan('no backing Redis: start with --redis <url> or install redis-server');
-    }
+    if (name === 'auth' && services.mode === 'standalone') return this.standaloneAuth(args, view);
+    // The keyspace commands see LLM objects; in standalone mode they are the whole keyspace.
     const keyspace = KEYSPACE.get(name);
     if (keyspace) {
       const p = keyspace(args, view, services, this.opts);
       if (p) return p;
     }
+    if (services.mode === 'standalone') return errorPlan('no backing Redis: start with --redis <url> or install redis-server');
     if (touchesSpecialKey(name, args, view, services)) return specialKeyPlan(name, args, view, services);
     return { kind: 'forward' };
   }
