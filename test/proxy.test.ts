@@ -284,3 +284,15 @@ describe('maxclients', () => {
     }
   });
 });
+
+describe('argument conventions', () => {
+  it('options are case-insensitive, any order; a lone -- ends them', async () => {
+    const r = c();
+    await r.call('LLM.CREATE-VECTOR-STORE', 'argstore', '--params', '{"dim":2}');
+    expect(await r.call('LLM.ADD', 'argstore', '--embedding', '1,2', '--id', '5', '--', '--ID')).toBe(5);
+    expect(await r.call('LLM.GET', 'argstore', '5')).toEqual(['--ID', '1,2']);
+    await expect(r.call('LLM.ADD', 'argstore', '--ID')).rejects.toThrow('syntax error');
+    await expect(r.call('LLM.ADD', 'argstore', '--EMBEDDING', '1,2', 'a', 'b')).rejects.toThrow("wrong number of arguments for 'llm.add' command");
+    await r.del('argstore');
+  });
+});

@@ -60,6 +60,11 @@ export function parseCommandArgs(spec: CommandSpec, argv: Buffer[]): ParsedArgs 
   let i = 2;
   while (i < argv.length) {
     const tok = argv[i];
+    if (tok.length === 2 && tok[0] === 45 && tok[1] === 45) {
+      // `--` ends the options: what follows is positional even if it looks like an option.
+      i++;
+      break;
+    }
     if (tok.length < 3 || tok[0] !== 45 || tok[1] !== 45) break;
     const opt = byToken.get(tok.toString('latin1').toLowerCase());
     if (!opt) break;

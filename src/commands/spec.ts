@@ -7,7 +7,8 @@
  * The original's conventions hold for every command: `LLM.X key [options] [positionals]`,
  * option names case-insensitive, the first token that is not a known option starts the
  * positional arguments, a missing option value is `ERR syntax error`, leftover arguments are
- * the standard wrong-number-of-arguments error.
+ * the standard wrong-number-of-arguments error. A lone `--` ends the options, so an input that
+ * looks like an option can still be given (`LLM.RUN app -- --NX`).
  */
 import type { RespValue } from '../protocol/resp.js';
 import type { CommandContext } from './context.js';
