@@ -158,6 +158,7 @@ export class ObjectManager {
       if (fixesDim && store.index.dim === undefined) store.pendingDim = undefined;
       throw err;
     }
+    await this.mutable(store);
     this.apply(store, pos, entry, vector);
     return itemId;
   }
@@ -167,6 +168,7 @@ export class ObjectManager {
     if (!store.index.has(id)) return false;
     const entry: LogEntry = { op: 'rem', id: String(id) };
     const [pos] = await this.storage.append(store.id, [entry]);
+    await this.mutable(store);
     return this.apply(store, pos, entry) === true;
   }
 
@@ -176,6 +178,7 @@ export class ObjectManager {
     if (!store.index.has(id)) return false;
     const entry: LogEntry = { op: 'attrs', id: String(id), attrs: JSON.stringify(attrs) };
     const [pos] = await this.storage.append(store.id, [entry]);
+    await this.mutable(store);
     return this.apply(store, pos, entry) === true;
   }
 
@@ -185,6 +188,14 @@ export class ObjectManager {
    */
   private checkLive(store: StoreObject): void {
     if (this.get(store.db, store.name) !== store) throw new CommandError('vector store does not exist');
+  }
+
+  /**
+   * Waits while a background snapshot holds the index (the graph is being written on another
+   * thread). Waiters resume in the order they came, which is log order, so applies keep it.
+   */
+  private async mutable(store: StoreObject): Promise<void> {
+    if (store.index.frozen) await store.index.whenIdle();
   }
 
   /** Applies one log entry (live or replayed). Returns the op's result. */
@@ -282,7 +293,10 @@ export class ObjectManager {
       let pos = '';
       let changes = 0;
       let attrs = '';
+      // In the background: hnswlib writes the graph on the thread pool, so other clients are not
+      // stalled for the copy; mutations of this store wait for it (see mutable()).
       const graph = await store.index.serialize({
+        background: true,
         onCapture: () => {
           pos = store.appliedPos;
           changes = store.changesSinceSnapshot;

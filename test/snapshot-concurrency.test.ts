@@ -1,0 +1,68 @@
+/**
+ * Background snapshots run while writes keep coming: every write is applied in log order
+ * (last write wins), in memory and after a restart from snapshot + log tail.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
+import { client, startServer } from './helpers/server.js';
+import type { LlmServer } from '../src/server/server.js';
+
+let redis: RedisServerHandle;
+let server: LlmServer;
+let r: Redis;
+
+const boot = async () => {
+  server = await startServer({ redis: redis.url, snapshotOptions: { snapshotChanges: 300, snapshotIntervalMs: 3_600_000 } });
+  await server.loadingDone;
+  r = client(server.port);
+};
+
+beforeAll(async () => {
+  redis = await startRedis();
+  await boot();
+});
+
+afterAll(async () => {
+  r.disconnect();
+  await server.stop();
+  await redis.stop();
+});
+
+it('writes racing background snapshots keep log order', async () => {
+  await r.call('LLM.CREATE-VECTOR-STORE', 'busy', '--PARAMS', '{"dim":8}');
+  const ids = 200;
+  const expected = new Map<number, string>();
+  for (let round = 0; round < 12; round++) {
+    const p = r.pipeline();
+    for (let i = 1; i <= ids; i++) {
+      const v = Array.from({ length: 8 }, (_, j) => Math.sin(i * 7 + j + round)).join(',');
+      const data = `r${round}-i${i}`;
+      if ((i + round) % 7 === 0) {
+        p.call('LLM.REM', 'busy', String(i));
+        expected.delete(i);
+      } else {
+        p.call('LLM.ADD', 'busy', '--ID', String(i), '--EMBEDDING', v, data);
+        expected.set(i, data);
+      }
+    }
+    const res = await p.exec();
+    expect(res!.every(([e]) => e === null)).toBe(true);
+    // Let the 1 s snapshot timer fire between some rounds, so later rounds race a snapshot.
+    if (round % 4 === 3) await new Promise((res2) => setTimeout(res2, 1100));
+  }
+  const check = async () => {
+    expect(await r.call('LLM.SIZE', 'busy')).toBe(expected.size);
+    for (let i = 1; i <= ids; i++) {
+      const got = (await r.call('LLM.GET', 'busy', String(i))) as [string, string] | null;
+      expect(got?.[0] ?? null).toBe(expected.get(i) ?? null);
+    }
+  };
+  await check();
+  const info = (await r.call('LLM.INFO', 'busy')) as unknown[];
+  expect(Number(info[info.indexOf('last_snapshot') + 1])).toBeGreaterThan(0);
+  r.disconnect();
+  await server.stop();
+  await boot();
+  await check();
+});
