@@ -131,13 +131,92 @@ export function encodeRequest(args: Array<Buffer | string>): Buffer {
   return Buffer.concat(parts);
 }
 
+const EMPTY = Buffer.alloc(0);
+const STAR = 42;
+const DOLLAR = 36;
+
+/** Waiting states of the parser between feeds. */
+const W_NONE = 0;
+/** Until `needed` bytes are buffered (a bulk's data, or the byte after a header's CR). */
+const W_BYTES = 1;
+/** Until a chunk brings the byte ending the current line (`waitByte`). */
+const W_LINE = 2;
+/** A NUL precedes the end of the current line: only the size limit can end this (see below). */
+const W_STUCK = 3;
+
+/**
+ * While a multibulk request is incomplete, its bytes read so far stay in `buf` (one contiguous
+ * slice for `raw`, no copy at the end) as long as they are at most this long; beyond that they
+ * are set aside and joined once when the request completes, so a request of a million small
+ * arguments arriving in many chunks costs linear time, not a re-copy of everything per chunk.
+ */
+const KEEP_CONTIGUOUS = 64 * 1024;
+
+function hasNul(buf: Buffer, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (buf[i] === 0) return true;
+  return false;
+}
+
+/**
+ * Redis's string2ll over buf[start, end): optional '-', no '+', no leading zeros, at most 20
+ * characters, within the range of a 64-bit signed integer. Values beyond 2^53 come back
+ * approximate (right sign and magnitude), which is all the length checks need.
+ */
+function parseLength(buf: Buffer, start: number, end: number): number | null {
+  let i = start;
+  const neg = buf[i] === 45; /* - */
+  if (neg) i++;
+  const digits = end - i;
+  if (digits <= 0 || digits > 19) return null;
+  if (buf[i] === 48 /* 0 */) return digits === 1 && !neg ? 0 : null;
+  let n = 0;
+  for (let j = i; j < end; j++) {
+    const c = buf[j] - 48;
+    if (c < 0 || c > 9) return null;
+    n = n * 10 + c;
+  }
+  if (digits === 19) {
+    const s = buf.toString('latin1', i, end);
+    if (s > (neg ? '9223372036854775808' : '9223372036854775807')) return null;
+  }
+  return neg ? -n : n;
+}
+
+/**
+ * Framing follows redis-server (networking.c, 7.x) byte for byte, including its quirks, so the
+ * proxy answers malformed input as Redis does:
+ *  - multibulk and bulk header lines end at the first CR; the byte after it is skipped unchecked;
+ *  - inline lines end at the first LF (a CR before it is dropped);
+ *  - Redis searches lines with strchr, which stops at a NUL byte: a NUL before the end of a
+ *    header or inline line means "no line yet", so the connection waits until the line limit
+ *    (64 KB) is exceeded and then gets the "too big ..." error, exactly as redis-server does;
+ *  - `*N` with N <= 0 (down to -2^63) is an empty request, ignored.
+ * Parsing is incremental: a request arriving in many chunks is never re-scanned from its start.
+ */
 export class RequestParser {
-  private buf: Buffer = Buffer.alloc(0);
-  /** Chunks waiting because a large bulk argument is still incomplete. */
+  /** Unconsumed input, from the start of the unit (line or bulk) being read, or of the request (see KEEP_CONTIGUOUS). */
+  private buf: Buffer = EMPTY;
+  /** Where parsing resumes in `buf`: the start of the unit being read. */
+  private resume = 0;
+  /** Chunks received while waiting, not yet joined to `buf`. */
   private pending: Buffer[] = [];
   private pendingLen = 0;
-  /** Bytes needed before it is worth parsing again (known when inside a large bulk). */
+  private wait = W_NONE;
+  /** W_BYTES: length `buf` + pending must reach. */
   private needed = 0;
+  /** W_LINE / W_STUCK: the byte ending the line, and the error when the line outgrows the limit. */
+  private waitByte = 0;
+  private waitError = '';
+  /** Set by a step that stops: bytes needed from the unit start (W_BYTES). */
+  private unitNeed = 0;
+  /** Multibulk request in progress: arguments still expected and those read. */
+  private mbLeft = 0;
+  private mbArgs: Buffer[] = [];
+  /** Offset of the request in `buf` (0 once its first bytes were set aside in mbParts). */
+  private reqStart = 0;
+  /** Bytes of the request in progress that are no longer in `buf`. */
+  private mbParts: Buffer[] = [];
+  private mbPartsLen = 0;
   private failed = false;
 
   constructor(
@@ -147,115 +226,200 @@ export class RequestParser {
 
   /** Bytes buffered and not yet part of a complete command. */
   get bufferedBytes(): number {
-    return this.buf.length + this.pendingLen;
+    return this.buf.length + this.pendingLen + this.mbPartsLen;
   }
 
   feed(chunk: Buffer): void {
-    if (this.failed) return;
-    if (this.needed > 0) {
-      this.pending.push(chunk);
-      this.pendingLen += chunk.length;
-      if (this.buf.length + this.pendingLen < this.needed) return;
-      this.buf = Buffer.concat([this.buf, ...this.pending]);
-      this.pending = [];
-      this.pendingLen = 0;
-      this.needed = 0;
-    } else if (this.buf.length === 0) {
-      this.buf = chunk;
-    } else {
-      this.buf = Buffer.concat([this.buf, chunk]);
+    if (this.failed || chunk.length === 0) return;
+    switch (this.wait) {
+      case W_NONE:
+        this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+        break;
+      case W_BYTES:
+        this.pending.push(chunk);
+        this.pendingLen += chunk.length;
+        if (this.buf.length + this.pendingLen < this.needed) return;
+        this.joinPending();
+        break;
+      case W_LINE: {
+        const end = chunk.indexOf(this.waitByte);
+        const nul = chunk.indexOf(0);
+        if (nul >= 0 && (end < 0 || nul < end)) {
+          // Redis's strchr stops at the NUL: the line never ends.
+          this.wait = W_STUCK;
+          this.pending = [];
+          this.pendingLen += chunk.length;
+          this.checkLineLimit();
+          return;
+        }
+        if (end < 0) {
+          this.pending.push(chunk);
+          this.pendingLen += chunk.length;
+          this.checkLineLimit();
+          return;
+        }
+        this.pending.push(chunk);
+        this.pendingLen += chunk.length;
+        this.joinPending();
+        break;
+      }
+      default: // W_STUCK: nothing after the NUL is kept; only its size matters.
+        this.pendingLen += chunk.length;
+        this.checkLineLimit();
+        return;
     }
+    this.wait = W_NONE;
     this.parse();
+  }
+
+  private joinPending(): void {
+    this.buf = Buffer.concat([this.buf, ...this.pending]);
+    this.pending = [];
+    this.pendingLen = 0;
+  }
+
+  /** Redis's check while a line has no end: more than maxInlineLen bytes after its start. */
+  private checkLineLimit(): void {
+    if (this.buf.length - this.resume + this.pendingLen > this.limits.maxInlineLen) this.fail(this.waitError);
   }
 
   private fail(message: string): void {
     this.failed = true;
-    this.buf = Buffer.alloc(0);
+    this.buf = EMPTY;
     this.pending = [];
     this.pendingLen = 0;
+    this.mbArgs = [];
+    this.mbParts = [];
+    this.mbPartsLen = 0;
     this.events.onProtocolError(message);
   }
 
   private parse(): void {
     const buf = this.buf;
     const len = buf.length;
-    let pos = 0;
-    while (pos < len && !this.failed) {
-      const consumed = buf[pos] === 42 /* * */ ? this.parseMultibulk(buf, pos) : this.parseInline(buf, pos);
-      if (consumed <= 0) break;
-      pos = consumed;
+    let pos = this.resume;
+    while (pos < len) {
+      let next: number;
+      if (this.mbLeft > 0) {
+        next = this.parseBulk(buf, pos);
+        if (next > 0 && this.mbLeft === 0) {
+          const raw = this.mbParts.length === 0 ? buf.subarray(this.reqStart, next) : Buffer.concat([...this.mbParts, buf.subarray(this.reqStart, next)]);
+          const args = this.mbArgs;
+          this.mbArgs = [];
+          this.mbParts = [];
+          this.mbPartsLen = 0;
+          this.events.onCommand(args, raw);
+        }
+      } else if (buf[pos] === STAR) {
+        next = this.parseMultibulkHeader(buf, pos);
+        if (next > 0 && this.mbLeft > 0) this.reqStart = pos;
+      } else {
+        next = this.parseInline(buf, pos);
+      }
+      if (this.failed) return;
+      if (next < 0) break;
+      pos = next;
     }
-    if (this.failed) return;
-    this.buf = pos >= len ? Buffer.alloc(0) : buf.subarray(pos);
+    // Keep what is not consumed. `pos` is the start of the unit being waited for (or len).
+    let unitStart = 0;
+    if (this.mbLeft === 0) {
+      this.buf = pos >= len ? EMPTY : buf.subarray(pos);
+    } else {
+      const consumed = pos - this.reqStart;
+      if (this.mbParts.length === 0 && consumed <= KEEP_CONTIGUOUS) {
+        this.buf = buf.subarray(this.reqStart);
+        unitStart = consumed;
+      } else {
+        if (consumed > 0) {
+          this.mbParts.push(buf.subarray(this.reqStart, pos));
+          this.mbPartsLen += consumed;
+        }
+        this.buf = pos >= len ? EMPTY : buf.subarray(pos);
+      }
+      this.reqStart = 0;
+    }
+    this.resume = unitStart;
+    if (this.wait === W_BYTES) this.needed = unitStart + this.unitNeed;
   }
 
-  /** Finds the CR LF ending a header line that starts at `start`; -1 if not yet there. */
-  private lineEnd(buf: Buffer, start: number): number {
-    const idx = buf.indexOf(LF, start);
-    if (idx < 0) return -1;
-    return idx;
+  /** A step could not complete: wait for `n` bytes from the unit start. */
+  private waitBytes(n: number): number {
+    this.wait = W_BYTES;
+    this.unitNeed = n;
+    return -1;
   }
 
-  /** Returns the position after the command, or 0 if more bytes are needed. */
-  private parseMultibulk(buf: Buffer, start: number): number {
-    const nl = this.lineEnd(buf, start);
-    if (nl < 0) {
-      if (buf.length - start > this.limits.maxInlineLen) this.fail('Protocol error: too big mbulk count string');
-      return 0;
+  /**
+   * No end of line (or a NUL before it) from `start`: Redis's limit check, then wait. Returns -1.
+   */
+  private waitLine(buf: Buffer, start: number, byte: number, error: string, stuck: boolean): number {
+    if (buf.length - start > this.limits.maxInlineLen) {
+      this.fail(error);
+      return -1;
     }
-    if (buf[nl - 1] !== CR) {
-      this.fail('Protocol error: invalid multibulk length');
-      return 0;
-    }
-    const count = parseStrictInt(buf, start + 1, nl - 1);
+    this.wait = stuck || hasNul(buf, start, buf.length) ? W_STUCK : W_LINE;
+    this.waitByte = byte;
+    this.waitError = error;
+    this.pending = [];
+    this.pendingLen = 0;
+    return -1;
+  }
+
+  /** `*N\r`: returns the position after the header, or -1 (waiting or failed). */
+  private parseMultibulkHeader(buf: Buffer, start: number): number {
+    const error = 'Protocol error: too big mbulk count string';
+    const cr = buf.indexOf(CR, start);
+    if (cr < 0) return this.waitLine(buf, start, CR, error, false);
+    if (cr + 1 >= buf.length) return this.waitBytes(cr + 2 - start);
+    const count = parseLength(buf, start + 1, cr);
     if (count === null || count > this.limits.maxMultibulkLen) {
+      if (count === null && hasNul(buf, start, cr)) return this.waitLine(buf, start, CR, error, true);
       this.fail('Protocol error: invalid multibulk length');
-      return 0;
+      return -1;
     }
-    let pos = nl + 1;
-    if (count <= 0) return pos; // Redis ignores empty multibulks.
-    const args: Buffer[] = [];
-    for (let i = 0; i < count; i++) {
-      if (pos >= buf.length) return 0;
-      if (buf[pos] !== 36 /* $ */) {
-        this.fail(`Protocol error: expected '$', got '${String.fromCharCode(buf[pos])}'`);
-        return 0;
-      }
-      const bl = this.lineEnd(buf, pos);
-      if (bl < 0) {
-        if (buf.length - pos > this.limits.maxInlineLen) this.fail('Protocol error: too big bulk count string');
-        return 0;
-      }
-      const size = bl > pos + 1 && buf[bl - 1] === CR ? parseStrictInt(buf, pos + 1, bl - 1) : null;
-      if (size === null || size < 0 || size > this.limits.maxBulkLen) {
-        this.fail('Protocol error: invalid bulk length');
-        return 0;
-      }
-      const dataStart = bl + 1;
-      const dataEnd = dataStart + size;
-      if (dataEnd + 2 > buf.length) {
-        // Incomplete: remember how much is needed so a large value is not re-scanned per chunk.
-        this.needed = dataEnd + 2 - start;
-        return 0;
-      }
-      args.push(buf.subarray(dataStart, dataEnd));
-      pos = dataEnd + 2; // Redis does not check the trailing CRLF of a bulk either.
+    if (count > 0) {
+      this.mbLeft = count;
+      this.mbArgs = [];
     }
-    this.events.onCommand(args, buf.subarray(start, pos));
-    return pos;
+    return cr + 2; // Redis ignores empty multibulks (`*0`, `*-1`).
+  }
+
+  /** `$N\r` + N bytes + 2 unchecked bytes: returns the position after it, or -1. */
+  private parseBulk(buf: Buffer, pos: number): number {
+    const error = 'Protocol error: too big bulk count string';
+    const cr = buf.indexOf(CR, pos);
+    if (cr < 0) return this.waitLine(buf, pos, CR, error, false);
+    if (cr + 1 >= buf.length) return this.waitBytes(cr + 2 - pos);
+    if (buf[pos] !== DOLLAR) {
+      if (hasNul(buf, pos, cr)) return this.waitLine(buf, pos, CR, error, true);
+      this.fail(`Protocol error: expected '$', got '${String.fromCharCode(buf[pos])}'`);
+      return -1;
+    }
+    const size = parseLength(buf, pos + 1, cr);
+    if (size === null || size < 0 || size > this.limits.maxBulkLen) {
+      if (size === null && hasNul(buf, pos, cr)) return this.waitLine(buf, pos, CR, error, true);
+      this.fail('Protocol error: invalid bulk length');
+      return -1;
+    }
+    const dataStart = cr + 2;
+    const dataEnd = dataStart + size;
+    // Incomplete: the data is collected without re-scanning (W_BYTES).
+    if (dataEnd + 2 > buf.length) return this.waitBytes(dataEnd + 2 - pos);
+    this.mbArgs.push(buf.subarray(dataStart, dataEnd));
+    this.mbLeft--;
+    return dataEnd + 2; // Redis does not check the trailing CRLF of a bulk either.
   }
 
   private parseInline(buf: Buffer, start: number): number {
+    const error = 'Protocol error: too big inline request';
     const nl = buf.indexOf(LF, start);
-    if (nl < 0) {
-      if (buf.length - start > this.limits.maxInlineLen) this.fail('Protocol error: too big inline request');
-      return 0;
-    }
+    if (nl < 0) return this.waitLine(buf, start, LF, error, false);
+    if (hasNul(buf, start, nl)) return this.waitLine(buf, start, LF, error, true);
     const lineEnd = nl > start && buf[nl - 1] === CR ? nl - 1 : nl;
     const args = splitInlineArgs(buf.subarray(start, lineEnd));
     if (args === null) {
       this.fail('Protocol error: unbalanced quotes in request');
-      return 0;
+      return -1;
     }
     if (args.length > 0) this.events.onCommand(args, encodeRequest(args));
     return nl + 1;
