@@ -139,6 +139,8 @@ export class Router {
       return { kind: 'forward', hooks: { transform: () => Buffer.from(msg) } };
     }
     if (this.opts.services.loading) return errorPlan('LLM objects are being loaded in memory', 'LOADING');
+    // A read-only follower changes no LLM object (LLM.RUN checks chat memory itself).
+    if (this.opts.services.readOnly && spec.flags.includes('write') && spec.name !== 'LLM.RUN') return errorPlan(READONLY_TEXT, 'READONLY');
     return {
       kind: 'local',
       run: async (ctx) => {
@@ -159,6 +161,8 @@ export class Router {
     return { kind: 'local', run: () => OK };
   }
 }
+
+export const READONLY_TEXT = "this instance is read-only (--read-only): change LLM objects on another instance";
 
 export interface StateChange {
   db?: number;

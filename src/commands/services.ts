@@ -34,6 +34,8 @@ export interface Services {
   readonly kv: KV;
   /** Default MAXLEN ~ of streams written by LLM.RUN --STREAM. */
   readonly streamMaxlen: number;
+  /** --read-only: writes to LLM objects are refused. */
+  readonly readOnly: boolean;
   /** Lines of the `# LLM` INFO section (without the header). */
   llmInfo(): string[];
 }

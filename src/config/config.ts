@@ -22,6 +22,10 @@ export interface Config {
   /** Use a managed redis-server child when no --redis is given (else standalone). */
   managedRedis: boolean;
   streamMaxlen: number;
+  /** Apply the other instances' writes to LLM objects (followers of the log). */
+  follow: boolean;
+  /** Refuse writes to LLM objects (a read-only follower). */
+  readOnly: boolean;
   /** Vector store snapshots: after this many changes, or after this long with changes. */
   snapshotOptions?: { snapshotChanges?: number; snapshotIntervalMs?: number };
 }
@@ -54,6 +58,8 @@ export const SETTINGS: Setting[] = [
   { key: 'shutdownTimeout', name: 'shutdown-timeout', kind: 'int', default: 10000, arg: 'ms', help: 'how long SIGTERM waits for in-flight replies' },
   { key: 'llmAllowHosts', name: 'llm-allow-hosts', kind: 'list', default: null, arg: 'hosts...', help: 'only these provider hosts may be used by LLM.CREATE-LLM (default: any)' },
   { key: 'streamMaxlen', name: 'stream-maxlen', kind: 'int', default: 10000, arg: 'n', help: 'approximate length cap (XADD MAXLEN ~) of streams written by LLM.RUN --STREAM' },
+  { key: 'follow', name: 'follow', kind: 'bool', default: true, arg: 'yes|no', help: 'follow the LLM-object writes of other instances on the same Redis' },
+  { key: 'readOnly', name: 'read-only', kind: 'bool', default: false, arg: 'yes|no', help: 'refuse writes to LLM objects (a read-only follower)' },
   { key: 'managedRedis', name: 'managed-redis', kind: 'bool', default: true, arg: 'yes|no', help: 'without --redis, start redis-server as a child when it is on PATH' },
 ];
 

@@ -9,9 +9,9 @@
  */
 import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
-import type { LogEntry, Storage } from '../storage/types.js';
-import { VectorIndex, parseFp32Vector, vectorToFp32 } from '../vector/index.js';
-import { isInternalKey } from '../storage/index.js';
+import type { CatalogEvent, LogEntry, Storage } from '../storage/types.js';
+import { VectorIndex, parseFp32Vector, vectorToFp32, MAX_ID, IDS_EXHAUSTED } from '../vector/index.js';
+import { isInternalKey, comparePos, nextPos } from '../storage/index.js';
 import { LlmObject, RESERVED_KEY_ERROR, StoreObject } from './objects.js';
 import { objectFromRecord } from './factory.js';
 import { ChatObject } from './chat.js';
@@ -33,6 +33,10 @@ export class ObjectManager {
   private readonly perDb = new Map<number, number>();
   loading = true;
   private timer: NodeJS.Timeout | null = null;
+  /** --read-only: every change to LLM objects is refused (following others still applies theirs). */
+  readOnly = false;
+  /** Called when the set of objects changes (the follower re-arms its blocking read). */
+  onChange: () => void = () => {};
   private readonly opts: ManagerOptions;
 
   constructor(readonly storage: Storage, opts: Partial<ManagerOptions> = {}) {
@@ -68,6 +72,7 @@ export class ObjectManager {
     if (old) old.close();
     else this.perDb.set(obj.db, (this.perDb.get(obj.db) ?? 0) + 1);
     this.objects.set(k, obj);
+    this.onChange();
   }
 
   private unregister(db: number, name: string): LlmObject | undefined {
@@ -78,23 +83,34 @@ export class ObjectManager {
     const n = (this.perDb.get(db) ?? 1) - 1;
     if (n <= 0) this.perDb.delete(db);
     else this.perDb.set(db, n);
+    this.onChange();
     return old;
   }
 
   // ---- mutations of the keyspace -----------------------------------------------------------
 
   /** Creates or overwrites (db, name) with `obj`: durable first, then visible. */
+  private checkWritable(): void {
+    if (this.readOnly) throw new CommandError('this instance is read-only (--read-only): change LLM objects on another instance', 'READONLY');
+  }
+
   async put(obj: LlmObject): Promise<void> {
+    this.checkWritable();
     // Such a name would be an object no key command can reach (they refuse the prefix).
     if (isInternalKey(obj.name)) throw new CommandError(RESERVED_KEY_ERROR);
     await this.storage.putRecord(obj.record());
+    // The follower may have loaded a copy of it from the catalog meanwhile: this one replaces it.
     this.register(obj);
   }
 
   async remove(db: number, name: string): Promise<boolean> {
-    if (!this.get(db, name)) return false;
+    const obj = this.get(db, name);
+    if (!obj) return false;
+    this.checkWritable();
     await this.storage.deleteRecord(db, name);
-    this.unregister(db, name)?.close();
+    // Unless the follower already did, or another object took the name meanwhile.
+    if (this.get(db, name) === obj) this.unregister(db, name);
+    obj.close();
     return true;
   }
 
@@ -102,9 +118,13 @@ export class ObjectManager {
     const obj = this.get(db, from);
     if (!obj) throw new CommandError('no such key');
     if (from === to) return;
+    this.checkWritable();
     await this.storage.renameRecord(db, from, to);
-    this.unregister(db, from);
-    this.unregister(db, to)?.close();
+    // The log follower may have applied this very rename already (it reads the catalog events).
+    if (this.get(db, to) === obj) return;
+    if (this.get(db, from) === obj) this.unregister(db, from);
+    const displaced = this.get(db, to);
+    if (displaced) this.unregister(db, to)?.close();
     obj.name = to;
     this.register(obj);
   }
@@ -134,6 +154,7 @@ export class ObjectManager {
    * make the apply fail before logging, so a logged entry always applies.
    */
   async storeAdd(store: StoreObject, id: number | undefined, vector: Float32Array, data: string, attrs?: Attrs): Promise<number> {
+    this.checkWritable();
     this.checkLive(store);
     const dim = store.expectedDim;
     if (dim !== undefined && vector.length !== dim) throw new CommandError('vector dimension does not match');
@@ -142,14 +163,19 @@ export class ObjectManager {
     }
     const fixesDim = store.index.dim === undefined && store.pendingDim === undefined;
     if (fixesDim) store.pendingDim = vector.length;
-    let itemId: number;
-    if (id === undefined) itemId = store.index.nextId();
-    else {
-      itemId = id;
-      // Reserve it now, so an auto id handed out while this ADD is in flight cannot take it.
-      store.index.ensureNextId(id + 1);
+    const entry: LogEntry = { op: 'add', data, vec: vectorToFp32(vector) };
+    if (id === undefined) {
+      // The id is resolved when the entry is applied, in log order, as max(counter, hint): every
+      // instance following the log computes the same id, and it is never one an earlier ADD took.
+      const hint = Math.max(store.hintNext, store.index.nextAutoId);
+      if (hint > MAX_ID) throw new CommandError(IDS_EXHAUSTED);
+      store.hintNext = hint + 1;
+      entry.id = 'auto';
+      entry.hint = String(hint);
+    } else {
+      entry.id = String(id);
+      store.hintNext = Math.max(store.hintNext, id + 1);
     }
-    const entry: LogEntry = { op: 'add', id: String(itemId), data, vec: vectorToFp32(vector) };
     if (attrs && Object.keys(attrs).length > 0) entry.attrs = JSON.stringify(attrs);
     let pos: string;
     try {
@@ -158,9 +184,10 @@ export class ObjectManager {
       if (fixesDim && store.index.dim === undefined) store.pendingDim = undefined;
       throw err;
     }
-    await this.mutable(store);
-    this.apply(store, pos, entry, vector);
-    return itemId;
+    const result = await this.settle(store, pos, entry, vector);
+    // Only another instance's concurrent ADDs can make an applied auto id run out here.
+    if (typeof result !== 'number') throw new CommandError(id === undefined ? IDS_EXHAUSTED : 'the item could not be added');
+    return result;
   }
 
   async storeRem(store: StoreObject, id: number): Promise<boolean> {
@@ -168,8 +195,7 @@ export class ObjectManager {
     if (!store.index.has(id)) return false;
     const entry: LogEntry = { op: 'rem', id: String(id) };
     const [pos] = await this.storage.append(store.id, [entry]);
-    await this.mutable(store);
-    return this.apply(store, pos, entry) === true;
+    return (await this.settle(store, pos, entry)) === true;
   }
 
   /** Replaces an item's attributes (`{}` clears them). False when the item does not exist. */
@@ -178,8 +204,7 @@ export class ObjectManager {
     if (!store.index.has(id)) return false;
     const entry: LogEntry = { op: 'attrs', id: String(id), attrs: JSON.stringify(attrs) };
     const [pos] = await this.storage.append(store.id, [entry]);
-    await this.mutable(store);
-    return this.apply(store, pos, entry) === true;
+    return (await this.settle(store, pos, entry)) === true;
   }
 
   /**
@@ -191,6 +216,39 @@ export class ObjectManager {
   }
 
   /**
+   * Applies this instance's own entry at `pos`, strictly in log order: directly when it follows
+   * the last applied entry (no other writer can be in between: stream ids are dense within a
+   * millisecond), else after catching up through the log, which applies any other instance's
+   * entries first. Resolves the entry's result (the item id for ADD).
+   */
+  private async settle(store: StoreObject, pos: string, entry: LogEntry, vector?: Float32Array): Promise<unknown> {
+    await this.mutable(store);
+    if (store.appliedPos !== '' && comparePos(pos, store.appliedPos) <= 0) return takeResult(store, pos);
+    if (store.appliedPos !== '' && pos === nextPos(store.appliedPos)) return this.apply(store, pos, entry, vector);
+    await this.catchUp(store, pos);
+    return takeResult(store, pos);
+  }
+
+  /** Applies every log entry of `store` after what is applied, up to and including `upTo`. */
+  async catchUp(store: StoreObject, upTo?: string): Promise<void> {
+    for await (const batch of this.storage.readLog(store.id, store.appliedPos || undefined)) {
+      await this.mutable(store);
+      for (const { pos, entry } of batch) {
+        if (upTo !== undefined && comparePos(pos, upTo) > 0) return;
+        this.applyRecorded(store, pos, entry);
+      }
+    }
+  }
+
+  /** Applies an entry read from the log (follower, catch-up) and keeps its result for a waiting writer. */
+  applyRecorded(store: StoreObject, pos: string, entry: LogEntry): void {
+    if (store.appliedPos !== '' && comparePos(pos, store.appliedPos) <= 0) return;
+    const r = this.apply(store, pos, entry);
+    store.results.set(pos, r);
+    if (store.results.size > 4096) store.results.delete(store.results.keys().next().value!);
+  }
+
+  /**
    * Waits while a background snapshot holds the index (the graph is being written on another
    * thread). Waiters resume in the order they came, which is log order, so applies keep it.
    */
@@ -199,13 +257,17 @@ export class ObjectManager {
   }
 
   /** Applies one log entry (live or replayed). Returns the op's result. */
-  private apply(store: StoreObject, pos: string, entry: LogEntry, vector?: Float32Array): boolean | undefined {
+  private apply(store: StoreObject, pos: string, entry: LogEntry, vector?: Float32Array): number | boolean | undefined {
     store.appliedPos = pos;
     store.changesSinceSnapshot++;
     store.logLength++;
     const op = String(entry.op);
-    const id = Number(String(entry.id));
+    let id = Number(String(entry.id));
     try {
+      if (op === 'add' && String(entry.id) === 'auto') {
+        id = Math.max(store.index.nextAutoId, Number(String(entry.hint)) || 1);
+        store.hintNext = Math.max(store.hintNext, id + 1);
+      }
       if (op === 'add') {
         const vec = vector ?? parseFp32Vector(entry.vec as Buffer);
         store.index.add(id, vec, String(entry.data ?? ''));
@@ -213,7 +275,7 @@ export class ObjectManager {
         // ADD replaces the whole item: attributes too.
         if (entry.attrs !== undefined) store.attrs.set(id, JSON.parse(String(entry.attrs)) as Attrs);
         else store.attrs.delete(id);
-        return true;
+        return id;
       }
       if (op === 'rem') {
         store.attrs.delete(id);
@@ -234,12 +296,111 @@ export class ObjectManager {
     return undefined;
   }
 
+  // ---- following other instances -----------------------------------------------------------
+
+  /** Log positions to follow: every store and chat app, from what is applied. */
+  followPositions(): Map<string, string> {
+    const m = new Map<string, string>();
+    for (const o of this.objects.values()) {
+      if (o instanceof StoreObject || o instanceof ChatObject) m.set(o.id, o.appliedPos);
+    }
+    return m;
+  }
+
+  /** Applies entries another instance logged; returns the positions actually applied. */
+  async applyFollowed(id: string, entries: Array<{ pos: string; entry: LogEntry }>): Promise<string[]> {
+    const obj = [...this.objects.values()].find((o) => o.id === id);
+    const applied: string[] = [];
+    if (obj instanceof StoreObject) {
+      await this.mutable(obj);
+      for (const { pos, entry } of entries) {
+        if (obj.appliedPos !== '' && comparePos(pos, obj.appliedPos) <= 0) continue;
+        this.applyRecorded(obj, pos, entry);
+        applied.push(pos);
+      }
+    } else if (obj instanceof ChatObject) {
+      for (const { pos, entry } of entries) {
+        if (obj.appliedPos !== '' && comparePos(pos, obj.appliedPos) <= 0) continue;
+        obj.apply(pos, entry);
+        applied.push(pos);
+      }
+    }
+    return applied;
+  }
+
+  /**
+   * Applies a catalog change made by any instance. Events are hints: each affected key is
+   * reconciled with the catalog as it is now, so stale events (this instance's own, or ones
+   * overtaken by later changes) change nothing, and an object that only moved is moved, not reloaded.
+   */
+  async applyCatalogEvent(e: CatalogEvent): Promise<void> {
+    if (e.op === 'rename' && e.to !== undefined) {
+      await this.reconcile(e.db, e.to);
+      await this.reconcile(e.db, e.name);
+    } else {
+      await this.reconcile(e.db, e.name);
+    }
+  }
+
+  private async reconcile(db: number, name: string): Promise<void> {
+    const rec = await this.storage.getRecord(db, name);
+    const local = this.get(db, name);
+    if (!rec) {
+      if (local) this.unregister(db, name)?.close();
+      return;
+    }
+    if (local?.id === rec.id) return;
+    const moved = [...this.objects.values()].find((o) => o.id === rec.id);
+    if (moved) {
+      this.unregister(moved.db, moved.name);
+      this.unregister(db, name)?.close();
+      moved.name = name;
+      this.register(moved);
+      return;
+    }
+    const obj = objectFromRecord(rec);
+    if (obj instanceof StoreObject) await this.loadStore(obj);
+    else if (obj instanceof ChatObject) await this.loadChat(obj);
+    if (this.get(db, name)?.id === rec.id) {
+      obj.close();
+      return;
+    }
+    this.register(obj);
+  }
+
+  /** Reloads definitions from the catalog (after missing events); returns the catalog position. */
+  async resyncCatalog(): Promise<string> {
+    const { records, pos } = await this.storage.loadCatalogAt();
+    const keep = new Set(records.map((r) => `${r.db}\u0000${r.name}\u0000${r.id}`));
+    for (const o of [...this.objects.values()]) {
+      if (!keep.has(`${o.db}\u0000${o.name}\u0000${o.id}`)) this.unregister(o.db, o.name)?.close();
+    }
+    for (const rec of records) {
+      if (this.get(rec.db, rec.name)?.id !== rec.id) await this.reconcile(rec.db, rec.name);
+    }
+    return pos;
+  }
+
   // ---- chat memory -------------------------------------------------------------------------
 
   /** Appends chat memory entries durably, then applies them. */
   async chatAppend(chat: ChatObject, entries: LogEntry[]): Promise<void> {
+    this.checkWritable();
     const positions = await this.storage.append(chat.id, entries);
-    entries.forEach((e, i) => chat.apply(positions[i], e));
+    const first = positions[0]!;
+    if (chat.appliedPos !== '' && comparePos(first, chat.appliedPos) <= 0) return; // a follower applied them
+    if (chat.appliedPos !== '' && first === nextPos(chat.appliedPos)) {
+      entries.forEach((e, i) => chat.apply(positions[i]!, e));
+      return;
+    }
+    // Another instance may have written in between: apply the log in order up to ours.
+    const last = positions[positions.length - 1]!;
+    for await (const batch of this.storage.readLog(chat.id, chat.appliedPos || undefined)) {
+      for (const { pos, entry } of batch) {
+        if (comparePos(pos, last) > 0) return;
+        if (chat.appliedPos === '' || comparePos(pos, chat.appliedPos) > 0) chat.apply(pos, entry);
+      }
+    }
   }
 
   private async snapshotChat(chat: ChatObject): Promise<void> {
@@ -323,9 +484,9 @@ export class ObjectManager {
   // ---- loading -----------------------------------------------------------------------------
 
   /** Loads every object: definitions, then each store's snapshot and log tail. */
-  async load(): Promise<void> {
+  async load(): Promise<string> {
     const started = Date.now();
-    const records = await this.storage.loadCatalog();
+    const { records, pos: catalogPos } = await this.storage.loadCatalogAt();
     let vectors = 0;
     for (const rec of records) {
       let obj: LlmObject;
@@ -345,6 +506,7 @@ export class ObjectManager {
     }
     this.loading = false;
     logger.info({ objects: records.length, vectors, ms: Date.now() - started }, 'LLM objects loaded');
+    return catalogPos;
   }
 
   private async loadStore(store: StoreObject): Promise<void> {
@@ -406,4 +568,10 @@ export function unwrapStoreSnapshot(buf: Buffer): { graph: Buffer; attrs: Array<
   if (8 + len > buf.length) throw new Error('corrupt store snapshot: truncated');
   const rest = buf.subarray(8 + len);
   return { graph: buf.subarray(8, 8 + len), attrs: rest.length ? (JSON.parse(rest.toString('utf8')) as Array<[number, Attrs]>) : [] };
+}
+
+function takeResult(store: StoreObject, pos: string): unknown {
+  const r = store.results.get(pos);
+  store.results.delete(pos);
+  return r;
 }

@@ -117,6 +117,13 @@ export class StoreObject extends LlmObject {
   snapshotting = false;
   /** Dimension promised by an ADD still being written (so a concurrent ADD is checked against it). */
   pendingDim: number | undefined;
+  /**
+   * Lowest auto id this instance may hint next: above every id seen in commands that arrived,
+   * even before they are applied (an explicit --ID still in its embedding call reserves it).
+   */
+  hintNext = 1;
+  /** Results of entries applied by the log follower or a catch-up, for the writer waiting on them. */
+  readonly results = new Map<string, unknown>();
   logLength = 0;
 
   constructor(

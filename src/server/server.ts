@@ -13,6 +13,8 @@ import { Router } from '../commands/dispatcher.js';
 import type { BackendMode, Services } from '../commands/services.js';
 import { Session } from './session.js';
 import { ObjectManager } from '../objects/manager.js';
+import { Follower } from '../objects/follower.js';
+import { randomBytes } from 'node:crypto';
 import { FileStorage, RedisStorage } from '../storage/index.js';
 import type { Storage } from '../storage/types.js';
 import { setAllowedHosts } from '../llm/index.js';
@@ -22,6 +24,7 @@ export class LlmServer implements Services {
   mode: BackendMode = 'standalone';
   readonly startedAt = Date.now();
   objects: ObjectManager | null = null;
+  follower: Follower | null = null;
   storage: Storage | null = null;
   backend: Backend | null = null;
   managed: ManagedRedis | null = null;
@@ -30,6 +33,11 @@ export class LlmServer implements Services {
   private router!: Router;
   private stopping: Promise<void> | null = null;
   private totalConnections = 0;
+  private readonly instanceId = randomBytes(6).toString('hex');
+
+  get readOnly(): boolean {
+    return this.config.readOnly;
+  }
   /** Resolves when the objects are loaded (tests and the CLI may wait for it). */
   loadingDone: Promise<void> = Promise.resolve();
   private rejectedConnections = 0;
@@ -87,6 +95,13 @@ export class LlmServer implements Services {
       `llm_loading:${this.loading ? 1 : 0}`,
       `llm_storage:${this.storage?.kind ?? 'none'}`,
       `llm_objects:${this.objects?.size ?? 0}`,
+      `llm_instance_id:${this.follower?.instanceId ?? this.instanceId}`,
+      `llm_read_only:${this.config.readOnly ? 1 : 0}`,
+      `llm_following:${this.follower?.enabled ? 1 : 0}`,
+      `llm_follow_entries:${this.follower?.followedEntries ?? 0}`,
+      `llm_follow_lag_ms:${this.follower?.lastLagMs ?? 0}`,
+      `llm_follow_lag_p50_ms:${this.follower?.lagPercentile(0.5) ?? 0}`,
+      `llm_follow_lag_p99_ms:${this.follower?.lagPercentile(0.99) ?? 0}`,
     ];
     if (!this.objects) return lines;
     let m = 0;
@@ -122,9 +137,14 @@ export class LlmServer implements Services {
       try {
         await this.storage!.open();
         const objects = new ObjectManager(this.storage!, this.config.snapshotOptions);
-        await objects.load();
+        objects.readOnly = this.config.readOnly;
+        const catalogPos = await objects.load();
         objects.startSnapshots();
         this.objects = objects;
+        if (this.config.follow && this.mode !== 'standalone') {
+          this.follower = new Follower(objects, this.storage!, catalogPos);
+          this.follower.start();
+        }
         return;
       } catch (err) {
         logger.warn({ err: (err as Error).message, retryInMs: delay }, 'could not load LLM objects yet; retrying');
@@ -222,6 +242,7 @@ export class LlmServer implements Services {
     }
     for (const s of this.sessions) s.close();
     await listenersClosed;
+    this.follower?.stop();
     if (this.objects) await this.objects.close();
     if (this.storage) await this.storage.close().catch(() => {});
     for (const c of this.streamConns.values()) c.disconnect();

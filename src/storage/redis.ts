@@ -489,6 +489,7 @@ export class RedisStorage implements Storage {
     this.closed = true;
     for (const [ev, fn] of this.listeners) this.redis.off(ev, fn);
     if (this.blocker) this.blocker.disconnect();
+    if (this.logBlocker) this.logBlocker.disconnect();
     if (this.owned) {
       try {
         await this.redis.quit();
@@ -645,6 +646,57 @@ export class RedisStorage implements Storage {
     } catch (err) {
       if (this.closing) return [];
       throw redisError(err);
+    }
+  }
+
+  private logBlocker: Redis | undefined;
+  private logBlockerId: number | undefined;
+
+  /**
+   * Waits up to `blockMs` for entries after the given position of any of the given objects' logs
+   * (one blocking XREAD over all of them, on a dedicated connection), for an instance following
+   * the others' writes. Resolves [] on timeout, after wakeLogs(), or when closing.
+   * Not available on Redis Cluster (XREAD cannot span slots): followers are off there.
+   */
+  async tailLogs(after: Map<string, string>, blockMs: number): Promise<Array<{ id: string; entries: Array<{ pos: string; entry: LogEntry }> }>> {
+    this.checkOpen();
+    if (this.redis instanceof Cluster) throw new CommandError('log following is not supported on Redis Cluster');
+    if (!this.logBlocker) {
+      this.logBlocker = this.redis.duplicate({ commandTimeout: undefined, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+      this.logBlocker.on('error', () => {});
+      this.logBlocker.on('ready', () => {
+        this.logBlockerId = undefined;
+      });
+    }
+    const b = this.logBlocker;
+    if (after.size === 0) {
+      await new Promise((r) => setTimeout(r, Math.min(blockMs, 200)));
+      return [];
+    }
+    try {
+      if (b.status === 'wait') await b.connect();
+      this.logBlockerId ??= Number(await b.client('ID'));
+      const ids = [...after.keys()];
+      const res = await b.xreadBuffer('COUNT', 1000, 'BLOCK', Math.max(1, Math.floor(blockMs)), 'STREAMS', ...ids.map(logKey), ...ids.map((i) => after.get(i) || '0-0'));
+      if (!res) return [];
+      return res.map(([key, rows]) => {
+        const k = key.toString('latin1');
+        const id = k.slice(k.indexOf('{') + 1, k.indexOf('}'));
+        return { id, entries: rows.map(([pos, fields]) => ({ pos: pos.toString('latin1'), entry: decodeEntry(fields) })) };
+      });
+    } catch (err) {
+      if (this.closing) return [];
+      throw redisError(err);
+    }
+  }
+
+  /** Ends a blocked tailLogs() at once (the set of followed objects changed). */
+  async wakeLogs(): Promise<void> {
+    if (this.logBlockerId === undefined || this.redis instanceof Cluster) return;
+    try {
+      await this.redis.client('UNBLOCK', this.logBlockerId);
+    } catch {
+      /* not blocked, or reconnecting: the next read uses the new set anyway */
     }
   }
 

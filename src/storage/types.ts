@@ -108,6 +108,13 @@ export interface Storage {
    * or when the storage is closed.
    */
   tailCatalog(afterPos: string, blockMs: number): Promise<CatalogEvent[]>;
+  /**
+   * Optional (RedisStorage, not on Cluster): waits up to `blockMs` for entries after the given
+   * positions of several objects' logs (id → position; '' = from the start). For followers.
+   */
+  tailLogs?(after: Map<string, string>, blockMs: number): Promise<Array<{ id: string; entries: Array<{ pos: string; entry: LogEntry }> }>>;
+  /** Ends a blocked tailLogs() at once. */
+  wakeLogs?(): Promise<void>;
   /** Delete storage of ids not in the catalog (left by a crash between a catalog change and the drop). Returns the ids removed. */
   sweepOrphans(): Promise<string[]>;
 }

@@ -6,6 +6,7 @@ import { runChatApp, runPromptApp, runSearchApp, type ChatDeps, type RunRequest,
 import { RunStream } from '../../apps/stream.js';
 import { complete } from '../../apps/complete.js';
 import { logger } from '../../log.js';
+import { READONLY_TEXT } from '../dispatcher.js';
 import { checkVars } from '../../apps/template.js';
 import { ChatObject, DEFAULT_SESSION } from '../../objects/chat.js';
 import type { CommandContext } from '../context.js';
@@ -75,6 +76,7 @@ export default defineCommand({
       noCache: args.opts.has('nocache'),
     };
     if (req.filter !== undefined) compileFilter(req.filter);
+    if (ctx.services.readOnly && app.kind === 'chat') throw new CommandError(READONLY_TEXT, 'READONLY');
     const deps = depsFor(ctx);
     const session = (args.opts.get('session') as Buffer | undefined)?.toString('utf8');
     if (session !== undefined && app.kind !== 'chat') throw new CommandError('--SESSION applies to chat apps only');

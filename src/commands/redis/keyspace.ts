@@ -153,6 +153,9 @@ const scan: Intercept = (args) => {
 const flush = (all: boolean): Intercept => (args, _view, services) =>
   local(async (ctx, objects) => {
     const db = ctx.client.db;
+    if (ctx.services.readOnly && [...objects.all()].some((o) => all || o.db === db)) {
+      throw new CommandError('this instance is read-only (--read-only): change LLM objects on another instance', 'READONLY');
+    }
     const r = await backend(ctx, args, OK);
     await objects.removeAll(all ? undefined : db);
     // FLUSHDB of the db holding the storage keys wiped the storage of objects in other dbs: rewrite it.

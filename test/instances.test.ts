@@ -1,0 +1,219 @@
+/**
+ * Several server instances on one Redis follow each other's writes through the per-object logs
+ * and the catalog event stream.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
+import { client, startChildServer, startServer, type ChildServer } from './helpers/server.js';
+import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
+import type { LlmServer } from '../src/server/server.js';
+
+let redis: RedisServerHandle;
+let fake: FakeOpenAI;
+const servers: LlmServer[] = [];
+let a: Redis;
+let b: Redis;
+let c: Redis;
+const conns: Redis[] = [];
+
+const conn = (port: number) => {
+  const r = client(port);
+  conns.push(r);
+  return r;
+};
+
+/** Polls until `check` passes, failing after `ms`. Resolves the time it took. */
+async function eventually(check: () => Promise<void>, ms = 1000): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      await check();
+      return Date.now() - t0;
+    } catch (err) {
+      if (Date.now() - t0 > ms) throw err;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+const infoField = async (r: Redis, f: string) => {
+  const m = new RegExp(`${f}:(.*)\\r`).exec((await r.info('llm')) as string);
+  return m?.[1];
+};
+
+beforeAll(async () => {
+  redis = await startRedis();
+  fake = await startFakeOpenAI({ dim: 64 });
+  for (let i = 0; i < 3; i++) {
+    const s = await startServer({ redis: redis.url });
+    await s.loadingDone;
+    servers.push(s);
+  }
+  [a, b, c] = servers.map((s) => conn(s.port));
+});
+
+afterAll(async () => {
+  for (const r of conns) r.disconnect();
+  for (const s of servers) await s.stop();
+  await fake.close();
+  await redis.stop();
+});
+
+describe('followers', () => {
+  it('a store created on A is a key on B and C; ADDs on A are visible on B within 1 s', async () => {
+    await a.call('LLM.CREATE-VECTOR-STORE', 'f1', '--PARAMS', '{"dim":4}');
+    await eventually(async () => expect(await b.type('f1')).toBe('llm-vector-store'));
+    await eventually(async () => expect(await c.exists('f1')).toBe(1));
+    const id = await a.call('LLM.ADD', 'f1', '--EMBEDDING', '1,2,3,4', 'hello');
+    const took = await eventually(async () => expect(await b.call('LLM.GET', 'f1', String(id))).toEqual(['hello', '1,2,3,4']));
+    expect(took).toBeLessThan(1000);
+    await eventually(async () => expect(await c.call('LLM.KNN', 'f1', '--K', '1', '--EMBEDDING', '1,2,3,4')).toEqual([[id, '0']]));
+  });
+
+  it('concurrent writes from three instances get unique ids and converge to the same state', async () => {
+    await a.call('LLM.CREATE-VECTOR-STORE', 'f2', '--PARAMS', '{"dim":2}');
+    await eventually(async () => {
+      expect(await b.exists('f2')).toBe(1);
+      expect(await c.exists('f2')).toBe(1);
+    });
+    const clients = [a, b, c];
+    const writes: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 300; i++) {
+      const r = clients[i % 3];
+      if (i % 10 === 9) writes.push(r.call('LLM.ADD', 'f2', '--ID', '7', '--EMBEDDING', `${i},0`, `seven from ${i % 3}`));
+      else writes.push(r.call('LLM.ADD', 'f2', '--EMBEDDING', `${i},1`, `item ${i}`));
+    }
+    const ids = (await Promise.all(writes)) as number[];
+    const autos = ids.filter((_, i) => i % 10 !== 9);
+    expect(new Set(autos).size).toBe(autos.length);
+    // Every instance ends with the same items, including the same winner for id 7 (the log's order).
+    await eventually(async () => {
+      const sizes = await Promise.all(clients.map((r) => r.call('LLM.SIZE', 'f2')));
+      expect(new Set(sizes).size).toBe(1);
+      const sevens = await Promise.all(clients.map((r) => r.call('LLM.GET', 'f2', '7')));
+      expect(sevens[1]).toEqual(sevens[0]);
+      expect(sevens[2]).toEqual(sevens[0]);
+    }, 3000);
+    for (const id of autos.slice(0, 30)) {
+      const got = await Promise.all(clients.map((r) => r.call('LLM.GET', 'f2', String(id))));
+      expect(got[1]).toEqual(got[0]);
+      expect(got[2]).toEqual(got[0]);
+    }
+  });
+
+  it('REM and attributes propagate', async () => {
+    const id = await a.call('LLM.ADD', 'f1', '--ATTRS', '{"t":"x"}', '--EMBEDDING', '0,0,0,1', 'to remove');
+    await eventually(async () => expect(await b.call('LLM.KNN', 'f1', '--FILTER', 't == "x"', '--EMBEDDING', '0,0,0,1')).toHaveLength(1));
+    await b.call('LLM.SETATTRS', 'f1', String(id), '{"t":"y"}');
+    await eventually(async () => expect(await a.call('LLM.KNN', 'f1', '--FILTER', 't == "y"', '--EMBEDDING', '0,0,0,1')).toHaveLength(1));
+    expect(await c.call('LLM.REM', 'f1', String(id))).toBe(1);
+    await eventually(async () => expect(await a.call('LLM.GET', 'f1', String(id))).toBeNull());
+  });
+
+  it('creates, overwrites, renames and deletes of LLMs and apps propagate', async () => {
+    await a.call('LLM.CREATE-LLM', 'gpt', '--PARAMS', JSON.stringify({ api_key: 'k', base_url: fake.url }));
+    await a.call('LLM.CREATE-APP', 'greet', '--LLM', 'gpt', '--PROMPT', 'Hello {{who}}');
+    await eventually(async () => expect(await b.call('LLM.RUN', 'greet', '--VARS', '{"who":"B"}')).toBe('echo: Hello B'));
+    await c.call('LLM.CREATE-APP', 'greet', '--LLM', 'gpt', '--PROMPT', 'Bonjour {{who}}');
+    await eventually(async () => expect(await a.call('LLM.RUN', 'greet', '--VARS', '{"who":"A"}')).toBe('echo: Bonjour A'));
+    await b.rename('greet', 'greet2');
+    await eventually(async () => {
+      expect(await a.exists('greet')).toBe(0);
+      expect(await c.type('greet2')).toBe('llm-app');
+    });
+    await a.del('greet2');
+    await eventually(async () => expect(await b.exists('greet2')).toBe(0));
+  });
+
+  it('chat memory written on one instance is there on another', async () => {
+    await a.call('LLM.CREATE-CHAT', 'talk', '--LLM', 'gpt');
+    await eventually(async () => expect(await b.exists('talk')).toBe(1));
+    await a.call('LLM.RUN', 'talk', '--SESSION', 's', 'remember blue');
+    await eventually(async () => expect(await b.call('LLM.HISTORY', 'talk', '--SESSION', 's')).toHaveLength(2));
+    await b.call('LLM.RUN', 'talk', '--SESSION', 's', 'what color');
+    const body = fake.requests.at(-1)!.body as { messages: Array<{ content: string }> };
+    expect(JSON.stringify(body.messages)).toContain('remember blue');
+    await eventually(async () => expect(await a.call('LLM.HISTORY', 'talk', '--SESSION', 's')).toHaveLength(4));
+  });
+
+  it('INFO llm shows an instance id and the follow lag', async () => {
+    const ids = await Promise.all([a, b, c].map((r) => infoField(r, 'llm_instance_id')));
+    expect(new Set(ids).size).toBe(3);
+    expect(await infoField(b, 'llm_following')).toBe('1');
+    expect(Number(await infoField(b, 'llm_follow_entries'))).toBeGreaterThan(0);
+    expect(Number(await infoField(b, 'llm_follow_lag_p99_ms'))).toBeLessThan(1000);
+  });
+
+  it('a new instance starts from the latest snapshot plus the log tail', async () => {
+    const d = await startServer({ redis: redis.url });
+    servers.push(d);
+    await d.loadingDone;
+    const r = conn(d.port);
+    expect(await r.call('LLM.SIZE', 'f2')).toBe(await a.call('LLM.SIZE', 'f2'));
+    expect(await r.call('LLM.GET', 'f2', '7')).toEqual(await a.call('LLM.GET', 'f2', '7'));
+  });
+});
+
+describe('read-only followers', () => {
+  it('refuse writes to LLM objects, follow the others, still serve reads and ordinary commands', async () => {
+    const ro = await startServer({ redis: redis.url, readOnly: true });
+    servers.push(ro);
+    await ro.loadingDone;
+    const r = conn(ro.port);
+    await expect(r.call('LLM.ADD', 'f1', '--EMBEDDING', '1,1,1,1', 'x')).rejects.toThrow(/^READONLY this instance is read-only/);
+    await expect(r.call('LLM.CREATE-VECTOR-STORE', 'nope')).rejects.toThrow('READONLY');
+    await expect(r.del('f1')).rejects.toThrow('READONLY');
+    await expect(r.call('LLM.RUN', 'talk', 'hi')).rejects.toThrow('READONLY');
+    expect(await r.exists('f1')).toBe(1);
+    const id = await a.call('LLM.ADD', 'f1', '--EMBEDDING', '9,9,9,9', 'from a writer');
+    await eventually(async () => expect(await r.call('LLM.GET', 'f1', String(id))).toEqual(['from a writer', '9,9,9,9']));
+    expect(await r.set('plain', '1')).toBe('OK');
+    expect(await infoField(r, 'llm_read_only')).toBe('1');
+  });
+});
+
+describe('an instance killed during writes', () => {
+  let A: ChildServer;
+  let B: ChildServer;
+  beforeAll(async () => {
+    A = await startChildServer(['--redis', redis.url]);
+    B = await startChildServer(['--redis', redis.url]);
+  });
+  afterAll(async () => {
+    await A.stop('SIGKILL');
+    await B.stop();
+  });
+
+  it('the others are unaffected and no acknowledged write is lost', async () => {
+    const ra = conn(A.port);
+    const rb = conn(B.port);
+    await eventually(async () => expect(await ra.call('LLM.SIZE', 'x')).toBe(0), 10_000);
+    await eventually(async () => expect(await rb.call('LLM.SIZE', 'x')).toBe(0), 10_000);
+    await ra.call('LLM.CREATE-VECTOR-STORE', 'k9', '--PARAMS', '{"dim":2}');
+    await eventually(async () => expect(await rb.exists('k9')).toBe(1));
+    const acked: number[] = [];
+    ra.on('error', () => {});
+    let stop = false;
+    const writer = (async () => {
+      for (let i = 0; !stop; i++) {
+        try {
+          acked.push((await ra.call('LLM.ADD', 'k9', '--EMBEDDING', `${i},1`, `w${i}`)) as number);
+        } catch {
+          return;
+        }
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 300));
+    A.proc.kill('SIGKILL');
+    stop = true;
+    await writer;
+    expect(acked.length).toBeGreaterThan(10);
+    // B keeps serving, and has every write A acknowledged.
+    expect(await rb.ping()).toBe('PONG');
+    await eventually(async () => {
+      for (const id of acked) expect(await rb.call('LLM.GET', 'k9', String(id))).not.toBeNull();
+    }, 3000);
+    expect(await rb.call('LLM.ADD', 'k9', '--EMBEDDING', '0,0', 'after the kill')).toBeGreaterThan(Math.max(...acked));
+  });
+});
