@@ -3,7 +3,7 @@
  * the provider's `usage`, errors, rate-limited calls and latency p50/p99 (over the last 1024
  * calls). In memory per server instance; `LLM.STATS key --RESET` clears it.
  */
-const WINDOW = 1024;
+import { LatencyWindow } from '../util/latency-window.js';
 
 export class Usage {
   calls = 0;
@@ -14,11 +14,10 @@ export class Usage {
   completionTokens = 0;
   errors = 0;
   rateLimited = 0;
-  private lat = new Float64Array(WINDOW);
-  private n = 0;
+  private readonly lat = new LatencyWindow();
 
   latency(ms: number): void {
-    this.lat[this.n++ % WINDOW] = ms;
+    this.lat.add(ms);
   }
 
   tokens(u: { promptTokens: number; completionTokens: number } | undefined): void {
@@ -28,10 +27,7 @@ export class Usage {
   }
 
   private pct(p: number): number {
-    const k = Math.min(this.n, WINDOW);
-    if (k === 0) return 0;
-    const sorted = Array.from(this.lat.subarray(0, k)).sort((a, b) => a - b);
-    return Math.round(sorted[Math.min(k - 1, Math.floor(p * k))] * 1000) / 1000;
+    return Math.round(this.lat.percentile(p) * 1000) / 1000;
   }
 
   snapshot(): Record<string, number> {
@@ -44,14 +40,14 @@ export class Usage {
       completion_tokens: this.completionTokens,
       errors: this.errors,
       rate_limited: this.rateLimited,
-      latency_p50_ms: this.pct(0.5),
-      latency_p99_ms: this.pct(0.99),
+      latency_p50_ms: this.pct(50),
+      latency_p99_ms: this.pct(99),
     };
   }
 
   reset(): void {
     this.calls = this.hitsExact = this.hitsSemantic = this.misses = 0;
     this.promptTokens = this.completionTokens = this.errors = this.rateLimited = 0;
-    this.n = 0;
+    this.lat.clear();
   }
 }

@@ -3,6 +3,7 @@
  * the most recent call latencies (bounded memory whatever the traffic), computed when a
  * snapshot is taken.
  */
+import { LatencyWindow } from '../util/latency-window.js';
 
 /** Latencies kept for the percentiles: the most recent calls. */
 export const LATENCY_WINDOW = 1024;
@@ -33,9 +34,7 @@ export class LlmStats {
   completionTokens = 0;
   inFlight = 0;
   queued = 0;
-  private readonly ring = new Float64Array(LATENCY_WINDOW);
-  private ringCount = 0;
-  private ringNext = 0;
+  private readonly latency = new LatencyWindow(LATENCY_WINDOW);
 
   /** Records one finished call. */
   record(latencyMs: number, ok: boolean, promptTokens = 0, completionTokens = 0): void {
@@ -43,17 +42,12 @@ export class LlmStats {
     if (!ok) this.errors++;
     if (Number.isFinite(promptTokens) && promptTokens > 0) this.promptTokens += promptTokens;
     if (Number.isFinite(completionTokens) && completionTokens > 0) this.completionTokens += completionTokens;
-    this.ring[this.ringNext] = Number.isFinite(latencyMs) && latencyMs > 0 ? latencyMs : 0;
-    this.ringNext = (this.ringNext + 1) % LATENCY_WINDOW;
-    if (this.ringCount < LATENCY_WINDOW) this.ringCount++;
+    this.latency.add(latencyMs);
   }
 
   /** Nearest-rank percentile (0 < p <= 100) of the latency window; 0 when empty. */
   percentile(p: number): number {
-    if (this.ringCount === 0) return 0;
-    const sorted = this.ring.slice(0, this.ringCount).sort();
-    const rank = Math.min(this.ringCount, Math.max(1, Math.ceil((p / 100) * this.ringCount)));
-    return sorted[rank - 1]!;
+    return this.latency.percentile(p);
   }
 
   reset(): void {
@@ -62,8 +56,7 @@ export class LlmStats {
     this.retries = 0;
     this.promptTokens = 0;
     this.completionTokens = 0;
-    this.ringCount = 0;
-    this.ringNext = 0;
+    this.latency.clear();
     // inFlight / queued describe live calls and are not reset.
   }
 

@@ -13,13 +13,12 @@ import type { Storage } from '../storage/types.js';
 import { CatalogGapError } from '../storage/index.js';
 import type { ObjectManager } from './manager.js';
 
-const WINDOW = 1024;
+import { LatencyWindow } from '../util/latency-window.js';
 
 export class Follower {
   readonly instanceId = randomBytes(6).toString('hex');
   private running = false;
-  private lags = new Float64Array(WINDOW);
-  private nLags = 0;
+  private readonly lags = new LatencyWindow();
   followedEntries = 0;
   lastLagMs = 0;
 
@@ -49,12 +48,9 @@ export class Follower {
     void this.storage.wakeLogs?.();
   }
 
-  /** Follow lag percentile over the last entries applied from other instances (ms). */
+  /** Follow lag percentile (p in (0, 100]) over the last entries applied from other instances (ms). */
   lagPercentile(p: number): number {
-    const k = Math.min(this.nLags, WINDOW);
-    if (k === 0) return 0;
-    const s = Array.from(this.lags.subarray(0, k)).sort((a, b) => a - b);
-    return s[Math.min(k - 1, Math.floor(p * k))]!;
+    return this.lags.percentile(p);
   }
 
   private async catalogLoop(): Promise<void> {
@@ -91,7 +87,7 @@ export class Follower {
           const now = Date.now();
           for (const pos of applied) {
             const lag = Math.max(0, now - Number(pos.slice(0, pos.indexOf('-'))));
-            this.lags[this.nLags++ % WINDOW] = lag;
+            this.lags.add(lag);
             this.lastLagMs = lag;
             this.followedEntries++;
           }

@@ -100,8 +100,8 @@ export class LlmServer implements Services {
       `llm_following:${this.follower?.enabled ? 1 : 0}`,
       `llm_follow_entries:${this.follower?.followedEntries ?? 0}`,
       `llm_follow_lag_ms:${this.follower?.lastLagMs ?? 0}`,
-      `llm_follow_lag_p50_ms:${this.follower?.lagPercentile(0.5) ?? 0}`,
-      `llm_follow_lag_p99_ms:${this.follower?.lagPercentile(0.99) ?? 0}`,
+      `llm_follow_lag_p50_ms:${this.follower?.lagPercentile(50) ?? 0}`,
+      `llm_follow_lag_p99_ms:${this.follower?.lagPercentile(99) ?? 0}`,
     ];
     if (!this.objects) return lines;
     let m = 0;
