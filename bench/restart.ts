@@ -1,0 +1,150 @@
+/**
+ * Restart of a server holding a big vector store (issue 4): a child redis-llm-server gets n vectors
+ * (default 100k × 128 dims, clustered) through pipelined `LLM.ADD --EMBEDDING-FP32`, is stopped with
+ * SIGTERM (which writes the shutdown snapshot: the graph in hnswlib's own format plus the items),
+ * then started --runs times. Each start is timed
+ *   - from spawning the process until LLM.* answers (no more -LOADING), and
+ *   - the load phase itself, as the server logs it ("LLM objects loaded", ms),
+ * giving vectors loaded per second (target ≥ 200k/s: the graph is read, never rebuilt).
+ * Memory: the loaded server's RSS minus the RSS of the same server started with no objects (on an
+ * empty storage db), per vector, against the hnswlib file size per vector (target ≤ 1.3×).
+ *
+ * Usage: npx tsx bench/restart.ts [--n 100000] [--dim 128] [--clusters 100] [--runs 3]
+ *          [--load-clients 50] [--settle-ms 1500] [--no-build] [--server-node-args "..."]
+ */
+import { Redis } from 'ioredis';
+import { RedisStorage } from '../src/storage/index.js';
+import { clustered } from './vector-data.js';
+import {
+  build,
+  cleanup,
+  fmt,
+  header,
+  loadThroughServer,
+  numArg,
+  row,
+  rssOf,
+  startBackingRedis,
+  startServerChild,
+  stopChild,
+  waitReady,
+  fp32,
+  type Child,
+} from './knn-server.js';
+
+const N = numArg('n', 100_000);
+const DIM = numArg('dim', 128);
+const CLUSTERS = numArg('clusters', 100);
+const RUNS = numArg('runs', 3);
+const LOAD_CLIENTS = numArg('load-clients', 50);
+const SETTLE_MS = numArg('settle-ms', 1500);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The header of the vector index snapshot inside a store snapshot (it may be wrapped with other
+ * store state): "RLVI" | u16 version | u16 | u32 header length | header JSON (graphBytes = the
+ * size of hnswlib's own index file).
+ */
+function graphHeaderOf(data: Buffer): { graphBytes: number; items: number } {
+  for (let at = data.indexOf('RLVI'); at >= 0; at = data.indexOf('RLVI', at + 1)) {
+    try {
+      const len = data.readUInt32LE(at + 8);
+      const h = JSON.parse(data.toString('utf8', at + 12, at + 12 + len)) as { graphBytes: number; items: number };
+      if (Number.isInteger(h.graphBytes)) return h;
+    } catch {
+      // not the header: keep looking
+    }
+  }
+  throw new Error('no vector index header found in the snapshot');
+}
+
+/** The `ms` of the server's "LLM objects loaded" log line. */
+function loadMsOf(c: Child): number {
+  for (const line of c.output().split('\n')) {
+    if (!line.includes('LLM objects loaded')) continue;
+    try {
+      return Number((JSON.parse(line) as { ms: number }).ms);
+    } catch {
+      const m = /"ms":(\d+)/.exec(line);
+      if (m) return Number(m[1]);
+    }
+  }
+  return NaN;
+}
+
+async function main(): Promise<void> {
+  build();
+  console.log(`# restart: n=${N} dim=${DIM} clusters=${CLUSTERS} runs=${RUNS}, node ${process.version}`);
+  const set = clustered(N, DIM, CLUSTERS, 7);
+  const redis = await startBackingRedis();
+
+  // --- fill a store through the server, stop it gracefully (shutdown snapshot) ----------------------
+  let c = await startServerChild(['--redis', redis.url]);
+  await waitReady(c.port, c.startedAt);
+  let r = new Redis({ port: c.port, host: '127.0.0.1' });
+  await r.call('LLM.CREATE-VECTOR-STORE', 'big', '--PARAMS', '{"space":"l2","m":16,"ef_construction":200}');
+  const loadMs = await loadThroughServer(c.port, 'big', set, LOAD_CLIENTS);
+  r.disconnect();
+  const t0 = performance.now();
+  await stopChild(c, 'SIGTERM');
+  const stopMs = performance.now() - t0;
+
+  // what is stored: the snapshot (graph + items) and what is left in the log
+  const storage = new RedisStorage(redis.url);
+  await storage.open();
+  const rec = (await storage.loadCatalog()).find((x) => x.name === 'big')!;
+  const snap = (await storage.readSnapshot(rec.id))!;
+  const logLeft = await storage.logLength(rec.id);
+  await storage.close();
+  const head = graphHeaderOf(snap.data);
+  const graphPerVector = head.graphBytes / N;
+
+  // --- baseline: the same server with no objects (an empty storage db) -----------------------------
+  const empty = await startServerChild(['--redis', `${redis.url}/9`]);
+  await waitReady(empty.port, empty.startedAt);
+  await sleep(SETTLE_MS);
+  const baseRss = rssOf(empty.proc.pid!);
+  await stopChild(empty, 'SIGKILL');
+
+  // --- restarts ------------------------------------------------------------------------------------
+  const results: Array<{ readyMs: number; loadMs: number; rss: number }> = [];
+  for (let i = 0; i < RUNS; i++) {
+    c = await startServerChild(['--redis', redis.url]);
+    const readyMs = await waitReady(c.port, c.startedAt);
+    r = new Redis({ port: c.port, host: '127.0.0.1' });
+    const size = await r.call('LLM.SIZE', 'big');
+    if (size !== N) throw new Error(`loaded ${String(size)} items, expected ${N}`);
+    const q = set.row(12345 % N);
+    const hit = (await r.call('LLM.KNN', 'big', '--K', '1', '--EMBEDDING-FP32', fp32(q))) as [number, string][];
+    if (hit[0]![0] !== (12345 % N) + 1) throw new Error(`KNN after restart found ${hit[0]![0]}`);
+    r.disconnect();
+    await sleep(SETTLE_MS);
+    results.push({ readyMs, loadMs: loadMsOf(c), rss: rssOf(c.proc.pid!) });
+    await stopChild(c, 'SIGKILL');
+  }
+
+  header('fill', 'value');
+  row('vectors added through the server', `${fmt(N)} in ${fmt(loadMs / 1000, 1)} s = ${fmt(N / (loadMs / 1000))} vectors/s`);
+  row('graceful stop (shutdown snapshot)', `${fmt(stopMs)} ms`);
+  row('snapshot', `${fmt(snap.data.length / 1e6, 1)} MB (hnswlib graph ${fmt(head.graphBytes / 1e6, 1)} MB = ${fmt(graphPerVector)} B/vector), log entries left: ${logLeft}`);
+
+  header('restart', 'spawn → ready (ms)', 'load phase (ms, server log)', 'vectors/s (load phase)', 'vectors/s (spawn → ready)', 'RSS (MB)', 'RSS − empty server per vector (B)', '× hnswlib file');
+  for (const [i, x] of results.entries()) {
+    const per = (x.rss - baseRss) / N;
+    row(`#${i + 1}`, fmt(x.readyMs), fmt(x.loadMs), fmt(N / (x.loadMs / 1000)), fmt(N / (x.readyMs / 1000)), fmt(x.rss / 1e6, 1), fmt(per), fmt(per / graphPerVector, 2));
+  }
+  const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
+  const mLoad = med(results.map((x) => x.loadMs));
+  const mRss = med(results.map((x) => x.rss));
+  row('median', fmt(med(results.map((x) => x.readyMs))), fmt(mLoad), fmt(N / (mLoad / 1000)), fmt(N / (med(results.map((x) => x.readyMs)) / 1000)), fmt(mRss / 1e6, 1), fmt((mRss - baseRss) / N), fmt((mRss - baseRss) / N / graphPerVector, 2));
+  console.log(`# empty server RSS: ${fmt(baseRss / 1e6, 1)} MB; RSS read ${SETTLE_MS} ms after ready`);
+  console.log('# targets: ≥ 200,000 vectors/s loaded; RSS per vector ≤ 1.3× the hnswlib file size per vector');
+}
+
+main()
+  .catch((e) => {
+    console.error(e);
+    process.exitCode = 1;
+  })
+  .finally(() => cleanup());
