@@ -1,29 +1,19 @@
-import { defineCommand } from '../spec.js';
 import { parseCacheConfig } from '../../apps/cache.js';
 import { parseRateLimit } from '../../apps/ratelimit.js';
 import { AppObject } from '../../objects/objects.js';
 import { createObject, optObject, optString } from './_objects.js';
-import { NX, XX, LLM_REF, PROMPT, CREATE_FLAGS, CREATE_ACL, CREATE_REPLY, CACHE, RATELIMIT } from './_common.js';
+import { defineCreateCommand, LLM_REF, PROMPT, CACHE, RATELIMIT } from './_common.js';
 
-export default defineCommand({
+export default defineCreateCommand({
   name: 'LLM.CREATE-APP',
   summary: 'Creates a prompt application: a template sent to an LLM by LLM.RUN.',
-  since: '0.1.0',
-  arity: -2,
-  flags: CREATE_FLAGS,
-  aclCategories: CREATE_ACL,
-  keySpec: { access: 'OW', op: 'UPDATE' },
   options: [
-    NX,
-    XX,
     LLM_REF,
     { token: '--PARAMS', type: 'json', value: 'json', summary: 'Application parameters.' },
     PROMPT,
     CACHE,
     RATELIMIT,
   ],
-  args: [],
-  reply: CREATE_REPLY,
   examples: ["LLM.CREATE-APP hello-world --LLM openai --PROMPT 'Say hello to {{name}}'"],
   handler(ctx, args) {
     const def = {

@@ -1,23 +1,15 @@
-import { defineCommand } from '../spec.js';
 import { parseCacheConfig } from '../../apps/cache.js';
 import { parseRateLimit } from '../../apps/ratelimit.js';
 import { DEFAULT_CHAT_PROMPT } from '../../objects/objects.js';
 import { ChatObject } from '../../objects/chat.js';
 import { parseHistoryParams } from '../../apps/chat.js';
 import { createObject, optString } from './_objects.js';
-import { NX, XX, LLM_REF, PROMPT, VECTOR_STORE, CREATE_FLAGS, CREATE_ACL, CREATE_REPLY, CACHE, RATELIMIT } from './_common.js';
+import { defineCreateCommand, LLM_REF, PROMPT, VECTOR_STORE, CACHE, RATELIMIT } from './_common.js';
 
-export default defineCommand({
+export default defineCreateCommand({
   name: 'LLM.CREATE-CHAT',
   summary: 'Creates a chat application with long-term memory kept as summaries in a vector store.',
-  since: '0.1.0',
-  arity: -2,
-  flags: CREATE_FLAGS,
-  aclCategories: CREATE_ACL,
-  keySpec: { access: 'OW', op: 'UPDATE' },
   options: [
-    NX,
-    XX,
     LLM_REF,
     PROMPT,
     { token: '--HISTORY', type: 'json', value: 'json', summary: 'Memory parameters: summary_cnt, summary_ctx_cnt, msg_ctx_cnt, summary_prompt.' },
@@ -25,8 +17,6 @@ export default defineCommand({
     CACHE,
     RATELIMIT,
   ],
-  args: [],
-  reply: CREATE_REPLY,
   examples: ['LLM.CREATE-CHAT chat --LLM openai --VECTOR-STORE chat-memory'],
   handler(ctx, args) {
     const def = {

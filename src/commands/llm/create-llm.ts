@@ -1,11 +1,9 @@
-import { defineCommand } from '../spec.js';
 import { parseRateLimit } from '../../apps/ratelimit.js';
-import { RATELIMIT } from './_common.js';
+import { defineCreateCommand, RATELIMIT } from './_common.js';
 import { CommandError } from '../../errors.js';
 import { parseLlmConfig } from '../../llm/index.js';
 import { ModelObject } from '../../objects/objects.js';
 import { createObject, optString } from './_objects.js';
-import { NX, XX, CREATE_FLAGS, CREATE_ACL, CREATE_REPLY } from './_common.js';
 
 /**
  * --PARAMS is parsed here rather than by the generic option parser: V8's JSON.parse messages
@@ -22,24 +20,15 @@ function parseParams(raw: Buffer | undefined): unknown {
   }
 }
 
-export default defineCommand({
+export default defineCreateCommand({
   name: 'LLM.CREATE-LLM',
   summary: 'Creates an LLM provider object: OpenAI, Azure OpenAI, any OpenAI-compatible endpoint, or the offline local embedder.',
-  since: '0.1.0',
-  arity: -2,
-  flags: CREATE_FLAGS,
-  aclCategories: CREATE_ACL,
-  keySpec: { access: 'OW', op: 'UPDATE' },
   options: [
-    NX,
-    XX,
     { token: '--TYPE', type: 'string', value: 'openai|azure_openai|local', summary: 'Provider type (default openai).' },
     // Declared as a string: parsed by parseParams (see above).
     { token: '--PARAMS', type: 'string', value: 'json', summary: 'Provider parameters: api_key, base_url, chat, embedding, http, ...' },
     RATELIMIT,
   ],
-  args: [],
-  reply: CREATE_REPLY,
   examples: [`LLM.CREATE-LLM openai --PARAMS '{"api_key":"$OPENAI_API_KEY"}'`],
   handler(ctx, args) {
     const type = optString(args, 'type') ?? 'openai';

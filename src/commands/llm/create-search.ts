@@ -1,24 +1,15 @@
-import { defineCommand } from '../spec.js';
 import { parseCacheConfig } from '../../apps/cache.js';
 import { parseRateLimit } from '../../apps/ratelimit.js';
 import { CommandError } from '../../errors.js';
 import { AppObject, DEFAULT_SEARCH_PROMPT } from '../../objects/objects.js';
 import { createObject, optString } from './_objects.js';
-import { FILTER, CACHE, RATELIMIT } from './_common.js';
 import { compileFilter } from '../../vector/filter.js';
-import { NX, XX, LLM_REF, PROMPT, VECTOR_STORE, CREATE_FLAGS, CREATE_ACL, CREATE_REPLY } from './_common.js';
+import { defineCreateCommand, LLM_REF, PROMPT, VECTOR_STORE, FILTER, CACHE, RATELIMIT } from './_common.js';
 
-export default defineCommand({
+export default defineCreateCommand({
   name: 'LLM.CREATE-SEARCH',
   summary: 'Creates a search application that answers questions from the items of a vector store.',
-  since: '0.1.0',
-  arity: -2,
-  flags: CREATE_FLAGS,
-  aclCategories: CREATE_ACL,
-  keySpec: { access: 'OW', op: 'UPDATE' },
   options: [
-    NX,
-    XX,
     LLM_REF,
     VECTOR_STORE,
     PROMPT,
@@ -27,8 +18,6 @@ export default defineCommand({
     CACHE,
     RATELIMIT,
   ],
-  args: [],
-  reply: CREATE_REPLY,
   examples: ['LLM.CREATE-SEARCH search --LLM openai --VECTOR-STORE store'],
   handler(ctx, args) {
     const store = optString(args, 'vector-store');

@@ -1,27 +1,17 @@
-import { defineCommand } from '../spec.js';
 import { CommandError } from '../../errors.js';
 import { VectorIndex, parseStoreParams } from '../../vector/index.js';
 import { StoreObject, parseLlmRef } from '../../objects/objects.js';
 import { createObject, optString } from './_objects.js';
-import { NX, XX, CREATE_FLAGS, CREATE_ACL, CREATE_REPLY } from './_common.js';
+import { defineCreateCommand } from './_common.js';
 
-export default defineCommand({
+export default defineCreateCommand({
   name: 'LLM.CREATE-VECTOR-STORE',
   summary: 'Creates an HNSW vector store.',
-  since: '0.1.0',
-  arity: -2,
-  flags: CREATE_FLAGS,
-  aclCategories: CREATE_ACL,
-  keySpec: { access: 'OW', op: 'UPDATE' },
   options: [
-    NX,
-    XX,
     { token: '--TYPE', type: 'string', value: 'hnsw', summary: 'Index type (only hnsw).' },
     { token: '--PARAMS', type: 'json', value: 'json', summary: 'Index parameters: space, dim, m, ef_construction, ef, max_elements.' },
     { token: '--LLM', type: 'string', value: 'llm', summary: 'LLM that embeds text (a key, or JSON {"key":...,"params":{...}}).' },
   ],
-  args: [],
-  reply: CREATE_REPLY,
   examples: ['LLM.CREATE-VECTOR-STORE store --LLM openai'],
   handler(ctx, args) {
     const type = optString(args, 'type') ?? 'hnsw';
