@@ -246,7 +246,10 @@ async function killLoop(args: string[], rounds: number, seed: number): Promise<E
       if (round === 1) await createStores(child.port);
       const before = exp.acked;
       const stream = writeStream(child.port, exp, round);
-      await sleep(150 + Math.floor(rand() * 700));
+      // kill at a random moment once writes are flowing (a slow machine may take a while to start)
+      const flowing = Date.now() + 10_000;
+      while (exp.acked === before && Date.now() < flowing) await sleep(5);
+      await sleep(Math.floor(rand() * 700));
       await child.stop('SIGKILL');
       await stream.done;
       expect(exp.acked - before, `round ${round}: some writes were acknowledged`).toBeGreaterThan(0);

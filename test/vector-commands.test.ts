@@ -347,8 +347,10 @@ describe("text ADD/KNN through the store's LLM", () => {
     openai.setBehavior({ responseDelayMs: 300 });
     try {
       const a = c();
+      const before = openai.calls('/embeddings');
       const auto = a.call('LLM.ADD', 'race2', 'auto text, slow embedding');
-      await new Promise((res) => setTimeout(res, 80));
+      // Wait until the auto ADD is in its embedding call (not a fixed sleep: CI may be slow).
+      while (openai.calls('/embeddings') === before) await new Promise((res) => setTimeout(res, 5));
       expect(await call('LLM.ADD', 'race2', '--ID', '1', '--EMBEDDING-FP32', fp32(localEmbed('x', 32)), 'explicit 1')).toBe(1);
       expect(await auto).toBe(2);
     } finally {
