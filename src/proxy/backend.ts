@@ -10,7 +10,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { EventEmitter } from 'node:events';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis';
 import { logger } from '../log.js';
 
 export interface BackendAddress {
@@ -21,10 +21,58 @@ export interface BackendAddress {
   username?: string;
   password?: string;
   db: number;
+  /** Redis Cluster: the seed nodes (host/port above are the first one). */
+  cluster?: Array<{ host: string; port: number }>;
+}
+
+/**
+ * Parses `redis+cluster://[user:pass@]host1:port1,host2:port2,...` (or `rediss+cluster://`, or a
+ * `redis://` URL listing several hosts): Redis Cluster seed nodes; the credentials apply to every
+ * node. Cluster has only db 0.
+ */
+function parseClusterUrl(url: string): BackendAddress | null {
+  const m = /^(rediss?)(\+cluster)?:\/\/(?:([^@/]*)@)?([^/?#]*)(\/[^?#]*)?$/i.exec(url);
+  if (!m) return null;
+  const isCluster = !!m[2] || m[4]!.includes(',');
+  if (!isCluster) return null;
+  let username: string | undefined;
+  let password: string | undefined;
+  if (m[3] !== undefined) {
+    const colon = m[3].indexOf(':');
+    const user = colon < 0 ? m[3] : m[3].slice(0, colon);
+    try {
+      username = user ? decodeURIComponent(user) : undefined;
+      password = colon < 0 ? undefined : decodeURIComponent(m[3].slice(colon + 1));
+    } catch {
+      throw new Error(`invalid --redis URL: ${redactUrl(url)}`);
+    }
+  }
+  const nodes: Array<{ host: string; port: number }> = [];
+  for (const part of m[4]!.split(',')) {
+    if (!part) continue;
+    const hm = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d+))?$/.exec(part);
+    if (!hm) throw new Error(`invalid cluster node '${part}' in --redis URL`);
+    const port = hm[3] ? Number(hm[3]) : 6379;
+    if (port < 1 || port > 65535) throw new Error(`invalid port in cluster node '${part}'`);
+    nodes.push({ host: hm[1] ?? hm[2]!, port });
+  }
+  if (nodes.length === 0) throw new Error('--redis redis+cluster:// needs at least one seed node');
+  if (m[5] && m[5] !== '/' && m[5] !== '/0') throw new Error('Redis Cluster has only db 0: remove the db from the --redis URL');
+  return {
+    host: nodes[0]!.host,
+    port: nodes[0]!.port,
+    tls: m[1]!.toLowerCase() === 'rediss',
+    username: username === 'default' && !password ? undefined : username,
+    password,
+    db: 0,
+    cluster: nodes,
+  };
 }
 
 /** Parses `redis://[user:pass@]host:port/db`, `rediss://...` and `unix:///path/to.sock[?db=n]`. */
 export function parseRedisUrl(url: string): BackendAddress {
+  const cluster = parseClusterUrl(url);
+  if (cluster) return cluster;
   let u: URL;
   try {
     u = new URL(url);
@@ -37,7 +85,7 @@ export function parseRedisUrl(url: string): BackendAddress {
     const db = Number(u.searchParams.get('db') ?? 0);
     return { path: u.pathname, db: Number.isInteger(db) ? db : 0, username, password };
   }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error(`unsupported --redis scheme ${u.protocol} (use redis://, rediss:// or unix://)`);
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error(`unsupported --redis scheme ${u.protocol} (use redis://, rediss://, redis+cluster:// or unix://)`);
   const db = u.pathname && u.pathname !== '/' ? Number(u.pathname.slice(1)) : 0;
   if (!Number.isInteger(db) || db < 0) throw new Error('invalid db number in --redis URL');
   return {
@@ -70,12 +118,16 @@ export function isAuthError(message: string): boolean {
 const AUTH_HINT = "the backing Redis refused the server's credentials: give its user and password in --redis (redis://[user]:password@host:port)";
 
 export function describeAddress(a: BackendAddress): string {
+  if (a.cluster) return `${a.tls ? 'rediss' : 'redis'}+cluster://${a.cluster.map((n) => `${n.host.includes(':') ? `[${n.host}]` : n.host}:${n.port}`).join(',')}`;
   return a.path ? `unix:${a.path}` : `${a.tls ? 'rediss' : 'redis'}://${a.host}:${a.port}`;
 }
 
 export class Backend extends EventEmitter {
-  /** The server's own connection (durable layer, health). */
-  readonly client: Redis;
+  /** The server's own connection (durable layer, health): a Cluster client on Redis Cluster. */
+  readonly client: Redis | Cluster;
+  /** Redis Cluster: the master ("host:port") serving each slot, from CLUSTER SLOTS; empty until read. */
+  slotNodes: string[] = [];
+  private slotsRefresh: Promise<void> | null = null;
   private _up = false;
   /** first/last/step key positions of each backend command (lower-cased), from COMMAND. */
   private keySpecs = new Map<string, { first: number; last: number; step: number; movable: boolean }>();
@@ -86,7 +138,35 @@ export class Backend extends EventEmitter {
 
   constructor(readonly address: BackendAddress, private readonly connectTimeoutMs = 2000) {
     super();
-    const opts: RedisOptions = {
+    const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000);
+    if (address.cluster) {
+      const copts: ClusterOptions = {
+        redisOptions: {
+          ...(address.tls ? { tls: {} } : {}),
+          username: address.username,
+          password: address.password,
+          connectTimeout: connectTimeoutMs,
+          maxRetriesPerRequest: 1,
+          connectionName: 'redis-llm-server',
+        },
+        enableOfflineQueue: false,
+        enableReadyCheck: true,
+        lazyConnect: true,
+        clusterRetryStrategy: retryStrategy,
+      };
+      this.client = new Cluster(address.cluster, copts);
+    } else {
+      this.client = new Redis(this.singleOptions(address, connectTimeoutMs, retryStrategy));
+    }
+    this.wireEvents();
+  }
+
+  get isCluster(): boolean {
+    return !!this.address.cluster;
+  }
+
+  private singleOptions(address: BackendAddress, connectTimeoutMs: number, retryStrategy: (t: number) => number): RedisOptions {
+    return {
       ...(address.path ? { path: address.path } : { host: address.host, port: address.port }),
       ...(address.tls ? { tls: {} } : {}),
       username: address.username,
@@ -98,14 +178,18 @@ export class Backend extends EventEmitter {
       enableReadyCheck: true,
       lazyConnect: true,
       connectionName: 'redis-llm-server',
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+      retryStrategy,
     };
-    this.client = new Redis(opts);
+  }
+
+  private wireEvents(): void {
+    const address = this.address;
     this.client.on('ready', () => {
       if (!this._up) logger.info({ backend: describeAddress(address) }, 'connected to the backing Redis');
       this._up = true;
       void this.probeAuth();
       void this.loadKeySpecs();
+      if (this.isCluster) void this.refreshSlots();
       this.emit('up');
     });
     this.client.on('error', (err: Error) => {
@@ -200,14 +284,75 @@ export class Backend extends EventEmitter {
     return s && s.first > 0 ? s : undefined;
   }
 
-  /** A new raw socket to the backing Redis (not authenticated). */
-  connectRaw(): net.Socket {
+  /**
+   * Redis Cluster: reads the slot map (CLUSTER SLOTS) again. Concurrent calls share one read.
+   */
+  refreshSlots(): Promise<void> {
+    if (!this.isCluster) return Promise.resolve();
+    this.slotsRefresh ??= (async () => {
+      try {
+        const reply = (await this.client.call('CLUSTER', 'SLOTS')) as unknown[][];
+        const map: string[] = new Array(16384).fill('');
+        for (const range of reply) {
+          const [start, end, master] = range as [number, number, unknown[]];
+          const host = String(master[0] ?? '') || this.address.host!;
+          const node = `${host}:${Number(master[1])}`;
+          for (let i = Number(start); i <= Number(end); i++) map[i] = node;
+        }
+        this.slotNodes = map;
+        this.mastersCache = null;
+        this.emit('slots');
+      } catch (err) {
+        logger.warn({ err: (err as Error).message }, 'could not read the cluster slot map');
+      } finally {
+        this.slotsRefresh = null;
+      }
+    })();
+    return this.slotsRefresh;
+  }
+
+  /** Redis Cluster: a MOVED reply said where `slot` lives now (a full refresh follows). */
+  noteMoved(slot: number, node: string): void {
+    if (slot >= 0 && slot < this.slotNodes.length && this.slotNodes[slot] !== node) {
+      this.slotNodes[slot] = node;
+      this.mastersCache = null;
+    }
+    void this.refreshSlots();
+  }
+
+  private mastersCache: string[] | null = null;
+
+  /** Redis Cluster: the masters serving slots, ordered by their first slot. */
+  masters(): string[] {
+    if (this.mastersCache) return this.mastersCache;
+    const out: string[] = [];
+    const seen = new Set<string>();
+    for (const n of this.slotNodes) {
+      if (n && !seen.has(n)) {
+        seen.add(n);
+        out.push(n);
+      }
+    }
+    if (out.length === 0) return [`${this.address.host}:${this.address.port}`];
+    this.mastersCache = out;
+    return out;
+  }
+
+  /** A new raw socket to the backing Redis (not authenticated); on Cluster, to node "host:port" (default: the first seed). */
+  connectRaw(node?: string): net.Socket {
     const a = this.address;
+    let host = a.host;
+    let port = a.port;
+    if (node) {
+      const colon = node.lastIndexOf(':');
+      host = node.slice(0, colon).replace(/^\[|\]$/g, '');
+      port = Number(node.slice(colon + 1));
+    }
     const sock = a.path
       ? net.connect({ path: a.path })
       : a.tls
-        ? tls.connect({ host: a.host, port: a.port, servername: a.host })
-        : net.connect({ host: a.host!, port: a.port! });
+        ? tls.connect({ host, port, servername: host })
+        : net.connect({ host: host!, port: port! });
     sock.setNoDelay(true);
     return sock;
   }

@@ -12,6 +12,8 @@ import { ManagedRedis, findRedisServer } from '../proxy/managed-redis.js';
 import { Router } from '../commands/dispatcher.js';
 import type { BackendMode, Services } from '../commands/services.js';
 import { Session } from './session.js';
+import { ClusterSession } from './cluster-session.js';
+import type { Redis } from 'ioredis';
 import { ObjectManager } from '../objects/manager.js';
 import { Follower } from '../objects/follower.js';
 import { randomBytes } from 'node:crypto';
@@ -29,7 +31,7 @@ export class LlmServer implements Services {
   backend: Backend | null = null;
   managed: ManagedRedis | null = null;
   private servers: net.Server[] = [];
-  readonly sessions = new Set<Session>();
+  readonly sessions = new Set<Session | ClusterSession>();
   private router!: Router;
   private stopping: Promise<void> | null = null;
   private totalConnections = 0;
@@ -60,7 +62,9 @@ export class LlmServer implements Services {
 
   private _kv: KV | null = null;
   get kv(): KV {
-    return (this._kv ??= this.backend ? new RedisKV(this.backend.client) : new MemoryKV());
+    // On Redis Cluster the Cluster client serves the same calls (the cache and rate-limit keys
+    // carry hash tags, so each script and multi-key call stays on one slot).
+    return (this._kv ??= this.backend ? new RedisKV(this.backend.client as Redis) : new MemoryKV());
   }
 
   get streamMaxlen(): number {
@@ -72,9 +76,15 @@ export class LlmServer implements Services {
 
   async xadd(db: number, key: Buffer, maxlen: number, fields: string[]): Promise<void> {
     if (!this.backend) throw new CommandError('no backing Redis: --STREAM needs one (start with --redis <url> or install redis-server)');
+    const client = this.backend.client;
+    if (this.backend.isCluster) {
+      // Redis Cluster has only db 0: the Cluster client routes the XADD by the key's slot.
+      await client.xadd(key, 'MAXLEN', '~', maxlen, '*', ...fields);
+      return;
+    }
     let conn = this.streamConns.get(db);
     if (!conn) {
-      conn = this.backend.client.duplicate({ db, lazyConnect: false, enableOfflineQueue: true, maxRetriesPerRequest: 1 });
+      conn = (client as Redis).duplicate({ db, lazyConnect: false, enableOfflineQueue: true, maxRetriesPerRequest: 1 });
       conn.on('error', () => {});
       this.streamConns.set(db, conn);
     }
@@ -172,6 +182,7 @@ export class LlmServer implements Services {
     if (this.backend) {
       await this.backend.start();
       await this.backend.probeAuth();
+      if (this.backend.isCluster && this.backend.up) await this.backend.refreshSlots();
     }
     setAllowedHosts(cfg.llmAllowHosts);
     this.storage = this.backend ? new RedisStorage(this.backend.client) : new FileStorage(cfg.dir);
@@ -210,7 +221,8 @@ export class LlmServer implements Services {
       return;
     }
     const authRequired = this.mode === 'standalone' ? !!this.config.requirepass : !!this.backend?.authRequired;
-    const session = new Session(sock, {
+    const Kind = this.backend?.isCluster ? ClusterSession : Session;
+    const session = new Kind(sock, {
       router: this.router,
       backend: this.backend,
       limits: {
