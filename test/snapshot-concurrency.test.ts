@@ -66,3 +66,24 @@ it('writes racing background snapshots keep log order', async () => {
   await boot();
   await check();
 });
+
+it('a lone writer applies its own writes directly, never reading them back from the log', async () => {
+  const { Redis: IORedis } = await import('ioredis');
+  const direct = new IORedis({ port: redis.port, lazyConnect: false });
+  const xrangeCalls = async () => {
+    const m = /cmdstat_xrange:calls=(\d+)/.exec((await direct.info('commandstats')) as string);
+    return Number(m?.[1] ?? 0);
+  };
+  try {
+    await r.call('LLM.CREATE-VECTOR-STORE', 'lone', '--PARAMS', '{"dim":2}');
+    const before = await xrangeCalls();
+    for (let i = 0; i < 30; i++) {
+      await r.call('LLM.ADD', 'lone', '--EMBEDDING', `${i},1`, `x${i}`);
+      await new Promise((res) => setTimeout(res, 3)); // a new millisecond for each write
+    }
+    expect(await r.call('LLM.SIZE', 'lone')).toBe(30);
+    expect(await xrangeCalls()).toBe(before);
+  } finally {
+    direct.disconnect();
+  }
+});

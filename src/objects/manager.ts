@@ -177,14 +177,14 @@ export class ObjectManager {
       store.hintNext = Math.max(store.hintNext, id + 1);
     }
     if (attrs && Object.keys(attrs).length > 0) entry.attrs = JSON.stringify(attrs);
-    let pos: string;
+    let appended: { positions: string[]; prev: string | undefined };
     try {
-      [pos] = await this.storage.append(store.id, [entry]);
+      appended = await this.appendEntries(store.id, [entry]);
     } catch (err) {
       if (fixesDim && store.index.dim === undefined) store.pendingDim = undefined;
       throw err;
     }
-    const result = await this.settle(store, pos, entry, vector);
+    const result = await this.settle(store, appended.positions[0]!, appended.prev, entry, vector);
     // Only another instance's concurrent ADDs can make an applied auto id run out here.
     if (typeof result !== 'number') throw new CommandError(id === undefined ? IDS_EXHAUSTED : 'the item could not be added');
     return result;
@@ -194,8 +194,8 @@ export class ObjectManager {
     this.checkLive(store);
     if (!store.index.has(id)) return false;
     const entry: LogEntry = { op: 'rem', id: String(id) };
-    const [pos] = await this.storage.append(store.id, [entry]);
-    return (await this.settle(store, pos, entry)) === true;
+    const { positions, prev } = await this.appendEntries(store.id, [entry]);
+    return (await this.settle(store, positions[0]!, prev, entry)) === true;
   }
 
   /** Replaces an item's attributes (`{}` clears them). False when the item does not exist. */
@@ -203,8 +203,8 @@ export class ObjectManager {
     this.checkLive(store);
     if (!store.index.has(id)) return false;
     const entry: LogEntry = { op: 'attrs', id: String(id), attrs: JSON.stringify(attrs) };
-    const [pos] = await this.storage.append(store.id, [entry]);
-    return (await this.settle(store, pos, entry)) === true;
+    const { positions, prev } = await this.appendEntries(store.id, [entry]);
+    return (await this.settle(store, positions[0]!, prev, entry)) === true;
   }
 
   /**
@@ -215,16 +215,28 @@ export class ObjectManager {
     if (this.get(store.db, store.name) !== store) throw new CommandError('vector store does not exist');
   }
 
+  /** Appends entries; `prev` is the position that preceded them when the storage can tell. */
+  private async appendEntries(id: string, entries: LogEntry[]): Promise<{ positions: string[]; prev: string | undefined }> {
+    if (this.storage.appendAfter) return this.storage.appendAfter(id, entries);
+    return { positions: await this.storage.append(id, entries), prev: undefined };
+  }
+
+  /** Was `first` appended right after `appliedPos` (no other writer's entry in between)? */
+  private static adjacent(appliedPos: string, first: string, prev: string | undefined): boolean {
+    if (prev !== undefined) return prev === appliedPos;
+    return appliedPos !== '' && first === nextPos(appliedPos);
+  }
+
   /**
    * Applies this instance's own entry at `pos`, strictly in log order: directly when it follows
    * the last applied entry (no other writer can be in between: stream ids are dense within a
    * millisecond), else after catching up through the log, which applies any other instance's
    * entries first. Resolves the entry's result (the item id for ADD).
    */
-  private async settle(store: StoreObject, pos: string, entry: LogEntry, vector?: Float32Array): Promise<unknown> {
+  private async settle(store: StoreObject, pos: string, prev: string | undefined, entry: LogEntry, vector?: Float32Array): Promise<unknown> {
     await this.mutable(store);
     if (store.appliedPos !== '' && comparePos(pos, store.appliedPos) <= 0) return takeResult(store, pos);
-    if (store.appliedPos !== '' && pos === nextPos(store.appliedPos)) return this.apply(store, pos, entry, vector);
+    if (ObjectManager.adjacent(store.appliedPos, pos, prev)) return this.apply(store, pos, entry, vector);
     await this.catchUp(store, pos);
     return takeResult(store, pos);
   }
@@ -386,10 +398,10 @@ export class ObjectManager {
   /** Appends chat memory entries durably, then applies them. */
   async chatAppend(chat: ChatObject, entries: LogEntry[]): Promise<void> {
     this.checkWritable();
-    const positions = await this.storage.append(chat.id, entries);
+    const { positions, prev } = await this.appendEntries(chat.id, entries);
     const first = positions[0]!;
     if (chat.appliedPos !== '' && comparePos(first, chat.appliedPos) <= 0) return; // a follower applied them
-    if (chat.appliedPos !== '' && first === nextPos(chat.appliedPos)) {
+    if (ObjectManager.adjacent(chat.appliedPos, first, prev)) {
       entries.forEach((e, i) => chat.apply(positions[i]!, e));
       return;
     }

@@ -135,9 +135,15 @@ local pos = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'op', 'rena
 return {pos, id, dropped}
 `;
 
-/** KEYS: log. ARGV: n1, f, v, ..., n2, f, v, ... → ids. Several entries appended atomically. */
+/**
+ * KEYS: log. ARGV: n1, f, v, ..., n2, f, v, ... → [previous last id or '', ids...]. The entries
+ * are appended atomically; the id that preceded them lets a writer know whether anything (from
+ * another instance) came between its last applied entry and these.
+ */
 const LUA_XADD_MANY = `
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local ids = {}
+if last[1] then ids[1] = last[1][1] else ids[1] = '' end
 local i = 1
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
@@ -311,7 +317,7 @@ function decodeEvent(id: string, fields: string[]): CatalogEvent {
 
 /** A write waiting for the next group commit: an append (one or more entries) or a catalog script. */
 type PendingWrite =
-  | { kind: 'append'; key: string; entries: Array<Array<string | Buffer>>; resolve: (ids: string[]) => void; reject: (err: Error) => void }
+  | { kind: 'append'; key: string; entries: Array<Array<string | Buffer>>; resolve: (ids: string[]) => void; reject: (err: Error) => void; prev?: (pos: string) => void }
   | { kind: 'script'; cmd: ScriptName; key: string; args: Array<string | Buffer>; resolve: (res: unknown) => void; reject: (err: Error) => void };
 
 /** XADD_MANY arguments for several entries: n1, f, v, ..., n2, ... */
@@ -746,6 +752,23 @@ export class RedisStorage implements Storage {
     return this.track(p);
   }
 
+  /** append(), also resolving the log position that preceded the first entry ('' if the log was empty). */
+  appendAfter(id: string, entries: LogEntry[]): Promise<{ positions: string[]; prev: string }> {
+    try {
+      this.checkOpen();
+      checkId(id);
+      checkEntries(entries);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    let prev = '';
+    const p = new Promise<string[]>((resolve, reject) => {
+      this.queue.push({ kind: 'append', key: logKey(id), entries: entries.map(entryArgs), resolve, reject, prev: (x) => (prev = x) });
+    });
+    this.scheduleFlush();
+    return this.track(p.then((positions) => ({ positions, prev })));
+  }
+
   private enqueueScript(cmd: ScriptName, args: Array<string | Buffer>): Promise<unknown> {
     const p = new Promise<unknown>((resolve, reject) => {
       this.queue.push({ kind: 'script', cmd, key: String(args[0]), args, resolve, reject });
@@ -785,7 +808,6 @@ export class RedisStorage implements Storage {
     const pipe = this.redis.pipeline();
     for (const item of batch) {
       if (item.kind === 'script') this.script(item.cmd, pipe)(...item.args);
-      else if (item.entries.length === 1) pipe.xadd(item.key, '*', ...(item.entries[0] as string[]));
       else this.script('llmStorageXaddMany', pipe)(item.key, ...manyArgs(item.entries));
     }
     pipe.exec().then(
@@ -824,16 +846,19 @@ export class RedisStorage implements Storage {
       const n = chain.items.findIndex((i) => i.kind !== 'append');
       items = chain.items.splice(0, n < 0 ? chain.items.length : n);
       const entries = items.flatMap((i) => (i as Extract<PendingWrite, { kind: 'append' }>).entries);
-      p = entries.length === 1 ? this.redis.xadd(key, '*', ...(entries[0] as string[])) : this.script('llmStorageXaddMany')(key, ...manyArgs(entries));
+      p = this.script('llmStorageXaddMany')(key, ...manyArgs(entries));
     }
     p.then(
       (res) => {
         if (first.kind === 'script') return settle(first, null, res);
-        const ids = typeof res === 'string' ? [res] : (res as string[]);
+        const [prev, ...ids] = res as string[];
         let o = 0;
+        let before = prev!;
         for (const item of items as Array<Extract<PendingWrite, { kind: 'append' }>>) {
+          item.prev?.(before);
           item.resolve(ids.slice(o, o + item.entries.length));
           o += item.entries.length;
+          before = ids[o - 1]!;
         }
       },
       (err) => {
@@ -986,7 +1011,11 @@ export class RedisStorage implements Storage {
 function settle(item: PendingWrite, err: unknown, res: unknown): void {
   if (err) item.reject(redisError(err));
   else if (item.kind === 'script') item.resolve(res);
-  else item.resolve(typeof res === 'string' ? [res] : (res as string[]));
+  else {
+    const [prev, ...ids] = res as string[];
+    item.prev?.(prev!);
+    item.resolve(ids);
+  }
 }
 
 function checkPos(pos: string): string {

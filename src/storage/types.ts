@@ -84,6 +84,12 @@ export interface Storage {
    * backend). Appends issued in the same tick are group-committed.
    */
   append(id: string, entries: LogEntry[]): Promise<string[]>;
+  /**
+   * Optional: append() that also resolves the position preceding the first entry ('' when the
+   * log was empty), read atomically with the append — so a writer knows whether another
+   * instance's entries came in between.
+   */
+  appendAfter?(id: string, entries: LogEntry[]): Promise<{ positions: string[]; prev: string }>;
   /** Entries after `afterPos` (all when undefined), in order, in batches for big logs. */
   readLog(id: string, afterPos?: string): AsyncIterable<Array<{ pos: string; entry: LogEntry }>>;
   /** Number of entries currently in the log (entries covered by a snapshot are trimmed away). */
