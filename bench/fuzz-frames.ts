@@ -492,7 +492,9 @@ export function readReplies(buf: Buffer): ReplyRead {
  * (see KNOWN in test/fuzz-protocol.test.ts). Each is matched narrowly, so any other difference fails.
  *  - `early-protocol-error`: on a protocol error the server writes the error at once and closes, so
  *    replies to earlier requests of the same read that the backend had not answered yet are lost
- *    (Redis answers them first). The server's bytes are then a prefix of Redis's, plus the error.
+ *    (Redis answers them first), and a QUIT earlier in the same read does not stop it (Redis stops
+ *    reading at QUIT: +OK, close, the bad bytes never parsed). The server's bytes are then a prefix
+ *    of Redis's, plus the error.
  *  - `utf8-error-byte`: `Protocol error: expected '$', got 'X'` with a byte X >= 0x80 is sent as the
  *    UTF-8 encoding of U+00XX (two bytes) instead of the byte itself.
  */
@@ -511,17 +513,19 @@ export function compareReplies(redis: Exchange, server: Exchange): Verdict {
   const fixed = fixUtf8ErrorByte(server.bytes);
   const utf8 = !fixed.equals(server.bytes);
   if (utf8 && redis.closed === server.closed && redis.bytes.equals(fixed)) return 'utf8-error-byte';
-  // Early protocol error: both closed, same final error line, server's earlier bytes a prefix of Redis's.
+  // Early protocol error: both closed; the server's bytes are a prefix of Redis's plus a protocol
+  // error that Redis either sent last too, or never reached (a QUIT before it ended the connection).
   if (redis.closed && server.closed) {
     const r = redis.bytes.toString('latin1');
     const s = fixed.toString('latin1');
-    const at = r.lastIndexOf('-ERR Protocol error: ');
-    if (at >= 0 && r.endsWith('\r\n') && r.indexOf('\r\n', at) === r.length - 2) {
-      const errLine = r.slice(at);
-      if (s.endsWith(errLine) && s.length < r.length) {
-        const before = s.slice(0, s.length - errLine.length);
-        if (r.slice(0, at).startsWith(before)) return 'early-protocol-error';
-      }
+    const at = s.lastIndexOf('-ERR Protocol error: ');
+    if (at >= 0 && s.indexOf('\r\n', at) === s.length - 2) {
+      const errLine = s.slice(at);
+      const before = s.slice(0, at);
+      const redisErrorAt = r.lastIndexOf('-ERR Protocol error: ');
+      const redisSameError = r.endsWith(errLine) && redisErrorAt === r.length - errLine.length;
+      const redisNoError = redisErrorAt < 0;
+      if ((redisSameError || redisNoError) && r.startsWith(before) && before.length < (redisSameError ? r.length - errLine.length : r.length + 1)) return 'early-protocol-error';
     }
   }
   return 'different';

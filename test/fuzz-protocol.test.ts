@@ -113,7 +113,7 @@ describe('the server answers malformed and odd input exactly as redis-server doe
       // The namespace letter changes on retries; its length does not, so the case is the same.
       const run = async (letter: string) => {
         const c = fuzzCase(new Rng(caseSeed(SEED, i)), `${letter}${i}`);
-        const quietMs = letter === 'p' ? 150 : 700;
+        const quietMs = letter === 'p' ? 150 : letter === 'q' ? 700 : 2500;
         const [r, s] = await Promise.all([exchange(ref.port, c.writes, { quietMs }), exchange(srv.port, c.writes, { quietMs })]);
         return { c, r, s, verdict: compareReplies(r, s) };
       };
@@ -308,6 +308,9 @@ describe('KNOWN divergences (reported; it.fails until fixed)', () => {
   };
   it.fails('session.ts: replies to requests before a protocol error are written first (Redis: +PONG then the error)', async () => {
     await same('PING\r\nSET fz:k:early v\r\n*x\r\n');
+  });
+  it.fails('session.ts: nothing after QUIT is parsed: a protocol error later in the same read does not replace +OK', async () => {
+    await same('PING\r\nQUIT\r\n*x\r\n');
   });
   it.fails("session.ts: `expected '$', got 'X'` carries the byte X itself, not its UTF-8 encoding", async () => {
     await same('*1\r\n\xff\r\n');

@@ -23,6 +23,33 @@ export interface Template {
   tokens: Token[];
 }
 
+const hasOwn = (o: unknown, k: string): boolean => o !== null && o !== undefined && Object.prototype.hasOwnProperty.call(Object(o), k);
+
+/**
+ * Variable lookup on own members only. Mustache's own lookup also finds inherited members
+ * (`{{constructor}}`, `{{toString}}`, `{{__proto__}}`) and calls them when they are functions:
+ * a prompt rendered "[object Object]" where a variable was missing, and `{{#toString}}` counted as
+ * true. Here a name is found when each part of it is an own member (array indexes and a string's
+ * `length` included), in the innermost context that has it, as mustache resolves names; nothing is
+ * ever called (variables come from JSON).
+ */
+class StrictContext extends Mustache.Context {
+  override push(view: unknown): Mustache.Context {
+    return new StrictContext(view, this);
+  }
+  override lookup(name: string): unknown {
+    if (name === '.') return this.view;
+    const parts = name.split('.');
+    for (let c: Mustache.Context | undefined = this; c; c = c.parent) {
+      let v: unknown = c.view;
+      let i = 0;
+      while (i < parts.length && hasOwn(v, parts[i]!)) v = (v as Record<string, unknown>)[parts[i++]!];
+      if (i === parts.length) return v;
+    }
+    return undefined;
+  }
+}
+
 class MissingVariable extends Error {
   constructor(readonly variable: string) {
     super(variable);
@@ -77,7 +104,7 @@ export function compileTemplate(source: string): Template {
 
 export function renderTemplate(t: Template, vars: Record<string, unknown>): string {
   try {
-    return writer.renderTokens(t.tokens as unknown as string[][], new Mustache.Context(vars), undefined, t.source);
+    return writer.renderTokens(t.tokens as unknown as string[][], new StrictContext(vars), undefined, t.source);
   } catch (e) {
     if (e instanceof MissingVariable) throw new CommandError(`failed to render prompt: variable '${e.variable}' not found`);
     throw new CommandError(`failed to render prompt: ${(e as Error).message}`);

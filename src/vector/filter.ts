@@ -187,7 +187,7 @@ class Parser {
       this.p++;
       return membership(left, this.operand());
     }
-    if (left.kind === 'field') return (a) => truthy(a?.[left.name]);
+    if (left.kind === 'field') return (a) => truthy(field(a, left.name));
     if (typeof left.value === 'boolean') return () => left.value as boolean;
     fail(`a ${typeof left.value} alone is not a condition`);
   }
@@ -243,7 +243,12 @@ function truthy(v: unknown): boolean {
   return false;
 }
 
-const resolve = (o: Operand, a: Attrs | undefined): unknown => (o.kind === 'field' ? a?.[o.name] : o.value);
+const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
+
+/** An attribute's value; only the item's own attributes count (`constructor`, `toString`... are not attributes). */
+const field = (a: Attrs | undefined, name: string): unknown => (a !== undefined && hasOwn(a, name) ? a[name] : undefined);
+
+const resolve = (o: Operand, a: Attrs | undefined): unknown => (o.kind === 'field' ? field(a, o.name) : o.value);
 
 function compare(l: Operand, op: string, r: Operand): Predicate {
   return (a) => {
@@ -294,9 +299,12 @@ export function parseAttrs(v: unknown): Attrs {
   const out: Attrs = {};
   for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
     if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(k)) throw new CommandError(`invalid attribute name '${k}'`);
-    if (typeof val === 'string' || typeof val === 'boolean' || (typeof val === 'number' && Number.isFinite(val))) out[k] = val;
-    else if (Array.isArray(val) && val.every((e) => typeof e === 'string')) out[k] = val as string[];
+    let ok: AttrValue;
+    if (typeof val === 'string' || typeof val === 'boolean' || (typeof val === 'number' && Number.isFinite(val))) ok = val;
+    else if (Array.isArray(val) && val.every((e) => typeof e === 'string')) ok = val as string[];
     else throw new CommandError(`attribute '${k}' must be a string, a number, a boolean or an array of strings`);
+    // Defined, not assigned: `out.__proto__ = v` would set the prototype and drop the attribute.
+    Object.defineProperty(out, k, { value: ok, enumerable: true, writable: true, configurable: true });
   }
   return out;
 }
