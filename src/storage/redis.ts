@@ -985,21 +985,26 @@ export class RedisStorage implements Storage {
       const n = Number(m.chunks);
       const size = Number(m.size);
       const prefix = chunkPrefix(id) + m.gen + ':';
-      const parts: Buffer[] = [];
+      // One buffer of the known size, filled chunk by chunk: no list of parts and no second copy.
+      const data = Buffer.allocUnsafe(size);
+      let filled = 0;
       let missing = false;
+      let corrupt = false;
       const perTrip = Math.max(1, Math.floor((16 * 1024 * 1024) / this.chunkSize));
-      for (let i = 0; i < n && !missing; i += perTrip) {
+      for (let i = 0; i < n && !missing && !corrupt; i += perTrip) {
         const keys: string[] = [];
         for (let j = i; j < Math.min(n, i + perTrip); j++) keys.push(prefix + j);
         const got = await wrap(this.redis.mgetBuffer(...keys));
         for (const g of got) {
           if (!g) missing = true;
-          else parts.push(g);
+          else if (filled + g.length > size) corrupt = true;
+          else filled += g.copy(data, filled);
         }
       }
       if (missing) continue; // replaced by a newer snapshot while we read: read the new one
-      const data = Buffer.concat(parts);
-      if (data.length !== size || crc32(data) !== Number(m.crc)) {
+      // The connection's reply parser still holds the last (large) reply until its next one.
+      await this.redis.ping().catch(() => undefined);
+      if (corrupt || filled !== size || crc32(data) !== Number(m.crc)) {
         throw new CommandError(`snapshot of ${id} is corrupt (size or checksum mismatch)`);
       }
       return { data, pos: m.pos!, createdAt: Number(m.createdAt) };
