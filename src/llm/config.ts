@@ -423,7 +423,13 @@ function stripTrailingSlash(s: string): string {
  * Validates and normalises a CREATE-LLM type and params. Throws CommandError with a clear
  * message (never containing the api key) on any problem.
  */
-export function parseLlmConfig(type: string | undefined, params: unknown): LlmConfig {
+export function parseLlmConfig(type: string | undefined, params: unknown, opts: { checkHosts?: boolean } = {}): LlmConfig {
+  // A stored definition (loaded or followed from the catalog) is parsed with checkHosts false: it
+  // must stay an object (TYPE, LLM.INFO, DEL work) after the allow-list was narrowed; its calls are
+  // then refused by the check every request makes, with the error naming the host.
+  const checkHost = (url: string, what: string) => {
+    if (opts.checkHosts !== false) assertHostAllowed(url, what);
+  };
   const t = (type ?? 'openai').toLowerCase();
   if (t !== 'openai' && t !== 'azure_openai' && t !== 'local') throw new CommandError(`unknown LLM model: ${type}`);
   if (params !== undefined && params !== null && !isPlainObject(params)) bad('expected a JSON object');
@@ -436,13 +442,13 @@ export function parseLlmConfig(type: string | undefined, params: unknown): LlmCo
   const apiKey = reqString(o, 'api_key', 'api_key', t);
   if (!HEADER_SAFE.test(apiKey)) bad(`'api_key' must be printable ASCII (it is sent in an HTTP header)`);
   const http = parseHttp(o);
-  if (http.proxyUrl !== undefined) assertHostAllowed(http.proxyUrl, 'proxy');
+  if (http.proxyUrl !== undefined) checkHost(http.proxyUrl, 'proxy');
 
   if (t === 'openai') {
     const baseText = stripTrailingSlash(optString(o, 'base_url', 'base_url') ?? DEFAULT_BASE_URL);
     const base = parseHttpUrl(baseText, 'base_url');
     const baseUrl = stripTrailingSlash(`${base.origin}${base.pathname}`);
-    assertHostAllowed(baseUrl, 'base_url');
+    checkHost(baseUrl, 'base_url');
     const chatPath = normalisePath(o, 'chat_path', DEFAULT_CHAT_PATH);
     const embeddingPath = normalisePath(o, 'embedding_path', DEFAULT_EMBEDDING_PATH);
     return {
@@ -475,7 +481,7 @@ export function parseLlmConfig(type: string | undefined, params: unknown): LlmCo
   } else {
     throw new CommandError(`invalid LLM params: 'resource_name' or 'endpoint' is required for type azure_openai`);
   }
-  assertHostAllowed(endpoint, 'endpoint');
+  checkHost(endpoint, 'endpoint');
   const both = optString(o, 'deployment_id', 'deployment_id');
   const chatDeploymentId = optString(o, 'chat_deployment_id', 'chat_deployment_id') ?? both;
   const embeddingDeploymentId = optString(o, 'embedding_deployment_id', 'embedding_deployment_id') ?? both;

@@ -240,24 +240,29 @@ export class Backend extends EventEmitter {
     }
   }
 
+  /** PING on a fresh raw connection (as a client link would open): the first reply line. */
+  private rawPing(): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      const sock = this.connectRaw();
+      let buf = '';
+      const timer = setTimeout(() => { sock.destroy(); reject(new Error('timeout')); }, this.connectTimeoutMs);
+      sock.once('error', (e) => { clearTimeout(timer); reject(e); });
+      sock.on('data', (d) => {
+        buf += d.toString('latin1');
+        if (buf.includes('\r\n')) {
+          clearTimeout(timer);
+          sock.destroy();
+          resolve(buf);
+        }
+      });
+      sock.write('*1\r\n$4\r\nPING\r\n');
+    });
+  }
+
   /** Checks whether an unauthenticated connection is refused (requirepass or ACL default user off). */
   async probeAuth(): Promise<void> {
     try {
-      const reply = await new Promise<string>((resolve, reject) => {
-        const sock = this.connectRaw();
-        let buf = '';
-        const timer = setTimeout(() => { sock.destroy(); reject(new Error('timeout')); }, this.connectTimeoutMs);
-        sock.once('error', (e) => { clearTimeout(timer); reject(e); });
-        sock.on('data', (d) => {
-          buf += d.toString('latin1');
-          if (buf.includes('\r\n')) {
-            clearTimeout(timer);
-            sock.destroy();
-            resolve(buf);
-          }
-        });
-        sock.write('*1\r\n$4\r\nPING\r\n');
-      });
+      const reply = await this.rawPing();
       this._authRequired = reply.startsWith('-NOAUTH');
     } catch {
       /* health events will retry later */
@@ -357,11 +362,39 @@ export class Backend extends EventEmitter {
     return sock;
   }
 
-  /** Marks the backend down after a client link failed to connect (the health client confirms later). */
+  private confirming = false;
+
+  /**
+   * Marks the backend down after a client link failed to connect, so requests fail fast, then
+   * checks it. Only the health connection's 'ready' marked it up again, and that connection may
+   * never have dropped (a connect that timed out under a full listen backlog, say): the backend
+   * then stayed "unavailable" for every new client for good while it answered fine.
+   */
   reportFailure(): void {
-    if (this._up) {
-      this._up = false;
-      this.emit('down');
+    if (!this._up) return;
+    this._up = false;
+    logger.warn({ backend: describeAddress(this.address) }, 'a client connection to the backing Redis failed; checking it');
+    this.emit('down');
+    void this.confirmUp();
+  }
+
+  /** Up again as soon as a fresh connection gets an answer (any reply line), with backoff. */
+  private async confirmUp(): Promise<void> {
+    if (this.confirming) return;
+    this.confirming = true;
+    try {
+      for (let delay = 100; !this._up && !this.closed; delay = Math.min(delay * 2, 2000)) {
+        await new Promise((r) => setTimeout(r, delay).unref());
+        if (this._up || this.closed) return;
+        const answered = await this.rawPing().then((line) => /^[-+:$*]/.test(line), () => false);
+        if (answered && !this._up && !this.closed) {
+          this._up = true;
+          logger.info({ backend: describeAddress(this.address) }, 'the backing Redis answers; accepting requests again');
+          this.emit('up');
+        }
+      }
+    } finally {
+      this.confirming = false;
     }
   }
 

@@ -3,6 +3,7 @@
  * mode, and shuts down gracefully (stop accepting, finish in-flight replies, make state durable).
  */
 import net from 'node:net';
+import { readFileSync } from 'node:fs';
 import { logger } from '../log.js';
 import { CommandError } from '../errors.js';
 import { MemoryKV, RedisKV, type KV } from '../apps/kv.js';
@@ -188,8 +189,31 @@ export class LlmServer implements Services {
     this.storage = this.backend ? new RedisStorage(this.backend.client) : new FileStorage(cfg.dir);
     this.loadingDone = this.loadObjects();
     this.router = new Router({ services: this, requirePass: this.mode === 'standalone' ? cfg.requirepass ?? undefined : undefined });
+    this.fitMaxclients();
     for (const host of cfg.bind) await this.listen(host, cfg.port === 0 && this.servers.length > 0 ? this.port : cfg.port);
     logger.info({ port: this.port, bind: cfg.bind, mode: this.mode }, 'redis-llm-server ready to accept connections');
+  }
+
+  /** maxclients as configured, or lower when the open-files limit cannot hold that many clients (set by start()). */
+  maxclients = 0;
+
+  /**
+   * As Redis does at startup: when the open-files limit is below maxclients plus the descriptors
+   * the server needs itself, maxclients is reduced to fit, with a warning. Without this, clients
+   * past the limit were closed by accept() without a word (EMFILE) instead of getting
+   * "max number of clients reached". (A client sending commands through a backing Redis holds a
+   * second descriptor for its link; a link that cannot be opened refuses that client the same way.)
+   */
+  private fitMaxclients(): void {
+    const nofile = openFilesLimit();
+    const wanted = this.config.maxclients;
+    this.maxclients = wanted;
+    if (nofile === null || nofile - RESERVED_FDS >= wanted) return;
+    this.maxclients = Math.max(1, nofile - RESERVED_FDS);
+    logger.warn(
+      { maxclients: wanted, openFilesLimit: nofile, reducedTo: this.maxclients },
+      `maxclients ${wanted} needs at least ${wanted + RESERVED_FDS} open files but the limit is ${nofile}: maxclients reduced to ${this.maxclients}; raise ulimit -n (each client sending commands through the backing Redis uses two descriptors)`,
+    );
   }
 
   private listen(host: string, port: number): Promise<void> {
@@ -211,7 +235,7 @@ export class LlmServer implements Services {
       sock.destroy();
       return;
     }
-    if (this.sessions.size >= this.config.maxclients) {
+    if (this.sessions.size >= this.maxclients) {
       this.rejectedConnections++;
       sock.on('error', () => {});
       // Read (and drop) so the peer's FIN is seen and the socket really closes.
@@ -261,6 +285,19 @@ export class LlmServer implements Services {
     if (this.backend) await this.backend.close();
     if (this.managed) await this.managed.stop();
     logger.info('bye');
+  }
+}
+
+/** Descriptors kept for the server's own use (listeners, backend and storage connections, files). */
+const RESERVED_FDS = 64;
+
+/** The soft limit on open files (from /proc on Linux), or null when it is unknown or unlimited. */
+function openFilesLimit(): number | null {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m && m[1] !== 'unlimited' ? Number(m[1]) : null;
+  } catch {
+    return null;
   }
 }
 

@@ -20,6 +20,7 @@ import { decodeFrame, encode, ErrorReply, SimpleString, type Decoded, type RespV
 import { runLocal, type ForwardHooks, type Plan, type Router, type SessionView, type StateChange } from '../commands/dispatcher.js';
 import type { CommandContext } from '../commands/context.js';
 import type { Backend } from '../proxy/backend.js';
+import { filterCommandLog, filterExecReply, isCommandLogGet } from '../proxy/introspection.js';
 
 interface ProxySlot {
   kind: 'proxy';
@@ -48,6 +49,9 @@ export interface SessionOptions {
 }
 
 let nextId = 1;
+/** Errors opening a backend link that mean this process is out of resources, not that the backend is down. */
+const LOCAL_EXHAUSTION = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM', 'EADDRNOTAVAIL']);
+let lastExhaustionLog = 0;
 const SUBSCRIBE_KINDS = new Set(['subscribe', 'psubscribe', 'unsubscribe', 'punsubscribe']);
 const SHARD_KINDS = new Set(['ssubscribe', 'sunsubscribe']);
 const PUSH_KINDS = new Set(['message', 'pmessage', 'smessage']);
@@ -84,6 +88,10 @@ export class Session implements SessionView {
   private backendWrites: Buffer[] = [];
   private clientWrites: Buffer[] = [];
   private readPaused = false;
+  /** Set when the backend link could not be opened for lack of local resources (EMFILE...). */
+  private linkRefusal: string | null = null;
+  /** A MULTI was sent: commands sent since, and the positions of SLOWLOG/COMMANDLOG GETs among them. */
+  private tx: { n: number; logGets: number[] } | null = null;
 
   constructor(readonly socket: net.Socket, private readonly opts: SessionOptions) {
     this.authenticated = opts.authenticated;
@@ -104,7 +112,9 @@ export class Session implements SessionView {
     socket.on('error', () => this.close());
     socket.on('close', () => this.close());
     socket.on('drain', () => this.link?.resume());
-    if (opts.backend?.up) this.openLink();
+    // The backend link is opened by the first request that needs it (ensureLink): an idle client
+    // holds one descriptor here and none in the backing Redis, so 10,000 idle clients need 10,000
+    // descriptors (not 20,000) and do not run a default Redis (maxclients 10000) out of slots.
   }
 
   // ---- SessionView -------------------------------------------------------------------------
@@ -181,6 +191,7 @@ export class Session implements SessionView {
       this.writeValue(new ErrorReply(this.unavailableText()));
       return;
     }
+    hooks = this.introspectionHooks(name, args, hooks);
     if (hooks?.subscribe) {
       this.pubsubAware = true;
       this.slots.push({ kind: 'proxy', remaining: Infinity, hooks });
@@ -191,6 +202,36 @@ export class Session implements SessionView {
       this.backendWrites.push(raw);
     }
     void name;
+  }
+
+  /**
+   * SLOWLOG GET / COMMANDLOG GET list the server's own storage writes with their arguments (the
+   * catalog, with literal API keys): their replies are filtered, also inside MULTI/EXEC. `tx`
+   * counts the commands sent since MULTI, which is each one's position in EXEC's reply.
+   */
+  private introspectionHooks(name: string, args: Buffer[], hooks: ForwardHooks | undefined): ForwardHooks | undefined {
+    const tx = this.tx;
+    if (isCommandLogGet(name, args)) {
+      if (tx) tx.logGets.push(tx.n++);
+      return { ...hooks, transform: (f) => filterCommandLog(hooks?.transform ? hooks.transform(f) : f) };
+    }
+    switch (name) {
+      case 'multi':
+        if (!tx) this.tx = { n: 0, logGets: [] };
+        else tx.n++; // nested: refused, and EXEC then aborts
+        return hooks;
+      case 'exec':
+        this.tx = null;
+        if (!tx || tx.logGets.length === 0) return hooks;
+        return { ...hooks, transform: (f) => filterExecReply(hooks?.transform ? hooks.transform(f) : f, tx.logGets) };
+      case 'discard':
+      case 'reset':
+        this.tx = null;
+        return hooks;
+      default:
+        if (tx) tx.n++;
+        return hooks;
+    }
   }
 
   /** Runs the blocked local command once every earlier request has been answered. */
@@ -273,10 +314,21 @@ export class Session implements SessionView {
     link.on('data', (chunk: Buffer) => this.onBackendData(chunk));
     link.on('drain', () => this.socket.resume());
     link.on('error', (err: NodeJS.ErrnoException) => {
-      if (!this.linkEstablished) {
-        backend.reportFailure();
-        logger.debug({ client: this.id, err: err.message }, 'backend link failed to connect');
+      if (this.linkEstablished) return;
+      if (err.code !== undefined && LOCAL_EXHAUSTION.has(err.code)) {
+        // This process is out of descriptors (or buffers, or ports): the backing Redis is fine.
+        // Marking it down would refuse every client, and nothing would mark it up again while
+        // its own connection stays healthy. This client is refused as Redis refuses one it
+        // cannot serve, and the operator is told why.
+        this.linkRefusal = 'max number of clients reached';
+        if (Date.now() - lastExhaustionLog > 10_000) {
+          lastExhaustionLog = Date.now();
+          logger.warn({ err: err.message }, 'cannot open a connection to the backing Redis for a client: out of resources; refusing clients (raise ulimit -n or lower maxclients: each client uses two descriptors)');
+        }
+        return;
       }
+      backend.reportFailure();
+      logger.debug({ client: this.id, err: err.message }, 'backend link failed to connect');
     });
     link.on('close', () => this.onLinkClosed(link));
   }
@@ -284,7 +336,7 @@ export class Session implements SessionView {
   private onLinkClosed(link: net.Socket): void {
     if (this.link !== link) return;
     this.link = null;
-    const err = new CommandError(this.unavailableText());
+    const err = new CommandError(this.linkRefusal ?? this.unavailableText());
     // Requests still waiting for a reply get a clear error instead of hanging.
     const slots = this.slots;
     this.slots = [];
@@ -293,10 +345,12 @@ export class Session implements SessionView {
     this.streaming = false;
     for (const s of slots) {
       if (s.resolve) s.reject!(err);
-      else if (s.remaining !== 0) this.clientWrites.push(encode(new ErrorReply(err.message)));
+      else if (s.remaining !== 0 && !this.linkRefusal) this.clientWrites.push(encode(new ErrorReply(err.message)));
     }
+    // Refused: one error line, then the connection closes (what Redis sends at maxclients).
+    if (this.linkRefusal) this.clientWrites = [encode(new ErrorReply(this.linkRefusal))];
     this.flushClientWrites();
-    if (this.linkEstablished) {
+    if (this.linkEstablished || this.linkRefusal) {
       // Connection state (AUTH, SELECT, MULTI, subscriptions) is gone: close the client too.
       this.closing = true;
       this.socket.end();
@@ -329,13 +383,23 @@ export class Session implements SessionView {
     const ok = this.socket.write(w.length === 1 ? w[0] : coalesce(w));
     if (!ok) {
       const limit = this.opts.outputBufferLimit;
-      if (limit > 0 && this.socket.writableLength > limit) {
-        logger.warn({ client: this.id, bytes: this.socket.writableLength }, 'client output buffer limit reached; closing the connection');
-        this.socket.destroy();
+      if (limit > 0) {
+        // As Redis's client-output-buffer-limit: unread replies are held up to the limit, then
+        // the client is closed. The backend link is NOT paused here: pausing it would only move
+        // the unread replies into the backing Redis (whose normal clients have no limit), where
+        // a client pipelining `GET bigkey` without reading grows that Redis without bound and is
+        // never disconnected. So this process holds at most `limit` bytes per client.
+        if (this.socket.writableLength > limit) this.overLimit();
         return;
       }
+      // No limit (0): backpressure instead; the backing Redis holds what the client has not read.
       this.link?.pause();
     }
+  }
+
+  private overLimit(): void {
+    logger.warn({ client: this.id, bytes: this.socket.writableLength }, 'client output buffer limit reached; closing the connection');
+    this.close(); // the client and its backend link at once: nothing more is read for it
   }
 
   /** Is the head slot one whose replies can be written without looking at them? */

@@ -1,0 +1,50 @@
+/**
+ * The backing Redis's introspection replies that would show the server's own traffic.
+ *
+ * The server's own connection writes the catalog (API keys included, for a literal `api_key`)
+ * and the vector stores' logs. With `slowlog-log-slower-than 0` (or a slow disk), those writes
+ * land in the backing Redis's SLOWLOG — and Valkey's COMMANDLOG — with their arguments, and a
+ * client reading `SLOWLOG GET` through this server would see them. Those entries are dropped
+ * from the proxied reply, as MONITOR lines are (see Session): an entry is the server's own when
+ * the connection that ran it carries the server's connection name, or when an argument names a
+ * reserved `__llm__:` key (commands run by the server's Lua scripts are logged with no client
+ * name; clients cannot name those keys through this server).
+ */
+import { decodeFrame, splitArrayFrame, type Decoded } from '../protocol/resp.js';
+
+/** The connection name of the server's own connections to the backing Redis. */
+export const OWN_CONNECTION_NAME = 'redis-llm-server';
+const RESERVED = Buffer.from('__llm__:');
+
+/** SLOWLOG GET / COMMANDLOG GET: the replies that list logged commands with their arguments. */
+export function isCommandLogGet(name: string, args: Buffer[]): boolean {
+  return (name === 'slowlog' || name === 'commandlog') && args.length >= 2 && args[1]!.toString('latin1').toLowerCase() === 'get';
+}
+
+function isOwnEntry(entry: Decoded): boolean {
+  if (!Array.isArray(entry)) return false;
+  // [id, timestamp, duration (or size), [args...], client addr:port, client name]
+  const name = entry[5];
+  if (Buffer.isBuffer(name) && name.length === OWN_CONNECTION_NAME.length && name.toString('latin1') === OWN_CONNECTION_NAME) return true;
+  const args = entry[3];
+  return Array.isArray(args) && args.some((a) => Buffer.isBuffer(a) && a.includes(RESERVED));
+}
+
+/** A SLOWLOG GET / COMMANDLOG GET reply without the server's own entries (other replies as they are). */
+export function filterCommandLog(frame: Buffer): Buffer {
+  if (frame[0] !== 42) return frame; // an error, +QUEUED inside MULTI, ...
+  const split = splitArrayFrame(frame);
+  if (!split) return frame;
+  const kept = split.elements.filter((e) => !isOwnEntry(decodeFrame(e).value));
+  if (kept.length === split.count) return frame;
+  return Buffer.concat([Buffer.from(`*${kept.length}\r\n`), ...kept]);
+}
+
+/** An EXEC reply whose elements at `indices` are SLOWLOG / COMMANDLOG GET replies: those are filtered. */
+export function filterExecReply(frame: Buffer, indices: readonly number[]): Buffer {
+  if (frame[0] !== 42 || indices.length === 0) return frame;
+  const split = splitArrayFrame(frame);
+  if (!split) return frame;
+  const elements = split.elements.map((e, i) => (indices.includes(i) ? filterCommandLog(e) : e));
+  return Buffer.concat([Buffer.from(`*${split.count}\r\n`), ...elements]);
+}
