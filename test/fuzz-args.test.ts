@@ -32,7 +32,7 @@ import { Rng, caseSeed } from '../bench/fuzz-frames.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0xa1b2c3d4);
 const BATCHES_PER_COMMAND = Number(process.env.FUZZ_BATCHES ?? 3);
-const COMMANDS_PER_BATCH = 40;
+const COMMANDS_PER_BATCH = 50;
 const REPLY_TIMEOUT_MS = 2000;
 const API_KEY = 'sk-fuzz-SECRET-4c1d';
 
@@ -49,13 +49,13 @@ type Reply = unknown;
 
 // ---- the prepared state --------------------------------------------------------------------------
 
-const OBJECT_KEYS = ['fa:local', 'fa:gpt', 'fa:store', 'fa:vec', 'fa:mem', 'fa:app', 'fa:search', 'fa:chat'];
+const OBJECT_KEYS = ['fa:local', 'fa:gpt', 'fa:store', 'fa:vec', 'fa:nodim', 'fa:mem', 'fa:app', 'fa:search', 'fa:chat'];
 const KEY_POOL = [...OBJECT_KEYS, 'fa:none', 'fa:str', '__llm__:x', '', 'fa:new:1', 'fa:new:2'];
 const SAMPLE_IDS = [...Array(24).keys()].map(String).concat(['4294967295', '100']);
 const SESSIONS = ['default', 's1'];
 
 async function restore(): Promise<void> {
-  const existing = await r.keys('*');
+  const existing = (await r.keysBuffer('*')) as Buffer[];
   if (existing.length > 0) await r.del(...existing);
   const p = r.pipeline();
   const cmd = (...a: Arg[]) => p.call(...(a as [string, ...Arg[]]));
@@ -70,6 +70,7 @@ async function restore(): Promise<void> {
   cmd('LLM.CREATE-VECTOR-STORE', 'fa:vec', '--PARAMS', '{"space":"cosine","dim":4}');
   for (let i = 0; i < 6; i++) cmd('LLM.ADD', 'fa:vec', '--EMBEDDING', [1, i, i % 2, 0.5].join(','), `v${i}`);
   cmd('LLM.CREATE-VECTOR-STORE', 'fa:mem', '--LLM', 'fa:local');
+  cmd('LLM.CREATE-VECTOR-STORE', 'fa:nodim'); // empty, no LLM: its first vector fixes its dimension
   cmd('LLM.CREATE-APP', 'fa:app', '--LLM', 'fa:gpt', '--PROMPT', 'Say hi to {{name}}', '--PARAMS', '{"temperature":0}');
   cmd('LLM.CREATE-SEARCH', 'fa:search', '--LLM', 'fa:gpt', '--VECTOR-STORE', 'fa:store', '--K', '2');
   cmd('LLM.CREATE-CHAT', 'fa:chat', '--LLM', 'fa:gpt', '--VECTOR-STORE', 'fa:mem', '--HISTORY', '{"summary_cnt":4,"msg_ctx_cnt":4}');
@@ -89,19 +90,21 @@ const streamKeys = new Set<string>();
 
 /** The observable state (what an error must not change), as a canonical string. */
 async function snap(): Promise<string> {
-  let keys = (await r.keys('*')).sort();
+  // Key names as raw bytes (latin1 strings in the state): binary names must not be mangled.
+  const raw = ((await r.keysBuffer('*')) as Buffer[]).sort(Buffer.compare);
   const p0 = r.pipeline();
-  for (const k of keys) p0.type(k);
+  for (const k of raw) p0.type(k);
   const types = ((await p0.exec()) ?? []).map(([, t]) => t);
-  keys = keys.filter((k, i) => !(types[i] === 'stream' && streamKeys.has(k)));
+  const kept = raw.filter((k, i) => !(types[i] === 'stream' && streamKeys.has(k.toString('latin1'))));
   const p1 = r.pipeline();
-  for (const k of keys) p1.type(k).call('LLM.INFO', k);
+  for (const k of kept) p1.type(k).call('LLM.INFO', k);
   const res1 = (await p1.exec()) ?? [];
   const state: Record<string, unknown> = {};
-  const stores: string[] = [];
-  const chats: string[] = [];
-  const strings: string[] = [];
-  keys.forEach((k, i) => {
+  const stores: Buffer[] = [];
+  const chats: Buffer[] = [];
+  const strings: Buffer[] = [];
+  kept.forEach((kb, i) => {
+    const k = kb.toString('latin1');
     const type = res1[2 * i]?.[1];
     const info = res1[2 * i + 1]?.[1] as unknown[] | null;
     let stable: unknown = null;
@@ -111,9 +114,9 @@ async function snap(): Promise<string> {
       // Counters (requests, errors, latency, memory, log length, snapshot time) may move on
       // their own; the configuration and the contents may not.
       stable = { type: m.get('type'), created_at: m.get('created_at'), config: m.get('config'), items: m.get('items'), dim: m.get('dim') };
-      if (m.get('type') === 'llm-vector-store') stores.push(k);
-      if (m.get('type') === 'llm-chat') chats.push(k);
-    } else if (type === 'string') strings.push(k);
+      if (m.get('type') === 'llm-vector-store') stores.push(kb);
+      if (m.get('type') === 'llm-chat') chats.push(kb);
+    } else if (type === 'string') strings.push(kb);
     state[k] = { type, info: stable };
   });
   const p2 = r.pipeline();
@@ -129,11 +132,20 @@ async function snap(): Promise<string> {
     const items: unknown[] = [];
     const size = res2[i++]?.[1];
     for (const id of SAMPLE_IDS) items.push([id, res2[i++]?.[1]]);
-    Object.assign(state[s] as object, { size, items });
+    Object.assign(state[s.toString('latin1')] as object, { size, items });
   }
-  for (const c of chats) for (const s of SESSIONS) Object.assign(state[c] as object, { [`history:${s}`]: res2[i++]?.[1] });
-  for (const s of strings) Object.assign(state[s] as object, { value: res2[i++]?.[1] });
+  for (const c of chats) for (const s of SESSIONS) Object.assign(state[c.toString('latin1')] as object, { [`history:${s}`]: res2[i++]?.[1] });
+  for (const s of strings) Object.assign(state[s.toString('latin1')] as object, { value: res2[i++]?.[1] });
   return JSON.stringify(state);
+}
+
+/** Invariants of any state: a store's dimension within the documented limit (1..65536). */
+function invariantProblem(state: string): string | null {
+  for (const [k, v] of Object.entries(JSON.parse(state) as Record<string, { info?: { dim?: number } }>)) {
+    const dim = v.info?.dim;
+    if (typeof dim === 'number' && dim > 65_536) return `store ${k} has ${dim} dimensions (limit 65536)`;
+  }
+  return null;
 }
 
 function stateDiff(a: string, b: string): string {
@@ -175,7 +187,7 @@ const CSV = [
   '0,0,0,0',
   Array(100_000).fill('0.5').join(','),
 ];
-const FP32 = [f32([0.1, 0.2, 0.3, 0.4]), f32(Array(16).fill(0.5)), Buffer.alloc(15, 1), Buffer.alloc(0), f32([NaN, 1, 1, 1]), f32([Infinity, 0, 0, 0]), f32([1, 2]), f32([0, 0, 0, 0]), Buffer.alloc(4 * 70_000, 0x3f)];
+const FP32 = [Buffer.alloc(4 * 65_537, 0x3f), Buffer.alloc(4 * 1_000_000, 0x3e), f32([0.1, 0.2, 0.3, 0.4]), f32(Array(16).fill(0.5)), Buffer.alloc(15, 1), Buffer.alloc(0), f32([NaN, 1, 1, 1]), f32([Infinity, 0, 0, 0]), f32([1, 2]), f32([0, 0, 0, 0]), Buffer.alloc(4 * 70_000, 0x3f)];
 const JSON_JUNK = ['{', '{"a":', '[1,2', 'null', '1', '"s"', '[]', '{}', 'true', '{"a":1}garbage', deepJson(10_000), deepObj(5_000), JSON.stringify({ s: 'x'.repeat(200_000) }), '{"__proto__":{"polluted":1}}', '{"constructor":{"prototype":{"x":1}}}', '\u0000', 'NaN', '1e400', '{"a":1e400}', '{"a":-0}'];
 const ATTRS = ['{"__proto__":"x"}', '{"constructor":1,"toString":["a"]}', '{"t":"odd"}', '{"n":5,"tags":["a","b"]}', '{"bad key":1}', '{"a":{"b":1}}', '{"a":[1,2]}', '{"a":null}', '{"1a":1}', '{"a-b_c":true}', '{"a":1e400}', ...JSON_JUNK];
 const TEMPLATES = ['Hi {{name}}', '{{', '}}', '{{#a}}', '{{/a}}', '{{#a}}x{{/b}}', '{{>partial}}', '{{{x}}', '{{{x}}}', '{{=<% %>=}}<%x%>', '{{=<% %>', '{{! comment}}', '{{&x}}', '{{^x}}none{{/x}}', '{{#a}}'.repeat(3000) + '{{/a}}'.repeat(3000), '{{x.y.z}}', '{{.}}', '', 'plain', 'x'.repeat(100_000), '{{ name }}', '{{#context}}{{.}}{{/context}}{{question}}', '{{history}}{{input}}', '{{constructor}}', '{{#toString}}x{{/toString}}', '{{__proto__.x}}', '{{constructor.constructor}}'];
@@ -216,7 +228,10 @@ function garbage(rng: Rng): Buffer {
 }
 
 /** A value for an option: mostly from the option's own pool, sometimes anything at all. */
+const DEEP = [deepObj(5_000), deepJson(5_000), `{"api_key":"k","chat":${deepObj(5_000)}}`, `{"key":"fa:local","params":${deepObj(5_000)}}`, deepObj(129), deepObj(127)];
+
 function valueFor(rng: Rng, spec: CommandSpec, opt: OptionSpec): Arg {
+  if ((opt.type === 'json' || opt.token === '--PARAMS' || opt.token === '--LLM') && rng.chance(0.25)) return rng.pick(DEEP);
   if (rng.chance(0.12)) return rng.chance(0.5) ? garbage(rng) : rng.pick([...INTS, ...TEXTS, ...JSON_JUNK.slice(0, 10)]);
   const t = opt.token.toUpperCase();
   switch (t) {
@@ -308,6 +323,9 @@ function validValue(rng: Rng, spec: CommandSpec, opt: OptionSpec): Arg {
       return rng.pick(['fa:stream:1', 'fa:stream:2']);
     case '--SESSION':
       return rng.pick(SESSIONS.concat('s2'));
+    case '--NX':
+    case '--XX':
+      return '';
     case '--SCOPE':
       return 'acme';
   }
@@ -323,12 +341,12 @@ const KEYS_FOR: Record<string, string[]> = {
   'LLM.CREATE-SEARCH': ['fa:new:1', 'fa:search'],
   'LLM.CREATE-CHAT': ['fa:new:1', 'fa:chat'],
   'LLM.CREATE-VECTOR-STORE': ['fa:new:1', 'fa:vec'],
-  'LLM.ADD': ['fa:store', 'fa:vec'],
-  'LLM.GET': ['fa:store', 'fa:vec'],
-  'LLM.REM': ['fa:store', 'fa:vec'],
-  'LLM.SIZE': ['fa:store', 'fa:vec'],
-  'LLM.KNN': ['fa:store', 'fa:vec'],
-  'LLM.SETATTRS': ['fa:store', 'fa:vec'],
+  'LLM.ADD': ['fa:store', 'fa:vec', 'fa:nodim'],
+  'LLM.GET': ['fa:store', 'fa:vec', 'fa:nodim'],
+  'LLM.REM': ['fa:store', 'fa:vec', 'fa:nodim'],
+  'LLM.SIZE': ['fa:store', 'fa:vec', 'fa:nodim'],
+  'LLM.KNN': ['fa:store', 'fa:vec', 'fa:nodim'],
+  'LLM.SETATTRS': ['fa:store', 'fa:vec', 'fa:nodim'],
   'LLM.RUN': ['fa:app', 'fa:search', 'fa:chat'],
   'LLM.CACHE-CLEAR': ['fa:app', 'fa:search', 'fa:chat'],
   'LLM.HISTORY': ['fa:chat'],
@@ -338,8 +356,9 @@ const KEYS_FOR: Record<string, string[]> = {
 /** A valid-looking invocation, then at most one mutation (a wild value, a dropped or extra token...). */
 function nearValid(rng: Rng, spec: CommandSpec): Arg[] {
   const args: Arg[] = [spec.name, rng.pick(KEYS_FOR[spec.name] ?? KEY_POOL)];
-  for (const opt of spec.options) {
-    if (!rng.chance(0.3)) continue;
+  // A few options (many at once are mostly mutually exclusive, e.g. --SESSION on a prompt app).
+  const opts = [...spec.options].sort(() => rng.next() - 0.5).slice(0, rng.int(4));
+  for (const opt of opts) {
     args.push(opt.token);
     if (opt.type !== 'pure-token') args.push(validValue(rng, spec, opt));
   }
@@ -350,8 +369,15 @@ function nearValid(rng: Rng, spec: CommandSpec): Arg[] {
     else args.push(rng.pick(['hello world', 'what is redis', 'my name is Ada', 'vectors']));
     void i;
   }
-  if (rng.chance(0.4)) return args;
+  if (rng.chance(0.3)) return args;
   const at = rng.range(1, Math.max(1, args.length - 1));
+  // Most mutations change one option's value to anything from its pool (valid structure, bad value).
+  const given = spec.options.filter((o) => o.type !== 'pure-token' && args.includes(o.token));
+  if (given.length > 0 && rng.chance(0.6)) {
+    const o = rng.pick(given);
+    args[args.indexOf(o.token) + 1] = valueFor(rng, spec, o);
+    return args;
+  }
   switch (rng.int(6)) {
     case 0: {
       const spec0 = spec.options.length > 0 ? rng.pick(spec.options) : undefined;
@@ -469,7 +495,7 @@ interface Outcome {
 
 async function send(args: Arg[]): Promise<Outcome> {
   const stream = optionOf(args, '--STREAM') as Buffer | undefined;
-  if (stream) streamKeys.add(stream.toString());
+  if (stream) streamKeys.add(stream.toString('latin1'));
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<Outcome>((resolve) => {
     timer = setTimeout(() => resolve({ kind: 'hang' }), REPLY_TIMEOUT_MS);
@@ -519,16 +545,19 @@ const fmt = (args: Arg[]): string =>
   args.map((a) => (Buffer.isBuffer(a) ? `<${a.length} bytes: ${JSON.stringify(a.subarray(0, 24).toString('latin1'))}${a.length > 24 ? '…' : ''}>` : a.length > 80 ? `${JSON.stringify(a.slice(0, 60))}…(${a.length} chars)` : JSON.stringify(a))).join(' ');
 
 /** Does `args`, run alone on the prepared state, still show a problem of the same kind? */
-async function reproduces(spec: CommandSpec, args: Arg[], kind: 'reply' | 'state'): Promise<boolean> {
+type Kind = 'reply' | 'state' | 'invariant';
+
+async function reproduces(spec: CommandSpec, args: Arg[], kind: Kind): Promise<boolean> {
   await restore();
   const before = await snap();
   const out = await send(args);
   if (kind === 'reply') return replyProblem(spec, args, out) !== null;
+  if (kind === 'invariant') return invariantProblem(await snap()) !== null;
   return (out.kind === 'error' || !spec.flags.includes('write')) && (await snap()) !== before;
 }
 
 /** Drops arguments (after name and key) one at a time while the problem persists. */
-async function shrink(spec: CommandSpec, args: Arg[], kind: 'reply' | 'state'): Promise<Arg[]> {
+async function shrink(spec: CommandSpec, args: Arg[], kind: Kind): Promise<Arg[]> {
   if (!(await reproduces(spec, args, kind))) return args; // depends on what ran before it
   let cur = args;
   for (let i = cur.length - 1; i >= 2; i--) {
@@ -536,6 +565,17 @@ async function shrink(spec: CommandSpec, args: Arg[], kind: 'reply' | 'state'): 
     if (await reproduces(spec, cand, kind)) cur = cand;
   }
   return cur;
+}
+
+/**
+ * Known issues in files this suite may not change (reported with a fix; see the `KNOWN` tests at
+ * the end, `it.fails` until fixed — then drop the allowance here).
+ *  - run.ts: `LLM.RUN ... --STREAM <existing key that is not a stream>` runs the app first (a chat
+ *    remembers the turn), then XADD fails with WRONGTYPE, surfacing as "internal error".
+ */
+function isKnown(spec: CommandSpec, args: Arg[]): boolean {
+  const stream = optionOf(args, '--STREAM') as Buffer | undefined;
+  return spec.name === 'LLM.RUN' && stream !== undefined && stream.toString() === 'fa:str';
 }
 
 // ---- the run ---------------------------------------------------------------------------------------------
@@ -572,7 +612,12 @@ describe('argument fuzzing of every LLM.* command', () => {
     const findings: string[] = [];
     const seen = new Set<string>();
     const stats: Record<string, { ok: number; error: number; messages: Set<string> }> = {};
-    const note = async (spec: CommandSpec, args: Arg[], kind: 'reply' | 'state', what: string) => {
+    let knownHits = 0;
+    const note = async (spec: CommandSpec, args: Arg[], kind: Kind, what: string) => {
+      if (isKnown(spec, args)) {
+        knownHits++;
+        return;
+      }
       const key = `${spec.name} ${kind} ${what.slice(0, 60)}`;
       if (seen.has(key) || findings.length >= 12) return;
       seen.add(key);
@@ -606,6 +651,7 @@ describe('argument fuzzing of every LLM.* command', () => {
               }
             }
             await note(spec, culprit, 'state', `state changed by an error reply or a read-only command:\n    ${diff}`);
+            // (note() replays from the prepared state; restore again below before going on)
             await restore();
             baseline = await snap();
             unchecked = [];
@@ -618,17 +664,30 @@ describe('argument fuzzing of every LLM.* command', () => {
           const args = rng.chance(0.5) ? nearValid(rng, spec) : invocation(rng, spec);
           if (write) await check(); // this one may change the state: judge the errors before it
           const out = await send(args);
-          const problem = replyProblem(spec, args, out);
-          if (problem) await note(spec, args, 'reply', problem);
           if (out.kind === 'ok') stats[spec.name]!.ok++;
           else if (out.kind === 'error') {
             stats[spec.name]!.error++;
             stats[spec.name]!.messages.add(out.error!.slice(0, 50));
           }
+          const problem = replyProblem(spec, args, out);
+          if (problem) {
+            await note(spec, args, 'reply', problem);
+            // Shrinking replays from the prepared state: judge the rest of the batch from there.
+            await restore();
+            baseline = await snap();
+            unchecked = [];
+            continue;
+          }
           if (out.kind === 'ok' && write) {
             if (hasFlag(args, '--ASYNC')) await waitForAsyncRun(args, out.value);
             baseline = await snap();
             unchecked = [];
+            const broken = invariantProblem(baseline);
+            if (broken) {
+              await note(spec, args, 'invariant', `accepted, and now ${broken}`);
+              await restore();
+              baseline = await snap();
+            }
           } else if (out.kind === 'ok' || out.kind === 'error') unchecked.push(args);
           else {
             // hang / broken: the state can no longer be judged; start over.
@@ -642,7 +701,7 @@ describe('argument fuzzing of every LLM.* command', () => {
       }
     }
     const table = Object.entries(stats).map(([n, s]) => `${n.padEnd(24)} ok ${String(s.ok).padStart(3)}  errors ${String(s.error).padStart(3)} (${s.messages.size} distinct)`);
-    console.log(`argument fuzz, seed ${SEED}:\n${table.join('\n')}`);
+    console.log(`argument fuzz, seed ${SEED} (${knownHits} hits of KNOWN issues):\n${table.join('\n')}`);
     expect(processErrors).toEqual([]);
     expect(findings, findings.join('\n')).toEqual([]);
     // Every command was exercised both ways at least once.
@@ -669,6 +728,32 @@ describe('found by fuzzing', () => {
     expect(await call('LLM.KNN', 'fa:p', '--EMBEDDING', '1,0', '--FILTER', 'not hasOwnProperty')).toEqual([[1, '0']]);
   });
 
+  it('JSON nested deeper than 128 levels is refused up front (5000 levels was an internal error: JSON.stringify overflowed in storage)', async () => {
+    await restore();
+    const deep = (n: number) => '{"a":'.repeat(n) + '1' + '}'.repeat(n);
+    const refused = 'ERR failed to parse json: nested deeper than 128 levels';
+    expect(await err('LLM.CREATE-APP', 'fa:d', '--LLM', 'fa:gpt', '--PARAMS', deep(5000))).toBe(refused);
+    expect(await err('LLM.CREATE-LLM', 'fa:d', '--PARAMS', `{"api_key":"k","chat":${deep(5000)}}`)).toBe(refused);
+    expect(await err('LLM.CREATE-VECTOR-STORE', 'fa:d', '--LLM', `{"key":"fa:local","params":${deep(5000)}}`)).toBe(refused);
+    expect(await err('LLM.SETATTRS', 'fa:store', '1', `[${deep(200)}]`)).toBe(refused);
+    expect(await err('LLM.RUN', 'fa:app', '--VARS', `{"name":${deep(129)}}`)).toBe(refused);
+    expect(await call('KEYS', 'fa:d')).toEqual([]);
+    // 128 levels, and brackets inside strings, are fine.
+    expect(await call('LLM.CREATE-APP', 'fa:d', '--LLM', 'fa:gpt', '--PARAMS', deep(127))).toBe(1);
+    expect(await call('LLM.CREATE-APP', 'fa:d2', '--PARAMS', JSON.stringify({ s: '{'.repeat(1000), t: '\\"[[[' }))).toBe(1);
+  });
+
+  it('a first vector cannot give a store more than 65536 dimensions (a 4M-float FP32 vector was accepted)', async () => {
+    await restore();
+    const fp32 = (n: number) => Buffer.alloc(4 * n, 0x3f);
+    expect(await err('LLM.ADD', 'fa:nodim', '--EMBEDDING-FP32', fp32(4_000_000), 'x')).toBe('ERR invalid embedding: 4000000 dimensions, more than the limit of 65536');
+    expect(await err('LLM.ADD', 'fa:nodim', '--EMBEDDING', Array(65_537).fill('1').join(','), 'x')).toBe('ERR invalid embedding: 65537 dimensions, more than the limit of 65536');
+    expect(await err('LLM.KNN', 'fa:nodim', '--EMBEDDING-FP32', fp32(70_000))).toBe('ERR invalid embedding: 70000 dimensions, more than the limit of 65536');
+    expect(await call('LLM.SIZE', 'fa:nodim')).toBe(0);
+    expect(typeof (await call('LLM.ADD', 'fa:nodim', '--EMBEDDING-FP32', fp32(65_536), 'x'))).toBe('number');
+    expect(await call('LLM.SIZE', 'fa:nodim')).toBe(1);
+  });
+
   it('templates see only given variables, never inherited members ({{constructor}} rendered "[object Object]")', async () => {
     await restore();
     await call('LLM.CREATE-APP', 'fa:t1', '--LLM', 'fa:gpt', '--PROMPT', 'Hi {{constructor}}');
@@ -682,5 +767,15 @@ describe('found by fuzzing', () => {
     await call('LLM.CREATE-APP', 'fa:t3', '--LLM', 'fa:gpt', '--PROMPT', '{{user.name}} {{user.name.length}} {{#items}}{{.}},{{/items}} {{items.length}} {{#user}}{{name}}/{{lang}}{{/user}}');
     expect(await call('LLM.RUN', 'fa:t3', '--VARS', '{"user":{"name":"Ada"},"items":["a","b"],"lang":"en"}')).toBe('echo: Ada 3 a,b, 2 Ada/en');
     expect(await err('LLM.RUN', 'fa:t3', '--VARS', '{"user":{"name":"Ada","constructor":1},"items":[]}')).toBe("ERR failed to render prompt: variable 'lang' not found");
+  });
+});
+
+describe('KNOWN issues (reported; it.fails until fixed)', () => {
+  const call = (...a: Arg[]) => r.call(...(a as [string, ...Arg[]]));
+  it.fails('run.ts: LLM.RUN --STREAM onto an existing key that is not a stream is WRONGTYPE before running (was: internal error, after the chat turn was remembered)', async () => {
+    await restore();
+    const before = await call('LLM.HISTORY', 'fa:chat');
+    await expect(call('LLM.RUN', 'fa:chat', '--STREAM', 'fa:str', 'hello')).rejects.toThrow('WRONGTYPE Operation against a key holding the wrong kind of value');
+    expect(await call('LLM.HISTORY', 'fa:chat')).toEqual(before);
   });
 });

@@ -21,8 +21,31 @@ export function parseInteger(b: Buffer | string, what = 'value', min = -Number.M
   return n;
 }
 
+/** Deepest JSON nesting accepted in arguments (RedisJSON's limit too). */
+export const MAX_JSON_DEPTH = 128;
+
+/**
+ * Refuses JSON nested deeper than MAX_JSON_DEPTH before it is parsed: V8 parses any depth, but
+ * JSON.stringify (storage, INFO) then overflows the stack at a few thousand levels.
+ */
+export function checkJsonDepth(s: string, max = MAX_JSON_DEPTH): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 /* { */ || c === 91 /* [ */) {
+      if (++depth > max) throw new CommandError(`failed to parse json: nested deeper than ${max} levels`);
+    } else if (c === 125 /* } */ || c === 93 /* ] */) depth--;
+  }
+}
+
 export function parseJson(b: Buffer | string): unknown {
   const s = typeof b === 'string' ? b : b.toString('utf8');
+  checkJsonDepth(s);
   try {
     return JSON.parse(s);
   } catch (e) {

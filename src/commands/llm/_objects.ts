@@ -4,7 +4,7 @@
  */
 import { CommandError, syntaxError, wrongTypeError } from '../../errors.js';
 import { newObjectId } from '../../storage/index.js';
-import { parseCsvVector, parseFp32Vector } from '../../vector/index.js';
+import { PARAM_LIMITS, parseCsvVector, parseFp32Vector } from '../../vector/index.js';
 import { ModelObject, StoreObject, AppObject, type LlmObject, type ObjectKind } from '../../objects/objects.js';
 import type { ObjectManager } from '../../objects/manager.js';
 import type { CommandContext } from '../context.js';
@@ -106,11 +106,23 @@ export function appOf(ctx: CommandContext, key: Buffer): AppObject {
   return app;
 }
 
+const MAX_DIM = PARAM_LIMITS.dim[1];
+
+/**
+ * A vector's dimension within the limit `--PARAMS dim` has (1..65536). A store without a fixed
+ * dimension takes it from its first vector, which was otherwise unbounded: one 4M-float
+ * --EMBEDDING-FP32 argument made a store of 4,000,000 dimensions (+180 MB at once).
+ */
+function checkDim(v: Float32Array | number[], what: string): void {
+  if (v.length > MAX_DIM) throw new CommandError(`${what}: ${v.length} dimensions, more than the limit of ${MAX_DIM}`);
+}
+
 /** Embeds texts with the store's LLM. */
 export async function embedForStore(ctx: CommandContext, store: StoreObject, texts: string[], timeoutMs?: number): Promise<Float32Array[]> {
   if (!store.llmRef) throw new CommandError('LLM model for vector store does not exist');
   const model = modelOf(ctx, store.llmRef.key, 'LLM model for vector store does not exist');
   const vecs = await model.provider.embed(texts, { timeoutMs });
+  for (const v of vecs) checkDim(v, 'the embedding from the LLM has too many dimensions');
   return vecs.map((v) => Float32Array.from(v));
 }
 
@@ -119,9 +131,9 @@ export function givenVector(args: ParsedArgs): Float32Array | undefined {
   const csv = args.opts.get('embedding') as Buffer | undefined;
   const fp32 = args.opts.get('embedding-fp32') as Buffer | undefined;
   if (csv && fp32) throw new CommandError('use either --EMBEDDING or --EMBEDDING-FP32, not both');
-  if (csv) return parseCsvVector(csv);
-  if (fp32) return parseFp32Vector(fp32);
-  return undefined;
+  const v = csv ? parseCsvVector(csv) : fp32 ? parseFp32Vector(fp32) : undefined;
+  if (v) checkDim(v, 'invalid embedding');
+  return v;
 }
 
 export function optString(args: ParsedArgs, name: string): string | undefined {

@@ -4,6 +4,7 @@ import { CommandError } from '../../errors.js';
 import { parseLlmConfig } from '../../llm/index.js';
 import { ModelObject } from '../../objects/objects.js';
 import { createObject, optString } from './_objects.js';
+import { checkJsonDepth } from '../args.js';
 
 /**
  * --PARAMS is parsed here rather than by the generic option parser: V8's JSON.parse messages
@@ -12,8 +13,10 @@ import { createObject, optString } from './_objects.js';
  */
 function parseParams(raw: Buffer | undefined): unknown {
   if (raw === undefined) return {};
+  const text = raw.toString('utf8');
+  checkJsonDepth(text);
   try {
-    return JSON.parse(raw.toString('utf8'));
+    return JSON.parse(text);
   } catch (e) {
     const detail = (e as Error).message.replace(/,?\s*(?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s, '').trim();
     throw new CommandError(`failed to parse json: ${detail || 'not valid JSON'}`);

@@ -2,6 +2,7 @@ import { CommandError } from '../../errors.js';
 import { VectorIndex, parseStoreParams } from '../../vector/index.js';
 import { StoreObject, parseLlmRef } from '../../objects/objects.js';
 import { createObject, optString } from './_objects.js';
+import { checkJsonDepth } from '../args.js';
 import { defineCreateCommand } from './_common.js';
 
 export default defineCreateCommand({
@@ -17,7 +18,9 @@ export default defineCreateCommand({
     const type = optString(args, 'type') ?? 'hnsw';
     if (type.toLowerCase() !== 'hnsw') throw new CommandError(`unknown vector store: ${type}`);
     const params = parseStoreParams(args.opts.get('params') ?? {});
-    const llm = parseLlmRef(optString(args, 'llm'));
+    const llmText = optString(args, 'llm');
+    if (llmText !== undefined) checkJsonDepth(llmText); // the JSON form {"key":...,"params":{...}}
+    const llm = parseLlmRef(llmText);
     return createObject(ctx, args, 'store', (id, db, name, at) => new StoreObject(id, db, name, at, new VectorIndex(params), params, llm));
   },
 });
