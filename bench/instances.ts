@@ -548,15 +548,17 @@ async function main(): Promise<void> {
       fmt(median(rr.map((x) => x.qps / (instCpu(x) / 100)))),
     );
   }
-  const one = runs[1]!;
-  const gen = median(one.map((x) => (x.cpu.perProc['bench'] ?? 0) + (x.cpu.perProc['redis-server'] ?? 0)));
-  const inst1 = median(one.map(instCpu));
-  const snapRounds = Object.values(runs).flat().filter((x) => x.snapshots).length;
+  const all = Object.values(runs).flat();
+  const gen = median(all.map((x) => (x.cpu.perProc['bench'] ?? 0) + (x.cpu.perProc['redis-server'] ?? 0)));
+  const got = [1, 2, 3].map((c) => fmt(median(runs[c]!.map(instCpu)))).join(' / ');
+  const others = fmt(median(all.map((x) => x.cpu.others)));
+  const snapRounds = all.filter((x) => x.snapshots).length;
   console.log(
-    `# scaling is bounded by the cores, not the instances: nproc=${nproc}, shared by redis-server, every instance, this load generator and ` +
-      `any other process on the box. One instance used ${fmt(inst1)} % of a core; with the load generator and redis-server taking ${fmt(gen)} %, ` +
-      `the instances together can get at most ${fmt(nproc * 100 - gen)} %, i.e. ≤ ${fmt(Math.min(3, (nproc * 100 - gen) / Math.max(inst1, 1)), 2)}× one instance here ` +
-      `(less while other processes use the cores). "queries per instance CPU-second" staying flat means each instance is as efficient as one alone.`,
+    `# scaling is bounded by the cores, not the instances: nproc=${nproc} cores shared by redis-server, every instance, this load generator and any ` +
+      `other process on the box. An instance runs KNN on its one JS thread (≤ ~100 % of a core); with the load generator and redis-server taking ${fmt(gen)} %, ` +
+      `k instances can get at most ${fmt(nproc * 100 - gen)} % → ≤ ${fmt(Math.min(3, (nproc * 100 - gen) / 100), 2)}× one instance that has a core to itself. ` +
+      `Here the instances together got ${got} % of a core (1 / 2 / 3 instances) while other processes took ${others} %: the ratio follows the CPU they got. ` +
+      `"queries per instance CPU-second" staying flat means an instance among several is as efficient as one alone.`,
   );
   console.log(`# ${ROUNDS} rounds of ${SECONDS} s per configuration, order rotated each round, medians; slices during which an instance wrote a snapshot of the store: ${snapRounds}`);
 
