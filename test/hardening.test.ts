@@ -1143,11 +1143,9 @@ describe('security', () => {
     });
   });
 
-  // FAILS until src/objects/objects.ts (ModelObject.fromConfig) parses a stored definition with
-  // parseLlmConfig(type, params, { checkHosts: false }): today the load-time parse applies the
-  // allow-list, the definition is skipped ("object definition could not be loaded"), the key
-  // vanishes (TYPE none) and calls answer "LLM model does not exist" instead of naming the host.
-  it.fails('--llm-allow-hosts: ... the definition stays a key and its calls are refused naming the host (call-time check)', async () => {
+  // A stored definition loads with the host check off (ModelObject.fromConfig), so the key stays
+  // and its calls are refused by the call-time check, naming the host.
+  it('--llm-allow-hosts: ... the definition stays a key and its calls are refused naming the host (call-time check)', async () => {
     await narrowedServer(async (n, _other, otherHost) => {
       expect(await n.type('elsewhere')).toBe('llm-model');
       const refusal = `ERR base_url host '${otherHost}' is not in the allowed LLM hosts`;

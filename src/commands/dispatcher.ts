@@ -138,7 +138,10 @@ export class Router {
       const msg = `-ERR ${spec.name} cannot run inside MULTI: LLM commands are not transactional; run it before MULTI or after EXEC\r\n`;
       return { kind: 'forward', hooks: { transform: () => Buffer.from(msg) } };
     }
-    if (this.opts.services.loading) return errorPlan('LLM objects are being loaded in memory', 'LOADING');
+    if (this.opts.services.loading) {
+      const why = this.opts.services.loadError;
+      return errorPlan(why ? `LLM objects are not loaded yet: ${why} (retrying)` : 'LLM objects are being loaded in memory', 'LOADING');
+    }
     // A read-only follower changes no LLM object (LLM.RUN checks chat memory itself).
     if (this.opts.services.readOnly && spec.flags.includes('write') && spec.name !== 'LLM.RUN') return errorPlan(READONLY_TEXT, 'READONLY');
     return {

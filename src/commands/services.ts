@@ -19,6 +19,8 @@ export interface Services {
   readonly startedAt: number;
   /** True while LLM objects are loading after a start: LLM.* answers -LOADING meanwhile. */
   readonly loading: boolean;
+  /** Why loading has not finished yet, when an attempt failed (e.g. an unwritable --dir). */
+  readonly loadError: string | null;
   /** The LLM objects (null until storage is open). */
   readonly objects: ObjectManager | null;
   /** The db of the backing Redis that holds the server's own storage keys. */

@@ -74,7 +74,8 @@ export class ModelObject extends LlmObject {
   }
   static fromConfig(id: string, db: number, name: string, createdAt: number, config: unknown): ModelObject {
     const c = config as { type?: string; params?: unknown; ratelimit?: RateLimitConfig };
-    return new ModelObject(id, db, name, createdAt, parseLlmConfig(c.type, c.params), c.ratelimit ?? null);
+    // Stored definitions load even if --llm-allow-hosts was narrowed since: each call is still checked.
+    return new ModelObject(id, db, name, createdAt, parseLlmConfig(c.type, c.params, { checkHosts: false }), c.ratelimit ?? null);
   }
 }
 

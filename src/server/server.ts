@@ -53,6 +53,9 @@ export class LlmServer implements Services {
     return typeof a === 'object' && a ? a.port : this.config.port;
   }
 
+  /** Why the objects are not loaded yet (the last failed attempt), for the -LOADING reply. */
+  loadError: string | null = null;
+
   get loading(): boolean {
     return !this.objects || this.objects.loading;
   }
@@ -158,7 +161,8 @@ export class LlmServer implements Services {
         }
         return;
       } catch (err) {
-        logger.warn({ err: (err as Error).message, retryInMs: delay }, 'could not load LLM objects yet; retrying');
+        this.loadError = (err as Error).message;
+        logger.warn({ err: this.loadError, retryInMs: delay }, 'could not load LLM objects yet; retrying');
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 5000);
       }

@@ -294,7 +294,18 @@ function hasInternalArg(args: Buffer[]): boolean {
  * Does this ordinary command touch an LLM object or a reserved key? Checked on the hot path,
  * so it only walks the command's key range and does a map lookup per key.
  */
+/** SORT ... BY pattern / GET pattern reads keys named by patterns: none may be a storage key. */
+function sortReachesStorage(cmd: string, args: Buffer[]): boolean {
+  if (cmd !== 'sort' && cmd !== 'sort_ro') return false;
+  for (let i = 2; i + 1 < args.length; i++) {
+    const opt = args[i].toString('latin1').toLowerCase();
+    if ((opt === 'by' || opt === 'get') && args[i + 1].toString('latin1').includes('__llm__:')) return true;
+  }
+  return false;
+}
+
 export function touchesSpecialKey(cmd: string, args: Buffer[], view: SessionView, services: Services): boolean {
+  if (sortReachesStorage(cmd, args)) return true;
   const objects = services.objects;
   const checkObjects = !!objects && objects.countInDb(view.db) > 0;
   if (MOVABLE_KEYS.has(cmd)) {
@@ -315,6 +326,7 @@ export function touchesSpecialKey(cmd: string, args: Buffer[], view: SessionView
 
 /** The reply for an ordinary command that touches an LLM object or a reserved key. */
 export function specialKeyPlan(cmd: string, args: Buffer[], view: SessionView, services: Services): Plan {
+  if (sortReachesStorage(cmd, args)) return errorPlan(RESERVED_KEY_ERROR);
   // In MULTI the refusal must also abort the transaction (as Redis does for errors while queueing).
   const refuse = (message: string, prefix = 'ERR'): Plan =>
     view.inMulti ? refusedInMultiPlan(cmd, `here: ${prefix === 'ERR' ? message : `${prefix} ${message}`}`) : errorPlan(message, prefix);
