@@ -107,7 +107,7 @@ async function fuzz(o: Options): Promise<FuzzResult> {
   const ref = await redisServer();
   const backend = await redisServer();
   let srv = await server(['--redis', backend.url]);
-  const res: FuzzResult = { frames: 0, cases: 0, verdicts: { same: 0, 'early-protocol-error': 0, 'utf8-error-byte': 0, different: 0 }, crashes: 0, differences: [], alarming: [], seconds: 0 };
+  const res: FuzzResult = { frames: 0, cases: 0, verdicts: { same: 0, 'early-protocol-error': 0, 'utf8-error-byte': 0, 'subscribe-in-multi': 0, different: 0 }, crashes: 0, differences: [], alarming: [], seconds: 0 };
   const t0 = Date.now();
   const CONC = 96;
   let i = 0;
@@ -119,7 +119,7 @@ async function fuzz(o: Options): Promise<FuzzResult> {
         const run = async (letter: string, quietMs: number) => {
           const c = fuzzCase(new Rng(caseSeed(o.seed, n)), `${letter}${n}`);
           const [r, s] = await Promise.all([exchange(ref.port, c.writes, { quietMs }), exchange(srv.port, c.writes, { quietMs })]);
-          return { c, r, s, v: compareReplies(r, s) };
+          return { c, r, s, v: compareReplies(r, s, c.writes) };
         };
         // A difference is confirmed twice, on fresh keys and with longer waits (the box is shared:
         // either side may stall for a moment), before it counts.

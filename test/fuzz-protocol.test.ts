@@ -104,7 +104,7 @@ afterAll(async () => {
 });
 
 describe('the server answers malformed and odd input exactly as redis-server does', () => {
-  const tally: Record<Verdict, number> = { same: 0, 'early-protocol-error': 0, 'utf8-error-byte': 0, different: 0 };
+  const tally: Record<Verdict, number> = { same: 0, 'early-protocol-error': 0, 'utf8-error-byte': 0, 'subscribe-in-multi': 0, different: 0 };
 
   it('random mixes of valid and invalid frames, whole or split: byte-identical replies, same closes', async () => {
     const N = 480;
@@ -115,7 +115,7 @@ describe('the server answers malformed and odd input exactly as redis-server doe
         const c = fuzzCase(new Rng(caseSeed(SEED, i)), `${letter}${i}`);
         const quietMs = letter === 'p' ? 150 : letter === 'q' ? 700 : 2500;
         const [r, s] = await Promise.all([exchange(ref.port, c.writes, { quietMs }), exchange(srv.port, c.writes, { quietMs })]);
-        return { c, r, s, verdict: compareReplies(r, s) };
+        return { c, r, s, verdict: compareReplies(r, s, c.writes) };
       };
       let res = await run('p');
       // A difference is confirmed on fresh keys with a longer wait before it counts.
@@ -314,6 +314,9 @@ describe('KNOWN divergences (reported; it.fails until fixed)', () => {
   });
   it.fails("session.ts: `expected '$', got 'X'` carries the byte X itself, not its UTF-8 encoding", async () => {
     await same('*1\r\n\xff\r\n');
+  });
+  it.fails('dispatcher.ts: SUBSCRIBE pipelined after MULTI is queued alone (no internal sentinel PING in the transaction)', async () => {
+    await same('MULTI\r\nSUBSCRIBE fz:k:ch\r\nEXEC\r\nPING\r\n');
   });
   it.fails('POST / Host: (cross-protocol scripting) closes the connection silently, as Redis does', async () => {
     await same('PING\r\nPOST / HTTP/1.1\r\nHost: x\r\n\r\n');
