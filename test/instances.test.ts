@@ -217,3 +217,53 @@ describe('an instance killed during writes', () => {
     expect(await rb.call('LLM.ADD', 'k9', '--EMBEDDING', '0,0', 'after the kill')).toBeGreaterThan(Math.max(...acked));
   });
 });
+
+describe('snapshots by another instance trim the log', () => {
+  it('a follower that was behind reloads from the snapshot instead of missing the trimmed entries', async () => {
+    const A = await startServer({ redis: redis.url, snapshotOptions: { snapshotChanges: 50, snapshotIntervalMs: 3_600_000 } });
+    const B = await startServer({ redis: redis.url });
+    servers.push(A, B);
+    await A.loadingDone;
+    await B.loadingDone;
+    const ra = conn(A.port);
+    const rb = conn(B.port);
+    await ra.call('LLM.CREATE-VECTOR-STORE', 'gap', '--PARAMS', '{"dim":2}');
+    await eventually(async () => expect(await rb.exists('gap')).toBe(1));
+    B.follower!.stop(); // B falls behind
+    const p = ra.pipeline();
+    for (let i = 0; i < 200; i++) p.call('LLM.ADD', 'gap', '--EMBEDDING', `${i},1`, `g${i}`);
+    await p.exec();
+    // A's snapshot (≥ 50 changes, 1 s timer) trims the log past everything B has applied.
+    await eventually(async () => {
+      const info = (await ra.call('LLM.INFO', 'gap')) as unknown[];
+      expect(Number(info[info.indexOf('log_length') + 1])).toBeLessThan(200);
+    }, 5000);
+    B.follower!.start();
+    await eventually(async () => expect(await rb.call('LLM.SIZE', 'gap')).toBe(200), 5000);
+    expect(await rb.call('LLM.GET', 'gap', '1')).toEqual(['g0', '0,1']);
+  });
+
+  it('a writer that was behind catches up through the snapshot before applying its write', async () => {
+    const A = await startServer({ redis: redis.url, snapshotOptions: { snapshotChanges: 50, snapshotIntervalMs: 3_600_000 } });
+    servers.push(A);
+    await A.loadingDone;
+    const ra = conn(A.port);
+    await ra.call('LLM.CREATE-VECTOR-STORE', 'gap2', '--PARAMS', '{"dim":2}');
+    // B does not follow: it knows the store from its start and learns the rest only when it writes.
+    const B = await startServer({ redis: redis.url, follow: false });
+    servers.push(B);
+    await B.loadingDone;
+    const rb = conn(B.port);
+    expect(await rb.call('LLM.SIZE', 'gap2')).toBe(0);
+    const p = ra.pipeline();
+    for (let i = 0; i < 120; i++) p.call('LLM.ADD', 'gap2', '--EMBEDDING', `${i},1`, `h${i}`);
+    await p.exec();
+    await eventually(async () => {
+      const info = (await ra.call('LLM.INFO', 'gap2')) as unknown[];
+      expect(Number(info[info.indexOf('log_length') + 1])).toBeLessThan(120);
+    }, 5000);
+    const id = await rb.call('LLM.ADD', 'gap2', '--EMBEDDING', '5,5', 'from B');
+    expect(id).toBe(121);
+    expect(await rb.call('LLM.SIZE', 'gap2')).toBe(121);
+  });
+});

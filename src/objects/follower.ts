@@ -82,6 +82,7 @@ export class Follower {
     while (this.running) {
       try {
         const res = await this.storage.tailLogs!(this.manager.followPositions(), 2000);
+        if (res.length === 0) await this.manager.checkSnapshotGaps();
         for (const { id, entries } of res) {
           const applied = await this.manager.applyFollowed(id, entries);
           const now = Date.now();

@@ -234,6 +234,7 @@ export class ObjectManager {
    * entries first. Resolves the entry's result (the item id for ADD).
    */
   private async settle(store: StoreObject, pos: string, prev: string | undefined, entry: LogEntry, vector?: Float32Array): Promise<unknown> {
+    store.ownWrites++;
     await this.mutable(store);
     if (store.appliedPos !== '' && comparePos(pos, store.appliedPos) <= 0) return takeResult(store, pos);
     if (ObjectManager.adjacent(store.appliedPos, pos, prev)) return this.apply(store, pos, entry, vector);
@@ -243,12 +244,42 @@ export class ObjectManager {
 
   /** Applies every log entry of `store` after what is applied, up to and including `upTo`. */
   async catchUp(store: StoreObject, upTo?: string): Promise<void> {
+    if (await this.behindSnapshot(store)) {
+      await this.reloadObject(store);
+      return;
+    }
+    let n = 0;
     for await (const batch of this.storage.readLog(store.id, store.appliedPos || undefined)) {
       await this.mutable(store);
       for (const { pos, entry } of batch) {
         if (upTo !== undefined && comparePos(pos, upTo) > 0) return;
         this.applyRecorded(store, pos, entry);
       }
+      if ((n += batch.length) >= 256) {
+        n = 0;
+        await yieldToEventLoop();
+      }
+    }
+  }
+
+  /**
+   * Has another instance's snapshot covered entries this instance has not applied? The log is
+   * trimmed in the same atomic step that switches the snapshot, so those entries are gone from
+   * the log: the object must be reloaded from that snapshot (plus the tail) instead.
+   */
+  async behindSnapshot(obj: StoreObject | ChatObject): Promise<boolean> {
+    const info = await this.storage.snapshotInfo(obj.id);
+    return info !== null && (obj.appliedPos === '' || comparePos(info.pos, obj.appliedPos) > 0);
+  }
+
+  /** Reloads a store or chat app from its latest snapshot and log tail (after missing trimmed entries). */
+  async reloadObject(obj: StoreObject | ChatObject): Promise<void> {
+    logger.info({ key: obj.name, appliedPos: obj.appliedPos }, 'another instance snapshotted past this one: reloading the object from the snapshot');
+    if (obj instanceof StoreObject) {
+      await this.mutable(obj);
+      await this.loadStore(obj);
+    } else {
+      await this.loadChat(obj);
     }
   }
 
@@ -319,16 +350,38 @@ export class ObjectManager {
     return m;
   }
 
+  /**
+   * For the follower, after a read that brought nothing for these objects: reloads any that
+   * another instance's snapshot has passed (their log may be trimmed empty, so no entry would
+   * ever arrive to reveal the gap).
+   */
+  async checkSnapshotGaps(): Promise<void> {
+    for (const o of [...this.objects.values()]) {
+      if ((o instanceof StoreObject || o instanceof ChatObject) && (await this.behindSnapshot(o))) await this.reloadObject(o);
+    }
+  }
+
   /** Applies entries another instance logged; returns the positions actually applied. */
   async applyFollowed(id: string, entries: Array<{ pos: string; entry: LogEntry }>): Promise<string[]> {
     const obj = [...this.objects.values()].find((o) => o.id === id);
     const applied: string[] = [];
+    if ((obj instanceof StoreObject || obj instanceof ChatObject) && (await this.behindSnapshot(obj))) {
+      // Entries between what is applied and this batch were trimmed by another instance's snapshot.
+      await this.reloadObject(obj);
+      return applied;
+    }
     if (obj instanceof StoreObject) {
       await this.mutable(obj);
+      let n = 0;
       for (const { pos, entry } of entries) {
         if (obj.appliedPos !== '' && comparePos(pos, obj.appliedPos) <= 0) continue;
         this.applyRecorded(obj, pos, entry);
         applied.push(pos);
+        if (++n % 128 === 0) {
+          // A follower catching up must not stall its own clients.
+          await yieldToEventLoop();
+          await this.mutable(obj);
+        }
       }
     } else if (obj instanceof ChatObject) {
       for (const { pos, entry } of entries) {
@@ -450,7 +503,9 @@ export class ObjectManager {
     const now = Date.now();
     for (const o of this.objects.values()) {
       if (o instanceof ChatObject && o.changesSinceSnapshot >= Math.min(1000, this.opts.snapshotChanges)) await this.snapshotChat(o);
-      if (!(o instanceof StoreObject) || o.snapshotting || o.changesSinceSnapshot === 0) continue;
+      // Only an instance that wrote to the store since its last snapshot takes the next one (followers
+      // would otherwise all serialize and store the same graph).
+      if (!(o instanceof StoreObject) || o.snapshotting || o.changesSinceSnapshot === 0 || o.ownWrites === 0) continue;
       if (o.changesSinceSnapshot >= this.opts.snapshotChanges || now - o.lastSnapshotAt >= this.opts.snapshotIntervalMs) {
         await this.snapshot(o);
       }
@@ -480,6 +535,7 @@ export class ObjectManager {
       if (pos === '') return false;
       await this.storage.writeSnapshot(store.id, data, pos);
       store.changesSinceSnapshot -= changes;
+      store.ownWrites = 0;
       store.lastSnapshotAt = Date.now();
       store.lastSnapshotPos = pos;
       store.logLength = Math.max(0, store.logLength - changes);
@@ -537,7 +593,8 @@ export class ObjectManager {
     }
     let replayed = 0;
     for await (const batch of this.storage.readLog(store.id, snap?.pos)) {
-      for (const { pos, entry } of batch) this.apply(store, pos, entry);
+      // Recorded: a writer whose entry is in this tail (a reload during its catch-up) takes its result.
+      for (const { pos, entry } of batch) this.applyRecorded(store, pos, entry);
       replayed += batch.length;
       if (replayed % 100_000 < batch.length) logger.info({ store: store.name, replayed }, 'replaying vector store log');
     }
@@ -587,3 +644,5 @@ function takeResult(store: StoreObject, pos: string): unknown {
   store.results.delete(pos);
   return r;
 }
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));

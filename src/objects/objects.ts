@@ -113,7 +113,10 @@ export class StoreObject extends LlmObject {
   changesSinceSnapshot = 0;
   /** Item attributes (LLM.ADD --ATTRS, LLM.SETATTRS), by id. */
   readonly attrs = new Map<number, Attrs>();
-  lastSnapshotAt = 0;
+  /** A new store waits a full interval (or enough changes) before its first snapshot. */
+  lastSnapshotAt = Date.now();
+  /** Writes this instance made since the last snapshot (followers leave snapshots to writers). */
+  ownWrites = 0;
   lastSnapshotPos = '';
   snapshotting = false;
   /** Dimension promised by an ADD still being written (so a concurrent ADD is checked against it). */

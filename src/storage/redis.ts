@@ -143,7 +143,18 @@ return {pos, id, dropped}
 const LUA_XADD_MANY = `
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local ids = {}
-if last[1] then ids[1] = last[1][1] else ids[1] = '' end
+if last[1] then
+  ids[1] = last[1][1]
+else
+  -- Empty: never written, or trimmed empty after a snapshot (then the last id is still known).
+  ids[1] = ''
+  local ok, info = pcall(redis.call, 'XINFO', 'STREAM', KEYS[1])
+  if ok then
+    for j = 1, #info, 2 do
+      if info[j] == 'last-generated-id' then ids[1] = info[j + 1] end
+    end
+  end
+end
 local i = 1
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
