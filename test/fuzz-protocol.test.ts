@@ -269,25 +269,26 @@ describe('LLM.* commands mixed with malformed frames', () => {
       let protocolError: string | null = null;
       const model = new RequestParser({ onCommand: () => void commands++, onProtocolError: (m) => void (protocolError = m) });
       for (const w of writes) model.feed(w);
-      const got = await exchange(srv.port, writes, { quietMs: 200, maxMs: 8000 });
-      const read = readReplies(got.bytes);
-      const where = `FUZZ_SEED=${SEED ^ 0x11} case ${i}: ${writes.map((w) => show(w)).join(' | ')}\n  got ${show(got.bytes)} closed=${got.closed}`;
-      if (read.malformed || read.rest !== 0) {
-        failures.push(`malformed reply (${read.malformed ?? `${read.rest} trailing bytes`}) ${where}`);
-        return;
-      }
-      if (protocolError === null) {
-        if (read.frames !== commands || got.closed) failures.push(`expected ${commands} replies and an open connection: ${where}`);
-        return;
-      }
-      const last = read.errors.at(-1);
-      if (!got.closed || last !== `ERR ${String(protocolError).replace(/[\r\n]/g, ' ')}`) {
-        if (!(got.bytes.includes('Protocol error: expected') && got.closed)) failures.push(`expected the protocol error last and a close: ${where}`);
-        return;
-      }
-      if (read.frames === commands + 1) return;
-      if (read.frames < commands + 1) early++; // known: replies before the error dropped (see KNOWN)
-      else failures.push(`expected ${commands} replies then the error: ${where}`);
+      const judge = (got: Exchange): { problem?: string; early?: boolean } => {
+        const read = readReplies(got.bytes);
+        const where = `FUZZ_SEED=${SEED ^ 0x11} case ${i}: ${writes.map((w) => show(w)).join(' | ')}\n  got ${show(got.bytes)} closed=${got.closed}`;
+        if (read.malformed || read.rest !== 0) return { problem: `malformed reply (${read.malformed ?? `${read.rest} trailing bytes`}) ${where}` };
+        if (protocolError === null) {
+          return read.frames !== commands || got.closed ? { problem: `expected ${commands} replies and an open connection: ${where}` } : {};
+        }
+        const last = read.errors.at(-1);
+        if (!got.closed || last !== `ERR ${String(protocolError).replace(/[\r\n]/g, ' ')}`) {
+          return got.bytes.includes('Protocol error: expected') && got.closed ? {} : { problem: `expected the protocol error last and a close: ${where}` };
+        }
+        if (read.frames === commands + 1) return {};
+        if (read.frames < commands + 1) return { early: true }; // known: replies before the error dropped (see KNOWN)
+        return { problem: `expected ${commands} replies then the error: ${where}` };
+      };
+      let verdict = judge(await exchange(srv.port, writes, { quietMs: 200, maxMs: 8000 }));
+      // Confirmed with a longer wait before it counts (the box is shared).
+      if (verdict.problem) verdict = judge(await exchange(srv.port, writes, { quietMs: 1500, maxMs: 15_000 }));
+      if (verdict.problem) failures.push(verdict.problem);
+      if (verdict.early) early++;
     });
     console.log(`LLM mix: ${N} cases, ${early} with replies dropped before a protocol error (known)`);
     expect(failures, failures.slice(0, 5).join('\n')).toEqual([]);
