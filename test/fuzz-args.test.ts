@@ -592,6 +592,16 @@ beforeAll(async () => {
   await restore();
 }, 60_000);
 
+async function restartServer(): Promise<void> {
+  r.disconnect();
+  pinger.disconnect();
+  await server.stop();
+  server = await startServer({ redis: redis.url });
+  await server.loadingDone;
+  r = client(server.port);
+  pinger = client(server.port);
+}
+
 afterAll(async () => {
   process.off('unhandledRejection', onProcessError);
   process.off('uncaughtException', onProcessError);
@@ -699,6 +709,12 @@ describe('argument fuzzing of every LLM.* command', () => {
         await check();
         expect(await pinger.ping()).toBe('PONG');
       }
+      // What is stored is what was in memory: a restart on the same Redis loads the same state
+      // (an error that wrote to the storage log without changing memory would show here).
+      const before = await snap();
+      await restartServer();
+      const after = await snap();
+      if (after !== before) findings.push(`${spec.name}: the state after a restart differs from the state before it:\n    ${stateDiff(before, after)}`);
     }
     const table = Object.entries(stats).map(([n, s]) => `${n.padEnd(24)} ok ${String(s.ok).padStart(3)}  errors ${String(s.error).padStart(3)} (${s.messages.size} distinct)`);
     console.log(`argument fuzz, seed ${SEED} (${knownHits} hits of KNOWN issues):\n${table.join('\n')}`);
