@@ -570,7 +570,8 @@ export function alarmingLogLines(log: string): string[] {
     .split('\n')
     .filter((l) => l.trim() !== '')
     .filter((l) => {
-      if (/uncaught|unhandled|triggerUncaughtException|FATAL ERROR|Segmentation|Aborted|heap out of memory/i.test(l)) return true;
+      if (/uncaught|unhandled|triggerUncaughtException/i.test(l)) return true;
+      if (/FATAL ERROR|Segmentation fault|Aborted \(core dumped\)|heap out of memory/.test(l)) return true;
       if (!l.startsWith('{')) return true; // not a log line: a stack trace or a runtime message
       try {
         const o = JSON.parse(l) as { level?: number; msg?: string };
