@@ -788,7 +788,7 @@ describe('found by fuzzing', () => {
 
 describe('KNOWN issues (reported; it.fails until fixed)', () => {
   const call = (...a: Arg[]) => r.call(...(a as [string, ...Arg[]]));
-  it.fails('run.ts: LLM.RUN --STREAM onto an existing key that is not a stream is WRONGTYPE before running (was: internal error, after the chat turn was remembered)', async () => {
+  it('run.ts: LLM.RUN --STREAM onto an existing key that is not a stream is WRONGTYPE before running (was: internal error, after the chat turn was remembered)', async () => {
     await restore();
     const before = await call('LLM.HISTORY', 'fa:chat');
     await expect(call('LLM.RUN', 'fa:chat', '--STREAM', 'fa:str', 'hello')).rejects.toThrow('WRONGTYPE Operation against a key holding the wrong kind of value');

@@ -87,10 +87,15 @@ export class Router {
       }
       case 'auth':
         return { onReply: (r) => { if (!(r instanceof ErrorReply)) view.applyState({ authenticated: true }); } };
-      case 'multi':
-        return { onReply: (r) => { if (!(r instanceof ErrorReply) || r.message.includes('nested')) view.applyState({ inMulti: true }); } };
+      case 'multi': {
+        // Optimistic, so a pipelined SUBSCRIBE or LLM.* after it is judged inside the transaction.
+        const before = view.inMulti;
+        view.applyState({ inMulti: true });
+        return { onReply: (r) => { if (r instanceof ErrorReply && !r.message.includes('nested')) view.applyState({ inMulti: before }); } };
+      }
       case 'exec':
       case 'discard':
+        view.applyState({ inMulti: false });
         return { onReply: () => view.applyState({ inMulti: false }) };
       case 'reset':
         return { onReply: () => view.applyState({ reset: true }) };

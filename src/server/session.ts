@@ -88,6 +88,10 @@ export class Session implements SessionView {
   private backendWrites: Buffer[] = [];
   private clientWrites: Buffer[] = [];
   private readPaused = false;
+  /** QUIT was read: nothing after it is. */
+  private quitSeen = false;
+  /** A protocol error (or an HTTP request) ends the connection once earlier replies are out. */
+  private finish: { last: Buffer } | null = null;
   /** Set when the backend link could not be opened for lack of local resources (EMFILE...). */
   private linkRefusal: string | null = null;
   /** A MULTI was sent: commands sent since, and the positions of SLOWLOG/COMMANDLOG GETs among them. */
@@ -158,7 +162,20 @@ export class Session implements SessionView {
   // ---- requests ----------------------------------------------------------------------------
 
   private onCommand(args: Buffer[], raw: Buffer): void {
-    if (this.closing) return;
+    if (this.closing || this.quitSeen || this.finish) return;
+    const a0 = args[0];
+    if (a0.length === 4 || a0.length === 5) {
+      const n = a0.toString('latin1').toLowerCase();
+      // As Redis: nothing after QUIT is read; an HTTP request (cross-protocol scripting) closes
+      // the connection at once and silently, unanswered replies included.
+      if (n === 'quit') this.quitSeen = true;
+      else if (n === 'post' || n === 'host:') {
+        logger.warn({ client: this.id }, 'possible cross-protocol attack (HTTP request on the Redis port); connection closed');
+        this.clientWrites = [];
+        this.close();
+        return;
+      }
+    }
     if (this.blocked) {
       this.inbox.push({ args, raw });
       if (!this.readPaused && this.inbox.length > 1024) {
@@ -267,6 +284,7 @@ export class Session implements SessionView {
     this.drainInbox();
     this.flushBackendWrites();
     this.flushClientWrites();
+    this.maybeFinish();
   }
 
   private drainInbox(): void {
@@ -281,12 +299,26 @@ export class Session implements SessionView {
   }
 
   private onProtocolError(message: string): void {
-    // As Redis: answer the error, then close only this connection.
+    if (this.quitSeen) return; // Redis reads nothing after QUIT
+    logger.debug({ client: this.id, message }, 'protocol error; closing the connection');
+    // As Redis: earlier requests are answered, then the error (its bytes as received: latin1),
+    // then only this connection is closed.
+    this.finishAfterReplies(Buffer.from(`-ERR ${message.replace(/[\r\n]+/g, ' ')}\r\n`, 'latin1'));
+  }
+
+  /** Ends the connection once every earlier request is answered, writing `last` first. */
+  private finishAfterReplies(last: Buffer): void {
+    this.finish = { last };
     this.flushBackendWrites();
-    this.clientWrites.push(encode(new ErrorReply(message)));
+    this.maybeFinish();
+  }
+
+  private maybeFinish(): void {
+    const f = this.finish;
+    if (!f || this.closing || this.slots.length > 0 || this.blocked || this.inbox.length > 0) return;
+    this.clientWrites.push(f.last);
     this.flushClientWrites();
     this.closing = true;
-    logger.debug({ client: this.id, message }, 'protocol error; closing the connection');
     this.socket.end();
     this.link?.end();
   }
@@ -468,6 +500,7 @@ export class Session implements SessionView {
     if (passStart >= 0) this.clientWrites.push(chunk.subarray(passStart, pos));
     this.flushClientWrites();
     if (this.slots.length === 0) this.tryRunBlocked();
+    this.maybeFinish();
   }
 
   /** A -NOAUTH reply on a session we took as authenticated: the backend now wants a password. */

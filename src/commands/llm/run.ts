@@ -6,6 +6,7 @@ import { runChatApp, runPromptApp, runSearchApp, type ChatDeps, type RunRequest,
 import { RunStream } from '../../apps/stream.js';
 import { complete } from '../../apps/complete.js';
 import { logger } from '../../log.js';
+import { SimpleString } from '../../protocol/resp.js';
 import { READONLY_TEXT } from '../dispatcher.js';
 import { checkVars } from '../../apps/template.js';
 import { ChatObject, DEFAULT_SESSION } from '../../objects/chat.js';
@@ -88,6 +89,12 @@ export default defineCommand({
     if (streamKey) {
       if (isInternalKey(streamKey)) throw new CommandError(RESERVED_KEY_ERROR);
       if (objectsOf(ctx).get(ctx.client.db, streamKey.toString('utf8'))) throw wrongTypeError();
+      if (ctx.services.mode !== 'standalone') {
+        // Refused before anything runs (a chat turn must not be remembered for a run that cannot stream).
+        const t = await ctx.client.backendCall(['TYPE', streamKey]);
+        const type = t instanceof SimpleString ? t.value : '';
+        if (type !== 'none' && type !== 'stream' && type !== '') throw wrongTypeError();
+      }
     }
     const run = (r: RunRequest): Promise<RunResult> => {
       if (app.kind === 'app') return runPromptApp(app, r, deps);
