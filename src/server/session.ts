@@ -88,6 +88,7 @@ export class Session implements SessionView {
   private backendWrites: Buffer[] = [];
   private clientWrites: Buffer[] = [];
   private readPaused = false;
+  private flushScheduled = false;
   /** QUIT was read: nothing after it is. */
   private quitSeen = false;
   /** A protocol error (or an HTTP request) ends the connection once earlier replies are out. */
@@ -283,7 +284,17 @@ export class Session implements SessionView {
     }
     this.drainInbox();
     this.flushBackendWrites();
-    this.flushClientWrites();
+    if (this.blocked && !this.flushScheduled) {
+      // More local commands of this pipeline are running: their replies join this one in a single
+      // write at the end of this turn of the event loop, instead of one write per reply.
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flushClientWrites();
+      });
+    } else if (!this.blocked) {
+      this.flushClientWrites();
+    }
     this.maybeFinish();
   }
 
