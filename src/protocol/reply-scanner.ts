@@ -102,14 +102,14 @@ export class ReplyScanner {
         this.elementDone();
         return;
       case 36: { // $
-        const n = parseInt(buf.toString('latin1', start + 1, end), 10);
+        const n = parseLength(buf, start + 1, end);
         if (Number.isNaN(n)) throw new Error('invalid bulk length in reply');
         if (n < 0) this.elementDone();
         else this.skip = n + 2;
         return;
       }
       case 42: { // *
-        const n = parseInt(buf.toString('latin1', start + 1, end), 10);
+        const n = parseLength(buf, start + 1, end);
         if (Number.isNaN(n)) throw new Error('invalid multibulk length in reply');
         if (n <= 0) this.elementDone();
         else this.stack.push(n);
@@ -119,4 +119,22 @@ export class ReplyScanner {
         throw new Error(`unexpected byte ${type} in reply`);
     }
   }
+}
+
+/** A header length (`-1`, `0`, `123`) read from the bytes, without building a string; NaN if malformed. */
+function parseLength(buf: Buffer, start: number, end: number): number {
+  let i = start;
+  let neg = false;
+  if (buf[i] === 45 /* - */) {
+    neg = true;
+    i++;
+  }
+  if (i >= end) return NaN;
+  let n = 0;
+  for (; i < end; i++) {
+    const d = buf[i]! - 48;
+    if (d < 0 || d > 9) return NaN;
+    n = n * 10 + d;
+  }
+  return neg ? -n : n;
 }
