@@ -216,7 +216,13 @@ export class Session implements SessionView {
       this.backendWrites.push(raw, encodeRequest(['PING', this.sentinel]));
     } else {
       if (hooks?.monitor) this.pubsubAware = true;
-      this.slots.push({ kind: 'proxy', remaining: 1, hooks });
+      const tail = this.slots[this.slots.length - 1];
+      if (!hooks && tail && !tail.hooks && !tail.resolve) {
+        // A run of plain forwarded requests shares one slot: a count, not an object per request.
+        tail.remaining++;
+      } else {
+        this.slots.push({ kind: 'proxy', remaining: 1, hooks });
+      }
       this.backendWrites.push(raw);
     }
     void name;
@@ -388,7 +394,11 @@ export class Session implements SessionView {
     this.streaming = false;
     for (const s of slots) {
       if (s.resolve) s.reject!(err);
-      else if (s.remaining !== 0 && !this.linkRefusal) this.clientWrites.push(encode(new ErrorReply(err.message)));
+      else if (!this.linkRefusal) {
+        // One error per request still waiting (a plain slot counts several; a subscribe slot one).
+        const waiting = s.remaining === Infinity ? 1 : s.remaining;
+        for (let i = 0; i < waiting; i++) this.clientWrites.push(encode(new ErrorReply(err.message)));
+      }
     }
     // Refused: one error line, then the connection closes (what Redis sends at maxclients).
     if (this.linkRefusal) this.clientWrites = [encode(new ErrorReply(this.linkRefusal))];
