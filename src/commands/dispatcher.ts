@@ -8,7 +8,7 @@
  */
 import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
-import { ErrorReply, OK, SimpleString, type Decoded, type RespValue } from '../protocol/resp.js';
+import { ErrorReply, OK, type Decoded, type RespValue } from '../protocol/resp.js';
 import { parseCommandArgs } from './args.js';
 import type { ClientHandle, CommandContext } from './context.js';
 import type { Services } from './services.js';
@@ -48,7 +48,6 @@ export interface RouterOptions {
   requirePass?: string;
 }
 
-const lower = (b: Buffer): string => b.toString('latin1').toLowerCase();
 
 /** Names that always go through `plan`. */
 const LOCAL_STAGE = new Set(['quit', 'hello', 'command', 'info', 'module']);
@@ -202,4 +201,3 @@ export async function runLocal(plan: Extract<Plan, { kind: 'local' }>, ctx: Comm
   }
 }
 
-export { lower, SimpleString };

@@ -225,7 +225,6 @@ export class Session implements SessionView {
       }
       this.backendWrites.push(raw);
     }
-    void name;
   }
 
   /**
