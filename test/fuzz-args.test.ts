@@ -567,17 +567,6 @@ async function shrink(spec: CommandSpec, args: Arg[], kind: Kind): Promise<Arg[]
   return cur;
 }
 
-/**
- * Known issues in files this suite may not change (reported with a fix; see the `KNOWN` tests at
- * the end, `it.fails` until fixed — then drop the allowance here).
- *  - run.ts: `LLM.RUN ... --STREAM <existing key that is not a stream>` runs the app first (a chat
- *    remembers the turn), then XADD fails with WRONGTYPE, surfacing as "internal error".
- */
-function isKnown(spec: CommandSpec, args: Arg[]): boolean {
-  const stream = optionOf(args, '--STREAM') as Buffer | undefined;
-  return spec.name === 'LLM.RUN' && stream !== undefined && stream.toString() === 'fa:str';
-}
-
 // ---- the run ---------------------------------------------------------------------------------------------
 
 beforeAll(async () => {
@@ -622,12 +611,7 @@ describe('argument fuzzing of every LLM.* command', () => {
     const findings: string[] = [];
     const seen = new Set<string>();
     const stats: Record<string, { ok: number; error: number; messages: Set<string> }> = {};
-    let knownHits = 0;
     const note = async (spec: CommandSpec, args: Arg[], kind: Kind, what: string) => {
-      if (isKnown(spec, args)) {
-        knownHits++;
-        return;
-      }
       const key = `${spec.name} ${kind} ${what.slice(0, 60)}`;
       if (seen.has(key) || findings.length >= 12) return;
       seen.add(key);
@@ -717,7 +701,7 @@ describe('argument fuzzing of every LLM.* command', () => {
       if (after !== before) findings.push(`${spec.name}: the state after a restart differs from the state before it:\n    ${stateDiff(before, after)}`);
     }
     const table = Object.entries(stats).map(([n, s]) => `${n.padEnd(24)} ok ${String(s.ok).padStart(3)}  errors ${String(s.error).padStart(3)} (${s.messages.size} distinct)`);
-    console.log(`argument fuzz, seed ${SEED} (${knownHits} hits of KNOWN issues):\n${table.join('\n')}`);
+    console.log(`argument fuzz, seed ${SEED}:\n${table.join('\n')}`);
     expect(processErrors).toEqual([]);
     expect(findings, findings.join('\n')).toEqual([]);
     // Every command was exercised both ways at least once.
@@ -786,9 +770,9 @@ describe('found by fuzzing', () => {
   });
 });
 
-describe('KNOWN issues (reported; it.fails until fixed)', () => {
+describe('found by fuzzing, fixed in run.ts', () => {
   const call = (...a: Arg[]) => r.call(...(a as [string, ...Arg[]]));
-  it('run.ts: LLM.RUN --STREAM onto an existing key that is not a stream is WRONGTYPE before running (was: internal error, after the chat turn was remembered)', async () => {
+  it('LLM.RUN --STREAM onto an existing key that is not a stream is WRONGTYPE before running (was: internal error, after the chat turn was remembered)', async () => {
     await restore();
     const before = await call('LLM.HISTORY', 'fa:chat');
     await expect(call('LLM.RUN', 'fa:chat', '--STREAM', 'fa:str', 'hello')).rejects.toThrow('WRONGTYPE Operation against a key holding the wrong kind of value');
