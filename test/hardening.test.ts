@@ -708,7 +708,8 @@ describe('limits', () => {
       expect(rss1 - rss0).toBeLessThan(N * 0.1); // < 100 KB per connection (measured: ~ 10-20)
       for (const s of socks.splice(0)) s.close();
       expect(await until(async () => (await connectedClients(w)) === 1, 10_000, 50)).toBe(true);
-      expect(await until(async () => (await redisClients()) <= links0, 10_000, 50)).toBe(true);
+      // Released eventually (2,000 closes on a loaded 2-core box can take a while).
+      expect(await until(async () => (await redisClients()) <= links0, 30_000, 100)).toBe(true);
     } finally {
       for (const s of socks) s.close();
       w.disconnect();

@@ -76,6 +76,8 @@ it('a lone writer applies its own writes directly, never reading them back from 
   };
   try {
     await r.call('LLM.CREATE-VECTOR-STORE', 'lone', '--PARAMS', '{"dim":2}');
+    // The catalog follower reads the create's event with XRANGE: let it, then count log reads only.
+    await new Promise((res) => setTimeout(res, 300));
     const before = await xrangeCalls();
     for (let i = 0; i < 30; i++) {
       await r.call('LLM.ADD', 'lone', '--EMBEDDING', `${i},1`, `x${i}`);
