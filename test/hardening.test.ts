@@ -715,7 +715,7 @@ describe('limits', () => {
       w.disconnect();
       await child.stop();
     }
-  });
+  }, 90_000);
 
   describe('slow readers: client-output-buffer-limit (a child server with 8mb)', () => {
     let child: Child;
