@@ -17,39 +17,13 @@ import {
   splitInlineArgs,
   type ParserLimits,
 } from '../src/protocol/request-parser.js';
+import { Rng } from './helpers/rng.js';
 
 const SEED = Number(process.env.PROTOCOL_FUZZ_SEED ?? 0x5eed1e55);
 
 // ---------------------------------------------------------------------------------------------
 // Seeded randomness
 
-class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0 || 1;
-  }
-  /** mulberry32: uniform in [0, 1). */
-  next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  /** Integer in [0, n). */
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  /** Integer in [lo, hi]. */
-  range(lo: number, hi: number): number {
-    return lo + this.int(hi - lo + 1);
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)];
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-}
 
 /** Runs `fn` with a fresh Rng per round; on failure the seed and round are printed and kept in the message. */
 function seeded(label: string, rounds: number, fn: (rng: Rng, round: number) => void): void {
