@@ -7,6 +7,8 @@
  * Snapshots (graph + items) are taken in the background after enough changes or time; a restart
  * loads the latest snapshot and replays only the log after it.
  */
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
 import type { CatalogEvent, LogEntry, Storage } from '../storage/types.js';
@@ -574,6 +576,9 @@ export class ObjectManager {
     }
     this.loading = false;
     logger.info({ objects: records.length, vectors, ms: Date.now() - started }, 'LLM objects loaded');
+    // Loading big stores leaves large transient buffers (snapshot chunks, the assembled snapshot):
+    // collect them now rather than whenever V8 gets to it, so the process settles at its real size.
+    if (vectors >= 10_000) collectGarbage();
     return catalogPos;
   }
 
@@ -646,3 +651,13 @@ function takeResult(store: StoreObject, pos: string): unknown {
 }
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** One full garbage collection (V8's gc(), exposed for this call only). */
+function collectGarbage(): void {
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    (vm.runInNewContext('gc') as () => void)();
+  } catch (err) {
+    logger.debug({ err: (err as Error).message }, 'could not run a garbage collection after loading');
+  }
+}
