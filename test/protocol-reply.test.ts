@@ -23,26 +23,13 @@ import {
   type Decoded,
   type RespValue,
 } from '../src/protocol/resp.js';
-import { Rng } from './helpers/rng.js';
+import { Rng, seededRounds } from './helpers/rng.js';
 
 const SEED = Number(process.env.PROTOCOL_FUZZ_SEED ?? 0x5eed1e55);
 
-// ---------------------------------------------------------------------------------------------
-// Seeded randomness
-
-
+/** Seeded rounds of this file: PROTOCOL_FUZZ_SEED reproduces a failing run. */
 function seeded(label: string, rounds: number, fn: (rng: Rng, round: number) => void): void {
-  for (let round = 0; round < rounds; round++) {
-    const seed = (SEED + Math.imul(round + 1, 0x9e3779b1)) >>> 0;
-    try {
-      fn(new Rng(seed), round);
-    } catch (e) {
-      const where = `${label}: PROTOCOL_FUZZ_SEED=${SEED} round=${round} (round seed ${seed})`;
-      console.error(`FAILED ${where}`);
-      if (e instanceof Error) e.message = `[${where}] ${e.message}`;
-      throw e;
-    }
-  }
+  seededRounds(SEED, 'PROTOCOL_FUZZ_SEED', label, rounds, fn);
 }
 
 const SPECIAL = [13, 10, 42, 36, 43, 45, 58, 48, 0, 32, 255];

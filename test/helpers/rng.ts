@@ -32,3 +32,22 @@ export class Rng {
     return b;
   }
 }
+
+/**
+ * Runs `fn` `rounds` times, each with an Rng seeded from `seed` and the round. A failure is
+ * printed with the base seed (settable through the environment variable `seedEnv`) and the round,
+ * and the same text is prefixed to the error, so the failing round reproduces.
+ */
+export function seededRounds(seed: number, seedEnv: string, label: string, rounds: number, fn: (rng: Rng, round: number) => void): void {
+  for (let round = 0; round < rounds; round++) {
+    const roundSeed = (seed + Math.imul(round + 1, 0x9e3779b1)) >>> 0;
+    try {
+      fn(new Rng(roundSeed), round);
+    } catch (e) {
+      const where = `${label}: ${seedEnv}=${seed} round=${round} (round seed ${roundSeed})`;
+      console.error(`FAILED ${where}`);
+      if (e instanceof Error) e.message = `[${where}] ${e.message}`;
+      throw e;
+    }
+  }
+}
