@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
+import { startRedis, startRedisCluster, type RedisServerHandle } from './helpers/redis-server.js';
 import { client, startServer } from './helpers/server.js';
 import type { LlmServer } from '../src/server/server.js';
 import { keySlot, commandKeys, slotOfKeys } from '../src/proxy/slots.js';
@@ -76,19 +76,8 @@ describe('a 3-master Redis Cluster behind the server', () => {
   };
 
   beforeAll(async () => {
-    for (let i = 0; i < 3; i++) {
-      servers.push(await startRedis({ args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000'] }));
-    }
-    await run('redis-cli', ['--cluster', 'create', ...servers.map((x) => `127.0.0.1:${x.port}`), '--cluster-replicas', '0', '--cluster-yes']);
+    servers.push(...(await startRedisCluster(3)));
     nodes = servers.map((x) => new Redis(x.url));
-    for (const n of nodes) {
-      for (let i = 0; ; i++) {
-        const info = await n.cluster('INFO');
-        if (/cluster_state:ok/.test(info) && /cluster_slots_ok:16384/.test(info)) break;
-        if (i > 200) throw new Error('cluster did not become ready');
-        await sleep(50);
-      }
-    }
     ids = await Promise.all(nodes.map((n) => n.cluster('MYID') as Promise<string>));
     url = `redis+cluster://${servers.map((x) => `127.0.0.1:${x.port}`).join(',')}`;
     server = await startServer({ redis: url });

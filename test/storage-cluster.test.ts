@@ -3,16 +3,14 @@
  * chunks on one slot (scripts and MGET work), the catalog keys share the {catalog} slot (atomic catalog
  * scripts, MULTI), and objects spread over the nodes.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
+import { startRedisCluster, type RedisServerHandle } from './helpers/redis-server.js';
 import { RedisStorage, comparePos, newObjectId, type LogEntry, type ObjectRecord } from '../src/storage/index.js';
 
-const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 
 const rec = (over: Partial<ObjectRecord> = {}): ObjectRecord => ({
   id: newObjectId(),
@@ -37,19 +35,8 @@ describe('RedisStorage on a 3-master Redis Cluster', () => {
   let s: RedisStorage;
 
   beforeAll(async () => {
-    for (let i = 0; i < 3; i++) {
-      servers.push(await startRedis({ args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000'] }));
-    }
-    await run('redis-cli', ['--cluster', 'create', ...servers.map((x) => `127.0.0.1:${x.port}`), '--cluster-replicas', '0', '--cluster-yes']);
+    servers.push(...(await startRedisCluster(3)));
     nodes = servers.map((x) => new Redis(x.url));
-    for (const n of nodes) {
-      for (let i = 0; ; i++) {
-        const info = await n.cluster('INFO');
-        if (/cluster_state:ok/.test(info) && /cluster_slots_ok:16384/.test(info)) break;
-        if (i > 200) throw new Error('cluster did not become ready');
-        await sleep(50);
-      }
-    }
     cluster = new Cluster([{ host: '127.0.0.1', port: servers[0]!.port }]);
     s = new RedisStorage(cluster, { chunkSize: 64 * 1024 });
     await s.open();

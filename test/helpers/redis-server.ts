@@ -135,3 +135,32 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
   await start();
   return handle;
 }
+
+/**
+ * A real local Redis Cluster: `masters` redis-server processes with cluster-enabled, joined by
+ * `redis-cli --cluster create` (no replicas), returned once every node reports all 16384 slots ok.
+ */
+export async function startRedisCluster(masters = 3, args: string[] = []): Promise<RedisServerHandle[]> {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { Redis } = await import('ioredis');
+  const servers: RedisServerHandle[] = [];
+  for (let i = 0; i < masters; i++) {
+    servers.push(await startRedis({ args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000', ...args] }));
+  }
+  await promisify(execFile)('redis-cli', ['--cluster', 'create', ...servers.map((x) => `127.0.0.1:${x.port}`), '--cluster-replicas', '0', '--cluster-yes']);
+  for (const s of servers) {
+    const n = new Redis(s.url);
+    try {
+      for (let i = 0; ; i++) {
+        const info = (await n.cluster('INFO')) as string;
+        if (/cluster_state:ok/.test(info) && /cluster_slots_ok:16384/.test(info)) break;
+        if (i > 200) throw new Error('cluster did not become ready');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      n.disconnect();
+    }
+  }
+  return servers;
+}
