@@ -748,6 +748,17 @@ export class RedisStorage implements Storage {
   // ------------------------------------------------------------------------------------------------ log
 
   append(id: string, entries: LogEntry[]): Promise<string[]> {
+    return this.enqueueAppend(id, entries);
+  }
+
+  /** append(), also resolving the log position that preceded the first entry ('' if the log was empty). */
+  appendAfter(id: string, entries: LogEntry[]): Promise<{ positions: string[]; prev: string }> {
+    let prev = '';
+    return this.enqueueAppend(id, entries, (x) => (prev = x)).then((positions) => ({ positions, prev }));
+  }
+
+  /** Validates and queues an append for the next group commit; `onPrev` receives the preceding id. */
+  private enqueueAppend(id: string, entries: LogEntry[], onPrev?: (pos: string) => void): Promise<string[]> {
     try {
       this.checkOpen();
       checkId(id);
@@ -757,27 +768,10 @@ export class RedisStorage implements Storage {
     }
     if (entries.length === 0) return Promise.resolve([]);
     const p = new Promise<string[]>((resolve, reject) => {
-      this.queue.push({ kind: 'append', key: logKey(id), entries: entries.map(entryArgs), resolve, reject });
+      this.queue.push({ kind: 'append', key: logKey(id), entries: entries.map(entryArgs), resolve, reject, prev: onPrev });
     });
     this.scheduleFlush();
     return this.track(p);
-  }
-
-  /** append(), also resolving the log position that preceded the first entry ('' if the log was empty). */
-  appendAfter(id: string, entries: LogEntry[]): Promise<{ positions: string[]; prev: string }> {
-    try {
-      this.checkOpen();
-      checkId(id);
-      checkEntries(entries);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    let prev = '';
-    const p = new Promise<string[]>((resolve, reject) => {
-      this.queue.push({ kind: 'append', key: logKey(id), entries: entries.map(entryArgs), resolve, reject, prev: (x) => (prev = x) });
-    });
-    this.scheduleFlush();
-    return this.track(p.then((positions) => ({ positions, prev })));
   }
 
   private enqueueScript(cmd: ScriptName, args: Array<string | Buffer>): Promise<unknown> {
