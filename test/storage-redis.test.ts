@@ -136,6 +136,42 @@ describe('RedisStorage', () => {
     await s2.close();
   });
 
+  it('a snapshot read racing newer snapshots returns one whole snapshot, never a mix; damaged chunks are refused', async () => {
+    const { admin, s } = await setup({ storage: { chunkSize: 64 * 1024 } });
+    const writer = new RedisStorage(s.redis, { chunkSize: 64 * 1024 });
+    await writer.open();
+    cleanup.push(() => writer.close());
+    const r = rec();
+    await s.putRecord(r);
+    const pos = await s.append(r.id, Array.from({ length: 40 }, (_, i) => ({ i: String(i) })));
+    // 1.3 MB each: 21 chunks, read in many GETRANGE pieces over several round trips
+    const versions = Array.from({ length: 20 }, () => randomBytes(1_300_000 + Math.floor(Math.random() * 1000)));
+    await writer.writeSnapshot(r.id, versions[0]!, pos[0]!);
+    let whole = 0;
+    for (let v = 1; v < versions.length; v++) {
+      const [got] = await Promise.all([s.readSnapshot(r.id).catch((e: Error) => e), writer.writeSnapshot(r.id, versions[v]!, pos[v]!)]);
+      if (got instanceof Error) {
+        expect(got.message).toMatch(/could not be read consistently/); // only after 5 lost races in a row
+        continue;
+      }
+      const at = versions.findIndex((x) => x.equals(got!.data));
+      expect(at === v - 1 || at === v, `read ${v}: a snapshot that was never written`).toBe(true);
+      expect(got!.pos).toBe(pos[at]);
+      whole++;
+    }
+    expect(whole).toBeGreaterThan(0);
+
+    // a chunk changed behind the server's back: checksum; one missing for good: never consistent
+    const gen = (await admin.hget(`__llm__:{${r.id}}:snap`, 'gen'))!;
+    const chunk = `__llm__:{${r.id}}:snap:${gen}:3`;
+    await admin.setrange(chunk, 100, 'x');
+    await expect(s.readSnapshot(r.id)).rejects.toThrow(/corrupt \(size or checksum mismatch\)/);
+    await admin.append(chunk, 'tail');
+    await expect(s.readSnapshot(r.id)).rejects.toThrow(/corrupt/);
+    await admin.del(chunk);
+    await expect(s.readSnapshot(r.id)).rejects.toThrow(/could not be read consistently/);
+  });
+
   it('kill -9 of the backing Redis after the chunks: restart finds the old snapshot and the log tail', async () => {
     let server!: RedisServerHandle;
     let killNow = false;
