@@ -6,7 +6,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
-import { SETTINGS, convertSetting, resolveConfig, type Config, type Setting } from './config/config.js';
+import { SECRET_ENV, SETTINGS, convertSetting, resolveConfig, type Config, type Setting } from './config/config.js';
 import { configureLogger, logger } from './log.js';
 import { LlmServer } from './server/server.js';
 
@@ -19,7 +19,7 @@ export async function main(argv = process.argv): Promise<LlmServer> {
     .name('redis-llm-server')
     .description('A Redis-protocol server: Redis plus LLM.* commands (LLM providers, prompt apps, HNSW vector stores, search and chat apps).')
     .option('--config <file>', 'redis.conf-style configuration file (one "directive value" per line)')
-    .addHelpText('after', '\nEvery setting can also come from the environment as REDIS_LLM_<NAME> (e.g. REDIS_LLM_PORT=7001,\nREDIS_LLM_LOG_LEVEL=debug) and from the --config file as "<name> <value>" (see redis.conf.example).\nPrecedence: flags > environment > file > defaults. Memory sizes take units: 1k=1000, 1kb=1024, mb, gb.');
+    .addHelpText('after', '\nEvery setting can also come from the environment as REDIS_LLM_<NAME> (e.g. REDIS_LLM_PORT=7001,\nREDIS_LLM_LOG_LEVEL=debug) and from the --config file as "<name> <value>" (see redis.conf.example).\nPrecedence: flags > environment > file > defaults. Memory sizes take units: 1k=1000, 1kb=1024, mb, gb.\nREDIS_LLM_SECRET (environment only): the server secret, instead of --secret-file.');
   for (const s of SETTINGS) {
     let arg = s.arg ?? 'value';
     if (s.kind === 'list' && !arg.endsWith('...')) arg += '...';
@@ -44,6 +44,9 @@ export async function main(argv = process.argv): Promise<LlmServer> {
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
+  // Read once: child processes (the managed redis-server) do not inherit the server secret, and no
+  // "$NAME" api_key can name it.
+  delete process.env[SECRET_ENV];
   configureLogger(config.logLevel);
   const server = new LlmServer(config);
   await server.start();

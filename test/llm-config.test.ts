@@ -5,8 +5,10 @@ import {
   LATENCY_WINDOW,
   LlmError,
   LlmStats,
-  configToParams,
   createProvider,
+  parseStoredConfig,
+  sealConfig,
+  unsealedSecrets,
   joinUrl,
   localEmbed,
   parseDuration,
@@ -16,8 +18,10 @@ import {
   type AzureOpenAIConfig,
   type OpenAIConfig,
 } from '../src/llm/index.js';
+import { SecretBox } from '../src/util/secret.js';
 
 const KEY = 'sk-test-CONFIG-5f3a9b1c7d';
+const BOX = SecretBox.fromSecret('test secret of the llm-config suite');
 
 function errorOf(fn: () => unknown): Error {
   try {
@@ -255,7 +259,7 @@ describe('secrets and redaction', () => {
     expect(JSON.stringify(redactConfig(cfg))).not.toContain('hunter2');
   });
 
-  it('configToParams round-trips through parseLlmConfig', () => {
+  it('sealConfig round-trips through parseStoredConfig', () => {
     const samples = [
       parseLlmConfig('openai', {
         api_key: '$K',
@@ -268,8 +272,95 @@ describe('secrets and redaction', () => {
       parseLlmConfig('local', { dim: 64 }),
     ];
     for (const cfg of samples) {
-      const { type, params } = configToParams(cfg);
-      expect(parseLlmConfig(type, JSON.parse(JSON.stringify(params)))).toEqual(cfg);
+      const { type, params } = sealConfig(cfg, BOX);
+      expect(parseStoredConfig(type, JSON.parse(JSON.stringify(params)), BOX)).toEqual(cfg);
+    }
+  });
+});
+
+describe('secrets sealed at rest', () => {
+  const PROXY_PASS = 'proxy-PASSWORD-77aa';
+  const params = { api_key: KEY, base_url: 'http://127.0.0.1:9/v1', http: { proxy_host: `http://user:${PROXY_PASS}@proxy:8080` } };
+
+  it('sealConfig seals a literal api_key and proxy credentials, keeps "$NAME" and a plain proxy host readable', () => {
+    const sealed = sealConfig(parseLlmConfig('openai', params), BOX);
+    const text = JSON.stringify(sealed);
+    expect(text).not.toContain(KEY);
+    expect(text).not.toContain(PROXY_PASS);
+    expect(text).not.toContain('user:');
+    const p = sealed.params as { api_key: { sealed: string }; http: { proxy_host: { sealed: string } } };
+    expect(p.api_key.sealed).toMatch(new RegExp(`^v1:${BOX.keyId}:[A-Za-z0-9+/]+=*$`));
+    expect(p.http.proxy_host.sealed).toMatch(/^v1:/);
+    // Fresh IVs: sealing again gives other texts.
+    expect((sealConfig(parseLlmConfig('openai', params), BOX).params as typeof p).api_key.sealed).not.toBe(p.api_key.sealed);
+    expect(sealConfig(parseLlmConfig('openai', { api_key: '$OPENAI_API_KEY', http: { proxy_host: 'proxy', proxy_port: 3128 } }), BOX).params).toMatchObject({
+      api_key: '$OPENAI_API_KEY',
+      http: { proxy_host: 'proxy', proxy_port: 3128 },
+    });
+    const azure = sealConfig(parseLlmConfig('azure_openai', { api_key: KEY, resource_name: 'r', deployment_id: 'd', api_version: 'v' }), BOX);
+    expect(JSON.stringify(azure)).not.toContain(KEY);
+    expect(parseStoredConfig(azure.type, azure.params, BOX)).toMatchObject({ apiKey: KEY });
+  });
+
+  it('opened with the same secret: the literal values again; the proxy URL keeps its credentials', () => {
+    const stored = sealConfig(parseLlmConfig('openai', params), BOX);
+    const cfg = parseStoredConfig(stored.type, stored.params, BOX) as OpenAIConfig;
+    expect(cfg.apiKey).toBe(KEY);
+    expect(cfg.http.proxyUrl).toBe(`http://user:${PROXY_PASS}@proxy:8080/`);
+    expect(cfg.locked).toBeUndefined();
+  });
+
+  it('opened with another secret: the config loads locked, shows [redacted], is written back unchanged, its calls fail clearly', async () => {
+    const stored = sealConfig(parseLlmConfig('openai', params), BOX);
+    const other = SecretBox.fromSecret('a different secret, same length!');
+    const cfg = parseStoredConfig(stored.type, stored.params, other) as OpenAIConfig;
+    expect(cfg.locked).toMatchObject({ fields: ['api_key', 'http.proxy_host'], reason: 'other-secret', keyId: BOX.keyId });
+    expect(redactConfig(cfg)).toMatchObject({ params: { api_key: '[redacted]', base_url: 'http://127.0.0.1:9/v1', http: { proxy_host: '[redacted]' } } });
+    expect(sealConfig(cfg, other)).toEqual(stored);
+    const p = createProvider(cfg, () => 'mine');
+    const e = await p.chat([{ role: 'user', content: 'hi' }]).catch((x: Error) => x);
+    expect(e).toBeInstanceOf(LlmError);
+    expect((e as Error).message).toBe(
+      "api_key and http.proxy_host of LLM 'mine' were sealed with a different server secret (set the same secret-file / REDIS_LLM_SECRET as the instance that created it, or recreate the LLM)",
+    );
+    expect(((await p.embed(['x']).catch((x: Error) => x)) as Error).message).toMatch(/^api_key and http.proxy_host of LLM 'mine' were sealed/);
+    expect(p.stats.snapshot().errors).toBe(2);
+    // Only the key sealed: one field named.
+    const keyOnly = sealConfig(parseLlmConfig('openai', { api_key: KEY }), BOX);
+    const e2 = await createProvider(parseStoredConfig('openai', keyOnly.params, other), () => 'k').embed(['x']).catch((x: Error) => x);
+    expect((e2 as Error).message).toMatch(/^api_key of LLM 'k' was sealed with a different server secret/);
+  });
+
+  it('a damaged sealed value loads locked with its own message; nothing secret in it', async () => {
+    const stored = sealConfig(parseLlmConfig('openai', { api_key: KEY }), BOX);
+    const sealedText = (stored.params.api_key as { sealed: string }).sealed;
+    const flipped = sealedText.slice(0, -4) + (sealedText.at(-4) === 'A' ? 'B' : 'A') + sealedText.slice(-3);
+    for (const bad of [flipped, 'v1:zz:nope', `v1:${BOX.keyId}:AAAA`]) {
+      const cfg = parseStoredConfig('openai', { ...stored.params, api_key: { sealed: bad } }, BOX) as OpenAIConfig;
+      expect(cfg.locked?.reason, bad).toBe('damaged');
+      const e = await createProvider(cfg, () => 'd').chat([{ role: 'user', content: 'x' }]).catch((x: Error) => x);
+      expect((e as Error).message).toBe("api_key of LLM 'd' cannot be opened: the sealed value is damaged (recreate the LLM)");
+    }
+  });
+
+  it('a definition stored before sealing (plaintext) still loads; unsealedSecrets names its secrets', () => {
+    const legacy = { api_key: KEY, http: { proxy_host: `http://u:${PROXY_PASS}@p:1` } };
+    expect((parseStoredConfig('openai', legacy, BOX) as OpenAIConfig).apiKey).toBe(KEY);
+    expect(unsealedSecrets(legacy)).toEqual(['api_key', 'http.proxy_host']);
+    expect(unsealedSecrets({ api_key: '$K', http: { proxy_host: 'p' } })).toEqual([]);
+    expect(unsealedSecrets(sealConfig(parseLlmConfig('openai', legacy), BOX).params)).toEqual([]);
+  });
+
+  it('CREATE-LLM params cannot carry a sealed value (it would be opened and sent to a host of their choosing) nor name REDIS_LLM_SECRET', () => {
+    const stored = sealConfig(parseLlmConfig('openai', params), BOX).params;
+    expect(errorOf(() => parseLlmConfig('openai', { api_key: stored.api_key })).message).toBe("invalid LLM params: 'api_key' must be a non-empty string");
+    expect(errorOf(() => parseLlmConfig('openai', { api_key: '$K', http: stored.http })).message).toBe(
+      "invalid LLM params: 'http.proxy_host' must be a non-empty string",
+    );
+    for (const ref of ['$REDIS_LLM_SECRET', '${REDIS_LLM_SECRET}']) {
+      expect(errorOf(() => parseLlmConfig('openai', { api_key: ref })).message).toBe(
+        'invalid LLM params: api_key must not refer to REDIS_LLM_SECRET (the server secret)',
+      );
     }
   });
 });

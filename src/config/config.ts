@@ -4,6 +4,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { splitInlineArgs } from '../protocol/request-parser.js';
+import { SECRET_ENV } from '../util/secret.js';
+
+export { SECRET_ENV };
 
 export interface Config {
   port: number;
@@ -19,6 +22,13 @@ export interface Config {
   backendConnectTimeout: number;
   shutdownTimeout: number;
   llmAllowHosts: string[] | null;
+  /** File holding the server secret that seals literal API keys at rest. */
+  secretFile: string | null;
+  /**
+   * The server secret itself, from the environment variable REDIS_LLM_SECRET only (not a flag or
+   * a directive: command lines and config files are too easy to read). See src/util/secret.ts.
+   */
+  secret?: string;
   /** Use a managed redis-server child when no --redis is given (else standalone). */
   managedRedis: boolean;
   streamMaxlen: number;
@@ -57,6 +67,7 @@ export const SETTINGS: Setting[] = [
   { key: 'backendConnectTimeout', name: 'backend-connect-timeout', kind: 'int', default: 2000, arg: 'ms', help: 'connect timeout to the backing Redis' },
   { key: 'shutdownTimeout', name: 'shutdown-timeout', kind: 'int', default: 10000, arg: 'ms', help: 'how long SIGTERM waits for in-flight replies' },
   { key: 'llmAllowHosts', name: 'llm-allow-hosts', kind: 'list', default: null, arg: 'hosts...', help: 'only these provider hosts may be used by LLM.CREATE-LLM (default: any)' },
+  { key: 'secretFile', name: 'secret-file', kind: 'string', default: null, arg: 'path', help: 'file holding the server secret that seals literal API keys at rest; every instance on one Redis needs the same (default: environment REDIS_LLM_SECRET, else <dir>/secret.key, generated on first start)' },
   { key: 'streamMaxlen', name: 'stream-maxlen', kind: 'int', default: 10000, arg: 'n', help: 'approximate length cap (XADD MAXLEN ~) of streams written by LLM.RUN --STREAM' },
   { key: 'follow', name: 'follow', kind: 'bool', default: true, arg: 'yes|no', help: 'follow the LLM-object writes of other instances on the same Redis' },
   { key: 'readOnly', name: 'read-only', kind: 'bool', default: false, arg: 'yes|no', help: 'refuse writes to LLM objects (a read-only follower)' },
@@ -153,5 +164,6 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): Partial<Config> {
 
 export function resolveConfig(flags: Partial<Config>, configFile?: string, env: NodeJS.ProcessEnv = process.env): Config {
   const file = configFile ? readConfigFile(configFile) : {};
-  return { ...DEFAULTS, ...file, ...readEnv(env), ...flags };
+  const secret = env[SECRET_ENV];
+  return { ...DEFAULTS, ...file, ...readEnv(env), ...flags, ...(secret ? { secret } : {}) };
 }

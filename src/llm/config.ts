@@ -1,6 +1,7 @@
 /**
  * LLM configuration: validation and normalisation of `LLM.CREATE-LLM --TYPE t --PARAMS json`,
- * secret handling (`"$NAME"` api keys), redaction for display, and the operator's host allow-list.
+ * secret handling (`"$NAME"` api keys; literal keys and proxy credentials sealed for storage with
+ * the server secret, see src/util/secret.ts), redaction for display, and the operator's host allow-list.
  *
  * Accepted params (snake_case, as the original redis-llm module; unknown keys are ignored for
  * compatibility with the original's configs):
@@ -33,6 +34,7 @@
  *                     connection_lifetime: close pooled connections after this long, 0 = never (default) }
  */
 import { CommandError } from '../errors.js';
+import { SECRET_ENV, SealError, type SecretBox } from '../util/secret.js';
 import { LlmError } from './errors.js';
 
 export type JsonObject = { [k: string]: unknown };
@@ -64,6 +66,8 @@ export interface OpenAIConfig {
   chat: JsonObject;
   embedding: JsonObject;
   http: HttpConfig;
+  /** Set for a stored definition whose sealed secrets this instance cannot open (see parseStoredConfig). */
+  locked?: LockedSecrets;
 }
 
 export interface AzureOpenAIConfig {
@@ -80,6 +84,7 @@ export interface AzureOpenAIConfig {
   chat: JsonObject;
   embedding: JsonObject;
   http: HttpConfig;
+  locked?: LockedSecrets;
 }
 
 export interface LocalConfig {
@@ -185,6 +190,9 @@ export function envVarName(apiKey: string): string | undefined {
   return m ? (m[1] ?? m[2]) : undefined;
 }
 
+/** The server secret is no API key: sending it as one would hand it to whoever runs the endpoint. */
+const SECRET_REF_ERROR = `api_key must not refer to ${SECRET_ENV} (the server secret)`;
+
 /** Printable ASCII: what an HTTP header value can carry safely. */
 const HEADER_SAFE = /^[\x20-\x7e]+$/;
 
@@ -192,6 +200,7 @@ const HEADER_SAFE = /^[\x20-\x7e]+$/;
 export function resolveApiKey(apiKey: string): string {
   const name = envVarName(apiKey);
   if (name === undefined) return apiKey;
+  if (name === SECRET_ENV) throw new LlmError(SECRET_REF_ERROR, 'config');
   const value = process.env[name];
   if (value === undefined || value === '') {
     throw new LlmError(`api_key refers to environment variable ${name}, which is not set`, 'config');
@@ -441,6 +450,7 @@ export function parseLlmConfig(type: string | undefined, params: unknown, opts: 
 
   const apiKey = reqString(o, 'api_key', 'api_key', t);
   if (!HEADER_SAFE.test(apiKey)) bad(`'api_key' must be printable ASCII (it is sent in an HTTP header)`);
+  if (envVarName(apiKey) === SECRET_ENV) bad(SECRET_REF_ERROR);
   const http = parseHttp(o);
   if (http.proxyUrl !== undefined) checkHost(http.proxyUrl, 'proxy');
 
@@ -506,14 +516,51 @@ export function parseLlmConfig(type: string | undefined, params: unknown, opts: 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Back to params, redaction
+// Back to params: persistence (secrets sealed), redaction
 
-function httpToParams(h: HttpConfig, redact: boolean): JsonObject {
+/** Labels of the secret fields: the additional authenticated data of their sealed values. */
+const API_KEY_LABEL = 'api_key';
+const PROXY_HOST_LABEL = 'http.proxy_host';
+
+const URL_CREDENTIALS = /^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i;
+
+/** A stored secret: `{"sealed": "v1:<keyid>:<base64>"}` (a literal the user typed is always a string). */
+interface SealedField {
+  sealed: string;
+}
+
+function isSealedField(v: unknown): v is SealedField {
+  return isPlainObject(v) && typeof v.sealed === 'string' && Object.keys(v).length === 1;
+}
+
+/**
+ * Secrets of a stored definition that this instance cannot open: sealed with another server
+ * secret, or damaged. The LLM stays an object (TYPE, LLM.INFO, DEL, RENAME work) whose calls fail
+ * with lockedMessage(), and its definition is written back exactly as it was stored.
+ */
+export interface LockedSecrets {
+  /** Labels of the fields: 'api_key', 'http.proxy_host'. */
+  fields: string[];
+  reason: SealError['reason'];
+  /** The key id the sealed value names (other-secret): for logs, it reveals nothing of the key. */
+  keyId?: string;
+  /** The params as stored, sealed values included. */
+  params: JsonObject;
+}
+
+/** Stands in for an api_key that could not be opened: never sent (the provider refuses every call). */
+const LOCKED_KEY = 'sealed-key-not-opened';
+
+/** How each secret value is written out: as is, sealed, or redacted. */
+type SecretOut = (value: string, label: string) => unknown;
+
+function httpToParams(h: HttpConfig, secret: SecretOut): JsonObject {
   const out: JsonObject = {};
   if (h.socketTimeoutMs !== undefined) out.socket_timeout = `${h.socketTimeoutMs}ms`;
   out.connect_timeout = `${h.connectTimeoutMs}ms`;
   if (h.proxyHost !== undefined) {
-    out.proxy_host = redact ? redactUrlCredentials(h.proxyHost) : h.proxyHost;
+    // Only a proxy URL with credentials is secret; a host name stays readable.
+    out.proxy_host = URL_CREDENTIALS.test(h.proxyHost) ? secret(h.proxyHost, PROXY_HOST_LABEL) : h.proxyHost;
     if (h.proxyPort !== undefined) out.proxy_port = h.proxyPort;
   }
   out.enable_certificate_verification = h.verifyTls;
@@ -528,14 +575,14 @@ function httpToParams(h: HttpConfig, redact: boolean): JsonObject {
 }
 
 function redactUrlCredentials(text: string): string {
-  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1[redacted]@');
+  return text.replace(URL_CREDENTIALS, '$1[redacted]@');
 }
 
 /** Shown instead of a literal api key. An env reference ("$NAME") is not secret and is shown. */
 export const REDACTED = '[redacted]';
 
-function paramsOf(cfg: LlmConfig, redact: boolean): JsonObject {
-  const key = (k: string) => (redact && envVarName(k) === undefined ? REDACTED : k);
+function paramsOf(cfg: LlmConfig, secret: SecretOut): JsonObject {
+  const key = (k: string) => (envVarName(k) === undefined ? secret(k, API_KEY_LABEL) : k);
   switch (cfg.type) {
     case 'local':
       return { dim: cfg.dim };
@@ -547,7 +594,7 @@ function paramsOf(cfg: LlmConfig, redact: boolean): JsonObject {
         embedding_path: cfg.embeddingPath,
         chat: structuredClone(cfg.chat),
         embedding: structuredClone(cfg.embedding),
-        http: httpToParams(cfg.http, redact),
+        http: httpToParams(cfg.http, secret),
       };
     case 'azure_openai': {
       const out: JsonObject = { api_key: key(cfg.apiKey), api_version: cfg.apiVersion };
@@ -557,27 +604,90 @@ function paramsOf(cfg: LlmConfig, redact: boolean): JsonObject {
       if (cfg.embeddingDeploymentId !== undefined) out.embedding_deployment_id = cfg.embeddingDeploymentId;
       out.chat = structuredClone(cfg.chat);
       out.embedding = structuredClone(cfg.embedding);
-      out.http = httpToParams(cfg.http, redact);
+      out.http = httpToParams(cfg.http, secret);
       return out;
     }
   }
 }
 
 /**
- * The normalised config as CREATE-LLM type + params, secrets included: for persistence.
- * `parseLlmConfig(r.type, r.params)` gives back an equivalent config.
+ * The normalised config as CREATE-LLM type + params for persistence: a literal api_key and a
+ * proxy URL with credentials are sealed with `box` (`{"sealed": "v1:..."}`), "$NAME" references
+ * stay as they are. `parseStoredConfig(r.type, r.params, box)` gives back an equivalent config.
+ * A locked config (secrets not opened) is written back as it was stored.
  */
-export function configToParams(cfg: LlmConfig): { type: LlmConfig['type']; params: JsonObject } {
-  return { type: cfg.type, params: paramsOf(cfg, false) };
+export function sealConfig(cfg: LlmConfig, box: SecretBox): { type: LlmConfig['type']; params: JsonObject } {
+  if (cfg.type !== 'local' && cfg.locked) return { type: cfg.type, params: structuredClone(cfg.locked.params) };
+  return { type: cfg.type, params: paramsOf(cfg, (value, label) => ({ sealed: box.seal(value, label) }) satisfies SealedField) };
 }
 
 /**
- * A JSON-able copy for display (LLM.INFO): like configToParams but a literal api_key is
- * replaced by "[redacted]" and proxy credentials are masked. "$NAME" references are kept.
- * Also lists the effective request URLs.
+ * A stored definition (loaded, or followed from the catalog) back to a config: sealed secrets are
+ * opened with `box`; plaintext ones (written before secrets were sealed) are taken as they are.
+ * A sealed secret that cannot be opened does not make the definition fail: the config comes back
+ * with `locked` set (see LockedSecrets). The host allow-list is not checked here (each call is).
+ */
+export function parseStoredConfig(type: string | undefined, params: unknown, box: SecretBox): LlmConfig {
+  if (!isPlainObject(params)) return parseLlmConfig(type, params, { checkHosts: false });
+  const plain = structuredClone(params);
+  const fields: string[] = [];
+  let failure: SealError | undefined;
+  const open = (holder: JsonObject, key: string, label: string): boolean => {
+    const v = holder[key];
+    if (!isSealedField(v)) return true;
+    try {
+      holder[key] = box.open(v.sealed, label);
+      return true;
+    } catch (err) {
+      if (!(err instanceof SealError)) throw err;
+      failure ??= err;
+      fields.push(label);
+      return false;
+    }
+  };
+  if (!open(plain, 'api_key', API_KEY_LABEL)) plain.api_key = LOCKED_KEY;
+  if (isPlainObject(plain.http) && !open(plain.http, 'proxy_host', PROXY_HOST_LABEL)) {
+    delete plain.http.proxy_host;
+    delete plain.http.proxy_port;
+  }
+  const cfg = parseLlmConfig(type, plain, { checkHosts: false });
+  if (failure && cfg.type !== 'local') cfg.locked = { fields, reason: failure.reason, keyId: failure.keyId, params: structuredClone(params) };
+  return cfg;
+}
+
+/** Secrets a stored definition holds in plaintext (written before they were sealed): their labels. */
+export function unsealedSecrets(params: unknown): string[] {
+  if (!isPlainObject(params)) return [];
+  const out: string[] = [];
+  if (typeof params.api_key === 'string' && envVarName(params.api_key) === undefined) out.push(API_KEY_LABEL);
+  const proxy = isPlainObject(params.http) ? params.http.proxy_host : undefined;
+  if (typeof proxy === 'string' && URL_CREDENTIALS.test(proxy)) out.push(PROXY_HOST_LABEL);
+  return out;
+}
+
+/** The error of every call to an LLM whose secrets are locked; names fields, never values. */
+export function lockedMessage(locked: LockedSecrets, name?: string): string {
+  const what = `${locked.fields.join(' and ')} of ${name === undefined ? 'this LLM' : `LLM '${name}'`}`;
+  const was = locked.fields.length > 1 ? 'were' : 'was';
+  if (locked.reason === 'other-secret') {
+    return `${what} ${was} sealed with a different server secret (set the same secret-file / REDIS_LLM_SECRET as the instance that created it, or recreate the LLM)`;
+  }
+  return `${what} cannot be opened: the sealed value is damaged (recreate the LLM)`;
+}
+
+/**
+ * A JSON-able copy for display (LLM.INFO): the config as params, a literal api_key replaced by
+ * "[redacted]" and proxy credentials masked. "$NAME" references are kept. Also lists the
+ * effective request URLs.
  */
 export function redactConfig(cfg: LlmConfig): JsonObject {
-  const out: JsonObject = { type: cfg.type, params: paramsOf(cfg, true) };
+  const params = paramsOf(cfg, (value, label) => (label === API_KEY_LABEL ? REDACTED : redactUrlCredentials(value)));
+  if (cfg.type !== 'local' && cfg.locked?.fields.includes(PROXY_HOST_LABEL)) {
+    const stored = cfg.locked.params.http as JsonObject;
+    (params.http as JsonObject).proxy_host = REDACTED;
+    if (stored.proxy_port !== undefined) (params.http as JsonObject).proxy_port = stored.proxy_port;
+  }
+  const out: JsonObject = { type: cfg.type, params };
   if (cfg.type === 'openai') out.urls = { chat: cfg.chatUrl, embedding: cfg.embeddingUrl };
   if (cfg.type === 'azure_openai') {
     const urls: JsonObject = {};

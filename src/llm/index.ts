@@ -7,15 +7,17 @@
  *   await llm.embed(texts, { timeoutMs, signal });
  *   llm.stats.snapshot();                        // INFO llm
  *   redactConfig(cfg);                           // LLM.INFO (no secrets)
- *   configToParams(cfg);                         // persistence (type + params, re-parseable)
+ *   sealConfig(cfg, box);                        // persistence (type + params, secrets sealed)
+ *   parseStoredConfig(type, params, box);        // a stored definition back (sealed secrets opened)
  *   llm.close();                                 // when the key is overwritten or deleted
  *   setAllowedHosts(['api.openai.com']);         // --llm-allow-hosts
  *
  * Every failure is an LlmError (a CommandError: `-ERR <message>`), with a message that names
  * the cause and never contains an API key.
  */
-import type { LlmConfig } from './config.js';
+import { lockedMessage, type LlmConfig } from './config.js';
 import { LocalProvider } from './local.js';
+import { LockedProvider } from './locked.js';
 import { OpenAICompatibleProvider } from './openai-provider.js';
 import type { LlmProvider } from './types.js';
 
@@ -23,7 +25,10 @@ export * from './types.js';
 export {
   parseLlmConfig,
   redactConfig,
-  configToParams,
+  sealConfig,
+  parseStoredConfig,
+  unsealedSecrets,
+  lockedMessage,
   setAllowedHosts,
   getAllowedHosts,
   isHostAllowed,
@@ -37,14 +42,22 @@ export {
   type AzureOpenAIConfig,
   type LocalConfig,
   type HttpConfig,
+  type LockedSecrets,
 } from './config.js';
 export { LlmError, type LlmErrorKind } from './errors.js';
 export { LlmStats, LATENCY_WINDOW } from './stats.js';
 export { localEmbed, tokenize, LocalProvider } from './local.js';
 export { OpenAICompatibleProvider, MAX_EMBED_BATCH } from './openai-provider.js';
 
-/** A provider for a parsed config. No network happens here. */
-export function createProvider(config: LlmConfig): LlmProvider {
+/**
+ * A provider for a parsed config. No network happens here. A config whose sealed secrets could not
+ * be opened gets a provider that refuses every call, naming the LLM by `name()` (it follows RENAME).
+ */
+export function createProvider(config: LlmConfig, name?: () => string): LlmProvider {
+  if (config.type !== 'local' && config.locked) {
+    const locked = config.locked;
+    return new LockedProvider(config.type, () => lockedMessage(locked, name?.()));
+  }
   switch (config.type) {
     case 'local':
       return new LocalProvider(config.dim);

@@ -1,6 +1,6 @@
 /**
  * Public types of the LLM provider layer. The command layer only needs these plus
- * `parseLlmConfig`, `createProvider`, `redactConfig` and `configToParams` from `./index.js`.
+ * `parseLlmConfig`, `createProvider`, `redactConfig`, `sealConfig` and `parseStoredConfig` from `./index.js`.
  */
 import type { LlmStats } from './stats.js';
 

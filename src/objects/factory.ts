@@ -1,12 +1,14 @@
 /** Rebuilds an object from its catalog record (on load, or when following another instance). */
 import type { ObjectRecord } from '../storage/types.js';
+import type { SecretBox } from '../util/secret.js';
 import { AppObject, ModelObject, StoreObject, type AppDefinition, type LlmObject } from './objects.js';
 import { ChatObject } from './chat.js';
 
-export function objectFromRecord(rec: ObjectRecord): LlmObject {
+/** `secrets` opens the sealed secrets of LLM definitions (and seals them again when rewritten). */
+export function objectFromRecord(rec: ObjectRecord, secrets: SecretBox): LlmObject {
   switch (rec.kind) {
     case 'llm':
-      return ModelObject.fromConfig(rec.id, rec.db, rec.name, rec.createdAt, rec.config);
+      return ModelObject.fromConfig(rec.id, rec.db, rec.name, rec.createdAt, rec.config, secrets);
     case 'store':
       return StoreObject.fromConfig(rec.id, rec.db, rec.name, rec.createdAt, rec.config);
     case 'app':

@@ -14,10 +14,11 @@ import { logger } from '../log.js';
 import type { CatalogEvent, LogEntry, Storage } from '../storage/types.js';
 import { VectorIndex, parseFp32Vector, vectorToFp32, MAX_ID, IDS_EXHAUSTED } from '../vector/index.js';
 import { isInternalKey, comparePos, nextPos } from '../storage/index.js';
-import { LlmObject, RESERVED_KEY_ERROR, StoreObject } from './objects.js';
+import { LlmObject, ModelObject, RESERVED_KEY_ERROR, StoreObject } from './objects.js';
 import { objectFromRecord } from './factory.js';
 import { ChatObject } from './chat.js';
 import type { Attrs } from '../vector/filter.js';
+import type { SecretBox } from '../util/secret.js';
 
 export interface ManagerOptions {
   /** Snapshot a store after this many logged changes. */
@@ -41,7 +42,12 @@ export class ObjectManager {
   onChange: () => void = () => {};
   private readonly opts: ManagerOptions;
 
-  constructor(readonly storage: Storage, opts: Partial<ManagerOptions> = {}) {
+  constructor(
+    readonly storage: Storage,
+    /** The server secret's box: seals the secrets of LLM definitions at rest and opens them. */
+    readonly secrets: SecretBox,
+    opts: Partial<ManagerOptions> = {},
+  ) {
     this.opts = { ...DEFAULT_MANAGER_OPTIONS, ...opts };
   }
 
@@ -142,6 +148,7 @@ export class ObjectManager {
   async persistAll(): Promise<void> {
     for (const o of this.objects.values()) {
       await this.storage.putRecord(o.record());
+      if (o instanceof ModelObject) o.unsealedAtRest = []; // written again, sealed
       if (o instanceof StoreObject) {
         o.changesSinceSnapshot = Math.max(o.changesSinceSnapshot, 1);
         await this.snapshot(o, true);
@@ -425,7 +432,8 @@ export class ObjectManager {
       this.register(moved);
       return;
     }
-    const obj = objectFromRecord(rec);
+    const obj = objectFromRecord(rec, this.secrets);
+    if (obj instanceof ModelObject) this.warnSecrets(obj);
     if (obj instanceof StoreObject) await this.loadStore(obj);
     else if (obj instanceof ChatObject) await this.loadChat(obj);
     if (this.get(db, name)?.id === rec.id) {
@@ -561,11 +569,12 @@ export class ObjectManager {
     for (const rec of records) {
       let obj: LlmObject;
       try {
-        obj = objectFromRecord(rec);
+        obj = objectFromRecord(rec, this.secrets);
       } catch (err) {
         logger.error({ key: rec.name, db: rec.db, kind: rec.kind, err: (err as Error).message }, 'object definition could not be loaded; skipped');
         continue;
       }
+      if (obj instanceof ModelObject) this.warnSecrets(obj);
       if (obj instanceof StoreObject) {
         await this.loadStore(obj);
         vectors += obj.index.size;
@@ -580,6 +589,25 @@ export class ObjectManager {
     // collect them now rather than whenever V8 gets to it, so the process settles at its real size.
     if (vectors >= 10_000) collectGarbage();
     return catalogPos;
+  }
+
+  /** Says so when an LLM's stored secrets cannot be opened here, or are stored unsealed (by an earlier version). */
+  private warnSecrets(obj: ModelObject): void {
+    const locked = obj.llm.type === 'local' ? undefined : obj.llm.locked;
+    if (locked) {
+      logger.warn(
+        { key: obj.name, db: obj.db, fields: locked.fields, sealedWithKeyId: locked.keyId, thisKeyId: this.secrets.keyId },
+        locked.reason === 'other-secret'
+          ? 'LLM secrets were sealed with a different server secret: its calls fail until this instance has the same secret-file / REDIS_LLM_SECRET'
+          : 'LLM secrets are damaged: its calls fail until it is recreated',
+      );
+    }
+    if (obj.unsealedAtRest.length > 0) {
+      logger.warn(
+        { key: obj.name, db: obj.db, fields: obj.unsealedAtRest },
+        'LLM secrets are stored unsealed (written by an earlier version): recreate the LLM (LLM.CREATE-LLM) to seal them',
+      );
+    }
   }
 
   private async loadStore(store: StoreObject): Promise<void> {

@@ -4,7 +4,8 @@
  * (`config`) that is exactly what is persisted in the catalog.
  */
 import { CommandError } from '../errors.js';
-import { configToParams, createProvider, parseLlmConfig, type LlmConfig, type LlmProvider } from '../llm/index.js';
+import { createProvider, parseStoredConfig, sealConfig, unsealedSecrets, type LlmConfig, type LlmProvider } from '../llm/index.js';
+import type { SecretBox } from '../util/secret.js';
 import { VectorIndex, paramsToJson, parseStoreParams, type VectorIndexParams } from '../vector/index.js';
 import { compileTemplate, type Template } from '../apps/template.js';
 import type { ObjectRecord } from '../storage/types.js';
@@ -57,12 +58,23 @@ export class ModelObject extends LlmObject {
   readonly provider: LlmProvider;
   /** Cache hits and rate-limited calls of apps using this LLM (the provider counts the rest). */
   readonly usage = new Usage();
-  constructor(id: string, db: number, name: string, createdAt: number, readonly llm: LlmConfig, readonly ratelimit: RateLimitConfig | null = null) {
+  /** Secrets its stored definition holds in plaintext (written before they were sealed; loaded records only). */
+  unsealedAtRest: string[] = [];
+  constructor(
+    id: string,
+    db: number,
+    name: string,
+    createdAt: number,
+    readonly llm: LlmConfig,
+    readonly ratelimit: RateLimitConfig | null,
+    /** Seals the secrets of the definition whenever it is written. */
+    private readonly secrets: SecretBox,
+  ) {
     super(id, db, name, createdAt);
-    this.provider = createProvider(llm);
+    this.provider = createProvider(llm, () => this.name);
   }
   get config(): unknown {
-    const c = configToParams(this.llm) as Record<string, unknown>;
+    const c = sealConfig(this.llm, this.secrets) as Record<string, unknown>;
     return this.ratelimit ? { ...c, ratelimit: this.ratelimit } : c;
   }
   limiterFor(kv: KV): RateLimiter | null {
@@ -72,10 +84,13 @@ export class ModelObject extends LlmObject {
   override close(): void {
     this.provider.close();
   }
-  static fromConfig(id: string, db: number, name: string, createdAt: number, config: unknown): ModelObject {
+  static fromConfig(id: string, db: number, name: string, createdAt: number, config: unknown, secrets: SecretBox): ModelObject {
     const c = config as { type?: string; params?: unknown; ratelimit?: RateLimitConfig };
-    // Stored definitions load even if --llm-allow-hosts was narrowed since: each call is still checked.
-    return new ModelObject(id, db, name, createdAt, parseLlmConfig(c.type, c.params, { checkHosts: false }), c.ratelimit ?? null);
+    // Stored definitions load even if --llm-allow-hosts was narrowed since (each call is still
+    // checked), and when their sealed secrets cannot be opened (each call then fails saying why).
+    const obj = new ModelObject(id, db, name, createdAt, parseStoredConfig(c.type, c.params, secrets), c.ratelimit ?? null, secrets);
+    obj.unsealedAtRest = unsealedSecrets(c.params);
+    return obj;
   }
 }
 

@@ -22,6 +22,7 @@ import { FileStorage, RedisStorage } from '../storage/index.js';
 import type { Storage } from '../storage/types.js';
 import { setAllowedHosts } from '../llm/index.js';
 import { StoreObject, ModelObject, AppObject } from '../objects/objects.js';
+import { configuredSecret, generatedSecret, type SecretBox } from '../util/secret.js';
 
 export class LlmServer implements Services {
   mode: BackendMode = 'standalone';
@@ -37,6 +38,8 @@ export class LlmServer implements Services {
   private stopping: Promise<void> | null = null;
   private totalConnections = 0;
   private readonly instanceId = randomBytes(6).toString('hex');
+  /** Seals the secrets of LLM definitions at rest (see src/util/secret.ts); set by start() or the first load. */
+  private secrets: SecretBox | null = null;
 
   get readOnly(): boolean {
     return this.config.readOnly;
@@ -149,8 +152,11 @@ export class LlmServer implements Services {
     let delay = 200;
     while (!this.stopping) {
       try {
+        // The generated secret lives in --dir, as standalone objects do: like them, it is retried
+        // while the directory cannot be written (the reason is in the -LOADING reply).
+        if (!this.secrets) this.useSecret(generatedSecret(this.config.dir));
         await this.storage!.open();
-        const objects = new ObjectManager(this.storage!, this.config.snapshotOptions);
+        const objects = new ObjectManager(this.storage!, this.secrets!, this.config.snapshotOptions);
         objects.readOnly = this.config.readOnly;
         const catalogPos = await objects.load();
         objects.startSnapshots();
@@ -169,8 +175,16 @@ export class LlmServer implements Services {
     }
   }
 
+  private useSecret(s: { box: SecretBox; from: string }): void {
+    this.secrets = s.box;
+    logger.info({ from: s.from, keyId: s.box.keyId }, 'server secret for sealing API keys at rest');
+  }
+
   async start(): Promise<void> {
     const cfg = this.config;
+    // A secret the operator gave must be usable: otherwise startup fails here, naming the cause.
+    const given = configuredSecret({ file: cfg.secretFile, env: cfg.secret });
+    if (given) this.useSecret(given);
     if (cfg.redis) {
       this.mode = 'proxy';
       this.backend = new Backend(parseRedisUrl(cfg.redis), cfg.backendConnectTimeout);

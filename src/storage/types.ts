@@ -19,7 +19,7 @@ export interface ObjectRecord {
   name: string;
   /** 'llm' | 'app' | 'search' | 'chat' | 'store' (opaque to storage). */
   kind: string;
-  /** JSON-serialisable definition, stored as given (secrets stay as "$NAME" references). */
+  /** JSON-serialisable definition, stored as given (secrets arrive sealed by the objects layer, or as "$NAME" references). */
   config: unknown;
   createdAt: number;
 }

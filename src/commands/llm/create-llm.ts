@@ -3,7 +3,7 @@ import { defineCreateCommand, RATELIMIT } from './_common.js';
 import { CommandError } from '../../errors.js';
 import { parseLlmConfig } from '../../llm/index.js';
 import { ModelObject } from '../../objects/objects.js';
-import { createObject, optString } from './_objects.js';
+import { createObject, objectsOf, optString } from './_objects.js';
 import { checkJsonDepth } from '../args.js';
 
 /**
@@ -37,6 +37,7 @@ export default defineCreateCommand({
     const type = optString(args, 'type') ?? 'openai';
     const params = parseParams(args.opts.get('params') as Buffer | undefined);
     const ratelimit = parseRateLimit(args.opts.get('ratelimit'));
-    return createObject(ctx, args, 'llm', (id, db, name, at) => new ModelObject(id, db, name, at, parseLlmConfig(type, params), ratelimit));
+    const secrets = objectsOf(ctx).secrets;
+    return createObject(ctx, args, 'llm', (id, db, name, at) => new ModelObject(id, db, name, at, parseLlmConfig(type, params), ratelimit, secrets));
   },
 });
