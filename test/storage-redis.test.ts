@@ -3,6 +3,9 @@
  * Redis under concurrent appends, Redis down → fast errors → recovery, group-commit micro-benchmark.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
@@ -136,8 +139,11 @@ describe('RedisStorage', () => {
     await s2.close();
   });
 
-  it('a snapshot read racing newer snapshots returns one whole snapshot, never a mix; damaged chunks are refused', async () => {
-    const { admin, s } = await setup({ storage: { chunkSize: 64 * 1024 } });
+  it.each([
+    ['over its own connection', true],
+    ['through ioredis (as over TLS or a cluster)', false],
+  ])('a snapshot read %s racing newer snapshots returns one whole snapshot, never a mix; damaged chunks are refused', async (_how, direct) => {
+    const { admin, s } = await setup({ storage: { chunkSize: 64 * 1024, directSnapshotReads: direct } });
     const writer = new RedisStorage(s.redis, { chunkSize: 64 * 1024 });
     await writer.open();
     cleanup.push(() => writer.close());
@@ -151,7 +157,7 @@ describe('RedisStorage', () => {
     for (let v = 1; v < versions.length; v++) {
       const [got] = await Promise.all([s.readSnapshot(r.id).catch((e: Error) => e), writer.writeSnapshot(r.id, versions[v]!, pos[v]!)]);
       if (got instanceof Error) {
-        expect(got.message).toMatch(/could not be read consistently/); // only after 5 lost races in a row
+        expect(got.message, got.message).toMatch(/could not be read consistently/); // only after 5 lost races in a row
         continue;
       }
       const at = versions.findIndex((x) => x.equals(got!.data));
@@ -170,6 +176,53 @@ describe('RedisStorage', () => {
     await expect(s.readSnapshot(r.id)).rejects.toThrow(/corrupt/);
     await admin.del(chunk);
     await expect(s.readSnapshot(r.id)).rejects.toThrow(/could not be read consistently/);
+  });
+
+  it('direct snapshot reads log in as the storage connection does: password, ACL user, db, unix socket', async () => {
+    const sock = path.join(mkdtempSync(path.join(os.tmpdir(), 'rls-sock-')), 'redis.sock');
+    const server = await startRedis({ args: ['--requirepass', 'pw1', '--unixsocket', sock, '--unixsocketperm', '700'] });
+    cleanup.push(() => server.stop());
+    const admin = new Redis({ port: server.port, password: 'pw1' });
+    cleanup.push(async () => admin.disconnect());
+    await admin.call('ACL', 'SETUSER', 'llm', 'on', '>pw2', '~*', '+@all');
+    const data = randomBytes(300_000);
+    for (const conn of [
+      `redis://:pw1@127.0.0.1:${server.port}/3`,
+      `redis://llm:pw2@127.0.0.1:${server.port}/5`,
+      { path: sock, password: 'pw1', db: 7 },
+    ]) {
+      const url = JSON.stringify(conn);
+      const s = new RedisStorage(conn, { chunkSize: 64 * 1024 });
+      await s.open();
+      try {
+        const r = rec();
+        await s.putRecord(r);
+        const [pos] = await s.append(r.id, [{ i: '1' }]);
+        expect(await s.writeSnapshot(r.id, data, pos!)).toBe(true);
+        expect((await s.readSnapshot(r.id))!.data.equals(data), url).toBe(true);
+      } finally {
+        await s.close();
+      }
+    }
+    // where the keys went: db 3, 5 and 7, none in db 0
+    expect(await admin.dbsize()).toBe(0);
+    for (const db of [3, 5, 7]) {
+      await admin.select(db);
+      expect((await admin.keys('__llm__:*')).length, `db ${db}`).toBeGreaterThan(0);
+    }
+    // a wrong password: the read fails with Redis's reason, and never names the password
+    const s = new RedisStorage(`redis://:pw1@127.0.0.1:${server.port}/3`, { chunkSize: 64 * 1024 });
+    await s.open();
+    cleanup.push(() => s.close());
+    const r = rec();
+    await s.putRecord(r);
+    const [pos] = await s.append(r.id, [{ i: '1' }]);
+    await s.writeSnapshot(r.id, data, pos!);
+    await admin.config('SET', 'requirepass', 'pw3');
+    const err = (await s.readSnapshot(r.id).catch((e: Error) => e)) as Error;
+    expect(err).toBeInstanceOf(Error);
+    expect(err.message).toMatch(/WRONGPASS|invalid password/);
+    expect(err.message).not.toMatch(/pw1|pw3/);
   });
 
   it('kill -9 of the backing Redis after the chunks: restart finds the old snapshot and the log tail', async () => {

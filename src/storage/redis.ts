@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
+import { readValuesInto, type ValueReaderTarget } from './value-reader.js';
 import {
   CatalogGapError,
   INTERNAL_PREFIX,
@@ -78,6 +79,11 @@ export interface RedisStorageOptions {
   shareConnection?: boolean;
   /** Snapshot chunk size in bytes (default SNAPSHOT_CHUNK_SIZE, 4 MiB). */
   chunkSize?: number;
+  /**
+   * Read snapshots over a dedicated connection straight into memory when the Redis is reachable
+   * over plain TCP or a unix socket (default true; false: always through ioredis, as over TLS).
+   */
+  directSnapshotReads?: boolean;
   /** Entries per readLog batch (default 1000). */
   readBatch?: number;
   /** Approximate number of catalog events kept for followers (default 100000). */
@@ -352,6 +358,7 @@ export class RedisStorage implements Storage {
   readonly redis: Conn;
   private readonly owned: boolean;
   private readonly chunkSize: number;
+  private readonly directReads: boolean;
   private readonly readBatch: number;
   private readonly eventsMax: number;
   private readonly stalePendingMs: number;
@@ -411,6 +418,7 @@ export class RedisStorage implements Storage {
       this.owned = true;
     }
     this.chunkSize = opts.chunkSize ?? SNAPSHOT_CHUNK_SIZE;
+    this.directReads = opts.directSnapshotReads ?? true;
     this.readBatch = opts.readBatch ?? 1000;
     this.eventsMax = opts.catalogEventsMax ?? 100_000;
     this.stalePendingMs = opts.stalePendingMs ?? 10 * 60_000;
@@ -994,25 +1002,53 @@ export class RedisStorage implements Storage {
       const n = Number(m.chunks);
       const size = Number(m.size);
       const prefix = chunkPrefix(id) + m.gen + ':';
-      // The chunk lengths first (a chunk gone = replaced by a newer snapshot while we read: retry).
-      const lengths: number[] = [];
-      for (let i = 0; i < n; i += 256) {
-        const pipe = this.redis.pipeline();
-        for (let j = i; j < Math.min(n, i + 256); j++) pipe.strlen(prefix + j);
-        for (const [err, len] of (await wrap(pipe.exec())) ?? []) lengths.push(err ? 0 : Number(len));
-      }
-      if (lengths.some((l) => l === 0)) continue;
-      if (lengths.reduce((a, b) => a + b, 0) !== size) {
-        throw new CommandError(`snapshot of ${id} is corrupt (size or checksum mismatch)`);
-      }
-      // Then the bytes, in pieces, into one buffer of the known size (no list of parts, no second copy).
       const data = Buffer.allocUnsafe(size);
-      const missing = await this.readPieces(prefix, lengths, data);
-      if (missing) continue;
+      const got = await this.readChunks(prefix, n, data);
+      if (got === 'missing') continue; // replaced by a newer snapshot while we read: read the new one
+      if (got !== size) throw new CommandError(`snapshot of ${id} is corrupt (size or checksum mismatch)`);
       if (crc32(data) !== Number(m.crc)) throw new CommandError(`snapshot of ${id} is corrupt (size or checksum mismatch)`);
       return { data, pos: m.pos!, createdAt: Number(m.createdAt) };
     }
     throw new CommandError(`snapshot of ${id} could not be read consistently`);
+  }
+
+  /**
+   * Copies chunks `prefix + 0..n-1` back to back into `into`: the bytes copied (-1 when they do not
+   * fit), or 'missing' when a chunk is gone (a newer snapshot replaced this one meanwhile).
+   * A standalone Redis over plain TCP or a unix socket is read over a dedicated connection straight
+   * into `into` (see value-reader.ts); TLS and cluster connections go through ioredis in pieces.
+   */
+  private async readChunks(prefix: string, n: number, into: Buffer): Promise<number | 'missing'> {
+    const keys = Array.from({ length: n }, (_, i) => prefix + i);
+    const direct = this.directTarget();
+    if (direct) {
+      const r = await wrap(readValuesInto(direct, keys, into));
+      return r.status === 'ok' ? r.filled : r.status === 'missing' ? 'missing' : -1;
+    }
+    const lengths: number[] = [];
+    for (let i = 0; i < n; i += 256) {
+      const pipe = this.redis.pipeline();
+      for (const k of keys.slice(i, i + 256)) pipe.strlen(k);
+      for (const [err, len] of (await wrap(pipe.exec())) ?? []) lengths.push(err ? 0 : Number(len));
+    }
+    if (lengths.some((l) => l === 0)) return 'missing';
+    const total = lengths.reduce((a, b) => a + b, 0);
+    if (total > into.length) return -1;
+    return (await this.readPieces(prefix, lengths, into)) ? 'missing' : total;
+  }
+
+  /** Where readValuesInto can reach the backing Redis, or null (TLS, cluster, sentinel, or turned off). */
+  private directTarget(): ValueReaderTarget | null {
+    if (!this.directReads || !(this.redis instanceof Redis)) return null;
+    const o = this.redis.options;
+    if (o.tls || (o.sentinels && o.sentinels.length > 0)) return null;
+    return {
+      ...(o.path ? { path: o.path } : { host: o.host, port: o.port }),
+      username: o.username,
+      password: o.password,
+      db: o.db,
+      timeoutMs: Math.max(o.connectTimeout ?? 0, 10_000),
+    };
   }
 
   /**
