@@ -789,12 +789,15 @@ describe('before AUTH: Redis\'s unauthenticated limits, and pausing after AUTH',
     expect(runParser([B(input)]).errors.filter((e) => e.includes('unauthenticated'))).toEqual([]);
   });
 
-  it('inline requests have no unauthenticated limit (as in Redis)', () => {
+  it('inline requests have no unauthenticated limit (as in Redis); their raw is the line as received', () => {
     const many = 'SET ' + Array.from({ length: 20 }, (_, i) => `a${i}`).join(' ') + '\r\n';
-    const long = 'ECHO ' + 'x'.repeat(20_000) + '\r\n';
+    const long = ' ECHO "' + 'x'.repeat(20_000) + '"\n';
     const out = unauthenticated([B(many + long)]);
     expect(out.errors).toEqual([]);
     expect(out.commands.map((c) => c.args.length)).toEqual([21, 2]);
+    // A backing Redis would refuse their multibulk form from an unauthenticated client.
+    expect(out.commands.map((c) => c.raw.toString('latin1'))).toEqual([many, long]);
+    expect(runParser([B(many)]).commands[0].raw[0]).toBe(42);
   });
 
   it('the limits follow authRequired as it changes between feeds', () => {
@@ -915,7 +918,7 @@ describe('before AUTH: Redis\'s unauthenticated limits, and pausing after AUTH',
           break;
         }
         if (!r.args) continue;
-        want.commands.push({ args: r.args, raw: isMultibulk ? r.bytes : encodeRequest(r.args) });
+        want.commands.push({ args: r.args, raw: isMultibulk || authRequired ? r.bytes : encodeRequest(r.args) });
         if (r.args[0].toString('latin1') === 'AUTH' && r.args[1].toString('latin1') === 'right') authRequired = false;
       }
       const stream = Buffer.concat(reqs.map((r) => r.bytes));

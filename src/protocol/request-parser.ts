@@ -4,7 +4,10 @@
  *
  * For every complete command it reports the arguments (zero-copy slices) and the raw bytes of
  * the request, so the proxy can forward a request without re-encoding it. Inline commands are
- * re-encoded as multibulk (the backing Redis then sees one request format).
+ * re-encoded as multibulk (the backing Redis then sees one request format), except before AUTH
+ * (`authRequired`): there the line goes as it came, since a backing Redis would refuse the
+ * multibulk form of an inline request over its unauthenticated limits, which inline requests
+ * are not subject to.
  *
  * Hand-written rather than redis-parser: redis-parser cannot parse inline commands, and the proxy
  * needs the exact byte span of each request. test/protocol-parser.test.ts checks it against
@@ -34,7 +37,10 @@ export const UNAUTHENTICATED_MAX_MULTIBULK_LEN = 10;
 export const UNAUTHENTICATED_MAX_BULK_LEN = 16384;
 
 export interface ParserEvents {
-  /** One complete command. `args` are slices of the input: copy before keeping them past the call. */
+  /**
+   * One complete command. `args` are slices of the input: copy before keeping them past the call.
+   * `raw` is a multibulk request, or an inline request's line as received while authRequired.
+   */
   onCommand(args: Buffer[], raw: Buffer): void;
   /** A protocol error: the message as Redis words it, e.g. "Protocol error: invalid bulk length". */
   onProtocolError(message: string): void;
@@ -477,7 +483,7 @@ export class RequestParser {
       this.fail('Protocol error: unbalanced quotes in request');
       return -1;
     }
-    if (args.length > 0) this.events.onCommand(args, encodeRequest(args));
+    if (args.length > 0) this.events.onCommand(args, this.authRequired ? buf.subarray(start, nl + 1) : encodeRequest(args));
     return nl + 1;
   }
 }
