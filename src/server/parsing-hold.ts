@@ -1,0 +1,53 @@
+/**
+ * Redis runs AUTH before it reads the next request of the same buffer, and judges that request
+ * with its unauthenticated limits (10 arguments, 16 KB bulks) or without them by the auth state
+ * AUTH left. This server parses ahead of execution (pipelining), so after a request that can
+ * change the auth state, parsing stops until every request read so far is answered; the bytes
+ * after it wait in the parser (and the socket is paused), then are parsed with the new state.
+ * Used by both sessions (session.ts, cluster-session.ts).
+ */
+import type net from 'node:net';
+import type { RequestParser } from '../protocol/request-parser.js';
+
+/**
+ * Does parsing wait for this request's reply? AUTH and HELLO (... AUTH) from a client that owes
+ * an AUTH; RESET when the backend requires one (RESET leaves the client unauthenticated).
+ * `name` is the lower-cased command name.
+ */
+export function holdsParsing(name: string, authenticated: boolean, authRequired: boolean): boolean {
+  return name === 'auth' || name === 'hello' ? !authenticated : name === 'reset' && authRequired;
+}
+
+export class ParsingHold {
+  /** The socket was paused by this hold (and is resumed by it). */
+  private socketPaused = false;
+
+  constructor(private readonly parser: RequestParser, private readonly socket: net.Socket) {}
+
+  /** Called from onCommand. */
+  holdAfter(name: string, authenticated: boolean, authRequired: boolean): void {
+    if (holdsParsing(name, authenticated, authRequired)) this.parser.pause();
+  }
+
+  get held(): boolean {
+    return this.parser.paused;
+  }
+
+  /**
+   * Parses on while `answered()` (every request read so far has its reply); while not, keeps the
+   * socket paused, so what the client sends meanwhile waits in the kernel. Called again after
+   * anything that may answer a request; the caller then flushes what the parsed requests wrote
+   * (also when parsing stopped again at a later AUTH, which must be sent).
+   */
+  release(answered: () => boolean, readPaused: () => boolean): void {
+    while (this.parser.paused && answered()) this.parser.resume();
+    if (this.parser.paused) {
+      // Paused again each time: a `drain` of a backend link resumes the socket.
+      this.socketPaused = true;
+      this.socket.pause();
+    } else if (this.socketPaused) {
+      this.socketPaused = false;
+      if (!readPaused()) this.socket.resume();
+    }
+  }
+}
