@@ -27,7 +27,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { freePort, startRedis, waitForPort, type RedisServerHandle } from './helpers/redis-server.js';
-import { CLI, client, rawExchange, startServer } from './helpers/server.js';
+import { CLI, client, expectSameExchanges, rawExchange, startServer } from './helpers/server.js';
 import { startFakeOpenAI, type FakeOpenAI, type Fault } from './helpers/fake-openai.js';
 import { decodeFrame, ErrorReply, SimpleString, type Decoded } from '../src/protocol/resp.js';
 import { encodeRequest } from '../src/protocol/request-parser.js';
@@ -967,20 +967,6 @@ describe('security', () => {
       await locked.stop();
     }
   });
-
-  /**
-   * Each request, in one write to a new connection, against redis-server and through the server:
-   * the same bytes back, and the connection closed (or not) the same. Requests that do not end
-   * the connection finish with QUIT, so every exchange ends without waiting for a timeout.
-   */
-  async function expectSameExchanges(viaServer: number, viaRedis: number, cases: Array<[string, string]>, normalize = (t: string) => t): Promise<void> {
-    const exchange = (port: number) => Promise.all(cases.map(([, req]) => rawExchange(port, req, 10_000)));
-    const [got, want] = await Promise.all([exchange(viaServer), exchange(viaRedis)]);
-    for (const [i, [what]] of cases.entries()) {
-      expect(want[i]!.closed, `${what}: redis-server closed it`).toBe(true);
-      expect({ ...got[i]!, text: normalize(got[i]!.text) }, what).toEqual({ ...want[i]!, text: normalize(want[i]!.text) });
-    }
-  }
 
   const req = (...args: string[]) => encodeRequest(args).toString('latin1');
   const BIG = 'x'.repeat(20_000);

@@ -34,6 +34,7 @@ import { runLocal, type ForwardHooks, type Plan, type SessionView, type StateCha
 import type { CommandContext } from '../commands/context.js';
 import type { SessionOptions } from './session.js';
 import { commandKeys, slotOfKeys } from '../proxy/slots.js';
+import { ParsingHold } from './parsing-hold.js';
 
 const CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot";
 const MAX_REDIRECTS = 5;
@@ -78,7 +79,7 @@ let nextId = 1_000_000;
 export class ClusterSession implements SessionView {
   readonly id = nextId++;
   readonly db = 0;
-  authenticated: boolean;
+  private _authenticated = false;
   inMulti = false;
   private readonly sentinel = `__rls_sentinel_${randomBytes(6).toString('hex')}`;
   private readonly parser: RequestParser;
@@ -100,9 +101,10 @@ export class ClusterSession implements SessionView {
   private txSlot = -1;
   private txHeld: Buffer[] = [];
   private home: string | null = null;
+  /** Parsing waits after AUTH until it is answered (Redis's pre-AUTH limits, parsing-hold.ts). */
+  private readonly hold: ParsingHold;
 
   constructor(readonly socket: net.Socket, private readonly opts: SessionOptions) {
-    this.authenticated = opts.authenticated;
     this.ctx = { client: this, services: opts.router.services };
     this.parser = new RequestParser(
       {
@@ -111,9 +113,12 @@ export class ClusterSession implements SessionView {
       },
       opts.limits,
     );
+    this.hold = new ParsingHold(this.parser, socket);
+    this.authenticated = opts.authenticated;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       this.parser.feed(chunk);
+      if (this.hold.held) this.releaseParsing();
       this.flushBackendWrites();
       this.flushClientWrites();
     });
@@ -137,6 +142,16 @@ export class ClusterSession implements SessionView {
 
   get backendUp(): boolean {
     return !!this.opts.backend?.up;
+  }
+
+  get authenticated(): boolean {
+    return this._authenticated;
+  }
+
+  /** Redis's unauthenticated request limits apply to the requests parsed while this is false. */
+  set authenticated(v: boolean) {
+    this._authenticated = v;
+    this.parser.authRequired = !v;
   }
 
   setAuthenticated(v: boolean): void {
@@ -184,6 +199,8 @@ export class ClusterSession implements SessionView {
 
   private onCommand(args: Buffer[], raw: Buffer): void {
     if (this.closing) return;
+    const a0 = args[0]!;
+    if (a0.length === 4 || a0.length === 5) this.hold.holdAfter(a0.toString('latin1').toLowerCase(), this.authenticated, this.backend.authRequired);
     if (this.blocked) {
       this.inbox.push({ args, raw });
       if (!this.readPaused && this.inbox.length > 1024) {
@@ -282,6 +299,7 @@ export class ClusterSession implements SessionView {
     ).finally(() => {
       this.flushOrder();
       this.flushBackendWrites();
+      if (this.hold.held) this.releaseParsing();
     });
   }
 
@@ -406,6 +424,14 @@ export class ClusterSession implements SessionView {
       return;
     }
     this.drainInbox();
+    this.flushBackendWrites();
+    this.flushClientWrites();
+    if (this.hold.held) this.releaseParsing();
+  }
+
+  /** Parsing waits after AUTH (see ParsingHold): goes on once everything read so far is answered. */
+  private releaseParsing(): void {
+    this.hold.release(() => this.idle && !this.closing, () => this.readPaused);
     this.flushBackendWrites();
     this.flushClientWrites();
   }
@@ -562,6 +588,7 @@ export class ClusterSession implements SessionView {
     }
     void this.backend.refreshSlots();
     this.tryRunBlocked();
+    if (this.hold.held) this.releaseParsing();
   }
 
   // ---- replies -----------------------------------------------------------------------------
@@ -591,6 +618,7 @@ export class ClusterSession implements SessionView {
     this.flushOrder();
     this.flushBackendWrites();
     if (this.order.length === 0) this.tryRunBlocked();
+    if (this.hold.held) this.releaseParsing();
   }
 
   private handleFrame(link: Link, frame: Buffer): void {
