@@ -331,6 +331,7 @@ describe('a password-protected Redis Cluster', () => {
     await expectSameExchanges(server.port, servers[0]!.port, [
       ['more than 10 arguments', '*20\r\n'],
       ['a bulk over 16384 bytes', '*2\r\n$4\r\nECHO\r\n$20000\r\n'],
+      ['requests before the refused one are answered first', 'PING\r\n*11\r\n'],
       ['inline requests have no such limit', `ECHO ${many.join(' ')}\r\nECHO ${big}\r\nQUIT\r\n`],
       ['AUTH, then big requests in the same write', 'AUTH s3cret\r\n' + req('ECHO', big) + req('ECHO', ...many) + 'QUIT\r\n'],
       ['HELLO 2 AUTH, then a big request', req('HELLO', '2', 'AUTH', 'default', 's3cret') + req('ECHO', big) + 'QUIT\r\n'],

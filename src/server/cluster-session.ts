@@ -103,6 +103,8 @@ export class ClusterSession implements SessionView {
   private home: string | null = null;
   /** Parsing waits after AUTH until it is answered (Redis's pre-AUTH limits, parsing-hold.ts). */
   private readonly hold: ParsingHold;
+  /** A protocol error: written last, once every earlier request is answered (maybeFinish). */
+  private finish: Buffer | null = null;
 
   constructor(readonly socket: net.Socket, private readonly opts: SessionOptions) {
     this.ctx = { client: this, services: opts.router.services };
@@ -299,6 +301,7 @@ export class ClusterSession implements SessionView {
     ).finally(() => {
       this.flushOrder();
       this.flushBackendWrites();
+      this.maybeFinish();
       if (this.hold.held) this.releaseParsing();
     });
   }
@@ -426,6 +429,7 @@ export class ClusterSession implements SessionView {
     this.drainInbox();
     this.flushBackendWrites();
     this.flushClientWrites();
+    this.maybeFinish();
     if (this.hold.held) this.releaseParsing();
   }
 
@@ -448,9 +452,17 @@ export class ClusterSession implements SessionView {
   }
 
   private onProtocolError(message: string): void {
+    // As Redis: earlier requests are answered, then the error, then the connection is closed.
+    this.finish = encode(new ErrorReply(message));
     this.flushBackendWrites();
     this.flushOrder();
-    this.clientWrites.push(encode(new ErrorReply(message)));
+    this.maybeFinish();
+  }
+
+  private maybeFinish(): void {
+    const last = this.finish;
+    if (!last || this.closing || !this.idle) return;
+    this.clientWrites.push(last);
     this.flushClientWrites();
     this.closing = true;
     this.socket.end();
@@ -588,6 +600,7 @@ export class ClusterSession implements SessionView {
     }
     void this.backend.refreshSlots();
     this.tryRunBlocked();
+    this.maybeFinish();
     if (this.hold.held) this.releaseParsing();
   }
 
@@ -618,6 +631,7 @@ export class ClusterSession implements SessionView {
     this.flushOrder();
     this.flushBackendWrites();
     if (this.order.length === 0) this.tryRunBlocked();
+    this.maybeFinish();
     if (this.hold.held) this.releaseParsing();
   }
 
