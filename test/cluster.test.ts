@@ -337,6 +337,7 @@ describe('a password-protected Redis Cluster', () => {
       ['HELLO 2 AUTH, then a big request', req('HELLO', '2', 'AUTH', 'default', 's3cret') + req('ECHO', big) + 'QUIT\r\n'],
       ['a wrong AUTH keeps the limits', 'AUTH nope\r\n' + req('ECHO', big)],
       ['RESET makes the client unauthenticated again', 'AUTH s3cret\r\nRESET\r\n*20\r\n'],
+      ['SUBSCRIBE before AUTH, then AUTH', 'SUBSCRIBE ch\r\nAUTH s3cret\r\nPING\r\nQUIT\r\n'],
     ], (t) => t.replace(/(\$2\r\nid\r\n:)\d+/, '$1<id>'));
   });
 });

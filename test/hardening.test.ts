@@ -1006,6 +1006,8 @@ describe('security', () => {
         ['HELLO 2 AUTH, then a big request', req('HELLO', '2', 'AUTH', 'default', 'hunter2') + req('ECHO', BIG) + QUIT],
         // A header alone: the backing Redis never sees it, so only this server can refuse it.
         ['RESET makes the client unauthenticated again', 'AUTH hunter2\r\nRESET\r\n*20\r\n'],
+        // Refused before AUTH: one NOAUTH each, and nothing held waiting for a subscription.
+        ['(P|S)SUBSCRIBE before AUTH, then AUTH', 'SUBSCRIBE ch\r\nPSUBSCRIBE p*\r\nSSUBSCRIBE s\r\nAUTH hunter2\r\nPING\r\nQUIT\r\n'],
         // 4 MB after AUTH in one write: held (socket paused) until AUTH is answered, nothing lost.
         ['AUTH, then 200 SETs of 20 KB', 'AUTH hunter2\r\n' + Array.from({ length: 200 }, (_, i) => req('SET', `big${i}`, BIG)).join('') + req('EXISTS', 'big0', 'big199') + QUIT],
       ], (t) => t.replace(/(\$2\r\nid\r\n:)\d+/, '$1<id>'));
