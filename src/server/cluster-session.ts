@@ -34,7 +34,7 @@ import { runLocal, type ForwardHooks, type Plan, type SessionView, type StateCha
 import type { CommandContext } from '../commands/context.js';
 import type { SessionOptions } from './session.js';
 import { commandKeys, slotOfKeys } from '../proxy/slots.js';
-import { ParsingHold } from './parsing-hold.js';
+import { ParsingHold, mayHoldParsing } from './parsing-hold.js';
 
 const CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot";
 const MAX_REDIRECTS = 5;
@@ -115,12 +115,16 @@ export class ClusterSession implements SessionView {
       },
       opts.limits,
     );
-    this.hold = new ParsingHold(this.parser, socket);
+    const flush = () => {
+      this.flushBackendWrites();
+      this.flushClientWrites();
+    };
+    this.hold = new ParsingHold(this.parser, socket, () => this.idle && !this.closing, flush);
     this.authenticated = opts.authenticated;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       this.parser.feed(chunk);
-      if (this.hold.held) this.releaseParsing();
+      this.hold.release();
       this.flushBackendWrites();
       this.flushClientWrites();
     });
@@ -202,7 +206,7 @@ export class ClusterSession implements SessionView {
   private onCommand(args: Buffer[], raw: Buffer): void {
     if (this.closing) return;
     const a0 = args[0]!;
-    if (a0.length === 4 || a0.length === 5) this.hold.holdAfter(a0.toString('latin1').toLowerCase(), this.authenticated, this.backend.authRequired);
+    if (mayHoldParsing(a0)) this.hold.holdAfter(a0.toString('latin1').toLowerCase(), this.authenticated, this.backend.authRequired);
     if (this.blocked) {
       this.inbox.push({ args, raw });
       if (!this.readPaused && this.inbox.length > 1024) {
@@ -302,7 +306,7 @@ export class ClusterSession implements SessionView {
       this.flushOrder();
       this.flushBackendWrites();
       this.maybeFinish();
-      if (this.hold.held) this.releaseParsing();
+      this.hold.release();
     });
   }
 
@@ -430,14 +434,7 @@ export class ClusterSession implements SessionView {
     this.flushBackendWrites();
     this.flushClientWrites();
     this.maybeFinish();
-    if (this.hold.held) this.releaseParsing();
-  }
-
-  /** Parsing waits after AUTH (see ParsingHold): goes on once everything read so far is answered. */
-  private releaseParsing(): void {
-    this.hold.release(() => this.idle && !this.closing, () => this.readPaused);
-    this.flushBackendWrites();
-    this.flushClientWrites();
+    this.hold.release();
   }
 
   private drainInbox(): void {
@@ -601,7 +598,7 @@ export class ClusterSession implements SessionView {
     void this.backend.refreshSlots();
     this.tryRunBlocked();
     this.maybeFinish();
-    if (this.hold.held) this.releaseParsing();
+    this.hold.release();
   }
 
   // ---- replies -----------------------------------------------------------------------------
@@ -632,7 +629,7 @@ export class ClusterSession implements SessionView {
     this.flushBackendWrites();
     if (this.order.length === 0) this.tryRunBlocked();
     this.maybeFinish();
-    if (this.hold.held) this.releaseParsing();
+    this.hold.release();
   }
 
   private handleFrame(link: Link, frame: Buffer): void {

@@ -18,36 +18,54 @@ export function holdsParsing(name: string, authenticated: boolean, authRequired:
   return name === 'auth' || name === 'hello' ? !authenticated : name === 'reset' && authRequired;
 }
 
+/** A cheap first test on the name as received: could it be AUTH, HELLO or RESET (any case)? */
+export function mayHoldParsing(name: Buffer): boolean {
+  if (name.length !== 4 && name.length !== 5) return false;
+  const c = name[0] | 0x20;
+  return c === 0x61 /* a */ || c === 0x68 /* h */ || c === 0x72 /* r */;
+}
+
 export class ParsingHold {
   /** The socket was paused by this hold (and is resumed by it). */
   private socketPaused = false;
 
-  constructor(private readonly parser: RequestParser, private readonly socket: net.Socket) {}
+  /**
+   * `answered`: every request read so far has its reply (and the connection is not closing);
+   * `flush`: sends what the requests parsed on wrote, to the backend and to the client.
+   */
+  constructor(
+    private readonly parser: RequestParser,
+    private readonly socket: net.Socket,
+    private readonly answered: () => boolean,
+    private readonly flush: () => void,
+  ) {}
 
   /** Called from onCommand. */
   holdAfter(name: string, authenticated: boolean, authRequired: boolean): void {
     if (holdsParsing(name, authenticated, authRequired)) this.parser.pause();
   }
 
-  get held(): boolean {
-    return this.parser.paused;
-  }
-
   /**
-   * Parses on while `answered()` (every request read so far has its reply); while not, keeps the
-   * socket paused, so what the client sends meanwhile waits in the kernel. Called again after
-   * anything that may answer a request; the caller then flushes what the parsed requests wrote
-   * (also when parsing stopped again at a later AUTH, which must be sent).
+   * Called after anything that may answer a request. While parsing is held: parses on once every
+   * request read so far is answered, and flushes what the requests parsed wrote (also when parsing
+   * stopped again at a later AUTH, which must be sent); until then keeps the socket paused, so
+   * what the client sends meanwhile waits in the kernel.
    */
-  release(answered: () => boolean, readPaused: () => boolean): void {
-    while (this.parser.paused && answered()) this.parser.resume();
+  release(): void {
+    if (!this.parser.paused) return;
+    while (this.parser.paused && this.answered()) {
+      // Resumed first, so a pause the session makes while parsing on (a long inbox) stands.
+      if (this.socketPaused) {
+        this.socketPaused = false;
+        this.socket.resume();
+      }
+      this.parser.resume();
+    }
     if (this.parser.paused) {
       // Paused again each time: a `drain` of a backend link resumes the socket.
       this.socketPaused = true;
       this.socket.pause();
-    } else if (this.socketPaused) {
-      this.socketPaused = false;
-      if (!readPaused()) this.socket.resume();
     }
+    this.flush();
   }
 }

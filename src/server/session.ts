@@ -110,12 +110,16 @@ export class Session implements SessionView {
       },
       opts.limits,
     );
-    this.hold = new ParsingHold(this.parser, socket);
+    const flush = () => {
+      this.flushBackendWrites();
+      this.flushClientWrites();
+    };
+    this.hold = new ParsingHold(this.parser, socket, () => this.idle && !this.closing, flush);
     this.authenticated = opts.authenticated;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       this.parser.feed(chunk);
-      if (this.hold.held) this.releaseParsing();
+      this.hold.release();
       this.flushBackendWrites();
       this.flushClientWrites();
     });
@@ -318,14 +322,7 @@ export class Session implements SessionView {
       this.flushClientWrites();
     }
     this.maybeFinish();
-    if (this.hold.held) this.releaseParsing();
-  }
-
-  /** Parsing waits after AUTH (see ParsingHold): goes on once everything read so far is answered. */
-  private releaseParsing(): void {
-    this.hold.release(() => this.idle && !this.closing, () => this.readPaused);
-    this.flushBackendWrites();
-    this.flushClientWrites();
+    this.hold.release();
   }
 
   private drainInbox(): void {
@@ -434,7 +431,7 @@ export class Session implements SessionView {
       return;
     }
     this.tryRunBlocked();
-    if (this.hold.held) this.releaseParsing();
+    this.hold.release();
   }
 
   private flushBackendWrites(): void {
@@ -547,7 +544,7 @@ export class Session implements SessionView {
     this.flushClientWrites();
     if (this.slots.length === 0) this.tryRunBlocked();
     this.maybeFinish();
-    if (this.hold.held) this.releaseParsing();
+    this.hold.release();
   }
 
   /** A -NOAUTH reply on a session we took as authenticated: the backend now wants a password. */
