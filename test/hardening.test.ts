@@ -11,7 +11,8 @@
  *    LLM.KNN --WITHDATA) disconnected at client-output-buffer-limit, with the RSS of a child server
  *    and the used_memory of the backing Redis measured; huge declared bulks refused without
  *    allocating.
- *  - Security: nothing answered before AUTH (compared with redis-server); API keys not in SLOWLOG
+ *  - Security: nothing answered before AUTH, and its request size limits (compared with
+ *    redis-server, AUTH pipelined included); API keys not in SLOWLOG
  *    (the server's own storage writes, also through MULTI/EXEC) nor in --STREAM error entries;
  *    base_url schemes; --llm-allow-hosts at create and at call time; TLS verification on by
  *    default, end to end. Known gaps outside this suite's files are `it.fails` (see each comment).
