@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, startRedisCluster, type RedisServerHandle } from './helpers/redis-server.js';
-import { client, startServer } from './helpers/server.js';
+import { client, expectSameExchanges, startServer } from './helpers/server.js';
+import { encodeRequest } from '../src/protocol/request-parser.js';
 import type { LlmServer } from '../src/server/server.js';
 import { keySlot, commandKeys, slotOfKeys } from '../src/proxy/slots.js';
 import { parseRedisUrl, describeAddress } from '../src/proxy/backend.js';
@@ -321,5 +322,22 @@ describe('a password-protected Redis Cluster', () => {
     await r.call('LLM.CREATE-VECTOR-STORE', 'pstore', '--PARAMS', '{"dim":2}');
     const id = await r.call('LLM.ADD', 'pstore', '--EMBEDDING', '1,2', 'x');
     expect(await r.call('LLM.GET', 'pstore', String(id))).toEqual(['x', '1,2']);
+  });
+
+  it("before AUTH, Redis's request size limits, as a node applies them (keyless requests, compared with the first node)", async () => {
+    const req = (...args: string[]) => encodeRequest(args).toString('latin1');
+    const big = 'x'.repeat(20_000);
+    const many = Array.from({ length: 12 }, (_, i) => `a${i}`);
+    await expectSameExchanges(server.port, servers[0]!.port, [
+      ['more than 10 arguments', '*20\r\n'],
+      ['a bulk over 16384 bytes', '*2\r\n$4\r\nECHO\r\n$20000\r\n'],
+      ['requests before the refused one are answered first', 'PING\r\n*11\r\n'],
+      ['inline requests have no such limit', `ECHO ${many.join(' ')}\r\nECHO ${big}\r\nQUIT\r\n`],
+      ['AUTH, then big requests in the same write', 'AUTH s3cret\r\n' + req('ECHO', big) + req('ECHO', ...many) + 'QUIT\r\n'],
+      ['HELLO 2 AUTH, then a big request', req('HELLO', '2', 'AUTH', 'default', 's3cret') + req('ECHO', big) + 'QUIT\r\n'],
+      ['a wrong AUTH keeps the limits', 'AUTH nope\r\n' + req('ECHO', big)],
+      ['RESET makes the client unauthenticated again', 'AUTH s3cret\r\nRESET\r\n*20\r\n'],
+      ['SUBSCRIBE before AUTH, then AUTH', 'SUBSCRIBE ch\r\nAUTH s3cret\r\nPING\r\nQUIT\r\n'],
+    ], (t) => t.replace(/(\$2\r\nid\r\n:)\d+/, '$1<id>'));
   });
 });

@@ -11,10 +11,11 @@
  *    LLM.KNN --WITHDATA) disconnected at client-output-buffer-limit, with the RSS of a child server
  *    and the used_memory of the backing Redis measured; huge declared bulks refused without
  *    allocating.
- *  - Security: nothing answered before AUTH (compared with redis-server); API keys not in SLOWLOG
- *    (the server's own storage writes, also through MULTI/EXEC) nor in --STREAM error entries;
- *    base_url schemes; --llm-allow-hosts at create and at call time; TLS verification on by
- *    default, end to end. Known gaps outside this suite's files are `it.fails` (see each comment).
+ *  - Security: nothing answered before AUTH, and its request size limits (compared with
+ *    redis-server, AUTH pipelined included); API keys not in SLOWLOG
+ *    (the server's own storage writes, also through MULTI/EXEC) nor in --STREAM error entries,
+ *    nor readable through SORT ... GET (sealed at rest); base_url schemes; --llm-allow-hosts at
+ *    create and at call time; TLS verification on by default, end to end.
  *
  * Mount-based tests (tmpfs, read-only bind mount) need root and are skipped where mount is refused.
  * Longer variants (10,000 connections, bigger pipelines) are in bench/limits.ts.
@@ -27,7 +28,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { freePort, startRedis, waitForPort, type RedisServerHandle } from './helpers/redis-server.js';
-import { CLI, client, rawExchange, startServer } from './helpers/server.js';
+import { CLI, client, expectSameExchanges, rawExchange, startServer } from './helpers/server.js';
 import { startFakeOpenAI, type FakeOpenAI, type Fault } from './helpers/fake-openai.js';
 import { decodeFrame, ErrorReply, SimpleString, type Decoded } from '../src/protocol/resp.js';
 import { encodeRequest } from '../src/protocol/request-parser.js';
@@ -968,24 +969,105 @@ describe('security', () => {
     }
   });
 
-  // FAILS until the request parser can apply Redis's pre-AUTH limits (src/protocol, see the
-  // report): with requirepass, redis-server refuses from an unauthenticated client a multibulk of
-  // more than 10 arguments or a bulk over 16384 bytes (CVE-2021-32675); this server accepts and
-  // buffers up to proto-max-bulk-len (512 MB) per connection before any AUTH.
-  it.fails('password-protected backend: request size limits before AUTH, as Redis', async () => {
+  const req = (...args: string[]) => encodeRequest(args).toString('latin1');
+  const BIG = 'x'.repeat(20_000);
+  const pairs = (n: number) => Array.from({ length: n }, (_, i) => [`pa${i}`, String(i)]).flat();
+
+  // With requirepass, redis-server refuses from an unauthenticated client a multibulk of more than
+  // 10 arguments or a bulk over 16384 bytes, and closes the connection (CVE-2021-32675). It runs
+  // AUTH before it reads the next request, so a request pipelined right after AUTH is judged with
+  // the state AUTH left (parsing-hold.ts).
+  it('password-protected backend (and standalone --requirepass): request size limits before AUTH, as Redis', async () => {
     const locked = await startRedis({ args: ['--requirepass', 'hunter2'] });
     const srv = await startServer({ redis: `redis://:hunter2@127.0.0.1:${locked.port}` });
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'rls-preauth-'));
+    const standalone = await startServer({ redis: null, managedRedis: false, dir, requirepass: 'hunter2' });
     try {
       await srv.loadingDone;
-      for (const req of ['*20\r\n', '*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$20000\r\n']) {
-        const want = await rawExchange(locked.port, req, 1000);
-        expect(want.closed).toBe(true);
-        expect(await rawExchange(srv.port, req, 1000), req).toEqual(want);
+      const QUIT = 'QUIT\r\n';
+      // Requests a standalone server (no backing Redis) answers as redis-server does.
+      const everywhere: Array<[string, string]> = [
+        ['more than 10 arguments: refused on the header', '*20\r\n'],
+        ['a bulk over 16384 bytes: refused on its header', '*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$20000\r\n'],
+        ['requests before the refused one are answered first', 'PING\r\n' + req('GET', 'k') + '*11\r\n'],
+        ['10 arguments and a 16384-byte bulk are within the limits', req('SET', ...pairs(4), 'x') + req('ECHO', 'y'.repeat(16384)) + QUIT],
+        ['inline requests have no such limit', `SET ${pairs(10).join(' ')}\r\nECHO ${BIG}\r\n${QUIT}`],
+        ['AUTH, then a big request in the same write', 'AUTH hunter2\r\n' + req('ECHO', BIG) + QUIT],
+        ['AUTH with a user name', req('AUTH', 'default', 'hunter2') + req('ECHO', BIG) + QUIT],
+        ['AUTH after earlier requests, then a big request', 'PING\r\nAUTH hunter2\r\n' + req('ECHO', BIG) + QUIT],
+        ['a wrong AUTH keeps the limits', 'AUTH nope\r\n' + req('ECHO', BIG)],
+        ['a wrong HELLO ... AUTH keeps the limits', req('HELLO', '2', 'AUTH', 'default', 'nope') + '*11\r\n'],
+        ['two AUTHs, the second right', 'AUTH nope\r\nAUTH hunter2\r\n' + req('ECHO', BIG) + QUIT],
+      ];
+      await expectSameExchanges(standalone.port, locked.port, everywhere);
+      await expectSameExchanges(srv.port, locked.port, [
+        ...everywhere,
+        ['AUTH, then big requests of more than 10 arguments', 'AUTH hunter2\r\n' + req('SET', 'k', BIG) + req('MSET', ...pairs(12)) + QUIT],
+        ['AUTH as a multibulk, then more than 10 arguments', req('AUTH', 'hunter2') + req('MSET', ...pairs(6)) + QUIT],
+        ['HELLO 2 AUTH, then a big request', req('HELLO', '2', 'AUTH', 'default', 'hunter2') + req('ECHO', BIG) + QUIT],
+        // A header alone: the backing Redis never sees it, so only this server can refuse it.
+        ['RESET makes the client unauthenticated again', 'AUTH hunter2\r\nRESET\r\n*20\r\n'],
+        // Refused before AUTH: one NOAUTH each, and nothing held waiting for a subscription.
+        ['(P|S)SUBSCRIBE before AUTH, then AUTH', 'SUBSCRIBE ch\r\nPSUBSCRIBE p*\r\nSSUBSCRIBE s\r\nAUTH hunter2\r\nPING\r\nQUIT\r\n'],
+        // 4 MB after AUTH in one write: held (socket paused) until AUTH is answered, nothing lost.
+        ['AUTH, then 200 SETs of 20 KB', 'AUTH hunter2\r\n' + Array.from({ length: 200 }, (_, i) => req('SET', `big${i}`, BIG)).join('') + req('EXISTS', 'big0', 'big199') + QUIT],
+      ], (t) => t.replace(/(\$2\r\nid\r\n:)\d+/, '$1<id>'));
+
+      // AUTH answered, then big requests in a later write, on one connection.
+      for (const port of [srv.port, locked.port]) {
+        const c = await RawConn.open(port);
+        try {
+          c.send(['AUTH', 'hunter2']);
+          expect(await c.replies(1)).toEqual([new SimpleString('OK')]);
+          c.send(['MSET', ...pairs(12)], ['ECHO', BIG]);
+          expect(await c.replies(2)).toEqual([new SimpleString('OK'), Buffer.from(BIG)]);
+        } finally {
+          c.close();
+        }
       }
     } finally {
+      await standalone.stop();
+      rmSync(dir, { recursive: true, force: true });
       await srv.stop();
       await locked.stop();
     }
+  });
+
+  it('password-protected backend: what a client pipelines after AUTH waits in the kernel until AUTH is answered, then all of it is served in order', async () => {
+    const locked = await startRedis({ args: ['--requirepass', 'hunter2'] });
+    const srv = await startServer({ redis: `redis://:hunter2@127.0.0.1:${locked.port}` });
+    await srv.loadingDone;
+    const sock = net.connect(srv.port, '127.0.0.1');
+    let text = '';
+    sock.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    sock.on('error', () => {});
+    const value = Buffer.alloc(MB, 0x61);
+    try {
+      await new Promise((r) => sock.once('connect', r));
+      // The backing Redis stopped: AUTH stays unanswered while 32 MB follow it.
+      locked.process.kill('SIGSTOP');
+      sock.write('AUTH hunter2\r\n');
+      for (let i = 0; i < 32; i++) sock.write(Buffer.concat([Buffer.from(`*3\r\n$3\r\nSET\r\n$4\r\nv${String(i).padStart(3, '0')}\r\n$${MB}\r\n`), value, Buffer.from('\r\n')]));
+      sock.write('DBSIZE\r\n');
+      await sleep(500);
+      // Without the paused socket, the server would have read it all (kernel buffers hold a few MB).
+      expect(sock.writableLength).toBeGreaterThan(16 * MB);
+      expect(text).toBe('');
+      locked.process.kill('SIGCONT');
+      expect(await until(() => text.length >= '+OK\r\n'.length * 33 + ':32\r\n'.length, 20_000)).toBe(true);
+      expect(text).toBe('+OK\r\n'.repeat(33) + ':32\r\n');
+    } finally {
+      locked.process.kill('SIGCONT');
+      sock.destroy();
+      await srv.stop();
+      await locked.stop();
+    }
+  });
+
+  it('backend without a password: no unauthenticated limits, as Redis', async () => {
+    await expectSameExchanges(server.port, redis.port, [
+      ['more than 10 arguments and a big bulk', req('MSET', ...pairs(20)) + req('ECHO', BIG) + 'QUIT\r\n'],
+    ]);
   });
 
   // SORT's GET/BY patterns name keys through the sorted elements' values, so a list holding the

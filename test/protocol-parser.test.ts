@@ -761,6 +761,186 @@ describe('protocol errors and limits (Redis texts)', () => {
   });
 });
 
+describe('before AUTH: Redis\'s unauthenticated limits, and pausing after AUTH', () => {
+  const unauthenticated = (chunks: Buffer[]) => {
+    const { parser, out } = newCollector();
+    parser.authRequired = true;
+    for (const c of chunks) parser.feed(c);
+    expect(out.afterError).toBe(0);
+    return out;
+  };
+  const MB = 'Protocol error: unauthenticated multibulk length';
+  const BULK = 'Protocol error: unauthenticated bulk length';
+
+  it.each([
+    ['*11\r\n', [MB]],
+    ['*10\r\n', []],
+    ['*-1\r\n*0\r\n', []],
+    // Redis checks its ordinary limits first: these keep their usual errors.
+    ['*2147483648\r\n', ['Protocol error: invalid multibulk length']],
+    ['*1\r\n$-1\r\n', ['Protocol error: invalid bulk length']],
+    ['*1\r\n$16385\r\n', [BULK]],
+    ['*1\r\n$16384\r\n', []],
+    ['*2\r\n$4\r\nECHO\r\n$99999\r\n', [BULK]],
+  ])('%j → %j, whole or one byte at a time', (input, errors) => {
+    expect(unauthenticated([B(input)]).errors).toEqual(errors);
+    expect(unauthenticated(bytewise(B(input))).errors).toEqual(errors);
+    // Without authRequired, none of the unauthenticated errors.
+    expect(runParser([B(input)]).errors.filter((e) => e.includes('unauthenticated'))).toEqual([]);
+  });
+
+  it('inline requests have no unauthenticated limit (as in Redis); their raw is the line as received', () => {
+    const many = 'SET ' + Array.from({ length: 20 }, (_, i) => `a${i}`).join(' ') + '\r\n';
+    const long = ' ECHO "' + 'x'.repeat(20_000) + '"\n';
+    const out = unauthenticated([B(many + long)]);
+    expect(out.errors).toEqual([]);
+    expect(out.commands.map((c) => c.args.length)).toEqual([21, 2]);
+    // A backing Redis would refuse their multibulk form from an unauthenticated client.
+    expect(out.commands.map((c) => c.raw.toString('latin1'))).toEqual([many, long]);
+    expect(runParser([B(many)]).commands[0].raw[0]).toBe(42);
+  });
+
+  it('the limits follow authRequired as it changes between feeds', () => {
+    const { parser, out } = newCollector();
+    parser.authRequired = true;
+    parser.feed(B('*10\r\n'));
+    parser.authRequired = false;
+    parser.feed(B(Array.from({ length: 10 }, () => '$20000\r\n' + 'x'.repeat(20_000) + '\r\n').join('')));
+    expect(out.errors).toEqual([]);
+    expect(out.commands.length).toBe(1);
+  });
+
+  it('pause() in onCommand keeps the rest, in order, until resume(); bytes fed meanwhile too', () => {
+    let { parser, out } = newCollector();
+    const events: string[] = [];
+    parser = new RequestParser({
+      onCommand(args, raw) {
+        out.commands.push({ args: args.map((a) => Buffer.from(a)), raw: Buffer.from(raw) });
+        events.push(args[0].toString('latin1'));
+        if (args[0].toString('latin1') === 'AUTH') parser.pause();
+      },
+      onProtocolError(message) {
+        out.errors.push(message);
+      },
+    });
+    parser.authRequired = true;
+    parser.feed(B('PING\r\nAUTH pw\r\n*12\r\n$1\r\na'));
+    expect(events).toEqual(['PING', 'AUTH']);
+    expect(parser.paused).toBe(true);
+    parser.feed(B('\r\n'));
+    parser.feed(B(Array.from({ length: 11 }, (_, i) => `$1\r\n${i % 10}\r\n`).join('') + 'PING\r\n'));
+    expect(events).toEqual(['PING', 'AUTH']);
+    expect(out.errors).toEqual([]);
+    expect(parser.bufferedBytes).toBeGreaterThan(40);
+    parser.authRequired = false;
+    parser.resume();
+    expect(parser.paused).toBe(false);
+    expect(out.errors).toEqual([]);
+    expect(events).toEqual(['PING', 'AUTH', 'a', 'PING']);
+    expect(out.commands[2].args.length).toBe(12);
+    expect(parser.bufferedBytes).toBe(0);
+    // A failed AUTH: resumed with the limits still on.
+    parser.authRequired = true;
+    parser.feed(B('AUTH wrong\r\n*11\r\n'));
+    expect(out.errors).toEqual([]);
+    parser.resume();
+    expect(out.errors).toEqual([MB]);
+    parser.resume(); // not paused: nothing happens
+    expect(events.length).toBe(5);
+  });
+
+  /**
+   * The session's use: a request named AUTH pauses parsing; once it is "answered" (the right
+   * password clears authRequired) parsing resumes. It is answered inside onCommand (resume() from
+   * within the parse), after the feed, or only after the next feed (which the paused parser
+   * keeps). Compared with a model that executes the requests one by one, as Redis does.
+   */
+  function runAuthSession(chunks: Buffer[], when: 'inside' | 'after' | 'late'): Outcome {
+    const out: Outcome = { commands: [], errors: [], afterError: 0 };
+    let pendingPw: string | null = null;
+    const answer = () => {
+      if (pendingPw === 'right') parser.authRequired = false;
+      pendingPw = null;
+      parser.resume();
+    };
+    const parser: RequestParser = new RequestParser({
+      onCommand(args, raw) {
+        if (out.errors.length > 0) out.afterError++;
+        out.commands.push({ args: args.map((a) => Buffer.from(a)), raw: Buffer.from(raw) });
+        if (args[0].toString('latin1') === 'AUTH') {
+          pendingPw = args[1]?.toString('latin1') ?? '';
+          parser.pause();
+          if (when === 'inside') answer();
+        }
+      },
+      onProtocolError(message) {
+        if (out.errors.length > 0) out.afterError++;
+        out.errors.push(message);
+      },
+    });
+    parser.authRequired = true;
+    for (const c of chunks) {
+      const wasPaused = parser.paused;
+      parser.feed(c);
+      if (when === 'after' || wasPaused) while (parser.paused) answer();
+    }
+    while (parser.paused) answer();
+    return out;
+  }
+
+  it('random pipelines of AUTH (right or wrong), big and small requests: as executed one by one, any chunking', () => {
+    seeded('auth pipelines', 60, (rng) => {
+      const reqs: GenRequest[] = [];
+      const n = rng.range(1, 8);
+      for (let i = 0; i < n; i++) {
+        const k = rng.next();
+        if (k < 0.3) {
+          const pw = rng.pick(['right', 'wrong']);
+          const args = [B('AUTH'), B(pw)];
+          reqs.push({ bytes: rng.chance(0.5) ? multibulk(args) : B(`AUTH ${pw}\r\n`), args });
+        } else if (k < 0.45) {
+          reqs.push(genInline(rng));
+        } else {
+          reqs.push(genMultibulk(rng, { allowLarge: rng.chance(0.3), maxArgs: 14, maxSmall: 40 }));
+        }
+      }
+      // The model: Redis's checks on each request in turn, with the auth state of its time.
+      const want: Outcome = { commands: [], errors: [], afterError: 0 };
+      let authRequired = true;
+      for (const r of reqs) {
+        const isMultibulk = r.bytes[0] === 42;
+        if (authRequired && isMultibulk && r.args && r.args.length > 10) {
+          want.errors.push(MB);
+          break;
+        }
+        if (authRequired && isMultibulk && r.args?.some((a) => a.length > 16384)) {
+          want.errors.push(BULK);
+          break;
+        }
+        if (!r.args) continue;
+        want.commands.push({ args: r.args, raw: isMultibulk || authRequired ? r.bytes : encodeRequest(r.args) });
+        if (r.args[0].toString('latin1') === 'AUTH' && r.args[1].toString('latin1') === 'right') authRequired = false;
+      }
+      const stream = Buffer.concat(reqs.map((r) => r.bytes));
+      const splits = [[stream], randomSplit(rng, stream, 30), splitAt(stream, Array.from({ length: Math.floor(stream.length / 1000) }, (_, i) => (i + 1) * 1000))];
+      if (stream.length < 4000) splits.push(bytewise(stream));
+      for (const chunks of splits) {
+        for (const when of ['inside', 'after', 'late'] as const) {
+          const got = runAuthSession(chunks, when);
+          const how = `${chunks.length} chunks, AUTH answered ${when}`;
+          expect(got.afterError, how).toBe(0);
+          expect(got.errors, how).toEqual(want.errors);
+          expect(got.commands.length, how).toBe(want.commands.length);
+          for (let i = 0; i < want.commands.length; i++) {
+            expect(got.commands[i].args.every((a, j) => a.equals(want.commands[i].args[j])) && got.commands[i].args.length === want.commands[i].args.length, `${how}: command ${i}`).toBe(true);
+            expect(got.commands[i].raw.equals(want.commands[i].raw), `${how}: raw of command ${i}`).toBe(true);
+          }
+        }
+      }
+    });
+  });
+});
+
 describe('parseStrictInt', () => {
   const p = (s: string) => parseStrictInt(B(`#${s}#`), 1, 1 + s.length);
   it.each([

@@ -101,7 +101,9 @@ export class Router {
       case 'monitor':
         return view.inMulti ? undefined : { monitor: true };
       default: // the (P|S)(UN)SUBSCRIBE family
-        return view.inMulti ? undefined : { subscribe: true };
+        // Before AUTH the backend answers one NOAUTH and subscribes nothing: no sentinel (its PING
+        // would get a second NOAUTH, and the slot waiting for it would hold every later request).
+        return view.inMulti || !view.authenticated ? undefined : { subscribe: true };
     }
   }
 

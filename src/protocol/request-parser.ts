@@ -4,7 +4,10 @@
  *
  * For every complete command it reports the arguments (zero-copy slices) and the raw bytes of
  * the request, so the proxy can forward a request without re-encoding it. Inline commands are
- * re-encoded as multibulk (the backing Redis then sees one request format).
+ * re-encoded as multibulk (the backing Redis then sees one request format), except before AUTH
+ * (`authRequired`): there the line goes as it came, since a backing Redis would refuse the
+ * multibulk form of an inline request over its unauthenticated limits, which inline requests
+ * are not subject to.
  *
  * Hand-written rather than redis-parser: redis-parser cannot parse inline commands, and the proxy
  * needs the exact byte span of each request. test/protocol-parser.test.ts checks it against
@@ -26,8 +29,18 @@ export const DEFAULT_LIMITS: ParserLimits = {
   maxInlineLen: 64 * 1024,
 };
 
+/**
+ * Redis's tighter limits for a client that still owes an AUTH (networking.c, CVE-2021-32675):
+ * more arguments or a longer bulk ends the connection. Inline requests have no such limit.
+ */
+export const UNAUTHENTICATED_MAX_MULTIBULK_LEN = 10;
+export const UNAUTHENTICATED_MAX_BULK_LEN = 16384;
+
 export interface ParserEvents {
-  /** One complete command. `args` are slices of the input: copy before keeping them past the call. */
+  /**
+   * One complete command. `args` are slices of the input: copy before keeping them past the call.
+   * `raw` is a multibulk request, or an inline request's line as received while authRequired.
+   */
   onCommand(args: Buffer[], raw: Buffer): void;
   /** A protocol error: the message as Redis words it, e.g. "Protocol error: invalid bulk length". */
   onProtocolError(message: string): void;
@@ -143,6 +156,8 @@ const W_BYTES = 1;
 const W_LINE = 2;
 /** A NUL precedes the end of the current line: only the size limit can end this (see below). */
 const W_STUCK = 3;
+/** Paused after a command (see pause()): input is only collected. */
+const W_PAUSED = 4;
 
 /**
  * While a multibulk request is incomplete, its bytes read so far stay in `buf` (one contiguous
@@ -197,7 +212,7 @@ export class RequestParser {
   /** Unconsumed input, from the start of the unit (line or bulk) being read, or of the request (see KEEP_CONTIGUOUS). */
   private buf: Buffer = EMPTY;
   /** Where parsing resumes in `buf`: the start of the unit being read. */
-  private resume = 0;
+  private unitAt = 0;
   /** Chunks received while waiting, not yet joined to `buf`. */
   private pending: Buffer[] = [];
   private pendingLen = 0;
@@ -218,6 +233,13 @@ export class RequestParser {
   private mbParts: Buffer[] = [];
   private mbPartsLen = 0;
   private failed = false;
+  /** Inside parse(): resume() called from onCommand only lets the running loop go on. */
+  private parsing = false;
+  /**
+   * The client owes an AUTH (Redis's authRequired): Redis's unauthenticated limits apply to the
+   * headers parsed from now on. Set by the session whenever its auth state changes.
+   */
+  authRequired = false;
 
   constructor(
     private readonly events: ParserEvents,
@@ -263,12 +285,38 @@ export class RequestParser {
         this.joinPending();
         break;
       }
+      case W_PAUSED:
+        this.pending.push(chunk);
+        this.pendingLen += chunk.length;
+        return;
       default: // W_STUCK: nothing after the NUL is kept; only its size matters.
         this.pendingLen += chunk.length;
         this.checkLineLimit();
         return;
     }
     this.wait = W_NONE;
+    this.parse();
+  }
+
+  /**
+   * Called from onCommand: nothing after this command is parsed until resume(); later input is
+   * kept as it comes, in order. For a request whose execution changes how the next ones are
+   * judged (AUTH and the limits above): Redis runs it before it reads the next request.
+   */
+  pause(): void {
+    if (!this.failed) this.wait = W_PAUSED;
+  }
+
+  get paused(): boolean {
+    return this.wait === W_PAUSED;
+  }
+
+  /** Parses what was kept since pause(), under the limits as they are now. */
+  resume(): void {
+    if (this.wait !== W_PAUSED) return;
+    this.wait = W_NONE;
+    if (this.parsing) return; // paused and resumed within one onCommand: the loop goes on
+    if (this.pendingLen > 0) this.joinPending();
     this.parse();
   }
 
@@ -280,7 +328,7 @@ export class RequestParser {
 
   /** Redis's check while a line has no end: more than maxInlineLen bytes after its start. */
   private checkLineLimit(): void {
-    if (this.buf.length - this.resume + this.pendingLen > this.limits.maxInlineLen) this.fail(this.waitError);
+    if (this.buf.length - this.unitAt + this.pendingLen > this.limits.maxInlineLen) this.fail(this.waitError);
   }
 
   private fail(message: string): void {
@@ -297,7 +345,8 @@ export class RequestParser {
   private parse(): void {
     const buf = this.buf;
     const len = buf.length;
-    let pos = this.resume;
+    let pos = this.unitAt;
+    this.parsing = true;
     while (pos < len) {
       let next: number;
       if (this.mbLeft > 0) {
@@ -316,10 +365,15 @@ export class RequestParser {
       } else {
         next = this.parseInline(buf, pos);
       }
-      if (this.failed) return;
+      if (this.failed) {
+        this.parsing = false;
+        return;
+      }
       if (next < 0) break;
       pos = next;
+      if (this.wait === W_PAUSED) break; // set by onCommand: the rest stays in `buf`
     }
+    this.parsing = false;
     // Keep what is not consumed. `pos` is the start of the unit being waited for (or len).
     let unitStart = 0;
     if (this.mbLeft === 0) {
@@ -338,7 +392,7 @@ export class RequestParser {
       }
       this.reqStart = 0;
     }
-    this.resume = unitStart;
+    this.unitAt = unitStart;
     if (this.wait === W_BYTES) this.needed = unitStart + this.unitNeed;
   }
 
@@ -377,6 +431,10 @@ export class RequestParser {
       this.fail('Protocol error: invalid multibulk length');
       return -1;
     }
+    if (count > UNAUTHENTICATED_MAX_MULTIBULK_LEN && this.authRequired) {
+      this.fail('Protocol error: unauthenticated multibulk length');
+      return -1;
+    }
     if (count > 0) {
       this.mbLeft = count;
       this.mbArgs = [];
@@ -401,6 +459,10 @@ export class RequestParser {
       this.fail('Protocol error: invalid bulk length');
       return -1;
     }
+    if (size > UNAUTHENTICATED_MAX_BULK_LEN && this.authRequired) {
+      this.fail('Protocol error: unauthenticated bulk length');
+      return -1;
+    }
     const dataStart = cr + 2;
     const dataEnd = dataStart + size;
     // Incomplete: the data is collected without re-scanning (W_BYTES).
@@ -421,7 +483,7 @@ export class RequestParser {
       this.fail('Protocol error: unbalanced quotes in request');
       return -1;
     }
-    if (args.length > 0) this.events.onCommand(args, encodeRequest(args));
+    if (args.length > 0) this.events.onCommand(args, this.authRequired ? buf.subarray(start, nl + 1) : encodeRequest(args));
     return nl + 1;
   }
 }

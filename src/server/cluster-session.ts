@@ -34,6 +34,7 @@ import { runLocal, type ForwardHooks, type Plan, type SessionView, type StateCha
 import type { CommandContext } from '../commands/context.js';
 import type { SessionOptions } from './session.js';
 import { commandKeys, slotOfKeys } from '../proxy/slots.js';
+import { ParsingHold, mayHoldParsing } from './parsing-hold.js';
 
 const CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot";
 const MAX_REDIRECTS = 5;
@@ -78,7 +79,7 @@ let nextId = 1_000_000;
 export class ClusterSession implements SessionView {
   readonly id = nextId++;
   readonly db = 0;
-  authenticated: boolean;
+  private _authenticated = false;
   inMulti = false;
   private readonly sentinel = `__rls_sentinel_${randomBytes(6).toString('hex')}`;
   private readonly parser: RequestParser;
@@ -100,9 +101,12 @@ export class ClusterSession implements SessionView {
   private txSlot = -1;
   private txHeld: Buffer[] = [];
   private home: string | null = null;
+  /** Parsing waits after AUTH until it is answered (Redis's pre-AUTH limits, parsing-hold.ts). */
+  private readonly hold: ParsingHold;
+  /** A protocol error: written last, once every earlier request is answered (maybeFinish). */
+  private finish: Buffer | null = null;
 
   constructor(readonly socket: net.Socket, private readonly opts: SessionOptions) {
-    this.authenticated = opts.authenticated;
     this.ctx = { client: this, services: opts.router.services };
     this.parser = new RequestParser(
       {
@@ -111,9 +115,16 @@ export class ClusterSession implements SessionView {
       },
       opts.limits,
     );
+    const flush = () => {
+      this.flushBackendWrites();
+      this.flushClientWrites();
+    };
+    this.hold = new ParsingHold(this.parser, socket, () => this.idle && !this.closing, flush);
+    this.authenticated = opts.authenticated;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       this.parser.feed(chunk);
+      this.hold.release();
       this.flushBackendWrites();
       this.flushClientWrites();
     });
@@ -137,6 +148,16 @@ export class ClusterSession implements SessionView {
 
   get backendUp(): boolean {
     return !!this.opts.backend?.up;
+  }
+
+  get authenticated(): boolean {
+    return this._authenticated;
+  }
+
+  /** Redis's unauthenticated request limits apply to the requests parsed while this is false. */
+  set authenticated(v: boolean) {
+    this._authenticated = v;
+    this.parser.authRequired = !v;
   }
 
   setAuthenticated(v: boolean): void {
@@ -184,6 +205,8 @@ export class ClusterSession implements SessionView {
 
   private onCommand(args: Buffer[], raw: Buffer): void {
     if (this.closing) return;
+    const a0 = args[0]!;
+    if (mayHoldParsing(a0)) this.hold.holdAfter(a0.toString('latin1').toLowerCase(), this.authenticated, this.backend.authRequired);
     if (this.blocked) {
       this.inbox.push({ args, raw });
       if (!this.readPaused && this.inbox.length > 1024) {
@@ -282,6 +305,8 @@ export class ClusterSession implements SessionView {
     ).finally(() => {
       this.flushOrder();
       this.flushBackendWrites();
+      this.maybeFinish();
+      this.hold.release();
     });
   }
 
@@ -408,6 +433,8 @@ export class ClusterSession implements SessionView {
     this.drainInbox();
     this.flushBackendWrites();
     this.flushClientWrites();
+    this.maybeFinish();
+    this.hold.release();
   }
 
   private drainInbox(): void {
@@ -422,9 +449,17 @@ export class ClusterSession implements SessionView {
   }
 
   private onProtocolError(message: string): void {
+    // As Redis: earlier requests are answered, then the error, then the connection is closed.
+    this.finish = encode(new ErrorReply(message));
     this.flushBackendWrites();
     this.flushOrder();
-    this.clientWrites.push(encode(new ErrorReply(message)));
+    this.maybeFinish();
+  }
+
+  private maybeFinish(): void {
+    const last = this.finish;
+    if (!last || this.closing || !this.idle) return;
+    this.clientWrites.push(last);
     this.flushClientWrites();
     this.closing = true;
     this.socket.end();
@@ -562,6 +597,8 @@ export class ClusterSession implements SessionView {
     }
     void this.backend.refreshSlots();
     this.tryRunBlocked();
+    this.maybeFinish();
+    this.hold.release();
   }
 
   // ---- replies -----------------------------------------------------------------------------
@@ -591,6 +628,8 @@ export class ClusterSession implements SessionView {
     this.flushOrder();
     this.flushBackendWrites();
     if (this.order.length === 0) this.tryRunBlocked();
+    this.maybeFinish();
+    this.hold.release();
   }
 
   private handleFrame(link: Link, frame: Buffer): void {

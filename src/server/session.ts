@@ -21,6 +21,7 @@ import { runLocal, type ForwardHooks, type Plan, type Router, type SessionView, 
 import type { CommandContext } from '../commands/context.js';
 import type { Backend } from '../proxy/backend.js';
 import { filterCommandLog, filterExecReply, isCommandLogGet } from '../proxy/introspection.js';
+import { ParsingHold } from './parsing-hold.js';
 
 interface ProxySlot {
   kind: 'proxy';
@@ -59,7 +60,7 @@ const PUSH_KINDS = new Set(['message', 'pmessage', 'smessage']);
 export class Session implements SessionView {
   readonly id = nextId++;
   db = 0;
-  authenticated: boolean;
+  private _authenticated = false;
   inMulti = false;
   /** Subscription counts as last confirmed by the backend. */
   private subCount = 0;
@@ -97,9 +98,10 @@ export class Session implements SessionView {
   private linkRefusal: string | null = null;
   /** A MULTI was sent: commands sent since, and the positions of SLOWLOG/COMMANDLOG GETs among them. */
   private tx: { n: number; logGets: number[] } | null = null;
+  /** Parsing waits after AUTH until it is answered (Redis's pre-AUTH limits, parsing-hold.ts). */
+  private readonly hold: ParsingHold;
 
   constructor(readonly socket: net.Socket, private readonly opts: SessionOptions) {
-    this.authenticated = opts.authenticated;
     this.ctx = { client: this, services: opts.router.services };
     this.parser = new RequestParser(
       {
@@ -108,9 +110,16 @@ export class Session implements SessionView {
       },
       opts.limits,
     );
+    const flush = () => {
+      this.flushBackendWrites();
+      this.flushClientWrites();
+    };
+    this.hold = new ParsingHold(this.parser, socket, () => this.idle && !this.closing, flush);
+    this.authenticated = opts.authenticated;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       this.parser.feed(chunk);
+      this.hold.release();
       this.flushBackendWrites();
       this.flushClientWrites();
     });
@@ -130,6 +139,16 @@ export class Session implements SessionView {
 
   get backendUp(): boolean {
     return !!this.opts.backend?.up;
+  }
+
+  get authenticated(): boolean {
+    return this._authenticated;
+  }
+
+  /** Redis's unauthenticated request limits apply to the requests parsed while this is false. */
+  set authenticated(v: boolean) {
+    this._authenticated = v;
+    this.parser.authRequired = !v;
   }
 
   setAuthenticated(v: boolean): void {
@@ -175,6 +194,8 @@ export class Session implements SessionView {
         this.clientWrites = [];
         this.close();
         return;
+      } else {
+        this.hold.holdAfter(n, this.authenticated, !!this.opts.backend?.authRequired);
       }
     }
     if (this.blocked) {
@@ -301,6 +322,7 @@ export class Session implements SessionView {
       this.flushClientWrites();
     }
     this.maybeFinish();
+    this.hold.release();
   }
 
   private drainInbox(): void {
@@ -409,6 +431,7 @@ export class Session implements SessionView {
       return;
     }
     this.tryRunBlocked();
+    this.hold.release();
   }
 
   private flushBackendWrites(): void {
@@ -521,6 +544,7 @@ export class Session implements SessionView {
     this.flushClientWrites();
     if (this.slots.length === 0) this.tryRunBlocked();
     this.maybeFinish();
+    this.hold.release();
   }
 
   /** A -NOAUTH reply on a session we took as authenticated: the backend now wants a password. */

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import net from 'node:net';
 import { Redis } from 'ioredis';
+import { expect } from 'vitest';
 import { configureLogger } from '../../src/log.js';
 import { DEFAULTS, type Config } from '../../src/config/config.js';
 import { LlmServer } from '../../src/server/server.js';
@@ -81,4 +82,19 @@ export function rawExchange(port: number, data: Buffer | string, ms = 300): Prom
       resolve({ text, closed });
     }, ms);
   });
+}
+
+/**
+ * Each request, in one write to a new connection, through the server (port `viaServer`) and to
+ * redis-server (`viaRedis`): the same bytes back (after `normalize`), and the connection closed
+ * by both. Requests that do not end the connection should finish with QUIT, so every exchange
+ * ends without waiting for the timeout.
+ */
+export async function expectSameExchanges(viaServer: number, viaRedis: number, cases: Array<[string, string]>, normalize = (t: string) => t): Promise<void> {
+  const exchange = (port: number) => Promise.all(cases.map(([, req]) => rawExchange(port, req, 10_000)));
+  const [got, want] = await Promise.all([exchange(viaServer), exchange(viaRedis)]);
+  for (const [i, [what]] of cases.entries()) {
+    expect(want[i]!.closed, `${what}: redis-server closed it`).toBe(true);
+    expect({ ...got[i]!, text: normalize(got[i]!.text) }, what).toEqual({ ...want[i]!, text: normalize(want[i]!.text) });
+  }
 }

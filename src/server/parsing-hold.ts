@@ -1,0 +1,71 @@
+/**
+ * Redis runs AUTH before it reads the next request of the same buffer, and judges that request
+ * with its unauthenticated limits (10 arguments, 16 KB bulks) or without them by the auth state
+ * AUTH left. This server parses ahead of execution (pipelining), so after a request that can
+ * change the auth state, parsing stops until every request read so far is answered; the bytes
+ * after it wait in the parser (and the socket is paused), then are parsed with the new state.
+ * Used by both sessions (session.ts, cluster-session.ts).
+ */
+import type net from 'node:net';
+import type { RequestParser } from '../protocol/request-parser.js';
+
+/**
+ * Does parsing wait for this request's reply? AUTH and HELLO (... AUTH) from a client that owes
+ * an AUTH; RESET when the backend requires one (RESET leaves the client unauthenticated).
+ * `name` is the lower-cased command name.
+ */
+export function holdsParsing(name: string, authenticated: boolean, authRequired: boolean): boolean {
+  return name === 'auth' || name === 'hello' ? !authenticated : name === 'reset' && authRequired;
+}
+
+/** A cheap first test on the name as received: could it be AUTH, HELLO or RESET (any case)? */
+export function mayHoldParsing(name: Buffer): boolean {
+  if (name.length !== 4 && name.length !== 5) return false;
+  const c = name[0] | 0x20;
+  return c === 0x61 /* a */ || c === 0x68 /* h */ || c === 0x72 /* r */;
+}
+
+export class ParsingHold {
+  /** The socket was paused by this hold (and is resumed by it). */
+  private socketPaused = false;
+
+  /**
+   * `answered`: every request read so far has its reply (and the connection is not closing);
+   * `flush`: sends what the requests parsed on wrote, to the backend and to the client.
+   */
+  constructor(
+    private readonly parser: RequestParser,
+    private readonly socket: net.Socket,
+    private readonly answered: () => boolean,
+    private readonly flush: () => void,
+  ) {}
+
+  /** Called from onCommand. */
+  holdAfter(name: string, authenticated: boolean, authRequired: boolean): void {
+    if (holdsParsing(name, authenticated, authRequired)) this.parser.pause();
+  }
+
+  /**
+   * Called after anything that may answer a request. While parsing is held: parses on once every
+   * request read so far is answered, and flushes what the requests parsed wrote (also when parsing
+   * stopped again at a later AUTH, which must be sent); until then keeps the socket paused, so
+   * what the client sends meanwhile waits in the kernel.
+   */
+  release(): void {
+    if (!this.parser.paused) return;
+    while (this.parser.paused && this.answered()) {
+      // Resumed first, so a pause the session makes while parsing on (a long inbox) stands.
+      if (this.socketPaused) {
+        this.socketPaused = false;
+        this.socket.resume();
+      }
+      this.parser.resume();
+    }
+    if (this.parser.paused) {
+      // Paused again each time: a `drain` of a backend link resumes the socket.
+      this.socketPaused = true;
+      this.socket.pause();
+    }
+    this.flush();
+  }
+}
