@@ -25,8 +25,10 @@ describe.each(['l2', 'cosine', 'ip'] as Space[])('serialize/deserialize (%s)', (
     let captured = 0;
     const buf = await ix.serialize({ tmpDir: dir, onCapture: () => captured++ });
     expect(await readdir(dir)).toEqual([]); // temp files removed
+    const saved = Buffer.from(buf);
     const back = await VectorIndex.deserialize(buf, { tmpDir: dir });
     expect(await readdir(dir)).toEqual([]);
+    expect(buf.equals(saved)).toBe(true); // the graph file gets a lowered capacity, the snapshot is untouched
     expect(captured).toBe(1);
 
     expect(back.params).toEqual(ix.params);

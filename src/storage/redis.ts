@@ -1034,7 +1034,7 @@ export class RedisStorage implements Storage {
     if (lengths.some((l) => l === 0)) return 'missing';
     const total = lengths.reduce((a, b) => a + b, 0);
     if (total > into.length) return -1;
-    return (await this.readPieces(prefix, lengths, into)) ? 'missing' : total;
+    return (await this.readPieces(keys, lengths, into)) ? 'missing' : total;
   }
 
   /** Where readValuesInto can reach the backing Redis, or null (TLS, cluster, sentinel, or turned off). */
@@ -1052,13 +1052,13 @@ export class RedisStorage implements Storage {
   }
 
   /**
-   * Copies chunks `prefix + i` (of the given lengths) into `into`, SNAPSHOT_READ_PIECE bytes per
-   * GETRANGE, ~16 MiB per round trip. Why pieces: ioredis's reply parser (redis-parser) copies a
+   * Copies the values of `keys` (of the given lengths) back to back into `into`,
+   * SNAPSHOT_READ_PIECE bytes per GETRANGE, ~16 MiB per round trip. Why pieces: ioredis's reply parser (redis-parser) copies a
    * bulk that spans socket reads into a process-wide pool that grows to 3× the bulk plus what it
    * has handed out, and keeps it for good; reading 4 MiB chunks whole left ~35 MB resident after
    * loading a 68 MB snapshot. True if a chunk shrank or vanished meanwhile (a newer snapshot).
    */
-  private async readPieces(prefix: string, lengths: number[], into: Buffer): Promise<boolean> {
+  private async readPieces(keys: string[], lengths: number[], into: Buffer): Promise<boolean> {
     const perTrip = Math.max(1, Math.floor(SNAPSHOT_READ_TRIP / SNAPSHOT_READ_PIECE));
     let pipe = this.redis.pipeline();
     let queued: Array<{ at: number; len: number }> = [];
@@ -1077,7 +1077,7 @@ export class RedisStorage implements Storage {
     for (const [i, len] of lengths.entries()) {
       for (let off = 0; off < len; off += SNAPSHOT_READ_PIECE) {
         const piece = Math.min(SNAPSHOT_READ_PIECE, len - off);
-        pipe.getrangeBuffer(prefix + i, off, off + piece - 1);
+        pipe.getrangeBuffer(keys[i]!, off, off + piece - 1);
         queued.push({ at: at + off, len: piece });
         if (queued.length >= perTrip && (await flush())) return true;
       }

@@ -22,7 +22,7 @@
  *   writeIndexSync so a snapshot is a consistent point in time (see serialize()).
  */
 import { statSync } from 'node:fs';
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
@@ -686,7 +686,7 @@ export class VectorIndex {
       if (dir !== undefined) {
         const path = join(dir, 'graph.bin');
         graph = (async () => {
-          await writeFile(path, buf.subarray(graphStart, itemsStart));
+          await writeGraphFile(path, buf.subarray(graphStart, itemsStart));
           const hnsw = new HierarchicalNSW(innerSpace(index.space), h.dim!);
           await hnsw.readIndex(path, true);
           return hnsw;
@@ -700,8 +700,8 @@ export class VectorIndex {
         throw e;
       }
       index.hnsw = await graph;
-      // A loaded graph keeps the capacity it was saved with; trim the spare slots (they cost
-      // resident memory) — the index grows again on demand.
+      // writeGraphFile saved the capacity as the item count; were it larger, trim the spare slots
+      // (they cost resident memory) — the index grows again on demand.
       if (index.hnsw !== null) {
         const count = index.hnsw.getCurrentCount();
         if (index.hnsw.getMaxElements() > count) index.hnsw.resizeIndex(Math.max(count, 1));
@@ -990,6 +990,28 @@ interface SnapshotHeader {
   exact: number;
   graphBytes: number;
   itemBytes: number;
+}
+
+/**
+ * Writes hnswlib's index file for readIndex, with its capacity (max_elements, the u64 at offset 8;
+ * cur_element_count is the u64 at 16) lowered to the element count: hnswlib allocates its
+ * per-element arrays for the capacity read, so loading the saved capacity and trimming it
+ * afterwards (resizeIndex) held both sizes at once and left the allocator fragmented.
+ * `graph` itself is not changed.
+ */
+async function writeGraphFile(path: string, graph: Buffer): Promise<void> {
+  const head = Buffer.from(graph.subarray(0, Math.min(24, graph.length)));
+  if (head.length === 24) {
+    const count = head.readBigUInt64LE(16);
+    if (head.readBigUInt64LE(8) > count) head.writeBigUInt64LE(count > 0n ? count : 1n, 8);
+  }
+  const fh = await open(path, 'w');
+  try {
+    const { bytesWritten } = await fh.writev([head, graph.subarray(head.length)]);
+    if (bytesWritten !== graph.length) throw new Error('vector snapshot: graph file written short');
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Reads `length` bytes of a file into buf at `at`. */
