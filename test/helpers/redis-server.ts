@@ -22,16 +22,33 @@ export interface RedisServerHandle {
   restart(): Promise<void>;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A free TCP port for a server a test starts. Test files run in parallel workers, and a port the
+ * kernel hands out for listen(0) is free again once probed: two workers could be given the same
+ * one and the slower server would fail to bind (its client then talks to the other one). So each
+ * worker (vitest pool id; a bench: its pid) takes ports from its own range in 10000-19999, never
+ * the same one twice, probing each by listening on it. Above that range: Redis Cluster bus ports
+ * (port + 10000), then the kernel's ephemeral ports (32768+).
+ */
+const PORT_RANGE = 1000;
+const poolId = Number(process.env.VITEST_POOL_ID ?? 0);
+const portBase = 10_000 + ((poolId > 0 ? poolId : process.pid) % 10) * PORT_RANGE;
+let portNext = 0;
+
+export async function freePort(): Promise<number> {
+  for (let tries = 0; tries < PORT_RANGE; tries++) {
+    const port = portBase + (portNext++ % PORT_RANGE);
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free port in ${portBase}-${portBase + PORT_RANGE - 1}`);
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = net.createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
 }
 
