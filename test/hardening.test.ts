@@ -14,7 +14,8 @@
  *  - Security: nothing answered before AUTH, and its request size limits (compared with
  *    redis-server, AUTH pipelined included); API keys not in SLOWLOG
  *    (the server's own storage writes, also through MULTI/EXEC) nor in --STREAM error entries,
- *    nor readable through SORT ... GET (sealed at rest); base_url schemes; --llm-allow-hosts at
+ *    nor readable through SORT ... GET (sealed at rest); "$NAME" api_keys limited to
+ *    llm-env-allow (create and call time); base_url schemes; --llm-allow-hosts at
  *    create and at call time; TLS verification on by default, end to end.
  *
  * Mount-based tests (tmpfs, read-only bind mount) need root and are skipped where mount is refused.
@@ -32,7 +33,7 @@ import { CLI, client, expectSameExchanges, rawExchange, startServer } from './he
 import { startFakeOpenAI, type FakeOpenAI, type Fault } from './helpers/fake-openai.js';
 import { decodeFrame, ErrorReply, SimpleString, type Decoded } from '../src/protocol/resp.js';
 import { encodeRequest } from '../src/protocol/request-parser.js';
-import { setAllowedHosts } from '../src/llm/index.js';
+import { setAllowedEnv, setAllowedHosts } from '../src/llm/index.js';
 import type { LlmServer } from '../src/server/server.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -1243,6 +1244,42 @@ describe('security', () => {
       expect(await errOf(n.call('LLM.ADD', 'vs', 'text'))).toBe(refusal);
       expect(await errOf(n.call('LLM.KNN', 'vs', 'text'))).toBe(refusal);
     });
+  });
+
+  it('llm-env-allow: an api_key "$NAME" reaches only *_API_KEY variables by default, at create and at call time', async () => {
+    process.env.LLM_E2E_TOKEN = 'the-right-key';
+    let wide: LlmServer | undefined;
+    try {
+      // this file's server runs with the default list
+      for (const name of ['HOME', 'PATH', 'LLM_E2E_TOKEN']) {
+        expect(await errOf(r.call('LLM.CREATE-LLM', 'envllm', '--PARAMS', JSON.stringify({ api_key: `$${name}`, base_url: fake.url })))).toBe(
+          `ERR invalid LLM params: api_key may name only environment variables matching llm-env-allow (*_API_KEY): ${name} does not`,
+        );
+      }
+      expect(await r.exists('envllm')).toBe(0);
+      // an instance that allows it creates the LLM; calls through it send the variable's value
+      wide = await startServer({ redis: redis.url, llmEnvAllow: ['LLM_E2E_*'] });
+      await wide.loadingDone;
+      const w = newClient(wide.port);
+      await w.call('LLM.CREATE-LLM', 'envllm', '--PARAMS', JSON.stringify({ api_key: '$LLM_E2E_TOKEN', base_url: fake.url, http: { retry_backoff: '5ms' } }));
+      await w.call('LLM.CREATE-APP', 'envapp', '--LLM', 'envllm', '--PROMPT', 'env');
+      expect(await w.call('LLM.RUN', 'envapp')).toBe('echo: env');
+      expect(fake.requests.at(-1)!.headers.authorization).toBe('Bearer the-right-key'); // the fake accepts only this key
+      await wide.stop();
+      wide = undefined;
+      setAllowedEnv(null); // process-wide: back to this file's servers' default
+      // the default-list server follows the definition but refuses its calls, sending nothing
+      const before = fake.calls();
+      expect(await until(async () => (await r.exists('envapp')) === 1, 5000)).toBe(true);
+      expect(await errOf(r.call('LLM.RUN', 'envapp'))).toBe(
+        'ERR api_key may name only environment variables matching llm-env-allow (*_API_KEY): LLM_E2E_TOKEN does not',
+      );
+      expect(fake.calls()).toBe(before);
+    } finally {
+      await wide?.stop();
+      setAllowedEnv(null);
+      delete process.env.LLM_E2E_TOKEN;
+    }
   });
 
   it('TLS verification is on by default: a self-signed HTTPS endpoint fails with a clear error unless http.enable_certificate_verification is false', async () => {

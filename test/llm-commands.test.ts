@@ -375,10 +375,10 @@ describe('create semantics', () => {
     expect(JSON.stringify(await info(r, 'az'))).not.toContain(AZ_KEY);
 
     // The original's resource_name form.
-    const orig = { api_key: '$AZURE_KEY', resource_name: 'myres', chat_deployment_id: 'gpt-35', embedding_deployment_id: 'ada', api_version: '2023-05-15' };
+    const orig = { api_key: '$AZURE_OPENAI_API_KEY', resource_name: 'myres', chat_deployment_id: 'gpt-35', embedding_deployment_id: 'ada', api_version: '2023-05-15' };
     expect(await r.call('LLM.CREATE-LLM', 'az2', '--TYPE', 'AZURE_OPENAI', '--PARAMS', JSON.stringify(orig))).toBe(1);
     const c2 = await configOf(r, 'az2');
-    expect(c2.params.api_key).toBe('$AZURE_KEY');
+    expect(c2.params.api_key).toBe('$AZURE_OPENAI_API_KEY');
     expect(c2.urls.chat).toBe('https://myres.openai.azure.com/openai/deployments/gpt-35/chat/completions?api-version=2023-05-15');
     expect(c2.urls.embedding).toBe('https://myres.openai.azure.com/openai/deployments/ada/embeddings?api-version=2023-05-15');
 

@@ -15,6 +15,8 @@ import {
   parseLlmConfig,
   redactConfig,
   setAllowedHosts,
+  setAllowedEnv,
+  resolveApiKey,
   type AzureOpenAIConfig,
   type OpenAIConfig,
 } from '../src/llm/index.js';
@@ -32,7 +34,10 @@ function errorOf(fn: () => unknown): Error {
   throw new Error('expected a throw');
 }
 
-afterEach(() => setAllowedHosts(null));
+afterEach(() => {
+  setAllowedHosts(null);
+  setAllowedEnv(null);
+});
 
 describe('parseLlmConfig: openai', () => {
   it('applies the original defaults plus base_url', () => {
@@ -262,7 +267,7 @@ describe('secrets and redaction', () => {
   it('sealConfig round-trips through parseStoredConfig', () => {
     const samples = [
       parseLlmConfig('openai', {
-        api_key: '$K',
+        api_key: '$K_API_KEY',
         base_url: 'http://h:1/v1',
         chat: { model: 'm', temperature: 0 },
         http: { socket_timeout: '3s', pool: { size: 2, wait_timeout: '1s' }, proxy_host: 'p', proxy_port: 1 },
@@ -347,20 +352,60 @@ describe('secrets sealed at rest', () => {
     const legacy = { api_key: KEY, http: { proxy_host: `http://u:${PROXY_PASS}@p:1` } };
     expect((parseStoredConfig('openai', legacy, BOX) as OpenAIConfig).apiKey).toBe(KEY);
     expect(unsealedSecrets(legacy)).toEqual(['api_key', 'http.proxy_host']);
-    expect(unsealedSecrets({ api_key: '$K', http: { proxy_host: 'p' } })).toEqual([]);
+    expect(unsealedSecrets({ api_key: '$K_API_KEY', http: { proxy_host: 'p' } })).toEqual([]);
     expect(unsealedSecrets(sealConfig(parseLlmConfig('openai', legacy), BOX).params)).toEqual([]);
   });
 
   it('CREATE-LLM params cannot carry a sealed value (it would be opened and sent to a host of their choosing) nor name REDIS_LLM_SECRET', () => {
     const stored = sealConfig(parseLlmConfig('openai', params), BOX).params;
     expect(errorOf(() => parseLlmConfig('openai', { api_key: stored.api_key })).message).toBe("invalid LLM params: 'api_key' must be a non-empty string");
-    expect(errorOf(() => parseLlmConfig('openai', { api_key: '$K', http: stored.http })).message).toBe(
+    expect(errorOf(() => parseLlmConfig('openai', { api_key: '$K_API_KEY', http: stored.http })).message).toBe(
       "invalid LLM params: 'http.proxy_host' must be a non-empty string",
     );
     for (const ref of ['$REDIS_LLM_SECRET', '${REDIS_LLM_SECRET}']) {
       expect(errorOf(() => parseLlmConfig('openai', { api_key: ref })).message).toBe(
         'invalid LLM params: api_key must not refer to REDIS_LLM_SECRET (the server secret)',
       );
+    }
+  });
+});
+
+describe('environment variables an api_key may name (llm-env-allow)', () => {
+  const notAllowed = (name: string, list = '*_API_KEY') => `api_key may name only environment variables matching llm-env-allow (${list}): ${name} does not`;
+
+  it('by default only *_API_KEY: other variables of the server are refused at create time', () => {
+    for (const ok of ['$OPENAI_API_KEY', '${AZURE_OPENAI_API_KEY}', '$X_API_KEY']) {
+      expect(redactConfig(parseLlmConfig('openai', { api_key: ok })).params).toMatchObject({ api_key: ok });
+    }
+    for (const [ref, name] of [['$HOME', 'HOME'], ['${AWS_SECRET_ACCESS_KEY}', 'AWS_SECRET_ACCESS_KEY'], ['$REDIS_LLM_REDIS', 'REDIS_LLM_REDIS'], ['$OPENAI_API_KEYS', 'OPENAI_API_KEYS'], ['$openai_api_key', 'openai_api_key']]) {
+      expect(errorOf(() => parseLlmConfig('openai', { api_key: ref })).message, ref).toBe(`invalid LLM params: ${notAllowed(name!)}`);
+      expect(errorOf(() => parseLlmConfig('azure_openai', { api_key: ref, api_version: 'v', resource_name: 'r' })).message, ref).toBe(`invalid LLM params: ${notAllowed(name!)}`);
+    }
+    // a literal key that merely looks odd is no reference
+    expect(parseLlmConfig('openai', { api_key: '$not a name' }).type).toBe('openai');
+  });
+
+  it('names and * patterns; * allows any variable but the server secret; the list is checked again at call time', () => {
+    setAllowedEnv(['HF_TOKEN', 'MY_*']);
+    expect(parseLlmConfig('openai', { api_key: '$HF_TOKEN' }).type).toBe('openai');
+    expect(parseLlmConfig('openai', { api_key: '$MY_' }).type).toBe('openai');
+    expect(errorOf(() => parseLlmConfig('openai', { api_key: '$OPENAI_API_KEY' })).message).toBe(`invalid LLM params: ${notAllowed('OPENAI_API_KEY', 'HF_TOKEN MY_*')}`);
+    expect(errorOf(() => parseLlmConfig('openai', { api_key: '$HF_TOKENS' })).message).toMatch(/HF_TOKENS does not$/);
+    setAllowedEnv(['*']);
+    expect(parseLlmConfig('openai', { api_key: '$HOME' }).type).toBe('openai');
+    expect(errorOf(() => parseLlmConfig('openai', { api_key: '$REDIS_LLM_SECRET' })).message).toBe(
+      'invalid LLM params: api_key must not refer to REDIS_LLM_SECRET (the server secret)',
+    );
+    // a stored definition loads whatever the list says now (as for hosts); its calls are refused
+    process.env.LLM_ENV_ALLOW_TEST = 'sk-from-env-0000';
+    try {
+      const cfg = parseLlmConfig('openai', { api_key: '$LLM_ENV_ALLOW_TEST' });
+      expect(resolveApiKey('$LLM_ENV_ALLOW_TEST')).toBe('sk-from-env-0000');
+      setAllowedEnv(null);
+      expect(parseStoredConfig('openai', { api_key: '$LLM_ENV_ALLOW_TEST' }, BOX).type).toBe('openai');
+      expect(errorOf(() => resolveApiKey(cfg.type === 'local' ? '' : cfg.apiKey)).message).toBe(notAllowed('LLM_ENV_ALLOW_TEST'));
+    } finally {
+      delete process.env.LLM_ENV_ALLOW_TEST;
     }
   });
 });

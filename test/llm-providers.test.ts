@@ -267,17 +267,17 @@ describe('azure_openai', () => {
 
 describe('api_key from the environment', () => {
   afterEach(() => {
-    delete process.env.LLM_TEST_KEY_A;
+    delete process.env.LLM_TEST_A_API_KEY;
   });
 
   it('reads $NAME at call time', async () => {
-    process.env.LLM_TEST_KEY_A = 'sk-env-first-0000000000';
-    const cfg = parseLlmConfig('openai', { api_key: '$LLM_TEST_KEY_A', base_url: srv.url });
-    expect(redactConfig(cfg)).toMatchObject({ params: { api_key: '$LLM_TEST_KEY_A' } });
+    process.env.LLM_TEST_A_API_KEY = 'sk-env-first-0000000000';
+    const cfg = parseLlmConfig('openai', { api_key: '$LLM_TEST_A_API_KEY', base_url: srv.url });
+    expect(redactConfig(cfg)).toMatchObject({ params: { api_key: '$LLM_TEST_A_API_KEY' } });
     const p = createProvider(cfg);
     providers.push(p);
     await p.chat(user('1'));
-    process.env.LLM_TEST_KEY_A = 'sk-env-second-1111111111';
+    process.env.LLM_TEST_A_API_KEY = 'sk-env-second-1111111111';
     await p.chat(user('2'));
     expect(srv.requests.map((r) => r.headers.authorization)).toEqual([
       'Bearer sk-env-first-0000000000',
@@ -286,16 +286,16 @@ describe('api_key from the environment', () => {
   });
 
   it('${NAME} works for Azure', async () => {
-    process.env.LLM_TEST_KEY_A = 'az-env-key-22222222';
-    const p = azure({ api_key: '${LLM_TEST_KEY_A}' });
+    process.env.LLM_TEST_A_API_KEY = 'az-env-key-22222222';
+    const p = azure({ api_key: '${LLM_TEST_A_API_KEY}' });
     await p.embed(['q']);
     expect(srv.lastRequest()!.headers['api-key']).toBe('az-env-key-22222222');
   });
 
   it('a missing variable is a clear error naming it, and no request is made', async () => {
-    const p = openai({ api_key: '$LLM_TEST_KEY_MISSING' });
+    const p = openai({ api_key: '$LLM_TEST_MISSING_API_KEY' });
     const e = await failure(p.chat(user('x')));
-    expect(e.message).toBe('api_key refers to environment variable LLM_TEST_KEY_MISSING, which is not set');
+    expect(e.message).toBe('api_key refers to environment variable LLM_TEST_MISSING_API_KEY, which is not set');
     const e2 = await failure(p.embed(['x']));
     expect(e2.message).toBe(e.message);
     expect(srv.calls()).toBe(0);

@@ -135,7 +135,7 @@ describe('with a backing Redis', () => {
     const { r } = await boot({ redis: redis.url, secret: SECRET_A, snapshotOptions: { snapshotChanges: 2, snapshotIntervalMs: 50 } });
     await createObjects(r);
     await r.call('LLM.CREATE-LLM', 'viaproxy', '--PARAMS', JSON.stringify({ api_key: KEY, http: { proxy_host: `http://user:${PROXY_PASS}@127.0.0.1:9` } }));
-    await r.call('LLM.CREATE-LLM', 'byenv', '--PARAMS', '{"api_key":"$SEALED_TEST_KEY"}');
+    await r.call('LLM.CREATE-LLM', 'byenv', '--PARAMS', '{"api_key":"$SEALED_TEST_API_KEY"}');
     await r.call('LLM.CREATE-CHAT', 'bot', '--LLM', 'gpt', '--VECTOR-STORE', 'kb');
     expect(await r.call('LLM.RUN', 'bot', '--SESSION', 's1', 'hello there')).toBe('echo: hello there');
     expect(authOfLast()).toBe(`Bearer ${KEY}`);
@@ -151,7 +151,7 @@ describe('with a backing Redis', () => {
     const record = JSON.parse((await direct.hget('__llm__:{catalog}:objects', '0:viaproxy'))!);
     expect(record.config.params.api_key.sealed).toMatch(new RegExp(`^v1:${keyId}:[A-Za-z0-9+/]+=*$`));
     expect(record.config.params.http.proxy_host.sealed).toMatch(new RegExp(`^v1:${keyId}:`));
-    expect(JSON.parse((await direct.hget('__llm__:{catalog}:objects', '0:byenv'))!).config.params.api_key).toBe('$SEALED_TEST_KEY');
+    expect(JSON.parse((await direct.hget('__llm__:{catalog}:objects', '0:byenv'))!).config.params.api_key).toBe('$SEALED_TEST_API_KEY');
     const field = (f: string[], k: string) => f[f.indexOf(k) + 1];
     const puts = (await direct.xrange('__llm__:{catalog}:events', '-', '+')).map(([, f]) => f).filter((f) => field(f, 'op') === 'put');
     for (const name of ['gpt', 'viaproxy']) {

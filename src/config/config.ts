@@ -22,6 +22,8 @@ export interface Config {
   backendConnectTimeout: number;
   shutdownTimeout: number;
   llmAllowHosts: string[] | null;
+  /** Environment variables an api_key "$NAME" may name (null: *_API_KEY). */
+  llmEnvAllow: string[] | null;
   /** File holding the server secret that seals literal API keys at rest. */
   secretFile: string | null;
   /**
@@ -67,6 +69,7 @@ export const SETTINGS: Setting[] = [
   { key: 'backendConnectTimeout', name: 'backend-connect-timeout', kind: 'int', default: 2000, arg: 'ms', help: 'connect timeout to the backing Redis' },
   { key: 'shutdownTimeout', name: 'shutdown-timeout', kind: 'int', default: 10000, arg: 'ms', help: 'how long SIGTERM waits for in-flight replies' },
   { key: 'llmAllowHosts', name: 'llm-allow-hosts', kind: 'list', default: null, arg: 'hosts...', help: 'only these provider hosts may be used by LLM.CREATE-LLM (default: any)' },
+  { key: 'llmEnvAllow', name: 'llm-env-allow', kind: 'list', default: null, arg: 'names...', help: 'environment variables an api_key "$NAME" may name: names or * patterns (default: *_API_KEY; * = any)' },
   { key: 'secretFile', name: 'secret-file', kind: 'string', default: null, arg: 'path', help: 'file holding the server secret that seals literal API keys at rest; every instance on one Redis needs the same (default: environment REDIS_LLM_SECRET, else <dir>/secret.key, generated on first start)' },
   { key: 'streamMaxlen', name: 'stream-maxlen', kind: 'int', default: 10000, arg: 'n', help: 'approximate length cap (XADD MAXLEN ~) of streams written by LLM.RUN --STREAM' },
   { key: 'follow', name: 'follow', kind: 'bool', default: true, arg: 'yes|no', help: 'follow the LLM-object writes of other instances on the same Redis' },

@@ -190,6 +190,40 @@ export function envVarName(apiKey: string): string | undefined {
   return m ? (m[1] ?? m[2]) : undefined;
 }
 
+// Allow-list of environment variables an api_key may name (operator setting llm-env-allow)
+
+/**
+ * By default "$NAME" may name only *_API_KEY variables: a client that can run LLM.CREATE-LLM picks
+ * the base_url the value is sent to, so "$AWS_SECRET_ACCESS_KEY" or "$REDIS_LLM_REDIS" must not be
+ * readable that way.
+ */
+export const DEFAULT_ENV_ALLOW: readonly string[] = ['*_API_KEY'];
+let envAllow: { text: string; patterns: RegExp[] } = compileEnvAllow(DEFAULT_ENV_ALLOW);
+
+function compileEnvAllow(patterns: readonly string[]): { text: string; patterns: RegExp[] } {
+  const list = patterns.map((p) => p.trim()).filter((p) => p.length > 0);
+  const rx = list.map((p) => new RegExp(`^${p.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`));
+  return { text: list.join(' ') || '(none)', patterns: rx };
+}
+
+/**
+ * Sets which environment variables an api_key "$NAME" may name: names or `*` wildcard patterns,
+ * case-sensitive (`*` alone: any). null: the default, *_API_KEY. Checked when a config is parsed
+ * (create time) and again before every request, as the host allow-list is.
+ */
+export function setAllowedEnv(patterns: readonly string[] | null): void {
+  envAllow = compileEnvAllow(patterns ?? DEFAULT_ENV_ALLOW);
+}
+
+export function isEnvAllowed(name: string): boolean {
+  return name !== SECRET_ENV && envAllow.patterns.some((p) => p.test(name));
+}
+
+function envNotAllowed(name: string): string {
+  if (name === SECRET_ENV) return SECRET_REF_ERROR;
+  return `api_key may name only environment variables matching llm-env-allow (${envAllow.text}): ${name} does not`;
+}
+
 /** The server secret is no API key: sending it as one would hand it to whoever runs the endpoint. */
 const SECRET_REF_ERROR = `api_key must not refer to ${SECRET_ENV} (the server secret)`;
 
@@ -200,7 +234,7 @@ const HEADER_SAFE = /^[\x20-\x7e]+$/;
 export function resolveApiKey(apiKey: string): string {
   const name = envVarName(apiKey);
   if (name === undefined) return apiKey;
-  if (name === SECRET_ENV) throw new LlmError(SECRET_REF_ERROR, 'config');
+  if (!isEnvAllowed(name)) throw new LlmError(envNotAllowed(name), 'config');
   const value = process.env[name];
   if (value === undefined || value === '') {
     throw new LlmError(`api_key refers to environment variable ${name}, which is not set`, 'config');
@@ -450,7 +484,8 @@ export function parseLlmConfig(type: string | undefined, params: unknown, opts: 
 
   const apiKey = reqString(o, 'api_key', 'api_key', t);
   if (!HEADER_SAFE.test(apiKey)) bad(`'api_key' must be printable ASCII (it is sent in an HTTP header)`);
-  if (envVarName(apiKey) === SECRET_ENV) bad(SECRET_REF_ERROR);
+  const ref = envVarName(apiKey);
+  if (ref === SECRET_ENV || (ref !== undefined && opts.checkHosts !== false && !isEnvAllowed(ref))) bad(envNotAllowed(ref));
   const http = parseHttp(o);
   if (http.proxyUrl !== undefined) checkHost(http.proxyUrl, 'proxy');
 

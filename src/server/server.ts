@@ -20,7 +20,7 @@ import { Follower } from '../objects/follower.js';
 import { randomBytes } from 'node:crypto';
 import { FileStorage, RedisStorage } from '../storage/index.js';
 import type { Storage } from '../storage/types.js';
-import { setAllowedHosts } from '../llm/index.js';
+import { setAllowedEnv, setAllowedHosts } from '../llm/index.js';
 import { StoreObject, ModelObject, AppObject } from '../objects/objects.js';
 import { configuredSecret, generatedSecret, type SecretBox } from '../util/secret.js';
 
@@ -204,6 +204,7 @@ export class LlmServer implements Services {
       if (this.backend.isCluster && this.backend.up) await this.backend.refreshSlots();
     }
     setAllowedHosts(cfg.llmAllowHosts);
+    setAllowedEnv(cfg.llmEnvAllow);
     this.storage = this.backend ? new RedisStorage(this.backend.client) : new FileStorage(cfg.dir);
     this.loadingDone = this.loadObjects();
     this.router = new Router({ services: this, requirePass: this.mode === 'standalone' ? cfg.requirepass ?? undefined : undefined });
