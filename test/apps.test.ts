@@ -17,8 +17,8 @@ let r: Redis;
 type Msg = { role: string; content: string };
 const chatBodies = () => fake.requests.filter((q) => q.path.includes('/chat/completions')).map((q) => q.body as { messages: Msg[] });
 
-async function boot(): Promise<void> {
-  server = await startServer({ redis: redis.url });
+async function boot(cfg: Parameters<typeof startServer>[0] = {}): Promise<void> {
+  server = await startServer({ redis: redis.url, ...cfg });
   await server.loadingDone;
   r = client(server.port);
 }
@@ -203,6 +203,53 @@ describe('chat apps', () => {
     await r.call('LLM.RUN', 'brief', '--SESSION', 's', 'new topic');
     expect(JSON.stringify(chatBodies()[0].messages)).not.toContain('old topic');
     expect(await r.call('LLM.HISTORY', 'brief', '--SESSION', 's')).toEqual([['user', 'new topic'], ['assistant', 'echo: new topic']]);
+  });
+
+  it('an expired session that is used again starts over: its old summaries leave the store first', async () => {
+    await r.call('LLM.CREATE-VECTOR-STORE', 'mem2', '--LLM', 'gpt');
+    await r.call('LLM.CREATE-CHAT', 'again', '--LLM', 'gpt', '--VECTOR-STORE', 'mem2', '--HISTORY', JSON.stringify({ ttl: 1, summary_cnt: 2 }));
+    await r.call('LLM.RUN', 'again', '--SESSION', 's', 'old topic');
+    expect(await r.call('LLM.SIZE', 'mem2')).toBe(1); // the summary of the first turn
+    await new Promise((res) => setTimeout(res, 1100));
+    await r.call('LLM.RUN', 'again', '--SESSION', 's', 'new topic');
+    // the old summary is gone; the new turn made the only one there is
+    const items = (await r.call('LLM.KNN', 'mem2', '--K', '10', '--WITHDATA', 'topic')) as Array<[number, string, string]>;
+    expect(items).toHaveLength(1);
+    expect(items[0]![2]).toContain('new topic');
+    expect(items[0]![2]).not.toContain('old topic');
+  });
+
+  it('sessions idle past the ttl are forgotten by a sweep (summaries removed, forget logged): nothing of them survives a restart', async () => {
+    r.disconnect();
+    await server.stop();
+    await boot({ snapshotOptions: { sessionSweepMs: 200 } });
+    let sweeping = true;
+    try {
+      await r.call('LLM.CREATE-VECTOR-STORE', 'mem3', '--LLM', 'gpt');
+      await r.call('LLM.CREATE-CHAT', 'swept', '--LLM', 'gpt', '--VECTOR-STORE', 'mem3', '--HISTORY', JSON.stringify({ ttl: 1, summary_cnt: 2 }));
+      await r.call('LLM.CREATE-CHAT', 'kept', '--LLM', 'gpt', '--VECTOR-STORE', 'mem3', '--HISTORY', JSON.stringify({ summary_cnt: 2 })); // no ttl
+      for (const s of ['a', 'b']) await r.call('LLM.RUN', 'swept', '--SESSION', s, `topic ${s}`);
+      await r.call('LLM.RUN', 'kept', '--SESSION', 'k', 'kept topic');
+      expect(await r.call('LLM.SIZE', 'mem3')).toBe(3);
+      const deadline = Date.now() + 5000;
+      while ((await r.call('LLM.SIZE', 'mem3')) !== 1 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
+      expect(await r.call('LLM.SIZE', 'mem3')).toBe(1); // only the summary of the chat without ttl
+      expect(await r.call('LLM.FORGET', 'swept', '--SESSION', 'a')).toBe(0); // already forgotten
+      expect(await r.call('LLM.HISTORY', 'kept', '--SESSION', 'k')).toHaveLength(2);
+      r.disconnect();
+      await server.stop();
+      sweeping = false;
+      await boot();
+      expect(await r.call('LLM.SIZE', 'mem3')).toBe(1);
+      expect(await r.call('LLM.FORGET', 'swept', '--SESSION', 'b')).toBe(0); // the forget entries were replayed
+      expect(await r.call('LLM.HISTORY', 'kept', '--SESSION', 'k')).toHaveLength(2);
+    } finally {
+      if (sweeping) {
+        r.disconnect();
+        await server.stop();
+        await boot();
+      }
+    }
   });
 
   it('a chat without a store keeps recent messages only', async () => {

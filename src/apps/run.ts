@@ -88,6 +88,8 @@ export interface ChatDeps extends AppDeps {
   remember(chat: ChatObject, entries: LogEntry[]): Promise<void>;
   /** Embeds `text` with the store's LLM and adds it as an item; resolves the item id. */
   addToStore(store: StoreObject, text: string, timeoutMs?: number): Promise<number>;
+  /** Forgets a session durably (its summaries leave the store); called in the session's queue. */
+  forget(chat: ChatObject, session: string): Promise<unknown>;
 }
 
 export interface ChatRequest extends RunRequest {
@@ -108,6 +110,9 @@ export async function runChatApp(chat: ChatObject, req: ChatRequest, deps: ChatD
   const store = chat.def.store ? deps.store(chat.def.store) : null;
   const h = chat.history;
   return chat.serialize(req.session, async () => {
+    // A session idle past the ttl starts over: its old summaries leave the store first.
+    const old = chat.sessions.get(req.session);
+    if (old && chat.expired(old, Date.now())) await deps.forget(chat, req.session);
     const s = chat.session(req.session);
     let history = '';
     if (store && s && h.summary_ctx_cnt > 0) {

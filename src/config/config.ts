@@ -38,8 +38,8 @@ export interface Config {
   follow: boolean;
   /** Refuse writes to LLM objects (a read-only follower). */
   readOnly: boolean;
-  /** Vector store snapshots: after this many changes, or after this long with changes. */
-  snapshotOptions?: { snapshotChanges?: number; snapshotIntervalMs?: number };
+  /** Vector store snapshots (after this many changes, or after this long with changes) and how often expired chat sessions are swept. */
+  snapshotOptions?: { snapshotChanges?: number; snapshotIntervalMs?: number; sessionSweepMs?: number };
 }
 
 type Kind = 'int' | 'string' | 'memory' | 'list' | 'bool' | 'level';

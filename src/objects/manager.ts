@@ -25,9 +25,11 @@ export interface ManagerOptions {
   snapshotChanges: number;
   /** ... or when it has changes and this much time passed since its last snapshot. */
   snapshotIntervalMs: number;
+  /** How often chat sessions idle past their app's history ttl are forgotten (see expireChatSessions). */
+  sessionSweepMs: number;
 }
 
-export const DEFAULT_MANAGER_OPTIONS: ManagerOptions = { snapshotChanges: 20_000, snapshotIntervalMs: 60_000 };
+export const DEFAULT_MANAGER_OPTIONS: ManagerOptions = { snapshotChanges: 20_000, snapshotIntervalMs: 60_000, sessionSweepMs: 60_000 };
 
 const keyOf = (db: number, name: string) => `${db}\u0000${name}`;
 
@@ -505,8 +507,63 @@ export class ObjectManager {
 
   startSnapshots(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => void this.snapshotDue(), 1000);
+    this.timer = setInterval(() => {
+      void this.snapshotDue();
+      if (Date.now() - this.lastSessionSweep >= this.opts.sessionSweepMs) void this.expireChatSessions();
+    }, Math.min(1000, this.opts.sessionSweepMs));
     this.timer.unref();
+  }
+
+  private lastSessionSweep = Date.now();
+  private sweeping = false;
+
+  /**
+   * Forgets the chat sessions idle for longer than their app's history ttl, as LLM.FORGET does:
+   * their summaries leave the store and a `forget` entry is logged, so neither memory nor snapshot
+   * keeps sessions nobody can see any more. Only an instance that may write does it.
+   */
+  async expireChatSessions(): Promise<number> {
+    if (this.readOnly || this.sweeping) return 0;
+    this.sweeping = true;
+    this.lastSessionSweep = Date.now();
+    let forgotten = 0;
+    try {
+      for (const chat of [...this.objects.values()]) {
+        if (!(chat instanceof ChatObject) || chat.history.ttl <= 0) continue;
+        for (const [name, s] of [...chat.sessions]) {
+          if (!chat.expired(s, Date.now())) continue;
+          try {
+            // In the session's queue, and checked again there: a turn may have revived it meanwhile.
+            const done = await chat.serialize(name, async () => {
+              const current = chat.sessions.get(name);
+              if (this.get(chat.db, chat.name) !== chat || !current || !chat.expired(current, Date.now())) return false;
+              return this.forgetChatSession(chat, name);
+            });
+            if (done) forgotten++;
+          } catch (err) {
+            logger.warn({ chat: chat.name, err: (err as Error).message }, 'could not forget an expired chat session; will retry');
+          }
+        }
+      }
+    } finally {
+      this.sweeping = false;
+    }
+    if (forgotten > 0) logger.debug({ sessions: forgotten }, 'expired chat sessions forgotten');
+    return forgotten;
+  }
+
+  /**
+   * Forgets one chat session durably: its summaries leave the chat's store (when the store still
+   * exists), then a `forget` entry is logged. False when there is no such session. The caller runs
+   * this in the session's queue (chat.serialize).
+   */
+  async forgetChatSession(chat: ChatObject, name: string): Promise<boolean> {
+    const s = chat.sessions.get(name);
+    if (!s) return false;
+    const store = chat.def.store ? this.get(chat.db, chat.def.store) : undefined;
+    if (store instanceof StoreObject) for (const id of s.summaryIds) await this.storeRem(store, id);
+    await this.chatAppend(chat, [{ op: 'forget', session: name }]);
+    return true;
   }
 
   private async snapshotDue(): Promise<void> {

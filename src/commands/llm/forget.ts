@@ -1,7 +1,7 @@
 import { defineCommand } from '../spec.js';
 import { ChatObject, DEFAULT_SESSION } from '../../objects/chat.js';
 import { SESSION } from './_common.js';
-import { requireApp, objectsOf, storeOf } from './_objects.js';
+import { requireApp, objectsOf } from './_objects.js';
 
 export default defineCommand({
   name: 'LLM.FORGET',
@@ -19,13 +19,6 @@ export default defineCommand({
     const chat = await requireApp<ChatObject>(ctx, args.key, ['chat']);
     const name = (args.opts.get('session') as Buffer | undefined)?.toString('utf8') ?? DEFAULT_SESSION;
     const objects = objectsOf(ctx);
-    return chat.serialize(name, async () => {
-      const s = chat.sessions.get(name);
-      if (!s) return 0;
-      const store = chat.def.store ? storeOf(ctx, chat.def.store) : undefined;
-      if (store) for (const id of s.summaryIds) await objects.storeRem(store, id);
-      await objects.chatAppend(chat, [{ op: 'forget', session: name }]);
-      return 1;
-    });
+    return chat.serialize(name, async () => ((await objects.forgetChatSession(chat, name)) ? 1 : 0));
   },
 });

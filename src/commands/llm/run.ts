@@ -29,6 +29,7 @@ function depsFor(ctx: CommandContext): ChatDeps {
     },
     embed: (store, texts, timeoutMs) => embedForStore(ctx, store, texts, timeoutMs),
     remember: (chat, entries) => objects.chatAppend(chat, entries),
+    forget: (chat, session) => objects.forgetChatSession(chat, session),
     complete: (app, model, messages, req, semanticText) =>
       complete(app, model, messages, req, semanticText, { kv: ctx.services.kv, model: (key) => modelOf(ctx, key) }),
     addToStore: async (store, text, timeoutMs) => {
