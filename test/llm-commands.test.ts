@@ -151,6 +151,40 @@ describe('the README flow', () => {
     expect(fake.lastRequest()!.body.messages).toEqual([{ role: 'user', content: 'Say hello to X' }]);
   });
 
+  it("an app's --PARAMS are laid over the LLM's chat params for its calls only; a store's --LLM params over its embedding calls", async () => {
+    await r.call('LLM.CREATE-LLM', 'openai', '--PARAMS', openaiParams({ chat: { model: 'gpt-4o-mini', temperature: 0.2 }, embedding: { model: 'emb-base' } }));
+    await r.call('LLM.CREATE-APP', 'cold', '--LLM', 'openai', '--PROMPT', 'p', '--PARAMS', JSON.stringify({ temperature: 0, model: 'gpt-4o', seed: 7, messages: [{ role: 'system', content: 'x' }], stream: true }));
+    await r.call('LLM.CREATE-APP', 'plain', '--LLM', 'openai', '--PROMPT', 'p');
+    expect(await r.call('LLM.RUN', 'cold', 'hi')).toBe('echo: p\n\nhi');
+    // the app's fields win over the LLM's; the ones LLM.RUN sets (messages, stream) are its own
+    expect(fake.lastRequest()!.body).toEqual({ model: 'gpt-4o', temperature: 0, seed: 7, messages: [{ role: 'user', content: 'p\n\nhi' }] });
+    expect(await r.call('LLM.RUN', 'plain', 'hi')).toBe('echo: p\n\nhi');
+    expect(fake.lastRequest()!.body).toEqual({ model: 'gpt-4o-mini', temperature: 0.2, messages: [{ role: 'user', content: 'p\n\nhi' }] });
+    // streamed runs too
+    await r.call('LLM.RUN', 'cold', '--STREAM', 'cold-stream', 'hi');
+    expect(fake.lastRequest()!.body).toMatchObject({ model: 'gpt-4o', temperature: 0, seed: 7, stream: true });
+
+    await r.call('LLM.CREATE-VECTOR-STORE', 'small', '--LLM', JSON.stringify({ key: 'openai', params: { model: 'emb-small', dimensions: 8 } }));
+    await r.call('LLM.CREATE-VECTOR-STORE', 'base', '--LLM', 'openai');
+    await r.call('LLM.ADD', 'small', 'some text');
+    expect(fake.lastRequest()!.body).toEqual({ model: 'emb-small', dimensions: 8, input: 'some text' });
+    expect((await r.call('LLM.KNN', 'small', '--K', '1', 'query')) as unknown[]).toHaveLength(1);
+    expect(fake.lastRequest()!.body).toEqual({ model: 'emb-small', dimensions: 8, input: 'query' });
+    await r.call('LLM.ADD', 'base', 'other text');
+    expect(fake.lastRequest()!.body).toEqual({ model: 'emb-base', input: 'other text' });
+
+    // checked as the LLM's own params are
+    for (const [args, err] of [
+      [['LLM.CREATE-APP', 'bad', '--LLM', 'openai', '--PARAMS', '{"model":""}'], "invalid --PARAMS: 'model' must be a non-empty string"],
+      [['LLM.CREATE-APP', 'bad', '--LLM', 'openai', '--PARAMS', '[1]'], '--PARAMS must be a JSON object'],
+      [['LLM.CREATE-VECTOR-STORE', 'bad', '--LLM', '{"key":"openai","params":{"dimensions":0}}'], "invalid --LLM 'params': 'dimensions' must be a positive integer"],
+      [['LLM.CREATE-VECTOR-STORE', 'bad', '--LLM', '{"key":"openai","params":[]}'], "invalid --LLM 'params': expected a JSON object"],
+    ] as const) {
+      expect(await errOf(r.call(...(args as unknown as [string, ...string[]])))).toBe(`ERR ${err}`);
+    }
+    expect(await r.exists('bad')).toBe(0);
+  });
+
   it('base_url with a path (OpenAI-compatible servers) and custom chat_path', async () => {
     await r.call('LLM.CREATE-LLM', 'ollama', '--PARAMS', openaiParams({ base_url: `${fake.url}/v1/`, chat: { model: 'llama3' } }));
     await r.call('LLM.CREATE-LLM', 'groq', '--PARAMS', openaiParams({ base_url: `${fake.url}/openai/v1` }));

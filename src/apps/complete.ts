@@ -17,8 +17,8 @@ export interface CompleteDeps {
   model(key: string): ModelObject;
 }
 
-/** What identifies "the same request" besides the messages: the LLM and its request body base. */
-function modelIdentity(model: ModelObject): unknown {
+/** What identifies "the same request" besides the messages: the LLM, its request body base and the app's fields over it. */
+function modelIdentity(model: ModelObject, app: AppObject): unknown {
   const c = model.llm as unknown as Record<string, unknown>;
   return {
     type: c.type,
@@ -27,6 +27,7 @@ function modelIdentity(model: ModelObject): unknown {
     version: c.apiVersion ?? null,
     // The request body base: model, temperature and every other parameter sent.
     chat: c.chat ?? null,
+    ...(Object.keys(app.def.params ?? {}).length > 0 ? { params: app.def.params } : {}),
   };
 }
 
@@ -58,7 +59,7 @@ export async function complete(
     // Everything before the last message is the conversation context a semantic hit must share.
     const context = createHash('sha256').update(JSON.stringify(messages.slice(0, -1))).digest('hex').slice(0, 16);
     if (cache?.cfg.exact) {
-      material = ResponseCache.exactKeyMaterial(modelIdentity(model), messages);
+      material = ResponseCache.exactKeyMaterial(modelIdentity(model, app), messages);
       const hit = await cache.getExact(scope, material);
       if (hit) {
         app.usage.hitsExact++;
@@ -88,7 +89,7 @@ export async function complete(
       model.usage.rateLimited++;
       throw err;
     }
-    const res = await model.provider.chat(messages, { timeoutMs: req.timeoutMs, onDelta: req.onDelta, signal: req.signal });
+    const res = await model.provider.chat(messages, { timeoutMs: req.timeoutMs, onDelta: req.onDelta, signal: req.signal, body: app.def.params });
     app.usage.tokens(res.usage);
     const used = res.usage.promptTokens + res.usage.completionTokens;
     await Promise.all(limiters.map((l, i) => l.record(scope, tickets[i], used)));

@@ -138,7 +138,7 @@ export async function runChatApp(chat: ChatObject, req: ChatRequest, deps: ChatD
         const tpl = compileTemplate(h.summary_prompt);
         const rendered = renderTemplate(tpl, { ...req.vars, conversation });
         const prompt = h.summary_prompt.includes('conversation') ? rendered : `${rendered}\n\n${conversation}`;
-        const summary = await model.provider.chat([{ role: 'user', content: prompt }], { timeoutMs: req.timeoutMs });
+        const summary = await model.provider.chat([{ role: 'user', content: prompt }], { timeoutMs: req.timeoutMs, body: chat.def.params });
         const id = await deps.addToStore(store, summary.text, req.timeoutMs);
         await deps.remember(chat, [{ op: 'summary', session: req.session, id: String(id) }]);
       } catch (err) {

@@ -339,25 +339,43 @@ function parseHttpUrl(text: string, path: string): URL {
   return url;
 }
 
-function bodyBase(o: JsonObject, key: string, defaultModel: string | undefined, controlled: string[]): JsonObject {
-  const given = optObject(o, key, key) ?? {};
+function bodyBase(o: JsonObject, key: 'chat' | 'embedding', defaultModel: string | undefined): JsonObject {
+  const base = bodyFields(optObject(o, key, key) ?? {}, key, `${key}.`, bad);
+  if (base.model === undefined && defaultModel !== undefined) base.model = defaultModel;
+  return base;
+}
+
+/**
+ * Request body fields checked as the LLM's own `chat` / `embedding` base is: a detached copy,
+ * without the fields the provider sets itself, `model` a non-empty string when given (null:
+ * dropped), `dimensions` / `encoding_format` valid. `label` prefixes the field names in errors.
+ */
+function bodyFields(given: JsonObject, kind: 'chat' | 'embedding', label: string, fail: (msg: string) => never): JsonObject {
   // Deep copy through JSON so the stored config is plain data, detached from the caller.
   const base = JSON.parse(JSON.stringify(given)) as JsonObject;
-  for (const k of controlled) delete base[k];
-  if (base.model === undefined || base.model === null) {
-    if (defaultModel !== undefined) base.model = defaultModel;
-    else delete base.model;
-  } else if (typeof base.model !== 'string' || base.model.length === 0) {
-    bad(`'${key}.model' must be a non-empty string`);
-  }
-  if (key === 'embedding' && base.dimensions !== undefined) {
+  for (const k of kind === 'chat' ? CHAT_CONTROLLED : EMBEDDING_CONTROLLED) delete base[k];
+  if (base.model === null) delete base.model;
+  else if (base.model !== undefined && (typeof base.model !== 'string' || base.model.length === 0)) fail(`'${label}model' must be a non-empty string`);
+  if (kind === 'embedding' && base.dimensions !== undefined) {
     const d = base.dimensions;
-    if (typeof d !== 'number' || !Number.isInteger(d) || d < 1 || d > 65536) bad(`'embedding.dimensions' must be a positive integer`);
+    if (typeof d !== 'number' || !Number.isInteger(d) || d < 1 || d > 65536) fail(`'${label}dimensions' must be a positive integer`);
   }
-  if (key === 'embedding' && base.encoding_format !== undefined) {
-    if (base.encoding_format !== 'float' && base.encoding_format !== 'base64') bad(`'embedding.encoding_format' must be "float" or "base64"`);
+  if (kind === 'embedding' && base.encoding_format !== undefined) {
+    if (base.encoding_format !== 'float' && base.encoding_format !== 'base64') fail(`'${label}encoding_format' must be "float" or "base64"`);
   }
   return base;
+}
+
+/**
+ * An app's --PARAMS (chat request fields) or a store's --LLM params (embedding request fields),
+ * checked as an LLM's own base is; errors name `what` (e.g. "--PARAMS").
+ */
+export function parseRequestFields(kind: 'chat' | 'embedding', given: unknown, what: string): JsonObject {
+  const fail = (msg: string): never => {
+    throw new CommandError(`invalid ${what}: ${msg}`);
+  };
+  if (!isPlainObject(given)) fail('expected a JSON object');
+  return bodyFields(given as JsonObject, kind, '', fail);
 }
 
 // Fields the provider layer sets itself on every request.
@@ -504,8 +522,8 @@ export function parseLlmConfig(type: string | undefined, params: unknown, opts: 
       embeddingPath,
       chatUrl: joinUrl(baseUrl, chatPath),
       embeddingUrl: joinUrl(baseUrl, embeddingPath),
-      chat: bodyBase(o, 'chat', DEFAULT_CHAT_MODEL, CHAT_CONTROLLED),
-      embedding: bodyBase(o, 'embedding', DEFAULT_EMBEDDING_MODEL, EMBEDDING_CONTROLLED),
+      chat: bodyBase(o, 'chat', DEFAULT_CHAT_MODEL),
+      embedding: bodyBase(o, 'embedding', DEFAULT_EMBEDDING_MODEL),
       http,
     };
   }
@@ -544,8 +562,8 @@ export function parseLlmConfig(type: string | undefined, params: unknown, opts: 
     apiVersion,
     chatDeploymentId,
     embeddingDeploymentId,
-    chat: bodyBase(o, 'chat', undefined, CHAT_CONTROLLED),
-    embedding: bodyBase(o, 'embedding', undefined, EMBEDDING_CONTROLLED),
+    chat: bodyBase(o, 'chat', undefined),
+    embedding: bodyBase(o, 'embedding', undefined),
     http,
   };
 }

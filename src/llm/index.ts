@@ -31,6 +31,7 @@ export {
   lockedMessage,
   setAllowedHosts,
   setAllowedEnv,
+  parseRequestFields,
   isEnvAllowed,
   DEFAULT_ENV_ALLOW,
   getAllowedHosts,

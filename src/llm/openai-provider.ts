@@ -300,11 +300,12 @@ export class OpenAICompatibleProvider implements LlmProvider {
     }
     const body: JsonObject = {
       ...this.cfg.chat,
+      ...withoutControlled(opts.body, CHAT_SET_HERE),
       messages: messages.map((m) => ({ role: m.role, content: m.content })),
     };
     const requestedModel =
-      typeof this.cfg.chat.model === 'string'
-        ? this.cfg.chat.model
+      typeof body.model === 'string'
+        ? body.model
         : this.cfg.type === 'azure_openai'
           ? (this.cfg.chatDeploymentId ?? '')
           : '';
@@ -400,14 +401,14 @@ export class OpenAICompatibleProvider implements LlmProvider {
     for (let i = 0; i < texts.length; i += MAX_EMBED_BATCH) {
       const left = Math.ceil(deadline - performance.now());
       if (left <= 0) throw timeoutError(timeoutMs);
-      out.push(...(await this.embedBatch(texts.slice(i, i + MAX_EMBED_BATCH), { signal: opts.signal, timeoutMs: left })));
+      out.push(...(await this.embedBatch(texts.slice(i, i + MAX_EMBED_BATCH), { ...opts, timeoutMs: left })));
     }
     return out;
   }
 
   private embedBatch(texts: string[], opts: EmbedOptions): Promise<number[][]> {
     // One text goes as a string (as the original sent it), several as an array.
-    const body: JsonObject = { ...this.cfg.embedding, input: texts.length === 1 ? texts[0] : texts };
+    const body: JsonObject = { ...this.cfg.embedding, ...withoutControlled(opts.body, ['input']), input: texts.length === 1 ? texts[0] : texts };
     let usage: Usage = { promptTokens: 0, completionTokens: 0 };
     return this.call(
       'embed',
@@ -452,4 +453,14 @@ export class OpenAICompatibleProvider implements LlmProvider {
     // Graceful: calls in flight finish (each is bounded by its deadline), then sockets close.
     this.dispatcher.close().catch(() => undefined);
   }
+}
+
+/** Fields a chat call sets itself: an app's stored params never replace them. */
+const CHAT_SET_HERE = ['messages', 'stream', 'stream_options'];
+
+function withoutControlled(fields: Record<string, unknown> | undefined, controlled: string[]): JsonObject {
+  if (!fields) return {};
+  const out = { ...fields } as JsonObject;
+  for (const k of controlled) delete out[k];
+  return out;
 }

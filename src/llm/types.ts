@@ -21,6 +21,12 @@ export interface CallOptions {
   timeoutMs?: number;
   /** Cancels the call (waiting in the queue or in flight); it then fails with `LLM request aborted`. */
   signal?: AbortSignal;
+  /**
+   * Request body fields laid over the LLM's own `chat` / `embedding` base for this call (an app's
+   * --PARAMS, a store's --LLM params), e.g. {"temperature":0} or {"model":"..."}. What the call sets
+   * itself (`messages`, `input`, `stream`) always wins. Ignored by the local embedder.
+   */
+  body?: Record<string, unknown>;
 }
 
 export interface ChatOptions extends CallOptions {

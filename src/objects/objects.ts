@@ -4,7 +4,7 @@
  * (`config`) that is exactly what is persisted in the catalog.
  */
 import { CommandError } from '../errors.js';
-import { createProvider, parseStoredConfig, sealConfig, unsealedSecrets, type LlmConfig, type LlmProvider } from '../llm/index.js';
+import { createProvider, parseRequestFields, parseStoredConfig, sealConfig, unsealedSecrets, type LlmConfig, type LlmProvider } from '../llm/index.js';
 import type { SecretBox } from '../util/secret.js';
 import { VectorIndex, paramsToJson, parseStoreParams, type VectorIndexParams } from '../vector/index.js';
 import { compileTemplate, type Template } from '../apps/template.js';
@@ -94,7 +94,7 @@ export class ModelObject extends LlmObject {
   }
 }
 
-/** `--LLM` of a vector store: a key, or `{"key": "...", "params": {...}}` (params kept for compatibility). */
+/** `--LLM` of a vector store: a key, or `{"key": "...", "params": {...}}` (embedding request fields for this store's calls). */
 export interface LlmRef {
   key: string;
   params?: Record<string, unknown>;
@@ -112,10 +112,8 @@ export function parseLlmRef(raw: string | undefined): LlmRef | null {
     }
     const o = v as { key?: unknown; params?: unknown };
     if (typeof o.key !== 'string' || o.key === '') throw new CommandError("--LLM JSON needs a string 'key'");
-    if (o.params !== undefined && (typeof o.params !== 'object' || o.params === null || Array.isArray(o.params))) {
-      throw new CommandError("--LLM 'params' must be a JSON object");
-    }
-    return { key: o.key, params: o.params as Record<string, unknown> | undefined };
+    if (o.params === undefined) return { key: o.key };
+    return { key: o.key, params: parseRequestFields('embedding', o.params, "--LLM 'params'") };
   }
   return { key: raw };
 }

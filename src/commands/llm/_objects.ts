@@ -121,7 +121,7 @@ function checkDim(v: Float32Array | number[], what: string): void {
 export async function embedForStore(ctx: CommandContext, store: StoreObject, texts: string[], timeoutMs?: number): Promise<Float32Array[]> {
   if (!store.llmRef) throw new CommandError('LLM model for vector store does not exist');
   const model = modelOf(ctx, store.llmRef.key, 'LLM model for vector store does not exist');
-  const vecs = await model.provider.embed(texts, { timeoutMs });
+  const vecs = await model.provider.embed(texts, { timeoutMs, body: store.llmRef.params });
   for (const v of vecs) checkDim(v, 'the embedding from the LLM has too many dimensions');
   return vecs.map((v) => Float32Array.from(v));
 }

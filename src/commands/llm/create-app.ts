@@ -1,6 +1,7 @@
 import { parseCacheConfig } from '../../apps/cache.js';
 import { parseRateLimit } from '../../apps/ratelimit.js';
 import { AppObject } from '../../objects/objects.js';
+import { parseRequestFields } from '../../llm/index.js';
 import { createObject, optObject, optString } from './_objects.js';
 import { defineCreateCommand, LLM_REF, PROMPT, CACHE, RATELIMIT } from './_common.js';
 
@@ -9,7 +10,7 @@ export default defineCreateCommand({
   summary: 'Creates a prompt application: a template sent to an LLM by LLM.RUN.',
   options: [
     LLM_REF,
-    { token: '--PARAMS', type: 'json', value: 'json', summary: 'Application parameters.' },
+    { token: '--PARAMS', type: 'json', value: 'json', summary: 'Chat request fields for this app\'s calls, laid over the LLM\'s "chat" params, e.g. {"temperature":0,"model":"gpt-4o-mini"}.' },
     PROMPT,
     CACHE,
     RATELIMIT,
@@ -19,7 +20,7 @@ export default defineCreateCommand({
     const def = {
       llm: optString(args, 'llm') ?? null,
       prompt: optString(args, 'prompt') ?? null,
-      params: optObject(args, 'params', '--PARAMS') ?? {},
+      params: parseRequestFields('chat', optObject(args, 'params', '--PARAMS') ?? {}, '--PARAMS'),
       cache: parseCacheConfig(args.opts.get('cache')),
       ratelimit: parseRateLimit(args.opts.get('ratelimit')),
     };

@@ -11,7 +11,7 @@ export default defineCreateCommand({
   options: [
     { token: '--TYPE', type: 'string', value: 'hnsw', summary: 'Index type (only hnsw).' },
     { token: '--PARAMS', type: 'json', value: 'json', summary: 'Index parameters: space, dim, m, ef_construction, ef, max_elements.' },
-    { token: '--LLM', type: 'string', value: 'llm', summary: 'LLM that embeds text (a key, or JSON {"key":...,"params":{...}}).' },
+    { token: '--LLM', type: 'string', value: 'llm', summary: 'LLM that embeds text: a key, or JSON {"key":...,"params":{...}} whose params are embedding request fields for this store\'s calls, e.g. {"model":"text-embedding-3-small","dimensions":256}.' },
   ],
   examples: ['LLM.CREATE-VECTOR-STORE store --LLM openai'],
   handler(ctx, args) {
