@@ -27,13 +27,14 @@ export interface RedisServerHandle {
  * kernel hands out for listen(0) is free again once probed: two workers could be given the same
  * one and the slower server would fail to bind (its client then talks to the other one). So each
  * worker (vitest pool id; a bench: its pid) takes ports from its own range in 10000-19999, never
- * the same one twice, probing each by listening on it. Above that range: Redis Cluster bus ports
- * (port + 10000), then the kernel's ephemeral ports (32768+).
+ * the same one twice (from a random start, so two suites run at once rarely meet), probing each by
+ * listening on it. Above that range: Redis Cluster bus ports (port + 10000), then the kernel's
+ * ephemeral ports (32768+).
  */
 const PORT_RANGE = 1000;
 const poolId = Number(process.env.VITEST_POOL_ID ?? 0);
 const portBase = 10_000 + ((poolId > 0 ? poolId : process.pid) % 10) * PORT_RANGE;
-let portNext = 0;
+let portNext = Math.floor(Math.random() * PORT_RANGE);
 
 export async function freePort(): Promise<number> {
   for (let tries = 0; tries < PORT_RANGE; tries++) {
