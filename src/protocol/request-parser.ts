@@ -177,6 +177,27 @@ function hasNul(buf: Buffer, from: number, to: number): boolean {
  * characters, within the range of a 64-bit signed integer. Values beyond 2^53 come back
  * approximate (right sign and magnitude), which is all the length checks need.
  */
+/**
+ * A Buffer over bytes of the same memory, as buf.subarray(start, end) gives, made directly: with
+ * 3-4 views per request (each argument, the raw request), Buffer#subarray's argument checks and
+ * species lookup were a third of the parser's time. `start` <= `end` <= buf.length is the caller's.
+ */
+class BufferView extends Uint8Array {}
+Object.setPrototypeOf(BufferView.prototype, Buffer.prototype);
+function view(buf: Buffer, start: number, end: number): Buffer {
+  return new BufferView(buf.buffer as ArrayBuffer, buf.byteOffset + start, end - start) as unknown as Buffer;
+}
+
+/**
+ * buf.indexOf(CR, from), looking at the first bytes in JS: header lines (`*3`, `$5`) are a few
+ * bytes long, and a native call per header costs more than the scan.
+ */
+function findCR(buf: Buffer, from: number): number {
+  const end = Math.min(buf.length, from + 24);
+  for (let i = from; i < end; i++) if (buf[i] === CR) return i;
+  return end < buf.length ? buf.indexOf(CR, end) : -1;
+}
+
 function parseLength(buf: Buffer, start: number, end: number): number | null {
   let i = start;
   const neg = buf[i] === 45; /* - */
@@ -352,7 +373,7 @@ export class RequestParser {
       if (this.mbLeft > 0) {
         next = this.parseBulk(buf, pos);
         if (next > 0 && this.mbLeft === 0) {
-          const raw = this.mbParts.length === 0 ? buf.subarray(this.reqStart, next) : Buffer.concat([...this.mbParts, buf.subarray(this.reqStart, next)]);
+          const raw = this.mbParts.length === 0 ? view(buf, this.reqStart, next) : Buffer.concat([...this.mbParts, buf.subarray(this.reqStart, next)]);
           const args = this.mbArgs;
           this.mbArgs = [];
           this.mbParts = [];
@@ -422,7 +443,7 @@ export class RequestParser {
   /** `*N\r`: returns the position after the header, or -1 (waiting or failed). */
   private parseMultibulkHeader(buf: Buffer, start: number): number {
     const error = 'Protocol error: too big mbulk count string';
-    const cr = buf.indexOf(CR, start);
+    const cr = findCR(buf, start);
     if (cr < 0) return this.waitLine(buf, start, CR, error, false);
     if (cr + 1 >= buf.length) return this.waitBytes(cr + 2 - start);
     const count = parseLength(buf, start + 1, cr);
@@ -445,7 +466,7 @@ export class RequestParser {
   /** `$N\r` + N bytes + 2 unchecked bytes: returns the position after it, or -1. */
   private parseBulk(buf: Buffer, pos: number): number {
     const error = 'Protocol error: too big bulk count string';
-    const cr = buf.indexOf(CR, pos);
+    const cr = findCR(buf, pos);
     if (cr < 0) return this.waitLine(buf, pos, CR, error, false);
     if (cr + 1 >= buf.length) return this.waitBytes(cr + 2 - pos);
     if (buf[pos] !== DOLLAR) {
@@ -467,7 +488,7 @@ export class RequestParser {
     const dataEnd = dataStart + size;
     // Incomplete: the data is collected without re-scanning (W_BYTES).
     if (dataEnd + 2 > buf.length) return this.waitBytes(dataEnd + 2 - pos);
-    this.mbArgs.push(buf.subarray(dataStart, dataEnd));
+    this.mbArgs.push(view(buf, dataStart, dataEnd));
     this.mbLeft--;
     return dataEnd + 2; // Redis does not check the trailing CRLF of a bulk either.
   }
