@@ -21,26 +21,21 @@
  *    node of the channel's slot. MONITOR is not supported.
  *
  * Replies are framed per link (ReplyScanner) and written whole: unlike the single-node Session,
- * a large reply is buffered until complete. The single-node path (session.ts) is untouched.
+ * a large reply is buffered until complete. Request intake, the local stage, client writes and
+ * teardown are shared with Session (client-session.ts); the single-node path is untouched.
  */
 import type net from 'node:net';
-import { randomBytes } from 'node:crypto';
 import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
-import { RequestParser, encodeRequest } from '../protocol/request-parser.js';
+import { encodeRequest } from '../protocol/request-parser.js';
 import { ReplyScanner } from '../protocol/reply-scanner.js';
 import { decodeFrame, encode, ErrorReply, SimpleString, OK, type Decoded, type RespValue } from '../protocol/resp.js';
-import { runLocal, type ForwardHooks, type Plan, type SessionView, type StateChange } from '../commands/dispatcher.js';
-import type { CommandContext } from '../commands/context.js';
-import type { SessionOptions } from './session.js';
+import type { ForwardHooks, StateChange } from '../commands/dispatcher.js';
 import { commandKeys, slotOfKeys } from '../proxy/slots.js';
-import { ParsingHold, mayHoldParsing } from './parsing-hold.js';
+import { ClientSession, PUSH_KINDS, SHARD_KINDS, SUBSCRIBE_KINDS, type SessionOptions } from './client-session.js';
 
 const CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot";
 const MAX_REDIRECTS = 5;
-const SUBSCRIBE_KINDS = new Set(['subscribe', 'psubscribe', 'unsubscribe', 'punsubscribe']);
-const SHARD_KINDS = new Set(['ssubscribe', 'sunsubscribe']);
-const PUSH_KINDS = new Set(['message', 'pmessage', 'smessage']);
 const FANOUT = new Set(['keys', 'scan', 'dbsize', 'randomkey', 'flushdb', 'flushall']);
 
 interface Entry {
@@ -76,24 +71,11 @@ interface Link {
 
 let nextId = 1_000_000;
 
-export class ClusterSession implements SessionView {
-  readonly id = nextId++;
-  readonly db = 0;
-  private _authenticated = false;
-  inMulti = false;
-  private readonly sentinel = `__rls_sentinel_${randomBytes(6).toString('hex')}`;
-  private readonly parser: RequestParser;
+export class ClusterSession extends ClientSession {
   private readonly links = new Map<string, Link>();
   private dirty = new Set<Link>();
   /** Client-visible requests in order; written as the head completes. */
   private order: Entry[] = [];
-  private blocked: { name: string; args: Buffer[]; running: boolean } | null = null;
-  private inbox: Array<{ args: Buffer[]; raw: Buffer }> = [];
-  private clientWrites: Buffer[] = [];
-  private closing = false;
-  private closed = false;
-  private readPaused = false;
-  private readonly ctx: CommandContext;
   /** AUTH to replay on every new link, once the client authenticated. */
   private authRaw: Buffer | null = null;
   /** MULTI: the pinned node and slot, and what waits to be sent until the node is known. */
@@ -101,38 +83,9 @@ export class ClusterSession implements SessionView {
   private txSlot = -1;
   private txHeld: Buffer[] = [];
   private home: string | null = null;
-  /** Parsing waits after AUTH until it is answered (Redis's pre-AUTH limits, parsing-hold.ts). */
-  private readonly hold: ParsingHold;
-  /** A protocol error: written last, once every earlier request is answered (maybeFinish). */
-  private finish: Buffer | null = null;
 
-  constructor(readonly socket: net.Socket, private readonly opts: SessionOptions) {
-    this.ctx = { client: this, services: opts.router.services };
-    this.parser = new RequestParser(
-      {
-        onCommand: (args, raw) => this.onCommand(args, raw),
-        onProtocolError: (msg) => this.onProtocolError(msg),
-      },
-      opts.limits,
-    );
-    const flush = () => {
-      this.flushBackendWrites();
-      this.flushClientWrites();
-    };
-    this.hold = new ParsingHold(this.parser, socket, () => this.idle && !this.closing, flush);
-    this.authenticated = opts.authenticated;
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => {
-      this.parser.feed(chunk);
-      this.hold.release();
-      this.flushBackendWrites();
-      this.flushClientWrites();
-    });
-    socket.on('error', () => this.close());
-    socket.on('close', () => this.close());
-    socket.on('drain', () => {
-      for (const l of this.links.values()) l.sock.resume();
-    });
+  constructor(socket: net.Socket, opts: SessionOptions) {
+    super(nextId++, socket, opts);
   }
 
   private get backend() {
@@ -141,30 +94,12 @@ export class ClusterSession implements SessionView {
 
   // ---- SessionView -------------------------------------------------------------------------
 
-  get pubsubMode(): boolean {
+  override get pubsubMode(): boolean {
     for (const l of this.links.values()) if (l.subCount + l.shardCount > 0) return true;
     return false;
   }
 
-  get backendUp(): boolean {
-    return !!this.opts.backend?.up;
-  }
-
-  get authenticated(): boolean {
-    return this._authenticated;
-  }
-
-  /** Redis's unauthenticated request limits apply to the requests parsed while this is false. */
-  set authenticated(v: boolean) {
-    this._authenticated = v;
-    this.parser.authRequired = !v;
-  }
-
-  setAuthenticated(v: boolean): void {
-    this.authenticated = v;
-  }
-
-  applyState(s: StateChange): void {
+  override applyState(s: StateChange): void {
     if (s.authenticated !== undefined) this.authenticated = s.authenticated;
     if (s.reset) {
       this.inMulti = false;
@@ -175,7 +110,7 @@ export class ClusterSession implements SessionView {
     }
   }
 
-  backendCall(args: Array<string | Buffer>): Promise<Decoded> {
+  override backendCall(args: Array<string | Buffer>): Promise<Decoded> {
     const bufs = args.map((a) => (typeof a === 'string' ? Buffer.from(a) : a));
     const name = bufs[0]!.toString('latin1').toLowerCase();
     if (FANOUT.has(name)) return this.fanout(name, bufs);
@@ -203,19 +138,12 @@ export class ClusterSession implements SessionView {
 
   // ---- requests ----------------------------------------------------------------------------
 
-  private onCommand(args: Buffer[], raw: Buffer): void {
-    if (this.closing) return;
-    const a0 = args[0]!;
-    if (mayHoldParsing(a0)) this.hold.holdAfter(a0.toString('latin1').toLowerCase(), this.authenticated, this.backend.authRequired);
-    if (this.blocked) {
-      this.inbox.push({ args, raw });
-      if (!this.readPaused && this.inbox.length > 1024) {
-        this.readPaused = true;
-        this.socket.pause();
-      }
-      return;
-    }
-    this.dispatch(args, raw);
+  /**
+   * An HTTP request line is sent on like any command: the node that gets it closes that link, and
+   * the client then (unlike Session, which closes at once and silently).
+   */
+  protected override refuseHttp(): boolean {
+    return false;
   }
 
   private reply(v: RespValue): void {
@@ -223,7 +151,7 @@ export class ClusterSession implements SessionView {
     this.flushOrder();
   }
 
-  private dispatch(args: Buffer[], raw: Buffer): void {
+  protected override dispatch(args: Buffer[], raw: Buffer): void {
     const name = args[0]!.toString('latin1').toLowerCase();
     const router = this.opts.router;
     if (this.authenticated && !this.pubsubMode) {
@@ -268,8 +196,7 @@ export class ClusterSession implements SessionView {
       }
     }
     if (router.needsLocalStage(name, args, this)) {
-      this.blocked = { name, args, running: false };
-      this.tryRunBlocked();
+      this.runLocalStage(name, args);
       return;
     }
     this.forward(name, args, raw, router.hooksFor(name, args, this));
@@ -324,7 +251,7 @@ export class ClusterSession implements SessionView {
     return this.home;
   }
 
-  private forward(name: string, args: Buffer[], raw: Buffer, hooks: ForwardHooks | undefined): void {
+  protected override forward(name: string, args: Buffer[], raw: Buffer, hooks: ForwardHooks | undefined): void {
     if (!this.backend.up) {
       this.reply(new ErrorReply(this.unavailableText()));
       return;
@@ -400,70 +327,14 @@ export class ClusterSession implements SessionView {
     this.flushBackendWrites();
   }
 
-  /** Runs the blocked local command once every earlier request has been answered. */
-  private tryRunBlocked(): void {
-    const b = this.blocked;
-    if (!b || b.running || this.order.length > 0 || this.closed) return;
-    b.running = true;
-    const plan = this.opts.router.plan(b.name, b.args, this);
-    if (plan.kind === 'forward') {
-      this.blocked = null;
-      const args = plan.args ?? b.args;
-      this.forward(b.name, args, encodeRequest(args), plan.hooks ?? this.opts.router.hooksFor(b.name, b.args, this));
-      this.drainInbox();
-      this.flushBackendWrites();
-      this.flushClientWrites();
-      return;
-    }
-    void this.runLocalPlan(plan);
-  }
-
-  private async runLocalPlan(plan: Extract<Plan, { kind: 'local' }>): Promise<void> {
-    const reply: RespValue = await runLocal(plan, this.ctx);
-    if (this.closed) return;
-    this.clientWrites.push(encode(reply));
-    this.blocked = null;
-    if (plan.close) {
-      this.flushClientWrites();
-      this.closing = true;
-      this.socket.end();
-      for (const l of this.links.values()) l.sock.end();
-      return;
-    }
-    this.drainInbox();
-    this.flushBackendWrites();
-    this.flushClientWrites();
-    this.maybeFinish();
-    this.hold.release();
-  }
-
-  private drainInbox(): void {
-    while (!this.blocked && this.inbox.length > 0 && !this.closing) {
-      const next = this.inbox.shift()!;
-      this.dispatch(next.args, next.raw);
-    }
-    if (this.readPaused && this.inbox.length < 256) {
-      this.readPaused = false;
-      this.socket.resume();
-    }
-  }
-
-  private onProtocolError(message: string): void {
+  protected override onProtocolError(message: string): void {
     // As Redis: earlier requests are answered, then the error, then the connection is closed.
-    this.finish = encode(new ErrorReply(message));
-    this.flushBackendWrites();
     this.flushOrder();
-    this.maybeFinish();
+    this.finishAfterReplies(encode(new ErrorReply(message)));
   }
 
-  private maybeFinish(): void {
-    const last = this.finish;
-    if (!last || this.closing || !this.idle) return;
-    this.clientWrites.push(last);
-    this.flushClientWrites();
-    this.closing = true;
-    this.socket.end();
-    for (const l of this.links.values()) l.sock.end();
+  protected override repliesPending(): boolean {
+    return this.order.length > 0;
   }
 
   // ---- fan-out to every master ---------------------------------------------------------------
@@ -522,10 +393,6 @@ export class ClusterSession implements SessionView {
 
   // ---- node links ----------------------------------------------------------------------------
 
-  private unavailableText(): string {
-    return 'backing Redis unavailable: connection refused or down; retrying in the background';
-  }
-
   private linkFor(node: string): Link {
     let link = this.links.get(node);
     if (link) return link;
@@ -563,7 +430,7 @@ export class ClusterSession implements SessionView {
     return link;
   }
 
-  private flushBackendWrites(): void {
+  protected override flushBackendWrites(): void {
     if (this.dirty.size === 0) return;
     for (const l of this.dirty) {
       const w = l.writes;
@@ -693,15 +560,6 @@ export class ClusterSession implements SessionView {
     return true;
   }
 
-  private isSentinel(v: Decoded): boolean {
-    const s = this.sentinel;
-    if (Buffer.isBuffer(v)) return v.length === s.length && v.toString('latin1') === s;
-    if (Array.isArray(v) && v.length === 2 && Buffer.isBuffer(v[0]) && Buffer.isBuffer(v[1])) {
-      return v[0].toString('latin1') === 'pong' && v[1].toString('latin1') === s;
-    }
-    return v instanceof SimpleString && v.value === s;
-  }
-
   /** Writes the completed head of the request order. */
   private flushOrder(): void {
     while (this.order.length > 0) {
@@ -713,48 +571,28 @@ export class ClusterSession implements SessionView {
     this.flushClientWrites();
   }
 
-  private flushClientWrites(): void {
-    const w = this.clientWrites;
-    if (w.length === 0 || this.closed) return;
-    this.clientWrites = [];
-    const ok = this.socket.write(w.length === 1 ? w[0]! : Buffer.concat(w));
-    if (!ok) {
-      const limit = this.opts.outputBufferLimit;
-      if (limit > 0) {
-        if (this.socket.writableLength > limit) {
-          logger.warn({ client: this.id, bytes: this.socket.writableLength }, 'client output buffer limit reached; closing the connection');
-          this.closing = true;
-          this.socket.destroy();
-        }
-        return;
-      }
-      for (const l of this.links.values()) l.sock.pause();
-    }
+  protected override pauseBackendReads(): void {
+    for (const l of this.links.values()) l.sock.pause();
+  }
+
+  protected override resumeBackendReads(): void {
+    for (const l of this.links.values()) l.sock.resume();
   }
 
   // ---- teardown ----------------------------------------------------------------------------
 
-  stopReading(): void {
-    this.socket.pause();
+  protected override endBackend(): void {
+    for (const l of this.links.values()) l.sock.end();
   }
 
-  get idle(): boolean {
-    return this.order.length === 0 && !this.blocked && this.inbox.length === 0;
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.closing = true;
+  protected override destroyBackend(): void {
     for (const l of this.links.values()) {
       for (const e of l.pending) e.reject?.(new CommandError('client connection closed'));
       l.pending = [];
       l.sock.destroy();
     }
     this.links.clear();
-    this.socket.destroy();
     this.order = [];
-    this.opts.onClose(this as never);
   }
 }
 

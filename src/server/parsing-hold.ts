@@ -4,7 +4,7 @@
  * AUTH left. This server parses ahead of execution (pipelining), so after a request that can
  * change the auth state, parsing stops until every request read so far is answered; the bytes
  * after it wait in the parser (and the socket is paused), then are parsed with the new state.
- * Used by both sessions (session.ts, cluster-session.ts).
+ * Used by both sessions (client-session.ts).
  */
 import type net from 'node:net';
 import type { RequestParser } from '../protocol/request-parser.js';
@@ -16,13 +16,6 @@ import type { RequestParser } from '../protocol/request-parser.js';
  */
 export function holdsParsing(name: string, authenticated: boolean, authRequired: boolean): boolean {
   return name === 'auth' || name === 'hello' ? !authenticated : name === 'reset' && authRequired;
-}
-
-/** A cheap first test on the name as received: could it be AUTH, HELLO or RESET (any case)? */
-export function mayHoldParsing(name: Buffer): boolean {
-  if (name.length !== 4 && name.length !== 5) return false;
-  const c = name[0] | 0x20;
-  return c === 0x61 /* a */ || c === 0x68 /* h */ || c === 0x72 /* r */;
 }
 
 export class ParsingHold {

@@ -14,6 +14,7 @@ import { Router } from '../commands/dispatcher.js';
 import type { BackendMode, Services } from '../commands/services.js';
 import { Session } from './session.js';
 import { ClusterSession } from './cluster-session.js';
+import type { ClientSession } from './client-session.js';
 import type { Redis } from 'ioredis';
 import { ObjectManager } from '../objects/manager.js';
 import { Follower } from '../objects/follower.js';
@@ -33,7 +34,7 @@ export class LlmServer implements Services {
   backend: Backend | null = null;
   managed: ManagedRedis | null = null;
   private servers: net.Server[] = [];
-  readonly sessions = new Set<Session | ClusterSession>();
+  readonly sessions = new Set<ClientSession>();
   private router!: Router;
   private stopping: Promise<void> | null = null;
   private totalConnections = 0;
