@@ -1109,7 +1109,22 @@ describe('security', () => {
       expect(text).not.toContain('__llm__:');
       expect(text).not.toContain('redis-llm-server');
       expect(seen.some((e) => JSON.stringify(e[3]) === '["set","user-key","user-value"]')).toBe(true);
-      expect(await r.call('SLOWLOG', 'GET', '1')).toHaveLength(1);
+      // The newest entries of the backing Redis are the server's own (the ADD's log append): a
+      // client asking for 1 or the default 10 still gets that many of its own, newest first.
+      for (let i = 0; i < 12; i++) await r.set(`k${i}`, 'v');
+      await r.call('LLM.ADD', 'slowstore', '--EMBEDDING', '3,4', 'newest');
+      const newest = (await r.call('SLOWLOG', 'GET', '1')) as unknown[][];
+      expect(newest).toHaveLength(1);
+      expect(JSON.stringify(newest[0]![3])).toBe('["set","k11","v"]');
+      const dflt = (await r.call('SLOWLOG', 'GET')) as unknown[][];
+      expect(dflt).toHaveLength(10);
+      // (the server asks its backing Redis for every entry, so its own SLOWLOG GET shows count -1)
+      expect(dflt.map((e) => JSON.stringify(e[3])).slice(0, 3)).toEqual(['["SLOWLOG","GET","-1"]', '["set","k11","v"]', '["set","k10","v"]']);
+      expect(await r.call('SLOWLOG', 'GET', '0')).toEqual([]);
+      // counts the backing Redis refuses get its error
+      for (const bad of ['-2', 'abc']) {
+        expect(await errOf(r.call('SLOWLOG', 'GET', bad))).toBe(await errOf(direct.call('SLOWLOG', 'GET', bad)));
+      }
       // Inside MULTI/EXEC too, and with other commands around it.
       const tx = (await r.multi().get('user-key').slowlog('GET', 1000).ping().exec())!;
       expect(tx[0]).toEqual([null, 'user-value']);

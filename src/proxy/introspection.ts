@@ -10,6 +10,7 @@
  * reserved `__llm__:` key (commands run by the server's Lua scripts are logged with no client
  * name; clients cannot name those keys through this server).
  */
+import { encodeRequest } from '../protocol/request-parser.js';
 import { decodeFrame, splitArrayFrame, type Decoded } from '../protocol/resp.js';
 
 /** The connection name of the server's own connections to the backing Redis. */
@@ -21,6 +22,24 @@ export function isCommandLogGet(name: string, args: Buffer[]): boolean {
   return (name === 'slowlog' || name === 'commandlog') && args.length >= 2 && args[1]!.toString('latin1').toLowerCase() === 'get';
 }
 
+/**
+ * How a SLOWLOG GET / COMMANDLOG GET is forwarded so that the client still gets the entries it
+ * asked for once the server's own are dropped: every entry is asked for (count -1), and the
+ * filtered reply is cut to `limit` (SLOWLOG's default count is 10). null: forward it as it is (a
+ * count or arity the backing Redis refuses gets the backing Redis's error).
+ */
+export function commandLogRequest(name: string, args: Buffer[]): { raw: Buffer; limit: number } | null {
+  const expected = name === 'slowlog' ? 3 : 4; // SLOWLOG GET [count]; COMMANDLOG GET count type
+  if (args.length > expected || (name !== 'slowlog' && args.length !== expected)) return null;
+  let limit = 10;
+  if (args.length >= 3) {
+    const text = args[2]!.toString('latin1');
+    if (!/^-?[0-9]{1,18}$/.test(text) || Number(text) < -1) return null;
+    limit = Number(text) === -1 ? Infinity : Number(text);
+  }
+  return { raw: encodeRequest([args[0]!, args[1]!, '-1', ...args.slice(3)]), limit };
+}
+
 function isOwnEntry(entry: Decoded): boolean {
   if (!Array.isArray(entry)) return false;
   // [id, timestamp, duration (or size), [args...], client addr:port, client name]
@@ -30,21 +49,27 @@ function isOwnEntry(entry: Decoded): boolean {
   return Array.isArray(args) && args.some((a) => Buffer.isBuffer(a) && a.includes(RESERVED));
 }
 
-/** A SLOWLOG GET / COMMANDLOG GET reply without the server's own entries (other replies as they are). */
-export function filterCommandLog(frame: Buffer): Buffer {
+/**
+ * A SLOWLOG GET / COMMANDLOG GET reply without the server's own entries, at most `limit` of them
+ * (newest first, as Redis lists them); other replies as they are.
+ */
+export function filterCommandLog(frame: Buffer, limit = Infinity): Buffer {
   if (frame[0] !== 42) return frame; // an error, +QUEUED inside MULTI, ...
   const split = splitArrayFrame(frame);
   if (!split) return frame;
-  const kept = split.elements.filter((e) => !isOwnEntry(decodeFrame(e).value));
+  const kept = split.elements.filter((e) => !isOwnEntry(decodeFrame(e).value)).slice(0, limit);
   if (kept.length === split.count) return frame;
   return Buffer.concat([Buffer.from(`*${kept.length}\r\n`), ...kept]);
 }
 
-/** An EXEC reply whose elements at `indices` are SLOWLOG / COMMANDLOG GET replies: those are filtered. */
-export function filterExecReply(frame: Buffer, indices: readonly number[]): Buffer {
-  if (frame[0] !== 42 || indices.length === 0) return frame;
+/**
+ * An EXEC reply whose elements at the given positions are SLOWLOG / COMMANDLOG GET replies: those
+ * are filtered (and cut to their limits).
+ */
+export function filterExecReply(frame: Buffer, logGets: ReadonlyMap<number, number>): Buffer {
+  if (frame[0] !== 42 || logGets.size === 0) return frame;
   const split = splitArrayFrame(frame);
   if (!split) return frame;
-  const elements = split.elements.map((e, i) => (indices.includes(i) ? filterCommandLog(e) : e));
+  const elements = split.elements.map((e, i) => (logGets.has(i) ? filterCommandLog(e, logGets.get(i)) : e));
   return Buffer.concat([Buffer.from(`*${split.count}\r\n`), ...elements]);
 }

@@ -20,7 +20,7 @@ import { encodeRequest } from '../protocol/request-parser.js';
 import { ReplyScanner } from '../protocol/reply-scanner.js';
 import { decodeFrame, encode, ErrorReply, type Decoded, type RespValue } from '../protocol/resp.js';
 import type { ForwardHooks, StateChange } from '../commands/dispatcher.js';
-import { filterCommandLog, filterExecReply, isCommandLogGet } from '../proxy/introspection.js';
+import { commandLogRequest, filterCommandLog, filterExecReply, isCommandLogGet } from '../proxy/introspection.js';
 import { ClientSession, coalesce, PUSH_KINDS, SHARD_KINDS, SUBSCRIBE_KINDS, type SessionOptions } from './client-session.js';
 
 interface ProxySlot {
@@ -59,7 +59,7 @@ export class Session extends ClientSession {
   /** Set when the backend link could not be opened for lack of local resources (EMFILE...). */
   private linkRefusal: string | null = null;
   /** A MULTI was sent: commands sent since, and the positions of SLOWLOG/COMMANDLOG GETs among them. */
-  private tx: { n: number; logGets: number[] } | null = null;
+  private tx: { n: number; logGets: Map<number, number> } | null = null;
 
   constructor(socket: net.Socket, opts: SessionOptions) {
     super(nextId++, socket, opts);
@@ -120,7 +120,16 @@ export class Session extends ClientSession {
       this.writeValue(new ErrorReply(this.unavailableText()));
       return;
     }
-    hooks = this.introspectionHooks(name, args, hooks);
+    if (isCommandLogGet(name, args)) {
+      const asked = commandLogRequest(name, args);
+      const limit = asked?.limit ?? Infinity;
+      if (asked) raw = asked.raw;
+      if (this.tx) this.tx.logGets.set(this.tx.n++, limit);
+      const inner = hooks;
+      hooks = { ...inner, transform: (f) => filterCommandLog(inner?.transform ? inner.transform(f) : f, limit) };
+    } else {
+      hooks = this.transactionHooks(name, hooks);
+    }
     if (hooks?.subscribe) {
       this.pubsubAware = true;
       this.slots.push({ kind: 'proxy', remaining: Infinity, hooks });
@@ -140,23 +149,19 @@ export class Session extends ClientSession {
 
   /**
    * SLOWLOG GET / COMMANDLOG GET list the server's own storage writes with their arguments (the
-   * catalog, with literal API keys): their replies are filtered, also inside MULTI/EXEC. `tx`
-   * counts the commands sent since MULTI, which is each one's position in EXEC's reply.
+   * catalog): their replies are filtered (forward above), also inside MULTI/EXEC. `tx` counts the
+   * commands sent since MULTI, which is each one's position in EXEC's reply.
    */
-  private introspectionHooks(name: string, args: Buffer[], hooks: ForwardHooks | undefined): ForwardHooks | undefined {
+  private transactionHooks(name: string, hooks: ForwardHooks | undefined): ForwardHooks | undefined {
     const tx = this.tx;
-    if (isCommandLogGet(name, args)) {
-      if (tx) tx.logGets.push(tx.n++);
-      return { ...hooks, transform: (f) => filterCommandLog(hooks?.transform ? hooks.transform(f) : f) };
-    }
     switch (name) {
       case 'multi':
-        if (!tx) this.tx = { n: 0, logGets: [] };
+        if (!tx) this.tx = { n: 0, logGets: new Map() };
         else tx.n++; // nested: refused, and EXEC then aborts
         return hooks;
       case 'exec':
         this.tx = null;
-        if (!tx || tx.logGets.length === 0) return hooks;
+        if (!tx || tx.logGets.size === 0) return hooks;
         return { ...hooks, transform: (f) => filterExecReply(hooks?.transform ? hooks.transform(f) : f, tx.logGets) };
       case 'discard':
       case 'reset':
