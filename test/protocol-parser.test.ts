@@ -18,6 +18,7 @@ import {
   type ParserLimits,
 } from '../src/protocol/request-parser.js';
 import { Rng, seededRounds } from './helpers/rng.js';
+import { commandName } from '../src/protocol/command-name.js';
 
 const SEED = Number(process.env.PROTOCOL_FUZZ_SEED ?? 0x5eed1e55);
 
@@ -991,6 +992,27 @@ describe('encodeRequest', () => {
         expect(runRedisParser([bytes])).toEqual([args]);
       }),
       { seed: SEED, numRuns: 300 },
+    );
+  });
+});
+
+describe('commandName (the lower-cased name, cached by its bytes)', () => {
+  it('is what toString("latin1").toLowerCase() gives, for any bytes, also after cache collisions and with views reused', () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ minLength: 1, maxLength: 40 }), { minLength: 1, maxLength: 50 }), (names) => {
+        for (const round of [0, 1]) {
+          for (const bytes of names) {
+            // a view into a larger chunk that is overwritten afterwards, as a socket chunk is
+            const chunk = Buffer.alloc(bytes.length + 8, 0x41);
+            chunk.set(bytes, 4);
+            const view = chunk.subarray(4, 4 + bytes.length);
+            const want = Buffer.from(bytes).toString('latin1').toLowerCase();
+            expect(commandName(view), `round ${round}`).toBe(want);
+            chunk.fill(0x5a);
+          }
+        }
+      }),
+      { numRuns: 300 },
     );
   });
 });

@@ -15,6 +15,7 @@ import type net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { logger } from '../log.js';
 import { RequestParser, encodeRequest, type ParserLimits } from '../protocol/request-parser.js';
+import { commandName } from '../protocol/command-name.js';
 import { encode, SimpleString, type Decoded, type RespValue } from '../protocol/resp.js';
 import { runLocal, type ForwardHooks, type Plan, type Router, type SessionView, type StateChange } from '../commands/dispatcher.js';
 import type { CommandContext } from '../commands/context.js';
@@ -142,7 +143,7 @@ export abstract class ClientSession implements SessionView {
       // Only QUIT, POST, HOST:, AUTH, HELLO and RESET matter here: a cheap test of the first letter first.
       const c = a0[0] | 0x20;
       if (c === 0x71 /* q */ || c === 0x70 /* p */ || c === 0x68 /* h */ || c === 0x61 /* a */ || c === 0x72 /* r */) {
-        const n = a0.toString('latin1').toLowerCase();
+        const n = commandName(a0);
         // As Redis: nothing after QUIT is read; an HTTP request (cross-protocol scripting) closes
         // the connection at once and silently, unanswered replies included.
         if (n === 'quit') this.quitSeen = true;
@@ -322,17 +323,22 @@ export abstract class ClientSession implements SessionView {
  * forwarded requests, a run of replies) are merged without copying; only the rest is copied.
  */
 export function coalesce(parts: Buffer[]): Buffer {
+  if (parts.length === 1) return parts[0]!;
   const merged: Buffer[] = [];
-  let cur = parts[0];
+  // The current run: `first` and every part adjacent after it, up to `end` (one Buffer per run).
+  let first = parts[0]!;
+  let end = first.byteOffset + first.length;
+  const close = () => merged.push(end === first.byteOffset + first.length ? first : Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset));
   for (let i = 1; i < parts.length; i++) {
-    const p = parts[i];
-    if (p.buffer === cur.buffer && cur.byteOffset + cur.length === p.byteOffset) {
-      cur = Buffer.from(cur.buffer, cur.byteOffset, cur.length + p.length);
+    const p = parts[i]!;
+    if (p.buffer === first.buffer && p.byteOffset === end) {
+      end += p.length;
     } else {
-      merged.push(cur);
-      cur = p;
+      close();
+      first = p;
+      end = p.byteOffset + p.length;
     }
   }
-  merged.push(cur);
-  return merged.length === 1 ? merged[0] : Buffer.concat(merged);
+  close();
+  return merged.length === 1 ? merged[0]! : Buffer.concat(merged);
 }

@@ -28,6 +28,7 @@ import type net from 'node:net';
 import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
 import { encodeRequest } from '../protocol/request-parser.js';
+import { commandName } from '../protocol/command-name.js';
 import { ReplyScanner } from '../protocol/reply-scanner.js';
 import { decodeFrame, encode, ErrorReply, SimpleString, OK, type Decoded, type RespValue } from '../protocol/resp.js';
 import type { ForwardHooks, StateChange } from '../commands/dispatcher.js';
@@ -152,7 +153,7 @@ export class ClusterSession extends ClientSession {
   }
 
   protected override dispatch(args: Buffer[], raw: Buffer): void {
-    const name = args[0]!.toString('latin1').toLowerCase();
+    const name = commandName(args[0]!);
     const router = this.opts.router;
     if (this.authenticated && !this.pubsubMode) {
       switch (name) {

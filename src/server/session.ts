@@ -17,6 +17,7 @@ import type net from 'node:net';
 import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
 import { encodeRequest } from '../protocol/request-parser.js';
+import { commandName } from '../protocol/command-name.js';
 import { ReplyScanner } from '../protocol/reply-scanner.js';
 import { decodeFrame, encode, ErrorReply, type Decoded, type RespValue } from '../protocol/resp.js';
 import type { ForwardHooks, StateChange } from '../commands/dispatcher.js';
@@ -106,7 +107,7 @@ export class Session extends ClientSession {
       if (this.ensureLink()) this.backendWrites.push(raw);
       return;
     }
-    const name = args[0].toString('latin1').toLowerCase();
+    const name = commandName(args[0]);
     const router = this.opts.router;
     if (router.needsLocalStage(name, args, this)) {
       this.runLocalStage(name, args);
