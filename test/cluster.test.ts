@@ -96,6 +96,15 @@ describe('a 3-master Redis Cluster behind the server', () => {
     dbg('nodes stopped');
   });
 
+  it('an HTTP request line closes the connection silently, and protocol errors carry the bytes received, as a node does', async () => {
+    await expectSameExchanges(server.port, servers[0]!.port, [
+      ['POST', 'PING\r\nPOST / HTTP/1.1\r\nHost: x\r\n\r\n'],
+      ['Host:', 'Host: evil.example\r\nPING\r\n'],
+      ["expected '$' with a byte >= 0x80", Buffer.from('PING\r\n*1\r\n\xc9\r\n', 'latin1')],
+      ['invalid multibulk length', '*x\r\n'],
+    ]);
+  });
+
   it('slots computed here match CLUSTER KEYSLOT of a real node', async () => {
     for (let i = 0; i < 200; i++) {
       const k = i % 3 === 0 ? `{${randomBytes(3).toString('hex')}}x${i}` : randomBytes(1 + (i % 20));

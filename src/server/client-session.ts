@@ -162,8 +162,8 @@ export abstract class ClientSession implements SessionView {
     this.dispatch(args, raw);
   }
 
-  /** An HTTP request line (POST, Host:): closes the connection; false when it is sent on instead. */
-  protected refuseHttp(): boolean {
+  /** An HTTP request line (POST, Host:): closes the connection at once, as Redis does. */
+  private refuseHttp(): boolean {
     logger.warn({ client: this.id }, 'possible cross-protocol attack (HTTP request on the Redis port); connection closed');
     this.clientWrites = [];
     this.close();
@@ -322,6 +322,14 @@ export abstract class ClientSession implements SessionView {
  * Joins buffers for one write. Neighbours that are adjacent views of one chunk (a pipeline of
  * forwarded requests, a run of replies) are merged without copying; only the rest is copied.
  */
+/**
+ * A protocol error's reply: Redis writes the message's bytes as it got them (a byte >= 0x80 in
+ * "expected '$', got 'X'" is that byte, not its UTF-8 form), hence latin1.
+ */
+export function protocolErrorReply(message: string): Buffer {
+  return Buffer.from(`-ERR ${message.replace(/[\r\n]+/g, ' ')}\r\n`, 'latin1');
+}
+
 export function coalesce(parts: Buffer[]): Buffer {
   if (parts.length === 1) return parts[0]!;
   const merged: Buffer[] = [];

@@ -33,7 +33,7 @@ import { ReplyScanner } from '../protocol/reply-scanner.js';
 import { decodeFrame, encode, ErrorReply, SimpleString, OK, type Decoded, type RespValue } from '../protocol/resp.js';
 import type { ForwardHooks, StateChange } from '../commands/dispatcher.js';
 import { commandKeys, slotOfKeys } from '../proxy/slots.js';
-import { ClientSession, PUSH_KINDS, SHARD_KINDS, SUBSCRIBE_KINDS, type SessionOptions } from './client-session.js';
+import { ClientSession, protocolErrorReply, PUSH_KINDS, SHARD_KINDS, SUBSCRIBE_KINDS, type SessionOptions } from './client-session.js';
 
 const CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot";
 const MAX_REDIRECTS = 5;
@@ -138,14 +138,6 @@ export class ClusterSession extends ClientSession {
   }
 
   // ---- requests ----------------------------------------------------------------------------
-
-  /**
-   * An HTTP request line is sent on like any command: the node that gets it closes that link, and
-   * the client then (unlike Session, which closes at once and silently).
-   */
-  protected override refuseHttp(): boolean {
-    return false;
-  }
 
   private reply(v: RespValue): void {
     this.order.push({ raw: EMPTY, out: [encode(v)], redirects: 0 });
@@ -331,7 +323,7 @@ export class ClusterSession extends ClientSession {
   protected override onProtocolError(message: string): void {
     // As Redis: earlier requests are answered, then the error, then the connection is closed.
     this.flushOrder();
-    this.finishAfterReplies(encode(new ErrorReply(message)));
+    this.finishAfterReplies(protocolErrorReply(message));
   }
 
   protected override repliesPending(): boolean {

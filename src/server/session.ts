@@ -22,7 +22,7 @@ import { ReplyScanner } from '../protocol/reply-scanner.js';
 import { decodeFrame, encode, ErrorReply, type Decoded, type RespValue } from '../protocol/resp.js';
 import type { ForwardHooks, StateChange } from '../commands/dispatcher.js';
 import { commandLogRequest, filterCommandLog, filterExecReply, isCommandLogGet } from '../proxy/introspection.js';
-import { ClientSession, coalesce, PUSH_KINDS, SHARD_KINDS, SUBSCRIBE_KINDS, type SessionOptions } from './client-session.js';
+import { ClientSession, coalesce, protocolErrorReply, PUSH_KINDS, SHARD_KINDS, SUBSCRIBE_KINDS, type SessionOptions } from './client-session.js';
 
 interface ProxySlot {
   kind: 'proxy';
@@ -178,7 +178,7 @@ export class Session extends ClientSession {
     logger.debug({ client: this.id, message }, 'protocol error; closing the connection');
     // As Redis: earlier requests are answered, then the error (its bytes as received: latin1),
     // then only this connection is closed.
-    this.finishAfterReplies(Buffer.from(`-ERR ${message.replace(/[\r\n]+/g, ' ')}\r\n`, 'latin1'));
+    this.finishAfterReplies(protocolErrorReply(message));
   }
 
   protected override repliesPending(): boolean {

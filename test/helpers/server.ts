@@ -90,7 +90,7 @@ export function rawExchange(port: number, data: Buffer | string, ms = 300): Prom
  * by both. Requests that do not end the connection should finish with QUIT, so every exchange
  * ends without waiting for the timeout.
  */
-export async function expectSameExchanges(viaServer: number, viaRedis: number, cases: Array<[string, string]>, normalize = (t: string) => t): Promise<void> {
+export async function expectSameExchanges(viaServer: number, viaRedis: number, cases: Array<[string, string | Buffer]>, normalize = (t: string) => t): Promise<void> {
   const exchange = (port: number) => Promise.all(cases.map(([, req]) => rawExchange(port, req, 10_000)));
   const [got, want] = await Promise.all([exchange(viaServer), exchange(viaRedis)]);
   for (const [i, [what]] of cases.entries()) {
