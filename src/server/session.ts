@@ -297,20 +297,25 @@ export class Session extends ClientSession {
     }
     let pos = 0;
     let passStart = -1;
+    // A frame judged whole: what passed through before it is flushed, its start joined if split.
+    const wholeFrame = (end: number): Buffer => {
+      if (passStart >= 0) {
+        this.clientWrites.push(chunk.subarray(passStart, pos));
+        passStart = -1;
+      }
+      let frame = chunk.subarray(pos, end);
+      if (this.partial.length > 0) {
+        this.partial.push(frame);
+        frame = Buffer.concat(this.partial);
+        this.partial = [];
+      }
+      return frame;
+    };
     for (const end of ends) {
       if (this.monitor) {
         // Judge every monitor line whole: the server's own storage traffic (keys with the
         // reserved "__llm__:" prefix; it carries the catalog, API keys included) is not relayed.
-        if (passStart >= 0) {
-          this.clientWrites.push(chunk.subarray(passStart, pos));
-          passStart = -1;
-        }
-        let frame = chunk.subarray(pos, end);
-        if (this.partial.length > 0) {
-          this.partial.push(frame);
-          frame = Buffer.concat(this.partial);
-          this.partial = [];
-        }
+        const frame = wholeFrame(end);
         if (frame.indexOf('"__llm__:') < 0) this.clientWrites.push(frame);
       } else if (this.partial.length === 0 && this.headIsPlain()) {
         if (chunk[pos] === 45) this.noteNoAuth(chunk, pos);
@@ -318,17 +323,7 @@ export class Session extends ClientSession {
         this.streaming = false;
         this.completeHead();
       } else {
-        if (passStart >= 0) {
-          this.clientWrites.push(chunk.subarray(passStart, pos));
-          passStart = -1;
-        }
-        let frame = chunk.subarray(pos, end);
-        if (this.partial.length > 0) {
-          this.partial.push(frame);
-          frame = Buffer.concat(this.partial);
-          this.partial = [];
-        }
-        this.handleFrame(frame);
+        this.handleFrame(wholeFrame(end));
       }
       pos = end;
     }
