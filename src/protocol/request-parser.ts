@@ -173,11 +173,6 @@ function hasNul(buf: Buffer, from: number, to: number): boolean {
 }
 
 /**
- * Redis's string2ll over buf[start, end): optional '-', no '+', no leading zeros, at most 20
- * characters, within the range of a 64-bit signed integer. Values beyond 2^53 come back
- * approximate (right sign and magnitude), which is all the length checks need.
- */
-/**
  * A Buffer over bytes of the same memory, as buf.subarray(start, end) gives, made directly: with
  * 3-4 views per request (each argument, the raw request), Buffer#subarray's argument checks and
  * species lookup were a third of the parser's time. `start` <= `end` <= buf.length is the caller's.
@@ -198,6 +193,11 @@ function findCR(buf: Buffer, from: number): number {
   return end < buf.length ? buf.indexOf(CR, end) : -1;
 }
 
+/**
+ * Redis's string2ll over buf[start, end): optional '-', no '+', no leading zeros, at most 20
+ * characters, within the range of a 64-bit signed integer. Values beyond 2^53 come back
+ * approximate (right sign and magnitude), which is all the length checks need.
+ */
 function parseLength(buf: Buffer, start: number, end: number): number | null {
   let i = start;
   const neg = buf[i] === 45; /* - */
