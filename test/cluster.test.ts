@@ -245,6 +245,37 @@ describe('a 3-master Redis Cluster behind the server', () => {
     }
   });
 
+  it("SLOWLOG GET does not show the server's own traffic (cut to the count asked for); inside MULTI it is refused", async () => {
+    for (const n of nodes) {
+      await n.config('SET', 'slowlog-log-slower-than', '0');
+      await n.slowlog('RESET');
+    }
+    try {
+      const r = c();
+      await r.call('PING', 'mine');
+      // stores whose storage lands on every node (a random id each: 20 miss one node with p < 0.001)
+      for (let s = 0; s < 20; s++) {
+        await r.call('LLM.CREATE-VECTOR-STORE', `slowc${s}`, '--PARAMS', '{"dim":2}');
+        await r.call('LLM.ADD', `slowc${s}`, '--EMBEDDING', '1,2', 'x');
+      }
+      // the client's home node (keyless commands go there) logged the server's own commands too
+      const logs = await Promise.all(nodes.map((n) => n.call('SLOWLOG', 'GET', '-1')));
+      const home = nodes[logs.findIndex((l) => JSON.stringify(l).includes('"PING","mine"'))]!;
+      const direct = JSON.stringify(await home.call('SLOWLOG', 'GET', '-1'));
+      expect(direct).toMatch(/redis-llm-server|__llm__:/);
+      const seen = (await r.call('SLOWLOG', 'GET', '-1')) as unknown[][];
+      const text = JSON.stringify(seen);
+      expect(text).not.toContain('redis-llm-server');
+      expect(text).not.toContain('__llm__:');
+      expect(seen.some((e) => JSON.stringify(e[3]) === '["PING","mine"]')).toBe(true);
+      expect(await r.call('SLOWLOG', 'GET', '1')).toHaveLength(1);
+      const tx = await r.multi().slowlog('GET', 1).exec().catch((e: Error) => e.message);
+      expect(String(tx)).toMatch(/EXECABORT/);
+    } finally {
+      for (const n of nodes) await n.config('SET', 'slowlog-log-slower-than', '10000');
+    }
+  });
+
   it('LLM objects are durable on the cluster; an object\'s storage keys live on one node', async () => {
     const r = c();
     const added: string[] = [];

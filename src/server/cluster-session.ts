@@ -33,6 +33,7 @@ import { ReplyScanner } from '../protocol/reply-scanner.js';
 import { decodeFrame, encode, ErrorReply, SimpleString, OK, type Decoded, type RespValue } from '../protocol/resp.js';
 import type { ForwardHooks, StateChange } from '../commands/dispatcher.js';
 import { commandKeys, slotOfKeys } from '../proxy/slots.js';
+import { commandLogRequest, filterCommandLog, isCommandLogGet } from '../proxy/introspection.js';
 import { ClientSession, protocolErrorReply, PUSH_KINDS, SHARD_KINDS, SUBSCRIBE_KINDS, type SessionOptions } from './client-session.js';
 
 const CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot";
@@ -267,14 +268,23 @@ export class ClusterSession extends ClientSession {
       return;
     }
     if (name === 'auth' || name === 'hello') hooks = this.authHooks(name, args, raw, hooks);
+    if (isCommandLogGet(name, args)) {
+      // The server's own traffic is dropped from the reply, as in Session (src/proxy/introspection.ts).
+      if (this.inMulti) {
+        this.refuseInMulti(`ERR ${name.toUpperCase()} GET inside MULTI is not supported on a Redis Cluster backend`);
+        return;
+      }
+      const asked = commandLogRequest(name, args);
+      const limit = asked?.limit ?? Infinity;
+      if (asked) raw = asked.raw;
+      const inner = hooks;
+      hooks = { ...inner, transform: (f) => filterCommandLog(inner?.transform ? inner.transform(f) : f, limit) };
+    }
     const keys = commandKeys(name, args, this.backend.keyRange(name));
     const slot = slotOfKeys(keys);
     if (this.inMulti) {
       if (slot === -2 || (slot >= 0 && this.txSlot >= 0 && slot !== this.txSlot)) {
-        // Refused at queue time; the backend's unknown-command error flags the transaction so EXEC aborts.
-        this.pinTx(this.txNode ?? this.homeNode(), -1);
-        const msg = Buffer.from(`-${CROSSSLOT}\r\n`);
-        this.sendOrdered(encodeRequest(['__llm_server_refused_in_multi__']), this.txNode!, { transform: () => msg }, true);
+        this.refuseInMulti(CROSSSLOT);
         return;
       }
       if (this.txNode === null && slot === -1 && !hooks) {
@@ -294,6 +304,13 @@ export class ClusterSession extends ClientSession {
     }
     const node = slot >= 0 ? this.backend.slotNodes[slot] || this.homeNode() : this.homeNode();
     this.sendOrdered(raw, node, hooks);
+  }
+
+  /** Refused at queue time; the backend's unknown-command error flags the transaction so EXEC aborts. */
+  private refuseInMulti(error: string): void {
+    this.pinTx(this.txNode ?? this.homeNode(), -1);
+    const msg = Buffer.from(`-${error}\r\n`);
+    this.sendOrdered(encodeRequest(['__llm_server_refused_in_multi__']), this.txNode!, { transform: () => msg }, true);
   }
 
   /** AUTH / HELLO ... AUTH: on success, the same credentials are given to the client's other links. */
