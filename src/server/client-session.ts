@@ -319,10 +319,6 @@ export abstract class ClientSession implements SessionView {
 }
 
 /**
- * Joins buffers for one write. Neighbours that are adjacent views of one chunk (a pipeline of
- * forwarded requests, a run of replies) are merged without copying; only the rest is copied.
- */
-/**
  * A protocol error's reply: Redis writes the message's bytes as it got them (a byte >= 0x80 in
  * "expected '$', got 'X'" is that byte, not its UTF-8 form), hence latin1.
  */
@@ -330,6 +326,10 @@ export function protocolErrorReply(message: string): Buffer {
   return Buffer.from(`-ERR ${message.replace(/[\r\n]+/g, ' ')}\r\n`, 'latin1');
 }
 
+/**
+ * Joins buffers for one write. Neighbours that are adjacent views of one chunk (a pipeline of
+ * forwarded requests, a run of replies) are merged without copying; only the rest is copied.
+ */
 export function coalesce(parts: Buffer[]): Buffer {
   if (parts.length === 1) return parts[0]!;
   const merged: Buffer[] = [];
