@@ -461,6 +461,68 @@ describe('id semantics', () => {
 
 // ---- REM, growth, dimensions, parsing ----------------------------------------------------------
 
+describe('pipelined LLM.ADDs on one connection', () => {
+  it('run concurrently but answer and apply in request order, mixed with other commands and errors; the result survives a restart', async () => {
+    await call('LLM.CREATE-VECTOR-STORE', 'pipe', '--PARAMS', '{"dim":3}');
+    const p = r.pipeline();
+    // what one-at-a-time execution answers: a model of the store (explicit ids advance auto ids)
+    const want: unknown[] = [];
+    const items = new Map<number, [string, string]>();
+    let next = 1;
+    const add = (id: number | undefined, data: string, csv: string) => {
+      const at = id ?? next;
+      next = Math.max(next, at + 1);
+      items.set(at, [data, csv]);
+      want.push(at);
+    };
+    for (let i = 0; i < 300; i++) {
+      const base = 100_000 + i - (i % 10);
+      switch (i % 10) {
+        case 0: // an explicit id, replaced by the next request (the later one wins)
+          p.call('LLM.ADD', 'pipe', '--ID', String(base), '--EMBEDDING', `${i},0,0`, `first-${i}`);
+          add(base, `first-${i}`, `${i},0,0`);
+          break;
+        case 1:
+          p.call('LLM.ADD', 'pipe', '--ID', String(base), '--EMBEDDING-FP32', fp32([i, 1, 0]), `second-${base}`);
+          add(base, `second-${base}`, `${i},1,0`);
+          break;
+        case 2: // a wrong dimension: an error in its place, nothing else changes
+          p.call('LLM.ADD', 'pipe', '--EMBEDDING', '1,2', `bad-${i}`);
+          want.push('ERR vector dimension does not match');
+          break;
+        case 3: // a local command that is not pipelined sees everything before it
+          p.call('LLM.GET', 'pipe', String(base));
+          want.push(items.get(base));
+          break;
+        case 4: // a forwarded command between them
+          p.set(`pipe-key-${i}`, String(i));
+          want.push('OK');
+          break;
+        case 5:
+          p.call('LLM.SIZE', 'pipe');
+          want.push(items.size);
+          break;
+        default: // auto ids, in request order
+          p.call('LLM.ADD', 'pipe', '--EMBEDDING', `${i},${i},${i}`, `auto-${i}`);
+          add(undefined, `auto-${i}`, `${i},${i},${i}`);
+      }
+    }
+    const got = (await p.exec())!.map(([err, v]) => (err ? (err as Error).message : v));
+    expect(got).toEqual(want);
+    const size = items.size;
+    expect(await call('LLM.SIZE', 'pipe')).toBe(size);
+    for (const id of [100_290, next - 1]) expect(await call('LLM.GET', 'pipe', String(id))).toEqual(items.get(id));
+    // the log holds them in request order: a restart rebuilds the same store
+    r.disconnect();
+    await server.stop();
+    server = await startServer({ redis: redis.url });
+    await server.loadingDone;
+    r = c();
+    expect(await call('LLM.SIZE', 'pipe')).toBe(size);
+    for (const [id, item] of items) expect(await call('LLM.GET', 'pipe', String(id)), String(id)).toEqual(item);
+  });
+});
+
 describe('REM, growth and input checks', () => {
   it('REM then re-add: removed ids never come back from KNN; re-added ids carry the new vectors', async () => {
     const a = clustered(200, 8, 5, 21);

@@ -159,6 +159,25 @@ export class Router {
     };
   }
 
+  /**
+   * Starts a request that may run while earlier ones of its kind from the same connection are in
+   * flight (CommandSpec.pipelined), resolving its reply; null when it must take the ordinary path
+   * (plan), which then also gives any error. Only LLM commands past every check of planLlm.
+   */
+  startPipelined(name: string, args: Buffer[], view: SessionView, ctx: CommandContext): Promise<RespValue> | null {
+    const spec = commandTable.get(name);
+    const services = this.opts.services;
+    if (!spec?.pipelined || view.pubsubMode || !view.authenticated || view.inMulti || services.loading) return null;
+    if (services.readOnly && spec.flags.includes('write')) return null;
+    let started: Promise<RespValue> | null;
+    try {
+      started = spec.pipelined(ctx, parseCommandArgs(spec, args));
+    } catch {
+      return null;
+    }
+    return started && runLocal({ kind: 'local', run: () => started! }, ctx);
+  }
+
   private standaloneAuth(args: Buffer[], view: SessionView): Plan {
     const pass = this.opts.requirePass;
     if (args.length < 2 || args.length > 3) return errorPlan("wrong number of arguments for 'auth' command");

@@ -61,6 +61,14 @@ export interface CommandSpec {
   /** Examples for the README, as typed in redis-cli. */
   examples?: string[];
   handler(ctx: CommandContext, args: ParsedArgs): Promise<RespValue> | RespValue;
+  /**
+   * A run that makes its ordering-sensitive write (its log append) before it returns, with no
+   * await before it, or null when this request cannot (it needs an LLM call first, or the slow
+   * path of `handler`). Several such runs from one connection may then be in flight at once and
+   * still apply in request order, so a pipeline of them costs one storage round trip, not one
+   * each. Throwing is the same as null: `handler` then runs and answers.
+   */
+  pipelined?(ctx: CommandContext, args: ParsedArgs): Promise<RespValue> | null;
 }
 
 export const defineCommand = (spec: CommandSpec): CommandSpec => spec;

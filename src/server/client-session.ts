@@ -50,6 +50,8 @@ export abstract class ClientSession implements SessionView {
   protected readonly hold: ParsingHold;
   /** A local command is running or waiting for earlier replies. */
   protected blocked: { name: string; args: Buffer[]; running: boolean } | null = null;
+  /** Replies of the pipelined local commands running (runPipeline), in request order. */
+  private pipeline: Array<Promise<RespValue>> | null = null;
   /** Requests read while `blocked`. */
   protected inbox: Array<{ args: Buffer[]; raw: Buffer }> = [];
   protected clientWrites: Buffer[] = [];
@@ -153,6 +155,7 @@ export abstract class ClientSession implements SessionView {
     }
     if (this.blocked) {
       this.inbox.push({ args, raw });
+      if (this.pipeline) this.joinPipeline();
       if (!this.readPaused && this.inbox.length > 1024) {
         this.readPaused = true;
         this.socket.pause();
@@ -181,6 +184,11 @@ export abstract class ClientSession implements SessionView {
     const b = this.blocked;
     if (!b || b.running || this.repliesPending() || this.closed) return;
     b.running = true;
+    const started = this.opts.router.startPipelined(b.name, b.args, this, this.ctx);
+    if (started) {
+      void this.runPipeline(started);
+      return;
+    }
     const plan = this.opts.router.plan(b.name, b.args, this);
     if (plan.kind === 'forward') {
       this.blocked = null;
@@ -204,21 +212,62 @@ export abstract class ClientSession implements SessionView {
       this.endConnection();
       return;
     }
+    this.afterLocal();
+  }
+
+  /**
+   * Pipelined local commands (CommandSpec.pipelined, e.g. LLM.ADD with a vector): each later one
+   * of the same connection that can join starts at once instead of waiting for the previous one's
+   * reply (their writes are made in request order when they start), so a pipeline of them shares
+   * storage round trips. Replies are written in request order.
+   */
+  private async runPipeline(first: Promise<RespValue>): Promise<void> {
+    const runs = [first];
+    this.pipeline = runs;
+    this.joinPipeline();
+    for (let i = 0; i < runs.length; i++) {
+      const reply = await runs[i]!;
+      if (this.closed) return;
+      this.clientWrites.push(encode(reply));
+      this.flushSoon();
+    }
+    this.pipeline = null;
+    this.blocked = null;
+    this.afterLocal();
+  }
+
+  /** While a pipeline runs: starts the requests at the head of the inbox that can join it. */
+  private joinPipeline(): void {
+    const runs = this.pipeline!;
+    while (this.inbox.length > 0 && !this.closing) {
+      const next = this.inbox[0]!;
+      const started = this.opts.router.startPipelined(commandName(next.args[0]!), next.args, this, this.ctx);
+      if (!started) return;
+      this.inbox.shift();
+      runs.push(started);
+    }
+  }
+
+  /** The local command is answered: go on with the requests that waited for it. */
+  private afterLocal(): void {
     this.drainInbox();
     this.flushBackendWrites();
-    if (this.blocked && !this.flushScheduled) {
-      // More local commands of this pipeline are running: their replies join this one in a single
-      // write at the end of this turn of the event loop, instead of one write per reply.
-      this.flushScheduled = true;
-      setImmediate(() => {
-        this.flushScheduled = false;
-        this.flushClientWrites();
-      });
-    } else if (!this.blocked) {
-      this.flushClientWrites();
-    }
+    // More local commands of this pipeline are running: their replies join this one in a single
+    // write at the end of this turn of the event loop, instead of one write per reply.
+    if (this.blocked) this.flushSoon();
+    else this.flushClientWrites();
     this.maybeFinish();
     this.hold.release();
+  }
+
+  /** Writes what is queued for the client at the end of this turn of the event loop. */
+  private flushSoon(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flushClientWrites();
+    });
   }
 
   private drainInbox(): void {

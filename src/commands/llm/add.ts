@@ -1,7 +1,8 @@
 import { defineCommand } from '../spec.js';
 import { parseId } from '../../vector/index.js';
 import { parseAttrs } from '../../vector/filter.js';
-import { embedForStore, givenVector, objectsOf } from './_objects.js';
+import { embedForStore, givenVector, objectsOf, storeOf } from './_objects.js';
+import { isInternalKey } from '../../storage/index.js';
 import { requireStoreForCommand } from './_store.js';
 import { EMBEDDING, EMBEDDING_FP32, TIMEOUT } from './_common.js';
 
@@ -39,5 +40,21 @@ export default defineCommand({
       vector = (await embedForStore(ctx, store, [data], args.opts.get('timeout') as number | undefined))[0]!;
     }
     return objectsOf(ctx).storeAdd(store, id, vector, data, attrs);
+  },
+  // With a given vector and an existing store, nothing is awaited before storeAdd queues the append.
+  pipelined(ctx, args) {
+    const vector = givenVector(args);
+    if (!vector || isInternalKey(args.key)) return null;
+    const store = storeOf(ctx, args.key);
+    if (!store) return null;
+    const rawId = args.opts.get('id') as Buffer | undefined;
+    const attrsArg = args.opts.get('attrs');
+    return objectsOf(ctx).storeAdd(
+      store,
+      rawId === undefined ? undefined : parseId(rawId),
+      vector,
+      args.positionals[0].toString('utf8'),
+      attrsArg === undefined ? undefined : parseAttrs(attrsArg),
+    );
   },
 });
