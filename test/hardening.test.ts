@@ -35,6 +35,7 @@ import { decodeFrame, ErrorReply, SimpleString, type Decoded } from '../src/prot
 import { encodeRequest } from '../src/protocol/request-parser.js';
 import { setAllowedEnv, setAllowedHosts } from '../src/llm/index.js';
 import type { LlmServer } from '../src/server/server.js';
+import { errOf, leaks } from './helpers/replies.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MB = 1024 * 1024;
@@ -46,23 +47,6 @@ async function until(cond: () => boolean | Promise<boolean>, ms = 5000, step = 2
     if (Date.now() > end) return false;
     await sleep(step);
   }
-}
-
-/** The error text of a rejected command (fails the test when the command succeeded). */
-async function errOf(p: Promise<unknown>): Promise<string> {
-  let v: unknown;
-  try {
-    v = await p;
-  } catch (e) {
-    return (e as Error).message;
-  }
-  throw new Error(`expected an error reply, got ${JSON.stringify(v)}`);
-}
-
-/** Does `text` contain any 8-character piece of `secret`? */
-function leaks(text: string, secret: string): boolean {
-  for (let i = 0; i + 8 <= secret.length; i++) if (text.includes(secret.slice(i, i + 8))) return true;
-  return false;
 }
 
 /** A raw RESP connection: exact control of what is sent and of every byte answered. */

@@ -10,6 +10,7 @@ import type { LlmServer } from '../src/server/server.js';
 import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
 import { client, startChildServer, startServer, type ChildServer } from './helpers/server.js';
 import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
+import { errOf, leaks } from './helpers/replies.js';
 
 const ENV_KEY = 'sk-env-ENVKEY-0123456789abcdef0123';
 const LIT_KEY = 'sk-literal-LITKEY-fedcba9876543210';
@@ -21,23 +22,6 @@ let server: LlmServer;
 let r: Redis;
 let r2: Redis;
 const extraClients: Redis[] = [];
-
-/** The error text of a rejected command (fails the test when the command succeeded). */
-async function errOf(p: Promise<unknown>): Promise<string> {
-  let v: unknown;
-  try {
-    v = await p;
-  } catch (e) {
-    return (e as Error).message;
-  }
-  throw new Error(`expected an error reply, got ${JSON.stringify(v)}`);
-}
-
-/** Does `text` contain any 8-character piece of `secret`? */
-function leaks(text: string, secret: string): boolean {
-  for (let i = 0; i + 8 <= secret.length; i++) if (text.includes(secret.slice(i, i + 8))) return true;
-  return false;
-}
 
 /** LLM.INFO as a map. */
 async function info(c: Redis, key: string): Promise<Record<string, string> | null> {

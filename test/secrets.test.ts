@@ -18,6 +18,7 @@ import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
 import type { LlmServer } from '../src/server/server.js';
 import type { Config } from '../src/config/config.js';
 import { SecretBox } from '../src/util/secret.js';
+import { errOf, leaks } from './helpers/replies.js';
 
 const KEY = 'sk-literal-SEALED-0123456789abcdef';
 const PROXY_PASS = 'proxyPASS-9f8e7d6c5b4a';
@@ -47,12 +48,6 @@ async function shut(server: LlmServer): Promise<void> {
   servers.splice(servers.indexOf(server), 1);
 }
 
-/** Does `text` contain any 8-character piece of `secret`? */
-function leaks(text: string, secret: string): boolean {
-  for (let i = 0; i + 8 <= secret.length; i++) if (text.includes(secret.slice(i, i + 8))) return true;
-  return false;
-}
-
 /** Everything the server stored in the backing Redis, as text (binary values as latin1). */
 async function storageText(): Promise<{ text: string; types: Set<string> }> {
   const parts: string[] = [];
@@ -75,15 +70,6 @@ function filesText(dir: string): string {
     if (e.isFile()) out.push(readFileSync(path.join(e.parentPath, e.name)).toString('latin1'));
   }
   return out.join('\n');
-}
-
-async function errOf(p: Promise<unknown>): Promise<string> {
-  try {
-    const v = await p;
-    throw new Error(`expected an error reply, got ${JSON.stringify(v)}`);
-  } catch (e) {
-    return (e as Error).message;
-  }
 }
 
 async function eventually(check: () => Promise<void>, ms = 3000): Promise<void> {

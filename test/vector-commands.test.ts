@@ -13,6 +13,7 @@ import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
 import { localEmbed } from '../src/llm/local.js';
 import type { LlmServer } from '../src/server/server.js';
 import { bruteForce, clustered, distance, recall, type Clustered, type SpaceName } from '../bench/vector-data.js';
+import { errOf } from './helpers/replies.js';
 
 let redis: RedisServerHandle;
 let server: LlmServer;
@@ -45,15 +46,6 @@ afterAll(async () => {
 
 type Arg = string | number | Buffer;
 const call = (cmd: string, ...args: Arg[]): Promise<any> => r.call(cmd, ...args);
-/** The error text of a command that must fail (fails the test if it succeeds). */
-async function errOf(p: Promise<unknown>): Promise<string> {
-  try {
-    const v = await p;
-    return `no error: ${JSON.stringify(v)}`;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
 /** Little-endian float32 bytes. */
 function fp32(v: ArrayLike<number>): Buffer {
   const b = Buffer.alloc(v.length * 4);
