@@ -29,7 +29,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { freePort, startRedis, waitForPort, type RedisServerHandle } from './helpers/redis-server.js';
-import { CLI, client, expectSameExchanges, rawExchange, startServer } from './helpers/server.js';
+import { CLI, client, expectSameExchanges, rawExchange, startServer, TEST_DIR } from './helpers/server.js';
 import { startFakeOpenAI, type FakeOpenAI, type Fault } from './helpers/fake-openai.js';
 import { decodeFrame, ErrorReply, SimpleString, type Decoded } from '../src/protocol/resp.js';
 import { encodeRequest } from '../src/protocol/request-parser.js';
@@ -134,7 +134,7 @@ function rssMbOf(pid: number): number {
 /** The built CLI as a child; with `nofile`, under `ulimit -n nofile` (bash execs node: same pid). */
 async function spawnServer(args: string[], nofile?: number): Promise<Child> {
   const port = await freePort();
-  const argv = [CLI, '--port', String(port), '--log-level', 'warn', ...args];
+  const argv = [CLI, '--port', String(port), '--log-level', 'warn', ...(args.includes('--dir') ? [] : ['--dir', TEST_DIR]), ...args];
   const proc = nofile
     ? spawn('bash', ['-c', `ulimit -n ${nofile} && exec "$0" "$@"`, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });

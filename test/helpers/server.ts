@@ -3,6 +3,8 @@
  * (for signals, kill -9 and the managed redis-server).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import { Redis } from 'ioredis';
@@ -14,8 +16,16 @@ import { freePort, waitForPort } from './redis-server.js';
 
 configureLogger((process.env.TEST_LOG_LEVEL as 'silent') ?? 'silent');
 
+/**
+ * The default --dir of the servers a test file starts (the generated server secret lives there):
+ * one temporary directory per test process, so servers restarted within a file share a secret and
+ * nothing is written into the checkout.
+ */
+export const TEST_DIR = mkdtempSync(path.join(os.tmpdir(), 'rls-dir-'));
+process.on('exit', () => rmSync(TEST_DIR, { recursive: true, force: true }));
+
 export async function startServer(cfg: Partial<Config>): Promise<LlmServer> {
-  const server = new LlmServer({ ...DEFAULTS, port: 0, managedRedis: false, logLevel: 'silent', ...cfg });
+  const server = new LlmServer({ ...DEFAULTS, port: 0, managedRedis: false, logLevel: 'silent', dir: TEST_DIR, ...cfg });
   await server.start();
   return server;
 }
@@ -38,7 +48,8 @@ export interface ChildServer {
 export async function startChildServer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ChildServer> {
   const port = await freePort();
   let out = '';
-  const proc = spawn(process.execPath, [CLI, '--port', String(port), '--log-level', 'info', ...args], {
+  const dirArgs = args.includes('--dir') ? [] : ['--dir', TEST_DIR];
+  const proc = spawn(process.execPath, [CLI, '--port', String(port), '--log-level', 'info', ...dirArgs, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
