@@ -379,8 +379,8 @@ export function parseRequestFields(kind: 'chat' | 'embedding', given: unknown, w
 }
 
 // Fields the provider layer sets itself on every request.
-const CHAT_CONTROLLED = ['messages', 'stream', 'stream_options'];
-const EMBEDDING_CONTROLLED = ['input'];
+export const CHAT_CONTROLLED: readonly string[] = ['messages', 'stream', 'stream_options'];
+export const EMBEDDING_CONTROLLED: readonly string[] = ['input'];
 
 function parseHttp(o: JsonObject): HttpConfig {
   const h = optObject(o, 'http', 'http') ?? {};

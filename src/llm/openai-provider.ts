@@ -16,7 +16,9 @@ import OpenAI, { AzureOpenAI } from 'openai';
 import { Agent, ProxyAgent, fetch as undiciFetch, type Dispatcher } from 'undici';
 import { logger } from '../log.js';
 import {
+  CHAT_CONTROLLED,
   DEFAULT_TIMEOUT_MS,
+  EMBEDDING_CONTROLLED,
   MAX_RETRY_BACKOFF_MS,
   assertHostAllowed,
   resolveApiKey,
@@ -300,7 +302,7 @@ export class OpenAICompatibleProvider implements LlmProvider {
     }
     const body: JsonObject = {
       ...this.cfg.chat,
-      ...withoutControlled(opts.body, CHAT_SET_HERE),
+      ...withoutControlled(opts.body, CHAT_CONTROLLED),
       messages: messages.map((m) => ({ role: m.role, content: m.content })),
     };
     const requestedModel =
@@ -408,7 +410,7 @@ export class OpenAICompatibleProvider implements LlmProvider {
 
   private embedBatch(texts: string[], opts: EmbedOptions): Promise<number[][]> {
     // One text goes as a string (as the original sent it), several as an array.
-    const body: JsonObject = { ...this.cfg.embedding, ...withoutControlled(opts.body, ['input']), input: texts.length === 1 ? texts[0] : texts };
+    const body: JsonObject = { ...this.cfg.embedding, ...withoutControlled(opts.body, EMBEDDING_CONTROLLED), input: texts.length === 1 ? texts[0] : texts };
     let usage: Usage = { promptTokens: 0, completionTokens: 0 };
     return this.call(
       'embed',
@@ -455,10 +457,8 @@ export class OpenAICompatibleProvider implements LlmProvider {
   }
 }
 
-/** Fields a chat call sets itself: an app's stored params never replace them. */
-const CHAT_SET_HERE = ['messages', 'stream', 'stream_options'];
-
-function withoutControlled(fields: Record<string, unknown> | undefined, controlled: string[]): JsonObject {
+/** Call fields (an app's stored params) without the ones the call sets itself. */
+function withoutControlled(fields: Record<string, unknown> | undefined, controlled: readonly string[]): JsonObject {
   if (!fields) return {};
   const out = { ...fields } as JsonObject;
   for (const k of controlled) delete out[k];
