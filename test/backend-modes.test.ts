@@ -16,6 +16,7 @@ import { freePort, startRedis, waitForPort, type RedisServerHandle } from './hel
 import { CLI, client, rawExchange, startChildServer, startServer, type ChildServer } from './helpers/server.js';
 import type { LlmServer } from '../src/server/server.js';
 import { LLM_COMMANDS } from '../src/commands/table.js';
+import { startFakeOpenAI } from './helpers/fake-openai.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tmpDir = (prefix: string) => mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -664,6 +665,40 @@ describe('graceful shutdown', () => {
   });
   afterAll(async () => {
     await redis?.stop();
+  });
+
+  it('once shutdown began, nothing more is read from a client, also after a pause for a long inbox ends', async () => {
+    const fake = await startFakeOpenAI({});
+    const server = await startServer({ redis: redis.url });
+    let sock: net.Socket | undefined;
+    try {
+      await server.loadingDone;
+      const r = client(server.port);
+      await r.call('LLM.CREATE-LLM', 'slow', '--PARAMS', JSON.stringify({ api_key: 'k', base_url: fake.url }));
+      await r.call('LLM.CREATE-APP', 'slowapp', '--LLM', 'slow', '--PROMPT', 'hi');
+      r.disconnect();
+      fake.setBehavior({ responseDelayMs: 600 });
+      sock = net.connect(server.port, '127.0.0.1');
+      let text = '';
+      sock.on('data', (d: Buffer) => (text += d.toString('latin1')));
+      const closed = new Promise<void>((res) => sock!.on('close', () => res()));
+      await new Promise((res) => sock!.once('connect', res));
+      // A local command that takes a while, then more requests than the inbox holds before the
+      // socket is paused (1024): the session stops reading until the inbox is short again.
+      sock.write('LLM.RUN slowapp\r\n' + 'PING\r\n'.repeat(1100));
+      await sleep(150);
+      const stopped = server.stop();
+      sock.write('ECHO after-shutdown\r\n'.repeat(50));
+      await closed;
+      await stopped;
+      expect(text.startsWith('$8\r\necho: hi\r\n')).toBe(true);
+      expect(text.split('+PONG\r\n').length - 1).toBe(1100);
+      expect(text).not.toContain('after-shutdown');
+    } finally {
+      sock?.destroy();
+      await server.stop();
+      await fake.close();
+    }
   });
 
   it('SIGTERM: the in-flight BLPOP reply arrives before exit 0; new connections are refused', async () => {

@@ -60,6 +60,8 @@ export abstract class ClientSession implements SessionView {
   private flushScheduled = false;
   protected closing = false;
   protected closed = false;
+  /** Graceful shutdown: nothing more is read from the client (stopReading). */
+  private readingStopped = false;
   /** QUIT was read: nothing after it is. */
   private quitSeen = false;
   /** A protocol error: written last, once every earlier request is answered (maybeFinish). */
@@ -79,7 +81,7 @@ export abstract class ClientSession implements SessionView {
       this.flushBackendWrites();
       this.flushClientWrites();
     };
-    this.hold = new ParsingHold(this.parser, socket, () => this.idle && !this.closing, flush);
+    this.hold = new ParsingHold(this.parser, { pause: () => socket.pause(), resume: () => this.resumeReading() }, () => this.idle && !this.closing, flush);
     this.authenticated = opts.authenticated;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
@@ -277,7 +279,7 @@ export abstract class ClientSession implements SessionView {
     }
     if (this.readPaused && this.inbox.length < 256) {
       this.readPaused = false;
-      this.socket.resume();
+      this.resumeReading();
     }
   }
 
@@ -347,9 +349,15 @@ export abstract class ClientSession implements SessionView {
 
   // ---- teardown ----------------------------------------------------------------------------
 
-  /** Stop reading new requests; used by graceful shutdown. */
+  /** Stop reading new requests for good; used by graceful shutdown. */
   stopReading(): void {
+    this.readingStopped = true;
     this.socket.pause();
+  }
+
+  /** Reads the client's socket again after a pause (backpressure, a long inbox, AUTH), unless stopped. */
+  protected resumeReading(): void {
+    if (!this.readingStopped) this.socket.resume();
   }
 
   /** True when no request is waiting for a reply. */

@@ -413,7 +413,7 @@ export class ClusterSession extends ClientSession {
     sock.on('connect', () => { l.established = true; });
     sock.on('secureConnect', () => { l.established = true; });
     sock.on('data', (chunk: Buffer) => this.onNodeData(l, chunk));
-    sock.on('drain', () => this.socket.resume());
+    sock.on('drain', () => this.resumeReading());
     sock.on('error', (err: Error) => logger.debug({ client: this.id, node, err: err.message }, 'cluster node link error'));
     sock.on('close', () => this.onLinkClosed(l));
     if (this.authRaw) {

@@ -6,7 +6,6 @@
  * after it wait in the parser (and the socket is paused), then are parsed with the new state.
  * Used by both sessions (client-session.ts).
  */
-import type net from 'node:net';
 import type { RequestParser } from '../protocol/request-parser.js';
 
 /**
@@ -28,7 +27,8 @@ export class ParsingHold {
    */
   constructor(
     private readonly parser: RequestParser,
-    private readonly socket: net.Socket,
+    /** The client socket's reading (resume does nothing once the server is shutting down). */
+    private readonly socket: { pause(): void; resume(): void },
     private readonly answered: () => boolean,
     private readonly flush: () => void,
   ) {}

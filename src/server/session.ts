@@ -202,7 +202,7 @@ export class Session extends ClientSession {
     link.on('connect', () => { this.linkEstablished = true; });
     link.on('secureConnect', () => { this.linkEstablished = true; });
     link.on('data', (chunk: Buffer) => this.onBackendData(chunk));
-    link.on('drain', () => this.socket.resume());
+    link.on('drain', () => this.resumeReading());
     link.on('error', (err: NodeJS.ErrnoException) => {
       if (this.linkEstablished) return;
       if (err.code !== undefined && LOCAL_EXHAUSTION.has(err.code)) {
