@@ -607,13 +607,14 @@ describe('secrets never leak', () => {
       });
       const viaProxy = createProvider(proxyCfg);
       providers.push(viaProxy);
-      const attempts: Promise<unknown>[] = [
+      // Each is handled at once (failure), so one that fails before the others is not unhandled.
+      const attempts = [
         p.chat(user('x')),
         p.chat(user('x'), { onDelta: () => {} }),
         p.embed(['x']),
         viaProxy.chat(user('x'), { timeoutMs: 2000 }),
-      ];
-      for (const a of attempts) messages.push((await failure(a)).message);
+      ].map((a) => failure(a));
+      for (const a of attempts) messages.push((await a).message);
       expect(messages[0]).toBe('LLM request failed: 401 Unauthorized (invalid_api_key)');
       srv.setBehavior({ apiKey: undefined });
       for (const fault of [
