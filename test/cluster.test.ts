@@ -248,6 +248,7 @@ describe('a 3-master Redis Cluster behind the server', () => {
   it("SLOWLOG GET does not show the server's own traffic (cut to the count asked for); inside MULTI it is refused", async () => {
     for (const n of nodes) {
       await n.config('SET', 'slowlog-log-slower-than', '0');
+      await n.config('SET', 'slowlog-max-len', '100000'); // the instance's own follow polls are logged too
       await n.slowlog('RESET');
     }
     try {
@@ -272,7 +273,45 @@ describe('a 3-master Redis Cluster behind the server', () => {
       const tx = await r.multi().slowlog('GET', 1).exec().catch((e: Error) => e.message);
       expect(String(tx)).toMatch(/EXECABORT/);
     } finally {
-      for (const n of nodes) await n.config('SET', 'slowlog-log-slower-than', '10000');
+      for (const n of nodes) {
+        await n.config('SET', 'slowlog-log-slower-than', '10000');
+        await n.config('SET', 'slowlog-max-len', '128');
+      }
+    }
+  });
+
+  it('a second instance on the cluster follows the first, and the first the second: objects, ADDs, REMs within a moment', async () => {
+    const B = await startServer({ redis: url });
+    try {
+      await B.loadingDone;
+      const a = c();
+      const b = client(B.port);
+      clients.push(b);
+      const until = async (check: () => Promise<boolean>, ms = 5000) => {
+        const end = Date.now() + ms;
+        while (!(await check())) {
+          if (Date.now() > end) return false;
+          await sleep(25);
+        }
+        return true;
+      };
+      for (let s = 0; s < 5; s++) await a.call('LLM.CREATE-VECTOR-STORE', `fol${s}`, '--PARAMS', '{"dim":2}');
+      expect(await until(async () => (await b.type('fol4')) === 'llm-vector-store')).toBe(true);
+      const t0 = Date.now();
+      for (let s = 0; s < 5; s++) for (let i = 1; i <= 20; i++) await a.call('LLM.ADD', `fol${s}`, '--ID', String(i), '--EMBEDDING', `${s},${i}`, `item ${s}/${i}`);
+      expect(await until(async () => (await Promise.all([0, 1, 2, 3, 4].map((s) => b.call('LLM.SIZE', `fol${s}`)))).every((n) => n === 20))).toBe(true);
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(await b.call('LLM.GET', 'fol3', '7')).toEqual(['item 3/7', '3,7']);
+      await a.call('LLM.REM', 'fol2', '5');
+      expect(await until(async () => (await b.call('LLM.SIZE', 'fol2')) === 19)).toBe(true);
+      // and the other way round
+      await b.call('LLM.ADD', 'fol1', '--ID', '99', '--EMBEDDING', '9,9', 'from B');
+      expect(await until(async () => (await a.call('LLM.GET', 'fol1', '99')) !== null)).toBe(true);
+      expect(await a.call('LLM.GET', 'fol1', '99')).toEqual(['from B', '9,9']);
+      const info = await b.call('INFO', 'llm');
+      expect(String(info)).toMatch(/llm_following:1/);
+    } finally {
+      await B.stop();
     }
   });
 

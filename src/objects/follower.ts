@@ -1,8 +1,9 @@
 /**
  * Following the other server instances on the same backing Redis.
  *
- * Two loops, both blocking reads (no polling): the catalog event stream (creates, overwrites,
- * deletes, renames of objects) and one XREAD over the logs of every store and chat app. Entries
+ * Two loops, both blocking reads: the catalog event stream (creates, overwrites, deletes, renames
+ * of objects) and one XREAD over the logs of every store and chat app (polled on a Redis Cluster,
+ * where one XREAD cannot span slots: RedisStorage.tailLogs). Entries
  * are applied in log order and only once (positions at or below what is applied are skipped),
  * so this instance's own writes — already applied when they were acknowledged — pass through
  * unchanged, and concurrent writers converge on the log's order.
@@ -34,7 +35,7 @@ export class Follower {
 
   start(): void {
     if (!this.storage.tailLogs) {
-      logger.info('this storage cannot be followed (standalone files or Redis Cluster): instances do not follow each other');
+      logger.info('this storage cannot be followed (standalone files): instances do not follow each other');
       return;
     }
     this.running = true;

@@ -49,6 +49,13 @@ export const logKey = (id: string) => `${INTERNAL_PREFIX}{${id}}:log`;
 export const snapKey = (id: string) => `${INTERNAL_PREFIX}{${id}}:snap`;
 export const chunkPrefix = (id: string) => `${INTERNAL_PREFIX}{${id}}:snap:`;
 
+/**
+ * How often a follower polls the object logs on a Redis Cluster (see pollLogs): every 100 ms while
+ * entries come, backing off (doubling) to 1 s while none do.
+ */
+export const CLUSTER_FOLLOW_POLL_MS = 100;
+export const CLUSTER_FOLLOW_POLL_MAX_MS = 1000;
+
 /** Snapshot chunks are read back in GETRANGE pieces of this size (see readPieces). */
 const SNAPSHOT_READ_PIECE = 16 * 1024;
 const SNAPSHOT_READ_TRIP = 16 * 1024 * 1024;
@@ -684,12 +691,12 @@ export class RedisStorage implements Storage {
   /**
    * Waits up to `blockMs` for entries after the given position of any of the given objects' logs
    * (one blocking XREAD over all of them, on a dedicated connection), for an instance following
-   * the others' writes. Resolves [] on timeout, after wakeLogs(), or when closing.
-   * Not available on Redis Cluster (XREAD cannot span slots): followers are off there.
+   * the others' writes. Resolves [] on timeout, after wakeLogs(), or when closing. On a Redis
+   * Cluster, where one XREAD cannot span slots, the logs are polled instead (pollLogs).
    */
   async tailLogs(after: Map<string, string>, blockMs: number): Promise<Array<{ id: string; entries: Array<{ pos: string; entry: LogEntry }> }>> {
     this.checkOpen();
-    if (this.redis instanceof Cluster) throw new CommandError('log following is not supported on Redis Cluster');
+    if (this.redis instanceof Cluster) return this.pollLogs(this.redis, after, blockMs);
     if (!this.logBlocker) {
       this.logBlocker = this.redis.duplicate({ commandTimeout: undefined, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
       this.logBlocker.on('error', () => {});
@@ -719,8 +726,54 @@ export class RedisStorage implements Storage {
     }
   }
 
+  private wakes = 0;
+  private wakePoll: (() => void) | null = null;
+  private pollEvery = CLUSTER_FOLLOW_POLL_MS;
+
+  /**
+   * tailLogs on a Redis Cluster: one non-blocking XREAD per log (each goes to its slot's node),
+   * repeated (see CLUSTER_FOLLOW_POLL_MS) until something is there, `blockMs` passed, or wakeLogs().
+   */
+  private async pollLogs(
+    cluster: Cluster,
+    after: Map<string, string>,
+    blockMs: number,
+  ): Promise<Array<{ id: string; entries: Array<{ pos: string; entry: LogEntry }> }>> {
+    const deadline = Date.now() + blockMs;
+    const wakes = this.wakes;
+    for (;;) {
+      const ids = [...after.keys()];
+      if (ids.length > 0) {
+        const rows = await wrap(Promise.all(ids.map((id) => cluster.xreadBuffer('COUNT', 1000, 'STREAMS', logKey(id), after.get(id) || '0-0'))));
+        const out = rows.flatMap((res, i) =>
+          res ? [{ id: ids[i]!, entries: res[0]![1].map(([pos, fields]) => ({ pos: pos.toString('latin1'), entry: decodeEntry(fields) })) }] : [],
+        );
+        if (out.length > 0) {
+          this.pollEvery = CLUSTER_FOLLOW_POLL_MS;
+          return out;
+        }
+      }
+      const left = deadline - Date.now();
+      if (this.closing || this.wakes !== wakes || left <= 0) return [];
+      const wait = Math.min(left, this.pollEvery);
+      this.pollEvery = Math.min(CLUSTER_FOLLOW_POLL_MAX_MS, this.pollEvery * 2);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, wait);
+        function done(): void {
+          clearTimeout(t);
+          resolve();
+        }
+        this.wakePoll = done;
+      });
+      this.wakePoll = null;
+    }
+  }
+
   /** Ends a blocked tailLogs() at once (the set of followed objects changed). */
   async wakeLogs(): Promise<void> {
+    this.wakes++;
+    this.pollEvery = CLUSTER_FOLLOW_POLL_MS; // the set of objects changed: writes may follow
+    this.wakePoll?.();
     if (this.logBlockerId === undefined || this.redis instanceof Cluster) return;
     try {
       await this.redis.client('UNBLOCK', this.logBlockerId);

@@ -115,8 +115,9 @@ export interface Storage {
    */
   tailCatalog(afterPos: string, blockMs: number): Promise<CatalogEvent[]>;
   /**
-   * Optional (RedisStorage, not on Cluster): waits up to `blockMs` for entries after the given
-   * positions of several objects' logs (id → position; '' = from the start). For followers.
+   * Optional (RedisStorage; polled on a Redis Cluster): waits up to `blockMs` for entries after
+   * the given positions of several objects' logs (id → position; '' = from the start). For
+   * followers.
    */
   tailLogs?(after: Map<string, string>, blockMs: number): Promise<Array<{ id: string; entries: Array<{ pos: string; entry: LogEntry }> }>>;
   /** Ends a blocked tailLogs() at once. */
