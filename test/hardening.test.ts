@@ -21,15 +21,15 @@
  * Mount-based tests (tmpfs, read-only bind mount) need root and are skipped where mount is refused.
  * Longer variants (10,000 connections, bigger pipelines) are in bench/limits.ts.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { freePort, startRedis, waitForPort, type RedisServerHandle } from './helpers/redis-server.js';
-import { CLI, client, expectSameExchanges, rawExchange, startServer, TEST_DIR } from './helpers/server.js';
+import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
+import { client, expectSameExchanges, rawExchange, startChildServer, startServer } from './helpers/server.js';
 import { startFakeOpenAI, type FakeOpenAI, type Fault } from './helpers/fake-openai.js';
 import { decodeFrame, ErrorReply, SimpleString, type Decoded } from '../src/protocol/resp.js';
 import { encodeRequest } from '../src/protocol/request-parser.js';
@@ -131,33 +131,17 @@ function rssMbOf(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-/** The built CLI as a child; with `nofile`, under `ulimit -n nofile` (bash execs node: same pid). */
+/** The built CLI as a child (startChildServer); with `nofile`, under `ulimit -n nofile`. Stopped with SIGKILL. */
 async function spawnServer(args: string[], nofile?: number): Promise<Child> {
-  const port = await freePort();
-  const argv = [CLI, '--port', String(port), '--log-level', 'warn', ...(args.includes('--dir') ? [] : ['--dir', TEST_DIR]), ...args];
-  const proc = nofile
-    ? spawn('bash', ['-c', `ulimit -n ${nofile} && exec "$0" "$@"`, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (out += d));
-  try {
-    await waitForPort(port, '127.0.0.1', 15_000);
-  } catch {
-    proc.kill('SIGKILL');
-    throw new Error(`server did not start: ${out}`);
-  }
+  const c = await startChildServer(args, {}, { nofile, logLevel: 'warn' });
   return {
-    port,
-    proc,
-    output: () => out,
-    rssMb: () => rssMbOf(proc.pid!),
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
-        proc.once('exit', () => resolve());
-        proc.kill('SIGKILL');
-      }),
+    port: c.port,
+    proc: c.proc,
+    output: c.output,
+    rssMb: () => rssMbOf(c.proc.pid!),
+    stop: async () => {
+      await c.stop('SIGKILL');
+    },
   };
 }
 

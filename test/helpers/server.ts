@@ -44,15 +44,23 @@ export interface ChildServer {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Runs the built CLI (npm test builds first) as a child process. */
-export async function startChildServer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ChildServer> {
+/**
+ * Runs the built CLI (npm test builds first) as a child process. With `nofile`, under
+ * `ulimit -n nofile` (bash execs node: the same pid).
+ */
+export async function startChildServer(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  opts: { nofile?: number; logLevel?: string } = {},
+): Promise<ChildServer> {
   const port = await freePort();
   let out = '';
   const dirArgs = args.includes('--dir') ? [] : ['--dir', TEST_DIR];
-  const proc = spawn(process.execPath, [CLI, '--port', String(port), '--log-level', 'info', ...dirArgs, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const argv = [CLI, '--port', String(port), '--log-level', opts.logLevel ?? 'info', ...dirArgs, ...args];
+  const spawnOpts = { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'] };
+  const proc = opts.nofile
+    ? spawn('bash', ['-c', `ulimit -n ${opts.nofile} && exec "$0" "$@"`, process.execPath, ...argv], spawnOpts)
+    : spawn(process.execPath, argv, spawnOpts);
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
   try {
