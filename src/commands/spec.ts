@@ -11,7 +11,7 @@
  * looks like an option can still be given (`LLM.RUN app -- --NX`).
  */
 import type { RespValue } from '../protocol/resp.js';
-import type { CommandContext } from './context.js';
+import type { CommandContext } from './plan.js';
 
 export type ArgType = 'key' | 'string' | 'integer' | 'double' | 'json' | 'pure-token' | 'blob';
 

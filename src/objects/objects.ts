@@ -18,8 +18,6 @@ import type { KV } from '../apps/kv.js';
 
 export type ObjectKind = 'llm' | 'app' | 'search' | 'chat' | 'store';
 
-/** The refusal of any command naming a key of the server's own storage (`__llm__:` prefix). */
-export const RESERVED_KEY_ERROR = "keys with the '__llm__:' prefix are reserved for redis-llm-server's own storage";
 
 /** What TYPE answers for each kind. */
 export const TYPE_NAMES: Record<ObjectKind, string> = {

@@ -4,18 +4,10 @@
  * AUTH left. This server parses ahead of execution (pipelining), so after a request that can
  * change the auth state, parsing stops until every request read so far is answered; the bytes
  * after it wait in the parser (and the socket is paused), then are parsed with the new state.
- * Used by both sessions (client-session.ts).
+ * Which requests hold parsing is the router's intake (commands/redis/connection.ts); the
+ * connection pauses the parser for them (connection.ts).
  */
 import type { RequestParser } from '../protocol/request-parser.js';
-
-/**
- * Does parsing wait for this request's reply? AUTH and HELLO (... AUTH) from a client that owes
- * an AUTH; RESET when the backend requires one (RESET leaves the client unauthenticated).
- * `name` is the lower-cased command name.
- */
-export function holdsParsing(name: string, authenticated: boolean, authRequired: boolean): boolean {
-  return name === 'auth' || name === 'hello' ? !authenticated : name === 'reset' && authRequired;
-}
 
 export class ParsingHold {
   /** The socket was paused by this hold (and is resumed by it). */
@@ -32,11 +24,6 @@ export class ParsingHold {
     private readonly answered: () => boolean,
     private readonly flush: () => void,
   ) {}
-
-  /** Called from onCommand. */
-  holdAfter(name: string, authenticated: boolean, authRequired: boolean): void {
-    if (holdsParsing(name, authenticated, authRequired)) this.parser.pause();
-  }
 
   /**
    * Called after anything that may answer a request. While parsing is held: parses on once every

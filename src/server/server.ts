@@ -10,11 +10,11 @@ import { MemoryKV, RedisKV, type KV } from '../apps/kv.js';
 import type { Config } from '../config/config.js';
 import { Backend, parseRedisUrl, redactUrl } from '../proxy/backend.js';
 import { ManagedRedis, findRedisServer } from '../proxy/managed-redis.js';
-import { Router } from '../commands/dispatcher.js';
+import { Router } from '../commands/router.js';
 import type { BackendMode, Services } from '../commands/services.js';
-import { Session } from './session.js';
-import { ClusterSession } from './cluster-session.js';
-import type { ClientSession } from './client-session.js';
+import { SingleLink } from '../proxy/single-link.js';
+import { ClusterLink } from '../proxy/cluster-link.js';
+import { ClientConnection } from './connection.js';
 import type { Redis } from 'ioredis';
 import { ObjectManager } from '../objects/manager.js';
 import { Follower } from '../objects/follower.js';
@@ -34,7 +34,7 @@ export class LlmServer implements Services {
   backend: Backend | null = null;
   managed: ManagedRedis | null = null;
   private servers: net.Server[] = [];
-  readonly sessions = new Set<ClientSession>();
+  readonly sessions = new Set<ClientConnection>();
   private router!: Router;
   private stopping: Promise<void> | null = null;
   private totalConnections = 0;
@@ -265,10 +265,11 @@ export class LlmServer implements Services {
       return;
     }
     const authRequired = this.mode === 'standalone' ? !!this.config.requirepass : !!this.backend?.authRequired;
-    const Kind = this.backend?.isCluster ? ClusterSession : Session;
-    const session = new Kind(sock, {
+    const backend = this.backend;
+    const session = new ClientConnection(sock, {
       router: this.router,
-      backend: this.backend,
+      backend,
+      makeLink: (owner) => (!backend ? null : backend.isCluster ? new ClusterLink(owner, backend) : new SingleLink(owner, backend)),
       limits: {
         maxBulkLen: this.config.protoMaxBulkLen,
         maxMultibulkLen: this.config.protoMaxMultibulkLen,

@@ -7,7 +7,7 @@ import { newObjectId } from '../../storage/index.js';
 import { PARAM_LIMITS, parseCsvVector, parseFp32Vector } from '../../vector/index.js';
 import { ModelObject, StoreObject, AppObject, type LlmObject, type ObjectKind } from '../../objects/objects.js';
 import type { ObjectManager } from '../../objects/manager.js';
-import type { CommandContext } from '../context.js';
+import type { CommandContext } from '../plan.js';
 import type { ParsedArgs } from '../spec.js';
 
 export function objectsOf(ctx: CommandContext): ObjectManager {

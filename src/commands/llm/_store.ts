@@ -5,9 +5,9 @@
  * exists but holds no vector store); nothing → undefined (each command's own "missing" reply).
  */
 import { CommandError, wrongTypeError } from '../../errors.js';
-import { isInternalKey } from '../../storage/index.js';
-import { RESERVED_KEY_ERROR, type StoreObject } from '../../objects/objects.js';
-import type { CommandContext } from '../context.js';
+import { isInternalKey, RESERVED_KEY_ERROR } from '../../storage/index.js';
+import type { StoreObject } from '../../objects/objects.js';
+import type { CommandContext } from '../plan.js';
 import { storeOf } from './_objects.js';
 
 export async function storeForCommand(ctx: CommandContext, key: Buffer): Promise<StoreObject | undefined> {

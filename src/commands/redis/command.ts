@@ -4,34 +4,13 @@
  */
 import { encode, splitArrayFrame, decodeFrame, RawReply, type RespValue } from '../../protocol/resp.js';
 import { commandDocs, commandInfo } from '../docs.js';
-import { errorPlan, type Plan } from '../dispatcher.js';
+import { globToRegExp } from '../../util/glob.js';
+import { errorPlan, type Intercept, type Plan } from '../plan.js';
 import { LLM_COMMANDS, commandTable } from '../table.js';
 import { appendToArray } from './module.js';
-import type { Intercept } from './index.js';
 
 const isOurs = (name: string) => commandTable.has(name.toLowerCase());
 
-function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i];
-    if (c === '*') re += '.*';
-    else if (c === '?') re += '.';
-    else if (c === '[') {
-      const end = glob.indexOf(']', i + 1);
-      if (end < 0) re += '\\[';
-      else {
-        let cls = glob.slice(i + 1, end);
-        if (cls.startsWith('^')) cls = '^' + cls.slice(1).replace(/\\/g, '\\\\');
-        re += `[${cls.replace(/^\^/, '^')}]`;
-        i = end;
-      }
-    } else if (c === '\\' && i + 1 < glob.length) re += '\\' + glob[++i];
-    else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`, 'is');
-}
-export { globToRegExp };
 
 function allInfos(): Buffer[] {
   return LLM_COMMANDS.map((c) => encode(commandInfo(c)));

@@ -4,7 +4,7 @@
  */
 import { decodeFrame } from '../../protocol/resp.js';
 import type { Services } from '../services.js';
-import type { Intercept } from './index.js';
+import type { Intercept } from '../plan.js';
 
 export function llmSection(services: Services): string {
   return ['# LLM', ...services.llmInfo()].join('\r\n') + '\r\n';

@@ -1,20 +1,21 @@
 /**
- * LLM objects are keys: TYPE, EXISTS, DEL, UNLINK, RENAME, RENAMENX, KEYS, SCAN, FLUSHDB and
- * FLUSHALL see them next to the backing Redis's keys; the server's own storage keys
- * (`__llm__:` prefix) never show up and cannot be touched by clients.
+ * The keyspace family. LLM objects are keys: TYPE, EXISTS, DEL, UNLINK, RENAME, RENAMENX, KEYS,
+ * SCAN, RANDOMKEY, FLUSHDB and FLUSHALL see them next to the backing Redis's keys; the server's
+ * own storage keys (`__llm__:` prefix) never show up and cannot be touched by clients; any other
+ * command naming an LLM object's key gets WRONGTYPE (touchesSpecialKey / specialKeyPlan).
+ *
+ * On a cluster, KEYS, SCAN (a composite cursor: node cursor * 1024 + node index), DBSIZE,
+ * RANDOMKEY, FLUSHDB and FLUSHALL go to every master (fanout); SWAPDB does not exist there.
  */
 import { CommandError, wrongTypeError } from '../../errors.js';
 import { ErrorReply, SimpleString, OK, type Decoded, type RespValue } from '../../protocol/resp.js';
-import { isInternalKey } from '../../storage/index.js';
-import { RESERVED_KEY_ERROR, TYPE_NAMES } from '../../objects/objects.js';
+import { isInternalKey, RESERVED_KEY_ERROR } from '../../storage/index.js';
+import { TYPE_NAMES } from '../../objects/objects.js';
 import type { ObjectManager } from '../../objects/manager.js';
-import type { CommandContext } from '../context.js';
-import { errorPlan, type Plan, type SessionView } from '../dispatcher.js';
+import { globToRegExp } from '../../util/glob.js';
+import { errorPlan, FORWARD, READONLY_TEXT, type CommandContext, type Intercept, type Plan, type SessionView } from '../plan.js';
 import type { Services } from '../services.js';
-import { globToRegExp } from './command.js';
-import type { Intercept } from './index.js';
-
-export { RESERVED_KEY_ERROR };
+import { refusedInMultiPlan } from './transactions.js';
 
 const name = (b: Buffer) => b.toString('utf8');
 
@@ -29,8 +30,57 @@ function toReply(d: Decoded): RespValue {
  */
 async function backend(ctx: CommandContext, args: Array<Buffer | string>, empty: RespValue): Promise<RespValue> {
   if (ctx.services.mode === 'standalone') return empty;
+  if (ctx.client.cluster) {
+    const cmd = args[0]!.toString().toLowerCase();
+    if (FANOUT.has(cmd)) return toReply(await fanout(ctx, cmd, args));
+  }
   return toReply(await ctx.client.backendCall(args));
 }
+
+/** On a cluster, the commands that see the whole keyspace ask every master. */
+const FANOUT = new Set(['keys', 'scan', 'dbsize', 'randomkey', 'flushdb', 'flushall']);
+
+async function fanout(ctx: CommandContext, cmd: string, args: Array<Buffer | string>): Promise<Decoded> {
+  if (cmd === 'scan') return clusterScan(ctx, args);
+  const replies = await Promise.all(Array.from({ length: ctx.client.masterCount() }, (_, i) => ctx.client.backendCallMaster(i, args)));
+  const err = replies.find((r) => r instanceof ErrorReply);
+  if (err) return err;
+  if (cmd === 'randomkey') {
+    const found = replies.filter((r) => r !== null);
+    return found.length > 0 ? found[Math.floor(Math.random() * found.length)]! : null;
+  }
+  if (cmd === 'keys') return replies.flat() as Decoded;
+  if (cmd === 'dbsize') return replies.reduce<number>((a, r) => a + Number(r), 0);
+  return replies[0]!; // FLUSHDB / FLUSHALL: +OK
+}
+
+/** SCAN over the masters in turn: cursor = node cursor * 1024 + node index. */
+async function clusterScan(ctx: CommandContext, args: Array<Buffer | string>): Promise<Decoded> {
+  const masters = ctx.client.masterCount();
+  let composite: bigint;
+  try {
+    composite = BigInt(args[1]!.toString());
+    if (composite < 0n) throw new Error();
+  } catch {
+    return new ErrorReply('invalid cursor');
+  }
+  const idx = Number(composite % 1024n);
+  if (idx >= masters) return [Buffer.from('0'), []];
+  const nodeCursor = composite / 1024n;
+  const r = await ctx.client.backendCallMaster(idx, [args[0]!, nodeCursor.toString(), ...args.slice(2)]);
+  if (!Array.isArray(r)) return r;
+  const next = BigInt((r[0] as Buffer).toString('latin1'));
+  let out: bigint;
+  if (next !== 0n) out = next * 1024n + BigInt(idx);
+  else out = idx + 1 < masters ? BigInt(idx + 1) : 0n;
+  return [Buffer.from(out.toString()), r[1]!];
+}
+
+/** DBSIZE: on a cluster (outside MULTI), the sum over the masters. */
+const dbsize: Intercept = (args, view) => {
+  if (!view.cluster || view.inMulti || !view.authenticated || view.pubsubMode) return null;
+  return { kind: 'local', run: (ctx) => backend(ctx, args, 0) };
+};
 
 function local(run: (ctx: CommandContext, objects: ObjectManager) => Promise<RespValue> | RespValue): Plan {
   return {
@@ -154,7 +204,7 @@ const flush = (all: boolean): Intercept => (args, _view, services) =>
   local(async (ctx, objects) => {
     const db = ctx.client.db;
     if (ctx.services.readOnly && [...objects.all()].some((o) => all || o.db === db)) {
-      throw new CommandError('this instance is read-only (--read-only): change LLM objects on another instance', 'READONLY');
+      throw new CommandError(READONLY_TEXT, 'READONLY');
     }
     const r = await backend(ctx, args, OK);
     await objects.removeAll(all ? undefined : db);
@@ -182,7 +232,7 @@ const randomkey: Intercept = (args) => {
     // Mostly storage keys in this db: the first ordinary key a SCAN finds.
     let cursor: RespValue = '0';
     do {
-      const r = toReply(await ctx.client.backendCall(['SCAN', cursor as string, 'COUNT', '1000'])) as RespValue[];
+      const r = (await backend(ctx, ['SCAN', cursor as string, 'COUNT', '1000'], ['0', []])) as RespValue[];
       const found = filterInternal(r[1] as Decoded);
       if (found.length > 0) return found[Math.floor(Math.random() * found.length)]!;
       cursor = (r[0] as Buffer).toString('latin1');
@@ -205,17 +255,6 @@ const swapdb: Intercept = (args, _view, services) => {
     return toReply(await ctx.client.backendCall(args));
   });
 };
-
-/**
- * Inside MULTI nothing may run here at queue time (the reply must be QUEUED and the effect happen
- * at EXEC). A command that does not involve LLM objects or the storage keys is queued by the
- * backing Redis as usual; one that does is refused in a way that also makes the backing Redis
- * abort the transaction (EXECABORT), as Redis does for any command refused while queueing.
- */
-export function refusedInMultiPlan(cmd: string, why: string): Plan {
-  const msg = `-ERR ${cmd.toUpperCase()} cannot run inside MULTI ${why}; run it before MULTI or after EXEC\r\n`;
-  return { kind: 'forward', args: [Buffer.from('__llm_server_refused_in_multi__')], hooks: { transform: () => Buffer.from(msg) } };
-}
 
 const MULTI_WHY = "here: LLM objects and redis-llm-server's storage are not transactional";
 
@@ -242,12 +281,13 @@ function involvesOurs(cmd: string, args: Buffer[], db: number, services: Service
 function multiAware(cmd: string, intercept: Intercept): Intercept {
   return (args, view, services, opts) => {
     if (!view.inMulti) return intercept(args, view, services, opts);
-    return involvesOurs(cmd, args, view.db, services) ? refusedInMultiPlan(cmd, MULTI_WHY) : { kind: 'forward' };
+    return involvesOurs(cmd, args, view.db, services) ? refusedInMultiPlan(cmd, MULTI_WHY) : FORWARD;
   };
 }
 
 export const KEYSPACE_INTERCEPTS: Array<[string, Intercept]> = (
   [
+    ['dbsize', dbsize],
     ['randomkey', randomkey],
     ['swapdb', swapdb],
     ['type', type],
@@ -262,11 +302,6 @@ export const KEYSPACE_INTERCEPTS: Array<[string, Intercept]> = (
     ['flushall', flush(true)],
   ] as Array<[string, Intercept]>
 ).map(([cmd, f]) => [cmd, multiAware(cmd, f)]);
-
-/** Commands that always take the local stage in proxy mode (storage keys must be hidden or kept). */
-export const ALWAYS_LOCAL = new Set(['keys', 'scan', 'flushdb', 'flushall', 'randomkey', 'swapdb']);
-/** Commands that take the local stage when the client's db has LLM objects. */
-export const LOCAL_WHEN_OBJECTS = new Set(['type', 'exists', 'del', 'unlink', 'rename', 'renamenx']);
 
 /**
  * Commands with keys outside the legacy (first, last, step) range: after a numkeys argument or a

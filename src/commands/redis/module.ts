@@ -1,9 +1,11 @@
 /** MODULE LIST shows this server's LLM commands as module `LLM` version 1, after the backend's own modules. */
 import { encode, splitArrayFrame, type RespValue } from '../../protocol/resp.js';
 import { MODULE_NAME, MODULE_VERSION } from '../table.js';
-import type { Intercept } from './index.js';
+import type { Intercept } from '../plan.js';
 
-const entry = (): RespValue => ['name', MODULE_NAME, 'ver', MODULE_VERSION, 'path', 'redis-llm-server', 'args', []];
+/** This server's LLM commands as a module entry (MODULE LIST, HELLO's `modules`). */
+export const moduleEntry = (): RespValue => ['name', MODULE_NAME, 'ver', MODULE_VERSION, 'path', 'redis-llm-server', 'args', []];
+const entry = moduleEntry;
 
 export const moduleCmd: Intercept = (args, _view, services) => {
   if (args.length !== 2 || args[1].toString('latin1').toLowerCase() !== 'list') return null;

@@ -1,74 +1,78 @@
 /**
- * What every client connection does, whatever the backing store: the part of Session
- * (session.ts, one backing Redis) and ClusterSession (cluster-session.ts, a Redis Cluster) that
- * is the same. A subclass says how requests reach the backend and how replies come back.
+ * One client connection: transport only. What a request means is the router's business
+ * (src/commands/router.ts); how it reaches the backing store is the link's (src/proxy/link.ts).
  *
- * Requests: socket → RequestParser → onCommand (QUIT, HTTP, the pre-AUTH parsing hold) → while a
- * local command runs or waits, the inbox (the socket is paused when it grows) → dispatch
- * (subclass). Execution follows request order, as in Redis: a local command (router.plan) starts
- * only when every earlier request has been answered, and later requests wait for it.
+ * Requests: socket → RequestParser → onCommand (the router's intake: QUIT, an HTTP request, the
+ * pre-AUTH parsing hold) → while a local command runs or waits, the inbox (the socket is paused
+ * when it grows) → dispatch → router.route → forwarded on the link, or planned here once every
+ * earlier request is answered (router.plan) and run. Execution follows request order, as in
+ * Redis: later requests wait for a local command.
  *
  * Replies: everything for the client is queued in clientWrites and written in one write per turn
  * (flushClientWrites), under the client output buffer limit.
  */
 import type net from 'node:net';
-import { randomBytes } from 'node:crypto';
+import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
 import { RequestParser, encodeRequest, type ParserLimits } from '../protocol/request-parser.js';
 import { commandName } from '../protocol/command-name.js';
-import { encode, SimpleString, type Decoded, type RespValue } from '../protocol/resp.js';
-import { runLocal, type ForwardHooks, type Plan, type Router, type SessionView, type StateChange } from '../commands/dispatcher.js';
-import type { CommandContext } from '../commands/context.js';
+import { encode, ErrorReply, type Decoded, type RespValue } from '../protocol/resp.js';
+import { coalesce } from '../util/coalesce.js';
+import { runLocal, type CommandContext, type ForwardHooks, type Plan, type SessionView, type StateChange, type TxLog } from '../commands/plan.js';
+import type { Router } from '../commands/router.js';
 import type { Backend } from '../proxy/backend.js';
+import type { BackendLink, LinkOwner } from '../proxy/link.js';
 import { ParsingHold } from './parsing-hold.js';
 
-export interface SessionOptions {
+export interface ConnectionOptions {
   router: Router;
   backend: Backend | null;
+  /** The link to the backing store for this connection (null: standalone, no backing Redis). */
+  makeLink(owner: LinkOwner): BackendLink | null;
   limits: ParserLimits;
   /** Authenticated from the start (no requirepass / backend without AUTH). */
   authenticated: boolean;
   /** Disconnect when the client's unread output exceeds this many bytes (0 = no limit). */
   outputBufferLimit: number;
-  onClose(session: ClientSession): void;
+  onClose(connection: ClientConnection): void;
 }
 
-export const SUBSCRIBE_KINDS = new Set(['subscribe', 'psubscribe', 'unsubscribe', 'punsubscribe']);
-export const SHARD_KINDS = new Set(['ssubscribe', 'sunsubscribe']);
-export const PUSH_KINDS = new Set(['message', 'pmessage', 'smessage']);
+let nextId = 1;
 
-export abstract class ClientSession implements SessionView {
+export class ClientConnection implements SessionView, LinkOwner {
+  readonly id = nextId++;
   db = 0;
   inMulti = false;
+  tx: TxLog | null = null;
   private _authenticated = false;
-  /** Sent as PING's argument after (P|S)(UN)SUBSCRIBE: its reply ends that request's replies. */
-  protected readonly sentinel = `__rls_sentinel_${randomBytes(6).toString('hex')}`;
 
-  protected readonly parser: RequestParser;
-  protected readonly ctx: CommandContext;
+  private readonly link: BackendLink | null;
+  private readonly parser: RequestParser;
+  private readonly ctx: CommandContext;
   /** Parsing waits after AUTH until it is answered (Redis's pre-AUTH limits, parsing-hold.ts). */
-  protected readonly hold: ParsingHold;
+  private readonly hold: ParsingHold;
   /** A local command is running or waiting for earlier replies. */
-  protected blocked: { name: string; args: Buffer[]; running: boolean } | null = null;
+  private blocked: { name: string; args: Buffer[]; running: boolean } | null = null;
   /** Replies of the pipelined local commands running (runPipeline), in request order. */
   private pipeline: Array<Promise<RespValue>> | null = null;
   /** Requests read while `blocked`. */
-  protected inbox: Array<{ args: Buffer[]; raw: Buffer }> = [];
-  protected clientWrites: Buffer[] = [];
+  private inbox: Array<{ args: Buffer[]; raw: Buffer }> = [];
+  private clientWrites: Buffer[] = [];
   /** The socket is paused because the inbox is long. */
-  protected readPaused = false;
+  private readPaused = false;
   private flushScheduled = false;
-  protected closing = false;
-  protected closed = false;
+  private closing = false;
+  private closed = false;
   /** Graceful shutdown: nothing more is read from the client (stopReading). */
   private readingStopped = false;
   /** QUIT was read: nothing after it is. */
   private quitSeen = false;
   /** A protocol error: written last, once every earlier request is answered (maybeFinish). */
-  protected finish: Buffer | null = null;
+  private finish: Buffer | null = null;
 
-  constructor(readonly id: number, readonly socket: net.Socket, protected readonly opts: SessionOptions) {
+  constructor(readonly socket: net.Socket, private readonly opts: ConnectionOptions) {
     this.ctx = { client: this, services: opts.router.services };
+    this.link = opts.makeLink(this);
     this.parser = new RequestParser(
       {
         onCommand: (args, raw) => this.onCommand(args, raw),
@@ -78,7 +82,7 @@ export abstract class ClientSession implements SessionView {
       opts.limits,
     );
     const flush = () => {
-      this.flushBackendWrites();
+      this.link?.flush();
       this.flushClientWrites();
     };
     this.hold = new ParsingHold(this.parser, { pause: () => socket.pause(), resume: () => this.resumeReading() }, () => this.idle && !this.closing, flush);
@@ -87,41 +91,26 @@ export abstract class ClientSession implements SessionView {
     socket.on('data', (chunk: Buffer) => {
       this.parser.feed(chunk);
       this.hold.release();
-      this.flushBackendWrites();
+      this.link?.flush();
       this.flushClientWrites();
     });
     socket.on('error', () => this.close());
     socket.on('close', () => this.close());
-    socket.on('drain', () => this.resumeBackendReads());
+    socket.on('drain', () => this.link?.resumeReads());
   }
-
-  // ---- what a subclass provides ------------------------------------------------------------
-
-  abstract get pubsubMode(): boolean;
-  abstract applyState(s: StateChange): void;
-  abstract backendCall(args: Array<string | Buffer>): Promise<Decoded>;
-  /** A request, in order, when no local command is running or waiting. */
-  protected abstract dispatch(args: Buffer[], raw: Buffer): void;
-  /** Sends a request to the backend (its reply is written in request order). */
-  protected abstract forward(name: string, args: Buffer[], raw: Buffer, hooks: ForwardHooks | undefined): void;
-  /** A protocol error from the parser (not called after QUIT). */
-  protected abstract onProtocolError(message: string): void;
-  /** Some request sent to the backend is not answered yet. */
-  protected abstract repliesPending(): boolean;
-  /** Sends what the requests queued for the backend; pauses the client socket on backpressure. */
-  protected abstract flushBackendWrites(): void;
-  /** Backpressure from the client: stop / go on reading replies from the backend. */
-  protected abstract pauseBackendReads(): void;
-  protected abstract resumeBackendReads(): void;
-  /** The client connection ends (after its last reply): end the backend links gracefully. */
-  protected abstract endBackend(): void;
-  /** The client is gone: destroy the backend links and fail internal calls still waiting. */
-  protected abstract destroyBackend(): void;
 
   // ---- SessionView -------------------------------------------------------------------------
 
   get backendUp(): boolean {
     return !!this.opts.backend?.up;
+  }
+
+  get cluster(): boolean {
+    return !!this.opts.backend?.isCluster;
+  }
+
+  get pubsubMode(): boolean {
+    return this.link?.pubsubMode ?? false;
   }
 
   get authenticated(): boolean {
@@ -134,26 +123,88 @@ export abstract class ClientSession implements SessionView {
     this.parser.authRequired = !v;
   }
 
-  setAuthenticated(v: boolean): void {
-    this.authenticated = v;
+  applyState(s: StateChange): void {
+    if (s.db !== undefined) this.db = s.db;
+    if (s.authenticated !== undefined) this.authenticated = s.authenticated;
+    if (s.inMulti !== undefined) this.inMulti = s.inMulti;
+    if (s.reset) {
+      this.db = 0;
+      this.inMulti = false;
+      this.tx = null;
+      this.authenticated = !this.opts.backend?.authRequired;
+      this.link?.reset();
+    }
+  }
+
+  backendCall(args: Array<string | Buffer>): Promise<Decoded> {
+    if (!this.link) return Promise.reject(new CommandError(this.unavailableText()));
+    return this.link.call(args);
+  }
+
+  masterCount(): number {
+    return this.link?.masterCount() ?? 0;
+  }
+
+  backendCallMaster(index: number, args: Array<string | Buffer>): Promise<Decoded> {
+    if (!this.link) return Promise.reject(new CommandError(this.unavailableText()));
+    return this.link.callMaster(index, args);
+  }
+
+  // ---- LinkOwner ---------------------------------------------------------------------------
+
+  lostAuth(): void {
+    this.authenticated = false;
+  }
+
+  write(frame: Buffer): void {
+    this.clientWrites.push(frame);
+  }
+
+  flushClient(): void {
+    this.flushClientWrites();
+  }
+
+  repliesArrived(): void {
+    this.tryRunBlocked();
+    this.maybeFinish();
+    this.hold.release();
+  }
+
+  pauseClient(): void {
+    if (!this.readPaused) this.socket.pause();
+  }
+
+  resumeClient(): void {
+    this.resumeReading();
+  }
+
+  endClient(): void {
+    if (this.closed) return;
+    this.closing = true;
+    this.socket.end();
+  }
+
+  destroyClient(): void {
+    this.socket.destroy();
+  }
+
+  unavailableText(): string {
+    return this.opts.backend ? 'backing Redis unavailable: connection refused or down; retrying in the background' : 'no backing Redis: start with --redis <url> or install redis-server';
   }
 
   // ---- requests ----------------------------------------------------------------------------
 
   private onCommand(args: Buffer[], raw: Buffer): void {
     if (this.closing || this.quitSeen || this.finish) return;
-    const a0 = args[0];
-    if (a0.length === 4 || a0.length === 5) {
-      // Only QUIT, POST, HOST:, AUTH, HELLO and RESET matter here: a cheap test of the first letter first.
-      const c = a0[0] | 0x20;
-      if (c === 0x71 /* q */ || c === 0x70 /* p */ || c === 0x68 /* h */ || c === 0x61 /* a */ || c === 0x72 /* r */) {
-        const n = commandName(a0);
-        // As Redis: nothing after QUIT is read; an HTTP request (cross-protocol scripting) closes
-        // the connection at once and silently, unanswered replies included.
-        if (n === 'quit') this.quitSeen = true;
-        else if ((n === 'post' || n === 'host:') && this.refuseHttp()) return;
-        else this.hold.holdAfter(n, this.authenticated, !!this.opts.backend?.authRequired);
-      }
+    const intake = this.opts.router.intake(args[0]!, this.authenticated, !!this.opts.backend?.authRequired);
+    if (intake !== null) {
+      // As Redis: nothing after QUIT is read; an HTTP request (cross-protocol scripting) closes
+      // the connection at once and silently, unanswered replies included.
+      if (intake === 'quit') this.quitSeen = true;
+      else if (intake === 'http') {
+        this.refuseHttp();
+        return;
+      } else this.parser.pause(); // 'hold': parsing waits until every request read is answered
     }
     if (this.blocked) {
       this.inbox.push({ args, raw });
@@ -168,36 +219,57 @@ export abstract class ClientSession implements SessionView {
   }
 
   /** An HTTP request line (POST, Host:): closes the connection at once, as Redis does. */
-  private refuseHttp(): boolean {
+  private refuseHttp(): void {
     logger.warn({ client: this.id }, 'possible cross-protocol attack (HTTP request on the Redis port); connection closed');
     this.clientWrites = [];
     this.close();
-    return true;
   }
 
-  /** Holds a local command (router.plan) until every earlier request is answered. */
-  protected runLocalStage(name: string, args: Buffer[]): void {
-    this.blocked = { name, args, running: false };
-    this.tryRunBlocked();
+  /** A request, in order, when no local command is running or waiting. */
+  private dispatch(args: Buffer[], raw: Buffer): void {
+    const link = this.link;
+    if (link?.rawPipe) {
+      // After MONITOR the connection is a raw pipe (replies and monitor lines interleave).
+      link.sendRaw(raw);
+      return;
+    }
+    const name = commandName(args[0]!);
+    const route = this.opts.router.route(name, args, this);
+    if (route.kind === 'ordered') {
+      this.blocked = { name, args, running: false };
+      this.tryRunBlocked();
+      return;
+    }
+    this.forward(route.args ?? args, route.args ? encodeRequest(route.args) : raw, route.hooks);
+  }
+
+  private forward(args: Buffer[], raw: Buffer, hooks: ForwardHooks | undefined): void {
+    if (!this.link) this.write(encode(new ErrorReply(this.unavailableText())));
+    else this.link.forward(args, raw, hooks);
+  }
+
+  private repliesPending(): boolean {
+    return !!this.link?.pending();
   }
 
   /** Runs the blocked local command once every earlier request has been answered. */
-  protected tryRunBlocked(): void {
+  private tryRunBlocked(): void {
     const b = this.blocked;
     if (!b || b.running || this.repliesPending() || this.closed) return;
     b.running = true;
-    const started = this.opts.router.startPipelined(b.name, b.args, this, this.ctx);
+    const router = this.opts.router;
+    const started = router.startPipelined(b.name, b.args, this, this.ctx);
     if (started) {
       void this.runPipeline(started);
       return;
     }
-    const plan = this.opts.router.plan(b.name, b.args, this);
+    const plan = router.plan(b.name, b.args, this);
     if (plan.kind === 'forward') {
       this.blocked = null;
       const args = plan.args ?? b.args;
-      this.forward(b.name, args, encodeRequest(args), plan.hooks ?? this.opts.router.hooksFor(b.name, b.args, this));
+      this.forward(args, encodeRequest(args), plan.hooks);
       this.drainInbox();
-      this.flushBackendWrites();
+      this.link?.flush();
       this.flushClientWrites();
       return;
     }
@@ -253,7 +325,7 @@ export abstract class ClientSession implements SessionView {
   /** The local command is answered: go on with the requests that waited for it. */
   private afterLocal(): void {
     this.drainInbox();
-    this.flushBackendWrites();
+    this.link?.flush();
     // More local commands of this pipeline are running: their replies join this one in a single
     // write at the end of this turn of the event loop, instead of one write per reply.
     if (this.blocked) this.flushSoon();
@@ -283,14 +355,16 @@ export abstract class ClientSession implements SessionView {
     }
   }
 
-  /** Ends the connection once every earlier request is answered, writing `last` first. */
-  protected finishAfterReplies(last: Buffer): void {
-    this.finish = last;
-    this.flushBackendWrites();
+  private onProtocolError(message: string): void {
+    logger.debug({ client: this.id, message }, 'protocol error; closing the connection');
+    // As Redis: earlier requests are answered, then the error (its bytes as received: latin1),
+    // then only this connection is closed.
+    this.finish = protocolErrorReply(message);
+    this.link?.flush();
     this.maybeFinish();
   }
 
-  protected maybeFinish(): void {
+  private maybeFinish(): void {
     const last = this.finish;
     if (!last || this.closing || !this.idle) return;
     this.clientWrites.push(last);
@@ -302,20 +376,16 @@ export abstract class ClientSession implements SessionView {
   private endConnection(): void {
     this.closing = true;
     this.socket.end();
-    this.endBackend();
-  }
-
-  protected unavailableText(): string {
-    return this.opts.backend ? 'backing Redis unavailable: connection refused or down; retrying in the background' : 'no backing Redis: start with --redis <url> or install redis-server';
+    this.link?.end();
   }
 
   // ---- replies -----------------------------------------------------------------------------
 
-  protected flushClientWrites(): void {
+  private flushClientWrites(): void {
     const w = this.clientWrites;
     if (w.length === 0 || this.closed) return;
     this.clientWrites = [];
-    const ok = this.socket.write(w.length === 1 ? w[0] : coalesce(w));
+    const ok = this.socket.write(w.length === 1 ? w[0]! : coalesce(w));
     if (!ok) {
       const limit = this.opts.outputBufferLimit;
       if (limit > 0) {
@@ -328,23 +398,13 @@ export abstract class ClientSession implements SessionView {
         return;
       }
       // No limit (0): backpressure instead; the backing Redis holds what the client has not read.
-      this.pauseBackendReads();
+      this.link?.pauseReads();
     }
   }
 
   private overLimit(): void {
     logger.warn({ client: this.id, bytes: this.socket.writableLength }, 'client output buffer limit reached; closing the connection');
     this.close(); // the client and its backend links at once: nothing more is read for it
-  }
-
-  /** Is this decoded reply the one to the sentinel PING (RESP2 or subscribed form)? */
-  protected isSentinel(v: Decoded): boolean {
-    const s = this.sentinel;
-    if (Buffer.isBuffer(v)) return v.length === s.length && v.toString('latin1') === s;
-    if (Array.isArray(v) && v.length === 2 && Buffer.isBuffer(v[0]) && Buffer.isBuffer(v[1])) {
-      return v[0].toString('latin1') === 'pong' && v[1].toString('latin1') === s;
-    }
-    return v instanceof SimpleString && v.value === s;
   }
 
   // ---- teardown ----------------------------------------------------------------------------
@@ -356,7 +416,7 @@ export abstract class ClientSession implements SessionView {
   }
 
   /** Reads the client's socket again after a pause (backpressure, a long inbox, AUTH), unless stopped. */
-  protected resumeReading(): void {
+  private resumeReading(): void {
     if (!this.readingStopped) this.socket.resume();
   }
 
@@ -369,7 +429,7 @@ export abstract class ClientSession implements SessionView {
     if (this.closed) return;
     this.closed = true;
     this.closing = true;
-    this.destroyBackend();
+    this.link?.destroy();
     this.socket.destroy();
     this.opts.onClose(this);
   }
@@ -381,29 +441,4 @@ export abstract class ClientSession implements SessionView {
  */
 export function protocolErrorReply(message: string): Buffer {
   return Buffer.from(`-ERR ${message.replace(/[\r\n]+/g, ' ')}\r\n`, 'latin1');
-}
-
-/**
- * Joins buffers for one write. Neighbours that are adjacent views of one chunk (a pipeline of
- * forwarded requests, a run of replies) are merged without copying; only the rest is copied.
- */
-export function coalesce(parts: Buffer[]): Buffer {
-  if (parts.length === 1) return parts[0]!;
-  const merged: Buffer[] = [];
-  // The current run: `first` and every part adjacent after it, up to `end` (one Buffer per run).
-  let first = parts[0]!;
-  let end = first.byteOffset + first.length;
-  const close = () => merged.push(end === first.byteOffset + first.length ? first : Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset));
-  for (let i = 1; i < parts.length; i++) {
-    const p = parts[i]!;
-    if (p.buffer === first.buffer && p.byteOffset === end) {
-      end += p.length;
-    } else {
-      close();
-      first = p;
-      end = p.byteOffset + p.length;
-    }
-  }
-  close();
-  return merged.length === 1 ? merged[0]! : Buffer.concat(merged);
 }

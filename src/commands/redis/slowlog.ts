@@ -1,21 +1,41 @@
 /**
- * The backing Redis's introspection replies that would show the server's own traffic.
+ * SLOWLOG and COMMANDLOG (Valkey): the backing Redis's replies that would show the server's own
+ * traffic are filtered, on one Redis and (outside MULTI) on a cluster.
  *
  * The server's own connection writes the catalog (API keys included, for a literal `api_key`)
  * and the vector stores' logs. With `slowlog-log-slower-than 0` (or a slow disk), those writes
  * land in the backing Redis's SLOWLOG — and Valkey's COMMANDLOG — with their arguments, and a
  * client reading `SLOWLOG GET` through this server would see them. Those entries are dropped
- * from the proxied reply, as MONITOR lines are (see Session): an entry is the server's own when
+ * from the proxied reply, as MONITOR lines are (see src/proxy/single-link.ts): an entry is the server's own when
  * the connection that ran it carries the server's connection name, or when an argument names a
  * reserved `__llm__:` key (commands run by the server's Lua scripts are logged with no client
  * name; clients cannot name those keys through this server).
  */
-import { encodeRequest } from '../protocol/request-parser.js';
-import { decodeFrame, splitArrayFrame, type Decoded } from '../protocol/resp.js';
+import { decodeFrame, splitArrayFrame, type Decoded } from '../../protocol/resp.js';
+import { INTERNAL_PREFIX, OWN_CONNECTION_NAME } from '../../storage/index.js';
+import { FORWARD, type Intercept } from '../plan.js';
+import { refusedInMulti } from './transactions.js';
 
-/** The connection name of the server's own connections to the backing Redis. */
-export const OWN_CONNECTION_NAME = 'redis-llm-server';
-const RESERVED = Buffer.from('__llm__:');
+const RESERVED = Buffer.from(INTERNAL_PREFIX);
+
+/**
+ * SLOWLOG GET / COMMANDLOG GET: every entry is asked for, the server's own are dropped and the
+ * reply cut to the count asked for. Inside a single-node MULTI the reply is filtered in EXEC's
+ * reply (transactions.ts); inside MULTI on a cluster it is refused (the transaction aborts).
+ * Other subcommands are forwarded as they are.
+ */
+export const commandlog: Intercept = (args, view) => {
+  const name = args[0]!.toString('latin1').toLowerCase();
+  if (!isCommandLogGet(name, args)) {
+    if (view.tx !== null) view.tx.n++;
+    return FORWARD;
+  }
+  if (view.cluster && view.inMulti) return refusedInMulti(`ERR ${name.toUpperCase()} GET inside MULTI is not supported on a Redis Cluster backend`);
+  const asked = commandLogRequest(name, args);
+  const limit = asked?.limit ?? Infinity;
+  if (view.tx !== null) view.tx.logGets.set(view.tx.n++, limit);
+  return { kind: 'forward', args: asked?.args, hooks: { transform: (f) => filterCommandLog(f, limit) } };
+};
 
 /** SLOWLOG GET / COMMANDLOG GET: the replies that list logged commands with their arguments. */
 export function isCommandLogGet(name: string, args: Buffer[]): boolean {
@@ -28,7 +48,7 @@ export function isCommandLogGet(name: string, args: Buffer[]): boolean {
  * filtered reply is cut to `limit` (SLOWLOG's default count is 10). null: forward it as it is (a
  * count or arity the backing Redis refuses gets the backing Redis's error).
  */
-export function commandLogRequest(name: string, args: Buffer[]): { raw: Buffer; limit: number } | null {
+export function commandLogRequest(name: string, args: Buffer[]): { args: Buffer[]; limit: number } | null {
   const expected = name === 'slowlog' ? 3 : 4; // SLOWLOG GET [count]; COMMANDLOG GET count type
   if (args.length > expected || (name !== 'slowlog' && args.length !== expected)) return null;
   let limit = 10;
@@ -37,7 +57,7 @@ export function commandLogRequest(name: string, args: Buffer[]): { raw: Buffer; 
     if (!/^-?[0-9]{1,18}$/.test(text) || Number(text) < -1) return null;
     limit = Number(text) === -1 ? Infinity : Number(text);
   }
-  return { raw: encodeRequest([args[0]!, args[1]!, '-1', ...args.slice(3)]), limit };
+  return { args: [args[0]!, args[1]!, Buffer.from('-1'), ...args.slice(3)], limit };
 }
 
 function isOwnEntry(entry: Decoded): boolean {
