@@ -7,8 +7,8 @@ import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
 import type { ChatMessage } from '../llm/index.js';
 import type { AppObject, ModelObject } from '../objects/objects.js';
-import { ResponseCache } from './cache.js';
-import type { KV } from './kv.js';
+import { ResponseCache } from '../objects/cache.js';
+import type { KV } from '../storage/kv.js';
 import type { RunRequest, RunResult } from './run.js';
 
 export interface CompleteDeps {

@@ -13,7 +13,7 @@ import { logger } from '../log.js';
 import type { AppObject, ModelObject, StoreObject } from '../objects/objects.js';
 import type { ChatObject } from '../objects/chat.js';
 import type { LogEntry } from '../storage/types.js';
-import { compileTemplate, renderTemplate } from './template.js';
+import { compileTemplate, renderTemplate } from '../objects/template.js';
 import { compileFilter } from '../vector/filter.js';
 
 export interface AppDeps {

@@ -100,6 +100,22 @@ export function unknownCommandText(args: Buffer[]): string {
   return `unknown command '${args[0]!.toString('utf8', 0, 128)}', with args beginning with: ${shown}`;
 }
 
+/**
+ * Inside MULTI nothing may run here at queue time (the reply must be QUEUED and the effect happen
+ * at EXEC). A command that involves LLM objects or the storage keys is refused in a way that also
+ * makes the backing Redis abort the transaction (EXECABORT): an unknown command is sent in its
+ * place and its error replaced by ours.
+ */
+export function refusedInMultiPlan(cmd: string, why: string): Plan {
+  return refusedInMulti(`ERR ${cmd.toUpperCase()} cannot run inside MULTI ${why}; run it before MULTI or after EXEC`);
+}
+
+/** The same, with the whole error line given (`ERR ...`, `CROSSSLOT ...`). */
+export function refusedInMulti(error: string): Plan {
+  const msg = Buffer.from(`-${error}\r\n`);
+  return { kind: 'forward', args: [Buffer.from('__llm_server_refused_in_multi__')], hooks: { transform: () => msg } };
+}
+
 /** Runs a local plan and turns any failure into an error reply (never a crash). */
 export async function runLocal(plan: Extract<Plan, { kind: 'local' }>, ctx: CommandContext): Promise<RespValue> {
   try {

@@ -13,6 +13,7 @@
  * ones of its kind are in flight; `intake` is what the transport must know as soon as a request is
  * parsed (QUIT, an HTTP request line, the pre-AUTH parsing hold).
  */
+import type { RespValue } from '../protocol/resp.js';
 import { parseCommandArgs } from './args.js';
 import {
   errorPlan,
@@ -127,7 +128,7 @@ export class Router {
    * flight (CommandSpec.pipelined), resolving its reply; null when it must take the ordinary path
    * (plan), which then also gives any error. Only LLM commands past every check of planLlm.
    */
-  startPipelined(name: string, args: Buffer[], view: SessionView, ctx: CommandContext): Promise<import('../protocol/resp.js').RespValue> | null {
+  startPipelined(name: string, args: Buffer[], view: SessionView, ctx: CommandContext): Promise<RespValue> | null {
     const spec = commandTable.get(name);
     const services = this.opts.services;
     if (!spec?.pipelined || view.pubsubMode || !view.authenticated || view.inMulti || services.loading) return null;

@@ -3,7 +3,7 @@
  * depend on the server layer. The server (src/server) provides the implementation.
  */
 import type { ObjectManager } from '../objects/manager.js';
-import type { KV } from '../apps/kv.js';
+import type { KV } from '../storage/kv.js';
 
 export interface KeyRange {
   first: number;

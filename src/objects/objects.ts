@@ -7,14 +7,14 @@ import { CommandError } from '../errors.js';
 import { createProvider, parseRequestFields, parseStoredConfig, sealConfig, unsealedSecrets, type LlmConfig, type LlmProvider } from '../llm/index.js';
 import type { SecretBox } from '../util/secret.js';
 import { VectorIndex, paramsToJson, parseStoreParams, type VectorIndexParams } from '../vector/index.js';
-import { compileTemplate, type Template } from '../apps/template.js';
+import { compileTemplate, type Template } from './template.js';
 import type { ObjectRecord } from '../storage/types.js';
-import type { HistoryParams } from '../apps/chat.js';
+import type { HistoryParams } from './history.js';
 import type { Attrs } from '../vector/filter.js';
-import { Usage } from '../apps/usage.js';
-import { ResponseCache, type CacheConfig } from '../apps/cache.js';
-import { RateLimiter, type RateLimitConfig } from '../apps/ratelimit.js';
-import type { KV } from '../apps/kv.js';
+import { Usage } from './usage.js';
+import { ResponseCache, type CacheConfig } from './cache.js';
+import { RateLimiter, type RateLimitConfig } from './ratelimit.js';
+import type { KV } from '../storage/kv.js';
 
 export type ObjectKind = 'llm' | 'app' | 'search' | 'chat' | 'store';
 

@@ -6,7 +6,7 @@ import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { logger } from '../log.js';
 import { CommandError } from '../errors.js';
-import { MemoryKV, RedisKV, type KV } from '../apps/kv.js';
+import { MemoryKV, RedisKV, type KV } from '../storage/kv.js';
 import type { Config } from '../config/config.js';
 import { Backend, parseRedisUrl, redactUrl } from '../proxy/backend.js';
 import { ManagedRedis, findRedisServer } from '../proxy/managed-redis.js';

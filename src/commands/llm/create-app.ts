@@ -1,5 +1,5 @@
-import { parseCacheConfig } from '../../apps/cache.js';
-import { parseRateLimit } from '../../apps/ratelimit.js';
+import { parseCacheConfig } from '../../objects/cache.js';
+import { parseRateLimit } from '../../objects/ratelimit.js';
 import { AppObject } from '../../objects/objects.js';
 import { parseRequestFields } from '../../llm/index.js';
 import { createObject, optObject, optString } from './_objects.js';

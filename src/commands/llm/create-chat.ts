@@ -1,8 +1,8 @@
-import { parseCacheConfig } from '../../apps/cache.js';
-import { parseRateLimit } from '../../apps/ratelimit.js';
+import { parseCacheConfig } from '../../objects/cache.js';
+import { parseRateLimit } from '../../objects/ratelimit.js';
 import { DEFAULT_CHAT_PROMPT } from '../../objects/objects.js';
 import { ChatObject } from '../../objects/chat.js';
-import { parseHistoryParams } from '../../apps/chat.js';
+import { parseHistoryParams } from '../../objects/history.js';
 import { createObject, optString } from './_objects.js';
 import { defineCreateCommand, LLM_REF, PROMPT, VECTOR_STORE, CACHE, RATELIMIT } from './_common.js';
 

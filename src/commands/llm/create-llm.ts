@@ -1,4 +1,4 @@
-import { parseRateLimit } from '../../apps/ratelimit.js';
+import { parseRateLimit } from '../../objects/ratelimit.js';
 import { defineCreateCommand, RATELIMIT } from './_common.js';
 import { CommandError } from '../../errors.js';
 import { parseLlmConfig } from '../../llm/index.js';

@@ -1,5 +1,5 @@
-import { parseCacheConfig } from '../../apps/cache.js';
-import { parseRateLimit } from '../../apps/ratelimit.js';
+import { parseCacheConfig } from '../../objects/cache.js';
+import { parseRateLimit } from '../../objects/ratelimit.js';
 import { CommandError } from '../../errors.js';
 import { AppObject, DEFAULT_SEARCH_PROMPT } from '../../objects/objects.js';
 import { createObject, optString } from './_objects.js';

@@ -7,7 +7,7 @@ import { complete } from '../../apps/complete.js';
 import { logger } from '../../log.js';
 import { SimpleString } from '../../protocol/resp.js';
 import { READONLY_TEXT } from '../plan.js';
-import { checkVars } from '../../apps/template.js';
+import { checkVars } from '../../objects/template.js';
 import { ChatObject, DEFAULT_SESSION } from '../../objects/chat.js';
 import type { CommandContext } from '../plan.js';
 import { TIMEOUT, SESSION, FILTER } from './_common.js';

@@ -13,9 +13,9 @@ import { isInternalKey, RESERVED_KEY_ERROR } from '../../storage/index.js';
 import { TYPE_NAMES } from '../../objects/objects.js';
 import type { ObjectManager } from '../../objects/manager.js';
 import { globToRegExp } from '../../util/glob.js';
-import { errorPlan, FORWARD, READONLY_TEXT, type CommandContext, type Intercept, type Plan, type SessionView } from '../plan.js';
+import { errorPlan, FORWARD, READONLY_TEXT, refusedInMultiPlan, type CommandContext, type Intercept, type Plan, type SessionView } from '../plan.js';
 import type { Services } from '../services.js';
-import { refusedInMultiPlan } from './transactions.js';
+
 
 const name = (b: Buffer) => b.toString('utf8');
 

@@ -13,8 +13,8 @@
  */
 import { decodeFrame, splitArrayFrame, type Decoded } from '../../protocol/resp.js';
 import { INTERNAL_PREFIX, OWN_CONNECTION_NAME } from '../../storage/index.js';
-import { FORWARD, type Intercept } from '../plan.js';
-import { refusedInMulti } from './transactions.js';
+import { FORWARD, refusedInMulti, type Intercept } from '../plan.js';
+
 
 const RESERVED = Buffer.from(INTERNAL_PREFIX);
 

@@ -14,7 +14,7 @@
  *
  * LLM objects and the server's storage are not transactional: inside MULTI, a command that would
  * involve them is refused so that the backing Redis also aborts the transaction (EXECABORT), as
- * Redis does for any command refused while queueing (refusedInMultiPlan). WATCH is forwarded as
+ * Redis does for any command refused while queueing (refusedInMultiPlan, plan.ts). WATCH is forwarded as
  * it is (a WATCH of an LLM object's key is refused like any command on it: keyspace.ts).
  */
 import { ErrorReply } from '../../protocol/resp.js';
@@ -60,18 +60,3 @@ export function noteForwarded(name: string, view: SessionView): void {
   if (view.tx !== null && !COUNTS_ITSELF.has(name)) view.tx.n++;
 }
 
-/**
- * Inside MULTI nothing may run here at queue time (the reply must be QUEUED and the effect happen
- * at EXEC). A command that involves LLM objects or the storage keys is refused in a way that also
- * makes the backing Redis abort the transaction (EXECABORT): an unknown command is sent in its
- * place and its error replaced by ours.
- */
-export function refusedInMultiPlan(cmd: string, why: string): Plan {
-  return refusedInMulti(`ERR ${cmd.toUpperCase()} cannot run inside MULTI ${why}; run it before MULTI or after EXEC`);
-}
-
-/** The same, with the whole error line given (`ERR ...`, `CROSSSLOT ...`). */
-export function refusedInMulti(error: string): Plan {
-  const msg = Buffer.from(`-${error}\r\n`);
-  return { kind: 'forward', args: [Buffer.from('__llm_server_refused_in_multi__')], hooks: { transform: () => msg } };
-}

@@ -23,7 +23,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { CommandError } from '../errors.js';
 import { VectorIndex } from '../vector/index.js';
-import type { KV } from './kv.js';
+import type { KV } from '../storage/kv.js';
 
 export interface CacheConfig {
   exact: boolean;

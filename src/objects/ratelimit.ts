@@ -12,7 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CommandError } from '../errors.js';
-import type { KV } from './kv.js';
+import type { KV } from '../storage/kv.js';
 
 export interface RateLimitConfig {
   requests: number;
