@@ -11,6 +11,7 @@
  */
 import type { LogEntry } from '../storage/types.js';
 import type { ChatMessage } from '../llm/index.js';
+import { KeyedSerialQueue } from '../util/serial.js';
 import { AppObject, type AppDefinition } from './objects.js';
 
 export interface ChatSession {
@@ -29,7 +30,7 @@ export class ChatObject extends AppObject {
   changesSinceSnapshot = 0;
   snapshotting = false;
   /** Per-session queue: concurrent RUNs on one session run one after the other. */
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedSerialQueue();
 
   constructor(id: string, db: number, name: string, createdAt: number, def: AppDefinition) {
     super('chat', id, db, name, createdAt, def);
@@ -55,16 +56,8 @@ export class ChatObject extends AppObject {
   }
 
   /** Runs `fn` after every earlier call on the same session finished. */
-  async serialize<T>(session: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(session) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.catch(() => undefined);
-    this.locks.set(session, tail);
-    try {
-      return await next;
-    } finally {
-      if (this.locks.get(session) === tail) this.locks.delete(session);
-    }
+  serialize<T>(session: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(session, fn);
   }
 
   /** Applies one log entry (live or replayed). */

@@ -12,6 +12,7 @@ import tls from 'node:tls';
 import { EventEmitter } from 'node:events';
 import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis';
 import { logger } from '../log.js';
+import { OWN_CONNECTION_NAME } from '../util/names.js';
 
 export interface BackendAddress {
   host?: string;
@@ -147,7 +148,7 @@ export class Backend extends EventEmitter {
           password: address.password,
           connectTimeout: connectTimeoutMs,
           maxRetriesPerRequest: 1,
-          connectionName: 'redis-llm-server',
+          connectionName: OWN_CONNECTION_NAME,
         },
         enableOfflineQueue: false,
         enableReadyCheck: true,
@@ -177,7 +178,7 @@ export class Backend extends EventEmitter {
       enableOfflineQueue: false,
       enableReadyCheck: true,
       lazyConnect: true,
-      connectionName: 'redis-llm-server',
+      connectionName: OWN_CONNECTION_NAME,
       retryStrategy,
     };
   }

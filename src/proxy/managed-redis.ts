@@ -17,9 +17,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { logger } from '../log.js';
-
-/** The connection name the server's own connection uses (see Backend). */
-const SERVER_CONNECTION_NAME = 'redis-llm-server';
+import { OWN_CONNECTION_NAME } from '../util/names.js';
 
 /** Looks for an executable `redis-server` on PATH (no process is started). */
 export function findRedisServer(env: NodeJS.ProcessEnv = process.env): string | null {
@@ -106,7 +104,7 @@ export class ManagedRedis {
     }
     try {
       const clients = String(await probe.call('CLIENT', 'LIST'));
-      if (clients.split('\n').some((l) => l.includes(` name=${SERVER_CONNECTION_NAME} `))) {
+      if (clients.split('\n').some((l) => l.includes(` name=${OWN_CONNECTION_NAME} `))) {
         throw new Error(`another redis-llm-server is using ${this.dataDir} (its redis-server answers on ${this.socketPath}); use another --dir`);
       }
       logger.warn({ socket: this.socketPath }, 'a managed redis-server from an earlier run is still running; shutting it down first');

@@ -11,9 +11,6 @@ const INTERNAL_PREFIX_BUF = Buffer.from(INTERNAL_PREFIX);
 /** The refusal of any command naming a key of the server's own storage. */
 export const RESERVED_KEY_ERROR = "keys with the '__llm__:' prefix are reserved for redis-llm-server's own storage";
 
-/** The connection name of the server's own connections to the backing Redis (SLOWLOG, CLIENT LIST). */
-export const OWN_CONNECTION_NAME = 'redis-llm-server';
-
 /** True for the server's own storage keys (hidden from clients' KEYS/SCAN). */
 export function isInternalKey(name: Buffer | string): boolean {
   if (typeof name === 'string') return name.startsWith(INTERNAL_PREFIX);

@@ -22,6 +22,7 @@ import fs, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
+import { SerialQueue } from '../util/serial.js';
 import {
   CatalogGapError,
   catalogKey,
@@ -256,15 +257,6 @@ interface SnapHeader {
 
 const seqPos = (seq: bigint) => `0-${seq}`;
 
-/** Mutual exclusion by promise chaining. */
-class Mutex {
-  private tail: Promise<unknown> = Promise.resolve();
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.tail.then(fn, fn);
-    this.tail = p.catch(() => {});
-    return p;
-  }
-}
 
 class ObjectLog {
   readonly dir: string;
@@ -287,8 +279,8 @@ class ObjectLog {
   dropped = false;
   queue: PendingAppend[] = [];
   flushing = false;
-  readonly lock = new Mutex();
-  readonly snapLock = new Mutex();
+  readonly lock = new SerialQueue();
+  readonly snapLock = new SerialQueue();
 
   constructor(
     readonly id: string,
@@ -341,7 +333,7 @@ export class FileStorage implements Storage {
   private readonly eventsMax: number;
   private records = new Map<string, ObjectRecord>();
   private readonly objects = new Map<string, ObjectLog>();
-  private readonly catalogLock = new Mutex();
+  private readonly catalogLock = new SerialQueue();
   private eventSeq = 0;
   private events: CatalogEvent[] = [];
   private readonly emitter = new EventEmitter();

@@ -3,7 +3,6 @@ export type { CatalogEvent, LogEntry, ObjectRecord, SnapshotData, SnapshotInfo, 
 export {
   CatalogGapError,
   INTERNAL_PREFIX,
-  OWN_CONNECTION_NAME,
   RESERVED_KEY_ERROR,
   SNAPSHOT_CHUNK_SIZE,
   comparePos,

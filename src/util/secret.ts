@@ -46,11 +46,6 @@ export class SealError extends Error {
 
 const SEALED = /^v1:([0-9a-f]{8}):([A-Za-z0-9+/]+={0,2})$/;
 
-/** Does `text` have the form of a sealed value (whatever key sealed it)? */
-export function isSealedText(text: unknown): text is string {
-  return typeof text === 'string' && SEALED.test(text);
-}
-
 export class SecretBox {
   readonly keyId: string;
   private readonly key: Buffer;

@@ -4,6 +4,7 @@
  */
 import { CommandError, syntaxError, wrongTypeError } from '../../errors.js';
 import { newObjectId } from '../../storage/index.js';
+import { KeyedSerialQueue } from '../../util/serial.js';
 import { PARAM_LIMITS, parseCsvVector, parseFp32Vector } from '../../vector/index.js';
 import { ModelObject, StoreObject, AppObject, type LlmObject, type ObjectKind } from '../../objects/objects.js';
 import type { ObjectManager } from '../../objects/manager.js';
@@ -31,17 +32,7 @@ async function existsInBackend(ctx: CommandContext, key: Buffer): Promise<boolea
  * everything; nothing is written when it throws.
  */
 /** Per-key serialization of creates: check-then-put must not interleave with another create. */
-const createLocks = new Map<string, Promise<unknown>>();
-function withKeyLock<T>(k: string, fn: () => Promise<T>): Promise<T> {
-  const prev = createLocks.get(k) ?? Promise.resolve();
-  const run = prev.then(fn, fn);
-  const tail = run.catch(() => undefined);
-  createLocks.set(k, tail);
-  void tail.then(() => {
-    if (createLocks.get(k) === tail) createLocks.delete(k);
-  });
-  return run;
-}
+const createLocks = new KeyedSerialQueue();
 
 export async function createObject(
   ctx: CommandContext,
@@ -56,7 +47,7 @@ export async function createObject(
   const db = ctx.client.db;
   const name = keyName(args.key);
   const obj = build(newObjectId(), db, name, Date.now()); // validates; nothing written yet
-  return withKeyLock(`${db}\u0000${name}`, async () => {
+  return createLocks.run(`${db}\u0000${name}`, async () => {
     try {
       let existing = objects.get(db, name);
       if (existing && existing.kind !== kind) throw wrongTypeError();
@@ -88,22 +79,10 @@ export function storeOf(ctx: CommandContext, key: Buffer | string): StoreObject 
   return lookup<StoreObject>(ctx, key, ['store']);
 }
 
-export function requireStore(ctx: CommandContext, key: Buffer | string): StoreObject {
-  const s = storeOf(ctx, key);
-  if (!s) throw new CommandError('vector store does not exist');
-  return s;
-}
-
 export function modelOf(ctx: CommandContext, key: string, missing = 'LLM model does not exist'): ModelObject {
   const obj = objectsOf(ctx).get(ctx.client.db, key);
   if (!obj || !(obj instanceof ModelObject)) throw new CommandError(missing);
   return obj;
-}
-
-export function appOf(ctx: CommandContext, key: Buffer): AppObject {
-  const app = lookup<AppObject>(ctx, key, ['app', 'search', 'chat']);
-  if (!app) throw new CommandError('Application does not exist');
-  return app;
 }
 
 const MAX_DIM = PARAM_LIMITS.dim[1];

@@ -12,7 +12,8 @@
  * name; clients cannot name those keys through this server).
  */
 import { decodeFrame, splitArrayFrame, type Decoded } from '../../protocol/resp.js';
-import { INTERNAL_PREFIX, OWN_CONNECTION_NAME } from '../../storage/index.js';
+import { INTERNAL_PREFIX } from '../../storage/index.js';
+import { OWN_CONNECTION_NAME } from '../../util/names.js';
 import { FORWARD, refusedInMulti, type Intercept } from '../plan.js';
 
 
