@@ -62,7 +62,7 @@ const mountOk = process.platform === 'linux' && canMount();
 // and snapshots in a loop, printing every acknowledgement on stdout (a pipe: writes are synchronous)
 
 // The child runs plain JavaScript (node starts in ~0.2 s, tsx would add ~0.6 s per trial): the storage
-// sources and the two modules they may import are transpiled with the project's TypeScript.
+// sources and the modules they may import are transpiled with the project's TypeScript.
 const srcRoot = fileURLToPath(new URL('../src/', import.meta.url));
 const jsRoot = path.join(root, 'js');
 const fileJs = path.join(jsRoot, 'src', 'storage', 'file.js');
@@ -71,7 +71,9 @@ let built: Promise<void> | undefined;
 const buildChild = () =>
   (built ??= (async () => {
     const ts = (await import('typescript')).default;
-    for (const rel of [...readdirSync(path.join(srcRoot, 'storage')).map((f) => `storage/${f}`), 'errors.ts', 'log.ts']) {
+    // storage/ and what it may import (layer 0: util/, errors.ts, log.ts; scripts/check-layers.ts).
+    const folders = ['storage', 'util'].flatMap((d) => readdirSync(path.join(srcRoot, d)).map((f) => `${d}/${f}`));
+    for (const rel of [...folders, 'errors.ts', 'log.ts']) {
       if (!rel.endsWith('.ts')) continue;
       const out = ts.transpileModule(readFileSync(path.join(srcRoot, rel), 'utf8'), {
         compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
