@@ -19,6 +19,10 @@ import {
   decodeFrame,
   encode,
   formatDouble,
+  joinArrayFrame,
+  RespBool,
+  RespDouble,
+  RespMap,
   splitArrayFrame,
   type Decoded,
   type RespValue,
@@ -300,10 +304,11 @@ describe('ReplyScanner', () => {
     ['$\r\n'],
     ['*x\r\n'],
     ['*\r\n'],
-    ['_\r\n'], // RESP3 null: not RESP2
-    ['%1\r\n+a\r\n+b\r\n'], // RESP3 map
-    ['*2\r\n:1\r\n!3\r\nabc\r\n'], // invalid type inside an array
-    ['$3\r\nabc\r\n#t\r\n'], // after a valid frame
+    ['*2\r\n:1\r\n?3\r\nabc\r\n'], // invalid type inside an array
+    ['$3\r\nabc\r\n&t\r\n'], // after a valid frame
+    ['%x\r\n'],
+    ['%-1\r\n'],
+    ['=\r\n'],
   ])('invalid bytes throw: %j', (input) => {
     expect(() => new ReplyScanner().scan(Buffer.from(input), [])).toThrow();
     // Also when the bad header arrives one byte at a time.
@@ -416,7 +421,7 @@ describe('resp.decodeFrame', () => {
     expect(() => decodeFrame(Buffer.from('+OK'))).toThrow();
     expect(() => decodeFrame(Buffer.from('*2\r\n:1\r\n'))).toThrow();
     expect(() => decodeFrame(Buffer.from('?x\r\n'))).toThrow();
-    expect(() => decodeFrame(Buffer.from('*1\r\n_\r\n'))).toThrow();
+    expect(() => decodeFrame(Buffer.from('*1\r\n&\r\n'))).toThrow();
   });
 
   it('random frames decode to the generated values, ending at the frame end', () => {
@@ -483,7 +488,7 @@ describe('resp.splitArrayFrame', () => {
   });
 
   it('empty array → no elements; null array and non-arrays → null', () => {
-    expect(splitArrayFrame(Buffer.from('*0\r\n'))).toEqual({ count: 0, elements: [] });
+    expect(splitArrayFrame(Buffer.from('*0\r\n'))).toEqual({ type: 42, count: 0, elements: [] });
     expect(splitArrayFrame(Buffer.from('*-1\r\n'))).toBeNull();
     expect(splitArrayFrame(Buffer.from('+OK\r\n'))).toBeNull();
     expect(splitArrayFrame(Buffer.from('$2\r\n*1\r\n'))).toBeNull();
@@ -516,5 +521,84 @@ describe('resp.bufEqIgnoreCase', () => {
     expect(bufEqIgnoreCase(Buffer.from('@'), '`')).toBe(false); // only A-Z fold
     expect(bufEqIgnoreCase(Buffer.from('['), '{')).toBe(false);
     expect(bufEqIgnoreCase(Buffer.alloc(0), '')).toBe(true);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// RESP3: every type Redis 7 sends after HELLO 3, framed by the scanner and decoded.
+
+describe('RESP3 frames', () => {
+  const cases: Array<[string, string, unknown, number]> = [
+    // [what, bytes, decoded, type byte]
+    ['null', '_\r\n', null, 95],
+    ['double', ',3.25\r\n', 3.25, 44],
+    ['double inf', ',-inf\r\n', -Infinity, 44],
+    ['boolean', '#t\r\n', true, 35],
+    ['big number', '(3492890328409238509324850943850943825024385\r\n', Buffer.from('3492890328409238509324850943850943825024385'), 40],
+    ['verbatim', '=15\r\ntxt:Some string\r\n', Buffer.from('Some string'), 61],
+    ['blob error', '!21\r\nSYNTAX invalid syntax\r\n', 'SYNTAX invalid syntax', 33],
+    ['map', '%2\r\n+first\r\n:1\r\n$6\r\nsecond\r\n#f\r\n', [expect.anything(), 1, Buffer.from('second'), false], 37],
+    ['empty map', '%0\r\n', [], 37],
+    ['set', '~3\r\n:1\r\n:2\r\n,1.5\r\n', [1, 2, 1.5], 126],
+    ['push', '>3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n', [Buffer.from('message'), Buffer.from('ch'), Buffer.from('hi')], 62],
+    ['attribute before a value', '|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.19\r\n*2\r\n:2039123\r\n:9543892\r\n', [2039123, 9543892], 42],
+    ['nested', '*2\r\n%1\r\n+k\r\n~1\r\n_\r\n|1\r\n+a\r\n+b\r\n#t\r\n', [[expect.anything(), [null]], true], 42],
+  ];
+
+  it.each(cases)('%s: one frame, whole and byte by byte, of its type; decoded', (_what, text, decoded, type) => {
+    const bytes = Buffer.from(text);
+    const ends: number[] = [];
+    const types: number[] = [];
+    new ReplyScanner().scan(bytes, ends, types);
+    expect(ends).toEqual([bytes.length]);
+    expect(types).toEqual([type]);
+    const s = new ReplyScanner();
+    const ends2: number[] = [];
+    const types2: number[] = [];
+    let offset = 0;
+    for (const c of bytewise(bytes)) {
+      const local: number[] = [];
+      s.scan(c, local, types2);
+      for (const e of local) ends2.push(e + offset);
+      offset += c.length;
+    }
+    expect(ends2).toEqual([bytes.length]);
+    expect(types2).toEqual([type]);
+    const d = decodeFrame(bytes);
+    expect(d.end).toBe(bytes.length);
+    if (type === 33) expect(String(d.value)).toBe(decoded);
+    else expect(d.value).toEqual(decoded);
+  });
+
+  it('frames of every type in one stream: each end and type found', () => {
+    const stream = Buffer.from(cases.map(([, t]) => t).join(''));
+    const ends: number[] = [];
+    const types: number[] = [];
+    new ReplyScanner().scan(stream, ends, types);
+    expect(types).toEqual(cases.map(([, , , t]) => t));
+    let pos = 0;
+    for (let i = 0; i < cases.length; i++) {
+      pos += Buffer.byteLength(cases[i]![1]);
+      expect(ends[i]).toBe(pos);
+    }
+  });
+
+  it('encode: RESP2 unchanged, RESP3 types for maps, doubles, booleans and null', () => {
+    const v = [RespMap.of({ a: 1, b: new RespDouble(0.5), c: new RespBool(true), d: null })];
+    expect(encode(v).toString()).toBe('*1\r\n*8\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n$3\r\n0.5\r\n$1\r\nc\r\n:1\r\n$1\r\nd\r\n$-1\r\n');
+    expect(encode(v, 3).toString()).toBe('*1\r\n%4\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n,0.5\r\n$1\r\nc\r\n#t\r\n$1\r\nd\r\n_\r\n');
+    expect(encode(new RespDouble(Infinity), 3).toString()).toBe(',inf\r\n');
+    expect(encode(1.5).toString()).toBe('$3\r\n1.5\r\n');
+    expect(encode(1.5, 3).toString()).toBe(',1.5\r\n');
+  });
+
+  it('splitArrayFrame / joinArrayFrame keep a map a map, a push a push', () => {
+    const map = Buffer.from('%2\r\n+a\r\n:1\r\n+b\r\n:2\r\n');
+    const split = splitArrayFrame(map)!;
+    expect(split.type).toBe(37);
+    expect(split.count).toBe(4);
+    expect(joinArrayFrame(split.type, [...split.elements, Buffer.from('+c\r\n'), Buffer.from(':3\r\n')]).toString()).toBe('%3\r\n+a\r\n:1\r\n+b\r\n:2\r\n+c\r\n:3\r\n');
+    const push = Buffer.from('>2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n');
+    expect(joinArrayFrame(62, splitArrayFrame(push)!.elements).equals(push)).toBe(true);
   });
 });

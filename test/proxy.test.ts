@@ -213,9 +213,9 @@ describe('protocol', () => {
     expect(await other.ping()).toBe('PONG');
   });
 
-  it('HELLO 3 gets NOPROTO, HELLO 2 works', async () => {
-    const { text } = await rawExchange(server.port, 'HELLO 3\r\nHELLO 2\r\n');
-    expect(text.startsWith('-NOPROTO unsupported protocol version\r\n*14\r\n')).toBe(true);
+  it('HELLO 3 switches to RESP3 (a map), HELLO 2 back (a flat array); HELLO 4 gets NOPROTO (more in resp3.test.ts)', async () => {
+    const { text } = await rawExchange(server.port, 'HELLO 3\r\nHELLO 2\r\nHELLO 4\r\n');
+    expect(text).toMatch(/^%7\r\n[\s\S]*\*14\r\n[\s\S]*-NOPROTO unsupported protocol version\r\n$/);
   });
 
   it('QUIT answers OK and closes', async () => {

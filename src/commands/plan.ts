@@ -5,7 +5,7 @@
  */
 import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
-import { ErrorReply, type Decoded, type RespValue } from '../protocol/resp.js';
+import { ErrorReply, type Decoded, type Proto, type RespValue } from '../protocol/resp.js';
 import type { ForwardHooks } from '../proxy/link.js';
 import type { Services } from './services.js';
 
@@ -22,6 +22,8 @@ export interface StateChange {
   db?: number;
   authenticated?: boolean;
   inMulti?: boolean;
+  /** HELLO 2 / HELLO 3 succeeded. */
+  proto?: Proto;
   /** RESET: db 0, no transaction, no subscriptions, authenticated only if no password is needed. */
   reset?: boolean;
 }
@@ -32,6 +34,8 @@ export interface SessionView {
   /** The client's selected database (tracked from SELECT replies). */
   readonly db: number;
   readonly inMulti: boolean;
+  /** The protocol the client speaks: replies made here are encoded in it. */
+  readonly proto: Proto;
   /** False until the backing Redis (or --requirepass) accepted this client's AUTH, when auth is required. */
   readonly authenticated: boolean;
   /** RESP2 subscribed state: only (P|S)(UN)SUBSCRIBE, PING, QUIT, RESET allowed. */

@@ -26,12 +26,13 @@ import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
 import { encodeRequest } from '../protocol/request-parser.js';
 import { commandName } from '../protocol/command-name.js';
-import { ReplyScanner } from '../protocol/reply-scanner.js';
+import { PUSH, ReplyScanner } from '../protocol/reply-scanner.js';
 import { decodeFrame, encode, ErrorReply, SimpleString, OK, type Decoded, type RespValue } from '../protocol/resp.js';
 import { PUSH_KINDS, SHARD_KINDS, SUBSCRIBE_KINDS } from '../protocol/pubsub.js';
 import type { Backend } from './backend.js';
 import type { BackendLink, ForwardHooks, LinkOwner } from './link.js';
 import { isSentinelReply, newSentinel } from './sentinel.js';
+import { withoutInternalKeys } from './invalidations.js';
 import { commandKeys, slotOfKeys } from './slots.js';
 
 export const CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot";
@@ -52,6 +53,8 @@ interface Entry {
   subscribe?: boolean;
   /** Sent inside MULTI: redirections are not followed (the client sees them, EXEC aborts). */
   inTx?: boolean;
+  /** CLIENT REPLY OFF/SKIP: answered by the node, but not written to the client. */
+  silent?: boolean;
   redirects: number;
 }
 
@@ -101,6 +104,9 @@ export class ClusterLink implements BackendLink {
   pending(): boolean {
     return this.order.length > 0;
   }
+
+  /** CLIENT REPLY is kept here, not sent to the nodes (each node would need it): nothing to undo. */
+  skipConsumedLocally(): void {}
 
   reset(): void {
     this.inTx = false;
@@ -154,6 +160,12 @@ export class ClusterLink implements BackendLink {
   forward(args: Buffer[], raw: Buffer, hooks: ForwardHooks | undefined): void {
     if (!this.backend.up) {
       this.reply(new ErrorReply(this.owner.unavailableText()));
+      return;
+    }
+    if (hooks?.replyMode !== undefined) {
+      // CLIENT REPLY ON|OFF|SKIP: not sent (the client's requests go to several nodes); the
+      // connection marks the requests that get no reply (silent) and their replies are dropped.
+      if (!hooks.silent) this.reply(OK);
       return;
     }
     if (hooks?.tx) {
@@ -245,7 +257,7 @@ export class ClusterLink implements BackendLink {
 
   /** A client-visible request sent to `node`. */
   private sendOrdered(raw: Buffer, node: string, hooks: ForwardHooks | undefined, inTx = false): void {
-    const e: Entry = { raw, out: null, hooks, inTx, redirects: 0 };
+    const e: Entry = { raw, out: null, hooks, inTx, redirects: 0, silent: hooks?.silent };
     this.order.push(e);
     this.send(e, node);
   }
@@ -381,8 +393,9 @@ export class ClusterLink implements BackendLink {
 
   private onNodeData(link: NodeSocket, chunk: Buffer): void {
     const ends: number[] = [];
+    const types: number[] = [];
     try {
-      link.scanner.scan(chunk, ends);
+      link.scanner.scan(chunk, ends, types);
     } catch (err) {
       logger.error({ client: this.owner.id, err: (err as Error).message }, 'unparseable reply from a cluster node; closing the client');
       this.owner.destroyClient();
@@ -390,20 +403,34 @@ export class ClusterLink implements BackendLink {
       return;
     }
     let pos = 0;
-    for (const end of ends) {
+    for (let i = 0; i < ends.length; i++) {
+      const end = ends[i]!;
       let frame = chunk.subarray(pos, end);
       if (link.partial.length > 0) {
         link.partial.push(frame);
         frame = Buffer.concat(link.partial);
         link.partial = [];
       }
-      this.handleFrame(link, frame);
+      if (types[i] === PUSH) this.onPush(link, frame);
+      else this.handleFrame(link, frame);
       pos = end;
     }
     if (pos < chunk.length) link.partial.push(chunk.subarray(pos));
     this.flushOrder();
     this.flush();
     this.owner.repliesArrived();
+  }
+
+  /** A RESP3 push: out of band, written at once (subscription counts kept, storage keys dropped). */
+  private onPush(link: NodeSocket, frame: Buffer): void {
+    const decoded = decodeFrame(frame).value;
+    if (Array.isArray(decoded) && decoded.length >= 3 && Buffer.isBuffer(decoded[0]) && typeof decoded[2] === 'number') {
+      const kind = decoded[0].toString('latin1');
+      if (SUBSCRIBE_KINDS.has(kind)) link.subCount = decoded[2];
+      else if (SHARD_KINDS.has(kind)) link.shardCount = decoded[2];
+    }
+    const relayed = withoutInternalKeys(frame);
+    if (relayed) this.owner.write(relayed);
   }
 
   private handleFrame(link: NodeSocket, frame: Buffer): void {
@@ -421,8 +448,10 @@ export class ClusterLink implements BackendLink {
         const kind = decoded[0].toString('latin1');
         if (PUSH_KINDS.has(kind) && (link.subCount + link.shardCount > 0 || !head || head.subscribe)) {
           // After the confirmations still held by a pending (UN)SUBSCRIBE, as Redis orders them.
-          if (head?.subscribe) head.out!.push(frame);
-          else this.owner.write(frame);
+          const relayed = kind === 'message' ? withoutInternalKeys(frame) : frame;
+          if (!relayed) return;
+          if (head?.subscribe) head.out!.push(relayed);
+          else this.owner.write(relayed);
           return;
         }
         if (typeof decoded[2] === 'number') {
@@ -448,7 +477,7 @@ export class ClusterLink implements BackendLink {
     }
     const hooks = head.hooks;
     if (hooks?.onReply) hooks.onReply(decodeFrame(frame).value);
-    head.out = [hooks?.transform ? hooks.transform(frame) : frame];
+    head.out = head.silent ? [] : [hooks?.transform ? hooks.transform(frame) : frame];
   }
 
   /** -MOVED / -ASK: resend where the slot lives. */

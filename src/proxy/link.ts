@@ -26,7 +26,13 @@ export interface ForwardHooks {
   tx?: 'begin' | 'exec' | 'discard';
   /** The request carries credentials (AUTH): once accepted, a cluster link replays them on the client's other nodes. */
   credentials?: Buffer;
+  /** CLIENT REPLY ON|OFF|SKIP: what the client asked (the connection keeps the reply order; see silent). */
+  replyMode?: ReplyMode;
+  /** The client gets no reply to this request (CLIENT REPLY OFF or SKIP): none is written. */
+  silent?: boolean;
 }
+
+export type ReplyMode = 'on' | 'off' | 'skip';
 
 /** What the client connection offers its link. */
 export interface LinkOwner {
@@ -73,6 +79,8 @@ export interface BackendLink {
   resumeReads(): void;
   /** RESET was answered: subscriptions and transaction state are gone. */
   reset(): void;
+  /** A CLIENT REPLY SKIP was used up by a request answered here (never sent): the backend must not skip its next reply. */
+  skipConsumedLocally(): void;
   /** The client connection ends after its last reply: end the backend sockets gracefully. */
   end(): void;
   /** The client is gone: destroy the backend sockets and fail internal calls still waiting. */

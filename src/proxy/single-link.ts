@@ -11,13 +11,14 @@ import type net from 'node:net';
 import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
 import { encodeRequest } from '../protocol/request-parser.js';
-import { ReplyScanner } from '../protocol/reply-scanner.js';
+import { PUSH, ReplyScanner } from '../protocol/reply-scanner.js';
 import { decodeFrame, encode, ErrorReply, type Decoded } from '../protocol/resp.js';
 import { PUSH_KINDS, SHARD_KINDS, SUBSCRIBE_KINDS } from '../protocol/pubsub.js';
 import { coalesce } from '../util/coalesce.js';
 import type { Backend } from './backend.js';
-import type { BackendLink, ForwardHooks, LinkOwner } from './link.js';
+import type { BackendLink, ForwardHooks, LinkOwner, ReplyMode } from './link.js';
 import { isSentinelReply, newSentinel } from './sentinel.js';
+import { INTERNAL_KEY, withoutInternalKeys } from './invalidations.js';
 
 interface ProxySlot {
   /** Replies still expected (subscribe slots: until the sentinel). */
@@ -26,7 +27,12 @@ interface ProxySlot {
   /** Internal call made by a handler: the reply is resolved, not written. */
   resolve?: (v: Decoded) => void;
   reject?: (e: Error) => void;
+  /** A reply the link asked for itself (CLIENT REPLY ON around an internal call): dropped. */
+  drop?: boolean;
 }
+
+const REPLY_ON = encodeRequest(['CLIENT', 'REPLY', 'ON']);
+const REPLY_OFF = encodeRequest(['CLIENT', 'REPLY', 'OFF']);
 
 /** Errors opening a backend link that mean this process is out of resources, not that the backend is down. */
 const LOCAL_EXHAUSTION = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM', 'EADDRNOTAVAIL']);
@@ -54,6 +60,8 @@ export class SingleLink implements BackendLink {
   private writes: Buffer[] = [];
   /** Set when the socket could not be opened for lack of local resources (EMFILE...). */
   private refusal: string | null = null;
+  /** CLIENT REPLY as the backing Redis has it for this connection (forwarded as the client sent it). */
+  private replyState: ReplyMode = 'on';
 
   // The socket is opened by the first request that needs it (ensureSocket): an idle client holds
   // one descriptor here and none in the backing Redis, so 10,000 idle clients need 10,000
@@ -83,9 +91,22 @@ export class SingleLink implements BackendLink {
         reject(new CommandError(this.owner.unavailableText()));
         return;
       }
+      if (this.replyState === 'off') {
+        // The client turned replies off: on for this call only (its +OK dropped), then off again.
+        this.slots.push({ remaining: 1, drop: true }, { remaining: 1, resolve, reject });
+        this.sock!.write(Buffer.concat([REPLY_ON, encodeRequest(args), REPLY_OFF]));
+        return;
+      }
       this.slots.push({ remaining: 1, resolve, reject });
       this.sock!.write(encodeRequest(args));
     });
+  }
+
+  skipConsumedLocally(): void {
+    if (this.replyState !== 'skip' || !this.sock) return;
+    this.replyState = 'on';
+    this.slots.push({ remaining: 1, drop: true });
+    this.writes.push(REPLY_ON);
   }
 
   masterCount(): number {
@@ -102,8 +123,19 @@ export class SingleLink implements BackendLink {
 
   forward(_args: Buffer[], raw: Buffer, hooks: ForwardHooks | undefined): void {
     if (!this.ensureSocket()) {
-      this.owner.write(encode(new ErrorReply(this.owner.unavailableText())));
+      if (!hooks?.silent) this.owner.write(encode(new ErrorReply(this.owner.unavailableText())));
       return;
+    }
+    if (hooks !== undefined && (hooks.silent || hooks.replyMode !== undefined)) {
+      // CLIENT REPLY: Redis applies it itself; a request it will not answer gets no slot.
+      if (hooks.replyMode !== undefined) this.replyState = hooks.replyMode;
+      else if (this.replyState === 'skip') this.replyState = 'on';
+      if (hooks.silent) {
+        this.writes.push(raw);
+        return;
+      }
+    } else if (this.replyState === 'skip') {
+      this.replyState = 'on';
     }
     if (hooks?.subscribe) {
       this.pubsubAware = true;
@@ -227,14 +259,15 @@ export class SingleLink implements BackendLink {
   /** Is the head slot one whose replies can be written without looking at them? */
   private headIsPlain(): boolean {
     const h = this.slots[0];
-    return h !== undefined && !h.hooks && !h.resolve && !this.pubsubAware;
+    return h !== undefined && !h.hooks && !h.resolve && !h.drop && !this.pubsubAware;
   }
 
   private onData(chunk: Buffer): void {
     const owner = this.owner;
     const ends: number[] = [];
+    const types: number[] = [];
     try {
-      this.scanner.scan(chunk, ends);
+      this.scanner.scan(chunk, ends, types);
     } catch (err) {
       logger.error({ client: owner.id, err: (err as Error).message }, 'unparseable reply from the backing Redis; closing the client');
       owner.destroyClient();
@@ -257,12 +290,21 @@ export class SingleLink implements BackendLink {
       }
       return frame;
     };
-    for (const end of ends) {
+    for (let i = 0; i < ends.length; i++) {
+      const end = ends[i]!;
       if (this.monitor) {
         // Judge every monitor line whole: the server's own storage traffic (keys with the
         // reserved "__llm__:" prefix; it carries the catalog, API keys included) is not relayed.
         const frame = wholeFrame(end);
         if (frame.indexOf('"__llm__:') < 0) owner.write(frame);
+      } else if (types[i] === PUSH) {
+        // RESP3 push (pub/sub, tracking invalidation): out of band, the reply to no request.
+        if (this.streaming) {
+          if (passStart < 0) passStart = pos; // its start went through already
+          this.streaming = false;
+        } else {
+          this.onPush(wholeFrame(end));
+        }
       } else if (this.partial.length === 0 && this.headIsPlain()) {
         if (chunk[pos] === 45) this.noteNoAuth(chunk, pos);
         if (passStart < 0) passStart = pos;
@@ -275,7 +317,8 @@ export class SingleLink implements BackendLink {
     }
     if (pos < chunk.length) {
       // An incomplete frame: stream it through when nobody needs to see it whole.
-      if (!this.monitor && (this.streaming || (this.partial.length === 0 && this.headIsPlain()))) {
+      // (A push is never streamed: it is judged whole, onPush.)
+      if (!this.monitor && (this.streaming || (this.partial.length === 0 && this.headIsPlain() && chunk[pos] !== PUSH))) {
         if (passStart < 0) passStart = pos;
         this.streaming = true;
         pos = chunk.length;
@@ -301,6 +344,24 @@ export class SingleLink implements BackendLink {
     if (--h.remaining <= 0) this.slots.shift();
   }
 
+  /**
+   * A RESP3 push frame, whole: written to the client at once (pushes are out of band; the
+   * client's library tells them from replies). Subscription counts are kept from pub/sub
+   * confirmations, and the server's own storage keys are dropped from tracking invalidations.
+   */
+  private onPush(frame: Buffer): void {
+    if (this.pubsubAware || frame.includes(INTERNAL_KEY)) {
+      const decoded = decodeFrame(frame).value;
+      if (Array.isArray(decoded) && decoded.length >= 3 && Buffer.isBuffer(decoded[0])) this.trackSubscription(decoded[0].toString('latin1'), decoded[2]!);
+      if (frame.includes(INTERNAL_KEY)) {
+        const filtered = withoutInternalKeys(frame);
+        if (filtered) this.owner.write(filtered);
+        return;
+      }
+    }
+    this.owner.write(frame);
+  }
+
   /** A complete frame that must be looked at (hooks, pub/sub, internal calls). */
   private handleFrame(frame: Buffer): void {
     const head = this.slots[0];
@@ -315,7 +376,8 @@ export class SingleLink implements BackendLink {
       if (Array.isArray(decoded) && decoded.length >= 3 && Buffer.isBuffer(decoded[0])) {
         const kind = decoded[0].toString('latin1');
         if (PUSH_KINDS.has(kind) && (this.pubsubMode || !head || head.hooks?.subscribe)) {
-          this.owner.write(frame);
+          const relayed = kind === 'message' ? withoutInternalKeys(frame) : frame;
+          if (relayed) this.owner.write(relayed);
           return;
         }
         this.trackSubscription(kind, decoded[2]);
@@ -327,6 +389,10 @@ export class SingleLink implements BackendLink {
     }
     if (!head) {
       this.owner.write(frame); // an unsolicited frame (push): pass it on
+      return;
+    }
+    if (head.drop) {
+      this.slots.shift();
       return;
     }
     if (head.resolve) {

@@ -16,12 +16,12 @@ import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
 import { RequestParser, encodeRequest, type ParserLimits } from '../protocol/request-parser.js';
 import { commandName } from '../protocol/command-name.js';
-import { encode, ErrorReply, type Decoded, type RespValue } from '../protocol/resp.js';
+import { encode, ErrorReply, type Decoded, type Proto, type RespValue } from '../protocol/resp.js';
 import { coalesce } from '../util/coalesce.js';
 import { runLocal, type CommandContext, type ForwardHooks, type Plan, type SessionView, type StateChange, type TxLog } from '../commands/plan.js';
 import type { Router } from '../commands/router.js';
 import type { Backend } from '../proxy/backend.js';
-import type { BackendLink, LinkOwner } from '../proxy/link.js';
+import type { BackendLink, LinkOwner, ReplyMode } from '../proxy/link.js';
 import { ParsingHold } from './parsing-hold.js';
 
 export interface ConnectionOptions {
@@ -44,6 +44,7 @@ export class ClientConnection implements SessionView, LinkOwner {
   db = 0;
   inMulti = false;
   tx: TxLog | null = null;
+  proto: Proto = 2;
   private _authenticated = false;
 
   private readonly link: BackendLink | null;
@@ -55,6 +56,8 @@ export class ClientConnection implements SessionView, LinkOwner {
   private blocked: { name: string; args: Buffer[]; running: boolean } | null = null;
   /** Replies of the pipelined local commands running (runPipeline), in request order. */
   private pipeline: Array<Promise<RespValue>> | null = null;
+  /** Which of them go unanswered (CLIENT REPLY). */
+  private pipelineSilent: boolean[] = [];
   /** Requests read while `blocked`. */
   private inbox: Array<{ args: Buffer[]; raw: Buffer }> = [];
   private clientWrites: Buffer[] = [];
@@ -69,6 +72,8 @@ export class ClientConnection implements SessionView, LinkOwner {
   private quitSeen = false;
   /** A protocol error: written last, once every earlier request is answered (maybeFinish). */
   private finish: Buffer | null = null;
+  /** CLIENT REPLY: replies are written (on), not written (off), or not for the next request (skip). */
+  private replies: ReplyMode = 'on';
 
   constructor(readonly socket: net.Socket, private readonly opts: ConnectionOptions) {
     this.ctx = { client: this, services: opts.router.services };
@@ -109,8 +114,9 @@ export class ClientConnection implements SessionView, LinkOwner {
     return !!this.opts.backend?.isCluster;
   }
 
+  /** RESP2's subscribed state (RESP3 clients may send any command while subscribed). */
   get pubsubMode(): boolean {
-    return this.link?.pubsubMode ?? false;
+    return this.proto === 2 && !!this.link?.pubsubMode;
   }
 
   get authenticated(): boolean {
@@ -127,8 +133,11 @@ export class ClientConnection implements SessionView, LinkOwner {
     if (s.db !== undefined) this.db = s.db;
     if (s.authenticated !== undefined) this.authenticated = s.authenticated;
     if (s.inMulti !== undefined) this.inMulti = s.inMulti;
+    if (s.proto !== undefined) this.proto = s.proto;
     if (s.reset) {
       this.db = 0;
+      this.proto = 2;
+      this.replies = 'on';
       this.inMulti = false;
       this.tx = null;
       this.authenticated = !this.opts.backend?.authRequired;
@@ -244,8 +253,37 @@ export class ClientConnection implements SessionView, LinkOwner {
   }
 
   private forward(args: Buffer[], raw: Buffer, hooks: ForwardHooks | undefined): void {
-    if (!this.link) this.write(encode(new ErrorReply(this.unavailableText())));
-    else this.link.forward(args, raw, hooks);
+    if (this.replies !== 'on' || hooks?.replyMode !== undefined) {
+      if (this.silenced(hooks?.replyMode)) hooks = { ...hooks, silent: true };
+    }
+    if (!this.link) {
+      if (!hooks?.silent) this.write(encode(new ErrorReply(this.unavailableText())));
+    } else {
+      this.link.forward(args, raw, hooks);
+    }
+  }
+
+  /**
+   * Does the request being dispatched go unanswered (CLIENT REPLY)? `mode` is set when the request
+   * is CLIENT REPLY itself: ON is answered, OFF and SKIP are not. Called once per request, in order.
+   */
+  private silenced(mode: ReplyMode | undefined): boolean {
+    if (mode !== undefined) {
+      this.replies = mode;
+      return mode !== 'on';
+    }
+    if (this.replies === 'skip') {
+      this.replies = 'on';
+      return true;
+    }
+    return this.replies === 'off';
+  }
+
+  /** The same for a request answered here: a SKIP it uses up must not also skip a backend reply. */
+  private silencedLocally(): boolean {
+    if (this.replies === 'on') return false;
+    if (this.replies === 'skip') this.link?.skipConsumedLocally();
+    return this.silenced(undefined);
   }
 
   private repliesPending(): boolean {
@@ -260,7 +298,7 @@ export class ClientConnection implements SessionView, LinkOwner {
     const router = this.opts.router;
     const started = router.startPipelined(b.name, b.args, this, this.ctx);
     if (started) {
-      void this.runPipeline(started);
+      void this.runPipeline(started, this.silencedLocally());
       return;
     }
     const plan = router.plan(b.name, b.args, this);
@@ -273,13 +311,13 @@ export class ClientConnection implements SessionView, LinkOwner {
       this.flushClientWrites();
       return;
     }
-    void this.runLocalPlan(plan);
+    void this.runLocalPlan(plan, this.silencedLocally());
   }
 
-  private async runLocalPlan(plan: Extract<Plan, { kind: 'local' }>): Promise<void> {
+  private async runLocalPlan(plan: Extract<Plan, { kind: 'local' }>, silent: boolean): Promise<void> {
     const reply: RespValue = await runLocal(plan, this.ctx);
     if (this.closed) return;
-    this.clientWrites.push(encode(reply));
+    if (!silent) this.clientWrites.push(encode(reply, this.proto));
     this.blocked = null;
     if (plan.close) {
       this.flushClientWrites();
@@ -295,14 +333,15 @@ export class ClientConnection implements SessionView, LinkOwner {
    * reply (their writes are made in request order when they start), so a pipeline of them shares
    * storage round trips. Replies are written in request order.
    */
-  private async runPipeline(first: Promise<RespValue>): Promise<void> {
+  private async runPipeline(first: Promise<RespValue>, silent: boolean): Promise<void> {
     const runs = [first];
     this.pipeline = runs;
+    this.pipelineSilent = [silent];
     this.joinPipeline();
     for (let i = 0; i < runs.length; i++) {
       const reply = await runs[i]!;
       if (this.closed) return;
-      this.clientWrites.push(encode(reply));
+      if (!this.pipelineSilent[i]) this.clientWrites.push(encode(reply, this.proto));
       this.flushSoon();
     }
     this.pipeline = null;
@@ -319,6 +358,7 @@ export class ClientConnection implements SessionView, LinkOwner {
       if (!started) return;
       this.inbox.shift();
       runs.push(started);
+      this.pipelineSilent.push(this.silencedLocally());
     }
   }
 
@@ -375,7 +415,9 @@ export class ClientConnection implements SessionView, LinkOwner {
   /** Ends the client connection and the backend links gracefully (what is written is sent). */
   private endConnection(): void {
     this.closing = true;
-    this.socket.end();
+    // As Redis: once what is written has gone out, the socket is closed, not half-closed: a client
+    // still sending (a protocol desync, bytes after QUIT) sees the connection end.
+    this.socket.end(() => this.socket.destroy());
     this.link?.end();
   }
 

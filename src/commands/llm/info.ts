@@ -3,6 +3,7 @@ import { redactConfig } from '../../llm/index.js';
 import { ModelObject, StoreObject, TYPE_NAMES } from '../../objects/objects.js';
 import type { RespValue } from '../../protocol/resp.js';
 import { objectsOf, keyName } from './_objects.js';
+import { fieldsReply } from './_reply.js';
 
 export default defineCommand({
   name: 'LLM.INFO',
@@ -32,6 +33,6 @@ export default defineCommand({
     } else {
       out.push('config', JSON.stringify(obj.config));
     }
-    return out;
+    return fieldsReply(ctx, out);
   },
 });

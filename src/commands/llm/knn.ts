@@ -1,6 +1,6 @@
 import { defineCommand } from '../spec.js';
 import { CommandError } from '../../errors.js';
-import { formatDouble, type RespValue } from '../../protocol/resp.js';
+import { RespDouble, type RespValue } from '../../protocol/resp.js';
 import { embedForStore, givenVector } from './_objects.js';
 import { storeForCommand } from './_store.js';
 import { EMBEDDING, EMBEDDING_FP32, FILTER, TIMEOUT } from './_common.js';
@@ -53,7 +53,7 @@ export default defineCommand({
     // -1.2e-7): cosine distances are reported within their range [0, 2].
     const cosine = store.params.space === 'cosine';
     const rows = res.hits.map((h): RespValue => {
-      const row: RespValue[] = [h.id, formatDouble(cosine ? Math.min(2, Math.max(0, h.distance)) : h.distance)];
+      const row: RespValue[] = [h.id, new RespDouble(cosine ? Math.min(2, Math.max(0, h.distance)) : h.distance)];
       if (withData) row.push(store.index.getData(h.id) ?? '');
       return row;
     });

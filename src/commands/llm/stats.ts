@@ -3,6 +3,7 @@ import { CommandError } from '../../errors.js';
 import { AppObject, ModelObject } from '../../objects/objects.js';
 import type { RespValue } from '../../protocol/resp.js';
 import { objectsOf, keyName } from './_objects.js';
+import { fieldsReply } from './_reply.js';
 
 const flat = (o: Record<string, number>): RespValue[] => Object.entries(o).flatMap(([k, v]) => [k, String(v)]);
 
@@ -45,6 +46,6 @@ export default defineCommand({
       out = flat(obj.usage.snapshot());
       if (args.opts.has('reset')) obj.usage.reset();
     }
-    return out;
+    return fieldsReply(ctx, out);
   },
 });

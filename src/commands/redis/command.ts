@@ -2,7 +2,7 @@
  * COMMAND, COMMAND COUNT, COMMAND INFO, COMMAND DOCS, COMMAND LIST and COMMAND GETKEYS with the
  * LLM.* entries merged into the backend's answer (so redis-cli shows syntax hints for them).
  */
-import { encode, splitArrayFrame, decodeFrame, RawReply, type RespValue } from '../../protocol/resp.js';
+import { encode, joinArrayFrame, splitArrayFrame, decodeFrame, RawReply, type Proto, type RespValue } from '../../protocol/resp.js';
 import { commandDocs, commandInfo } from '../docs.js';
 import { globToRegExp } from '../../util/glob.js';
 import { errorPlan, type Intercept, type Plan } from '../plan.js';
@@ -12,12 +12,13 @@ import { appendToArray } from './module.js';
 const isOurs = (name: string) => commandTable.has(name.toLowerCase());
 
 
-function allInfos(): Buffer[] {
-  return LLM_COMMANDS.map((c) => encode(commandInfo(c)));
+function allInfos(proto: Proto): Buffer[] {
+  return LLM_COMMANDS.map((c) => encode(commandInfo(c), proto));
 }
 
-function allDocs(): Buffer[] {
-  return LLM_COMMANDS.flatMap((c) => [encode(c.name.toLowerCase()), encode(commandDocs(c))]);
+/** Name, docs pairs: the entries of COMMAND DOCS's map (a flat array in RESP2). */
+function allDocs(proto: Proto): Buffer[] {
+  return LLM_COMMANDS.flatMap((c) => [encode(c.name.toLowerCase()), encode(commandDocs(c), proto)]);
 }
 
 /** Forwards `args`, then replaces the reply with `merge(backend elements) `. */
@@ -29,20 +30,20 @@ function forwardMerged(args: Buffer[], merge: (elements: Buffer[]) => Buffer[]):
       transform(frame) {
         const split = splitArrayFrame(frame);
         if (!split) return frame;
-        const out = merge(split.elements);
-        return Buffer.concat([Buffer.from(`*${out.length}\r\n`), ...out]);
+        return joinArrayFrame(split.type, merge(split.elements));
       },
     },
   };
 }
 
-export const command: Intercept = (args, _view, services) => {
+export const command: Intercept = (args, view, services) => {
   const standalone = services.mode === 'standalone';
+  const proto = view.proto;
   const sub = args[1]?.toString('latin1').toLowerCase();
   const local = (v: RespValue): Plan => ({ kind: 'local', run: () => v });
   if (sub === undefined) {
-    if (standalone) return rawArray(allInfos());
-    return { kind: 'forward', hooks: { transform: (f) => appendToArray(f, allInfos()) } };
+    if (standalone) return rawArray(allInfos(proto));
+    return { kind: 'forward', hooks: { transform: (f) => appendToArray(f, allInfos(proto)) } };
   }
   switch (sub) {
     case 'count': {
@@ -62,16 +63,17 @@ export const command: Intercept = (args, _view, services) => {
       const names = args.slice(2).map((a) => a.toString('utf8'));
       const one = (n: string): Buffer[] => {
         const spec = commandTable.get(n.toLowerCase());
-        if (sub === 'info') return [spec ? encode(commandInfo(spec)) : encode(null)];
-        return spec ? [encode(spec.name.toLowerCase()), encode(commandDocs(spec))] : [];
+        if (sub === 'info') return [spec ? encode(commandInfo(spec), proto) : encode(null, proto)];
+        return spec ? [encode(spec.name.toLowerCase()), encode(commandDocs(spec), proto)] : [];
       };
       if (names.length === 0) {
-        if (standalone) return rawArray(sub === 'info' ? allInfos() : allDocs());
-        return { kind: 'forward', hooks: { transform: (f) => appendToArray(f, sub === 'info' ? allInfos() : allDocs()) } };
+        if (standalone) return sub === 'info' ? rawArray(allInfos(proto)) : rawMap(allDocs(proto), proto);
+        return { kind: 'forward', hooks: { transform: (f) => appendToArray(f, sub === 'info' ? allInfos(proto) : allDocs(proto)) } };
       }
       const others = names.filter((n) => !isOurs(n));
       if (others.length === 0 || standalone) {
-        return rawArray(names.flatMap((n) => (isOurs(n) ? one(n) : sub === 'info' ? [encode(null)] : [])));
+        const parts = names.flatMap((n) => (isOurs(n) ? one(n) : sub === 'info' ? [encode(null, proto)] : []));
+        return sub === 'info' ? rawArray(parts) : rawMap(parts, proto);
       }
       return forwardMerged([args[0], args[1], ...others.map((n) => Buffer.from(n))], (elements) => {
         if (sub === 'docs') return [...elements, ...names.filter(isOurs).flatMap(one)];
@@ -113,5 +115,10 @@ export const command: Intercept = (args, _view, services) => {
 };
 
 function rawArray(parts: Buffer[]): Plan {
-  return { kind: 'local', run: () => new RawReply(Buffer.concat([Buffer.from(`*${parts.length}\r\n`), ...parts])) };
+  return { kind: 'local', run: () => new RawReply(joinArrayFrame(42, parts)) };
+}
+
+/** Field, value pairs as COMMAND DOCS answers them: a map in RESP3, a flat array in RESP2. */
+function rawMap(parts: Buffer[], proto: Proto): Plan {
+  return { kind: 'local', run: () => new RawReply(joinArrayFrame(proto === 3 ? 37 : 42, parts)) };
 }

@@ -4,7 +4,7 @@
  */
 import { commandName } from '../../protocol/command-name.js';
 import { encodeRequest } from '../../protocol/request-parser.js';
-import { ErrorReply, OK, SimpleString } from '../../protocol/resp.js';
+import { ErrorReply, OK, RespMap, SimpleString, type Decoded, type Proto } from '../../protocol/resp.js';
 import { errorPlan, FORWARD, replyPlan, type Intercept, type Plan, type RouterOptions, type SessionView } from '../plan.js';
 import { moduleEntry } from './module.js';
 
@@ -55,7 +55,7 @@ function standaloneCheck(user: string, pass: string, opts: RouterOptions): Plan 
 
 /** AUTH: checked here in standalone mode; otherwise by the backing Redis, whose acceptance authenticates the client. */
 export const auth: Intercept = (args, view, services, opts) => {
-  if (services.mode !== 'standalone') return authForward(args, view, encodeRequest(args));
+  if (services.mode !== 'standalone') return authForward(view, encodeRequest(args));
   if (args.length < 2 || args.length > 3) return errorPlan("wrong number of arguments for 'auth' command");
   const refused = standaloneCheck(args.length === 3 ? args[1]!.toString('utf8') : 'default', args[args.length - 1]!.toString('utf8'), opts);
   if (refused) return refused;
@@ -63,8 +63,8 @@ export const auth: Intercept = (args, view, services, opts) => {
   return replyPlan(OK);
 };
 
-/** A forwarded AUTH (or HELLO ... AUTH): accepted → authenticated; a cluster link replays `credentials` on its other nodes. */
-function authForward(_args: Buffer[], view: SessionView, credentials: Buffer): Plan {
+/** A forwarded AUTH: accepted → authenticated; a cluster link replays `credentials` on its other nodes. */
+function authForward(view: SessionView, credentials: Buffer): Plan {
   return {
     kind: 'forward',
     hooks: { credentials, onReply: (r) => { if (!(r instanceof ErrorReply)) view.applyState({ authenticated: true }); } },
@@ -72,22 +72,30 @@ function authForward(_args: Buffer[], view: SessionView, credentials: Buffer): P
 }
 
 /**
- * HELLO: RESP2 only. `HELLO 3` gets Redis's -NOPROTO so clients fall back to RESP2 (a proxied
- * RESP3 stream mixed with RESP2 LLM.* replies would corrupt clients). `HELLO`/`HELLO 2` are
- * forwarded; a successful `HELLO 2 AUTH user pass` authenticates the client.
+ * HELLO [protover [AUTH user pass] [SETNAME name]]: forwarded, and once the backing Redis accepts
+ * it the connection speaks the protocol asked for (replies made here are encoded in it; RESP3
+ * pushes pass through) and, with AUTH, is authenticated. Without a backing Redis it is answered
+ * here (--requirepass checks AUTH).
  */
 export const hello: Intercept = (args, view, services, opts) => {
+  let proto: Proto | undefined;
   if (args.length >= 2) {
     const v = args[1]!.toString('latin1');
     if (!/^-?\d+$/.test(v)) return errorPlan('Protocol version is not an integer or out of range');
-    if (v !== '2') return errorPlan('unsupported protocol version', 'NOPROTO');
+    if (v !== '2' && v !== '3') return errorPlan('unsupported protocol version', 'NOPROTO');
+    proto = v === '3' ? 3 : 2;
   }
   const authAt = args.findIndex((a, i) => i >= 2 && a.toString('latin1').toLowerCase() === 'auth');
   const user = authAt >= 0 ? args[authAt + 1] : undefined;
   const pass = authAt >= 0 ? args[authAt + 2] : undefined;
   if (services.mode !== 'standalone') {
-    if (!user || !pass) return FORWARD;
-    return authForward(args, view, encodeRequest(['AUTH', user, pass]));
+    const authenticates = !!user && !!pass;
+    if (!authenticates && proto === undefined) return FORWARD;
+    const onReply = (r: Decoded) => {
+      if (r instanceof ErrorReply) return;
+      view.applyState({ ...(proto ? { proto } : {}), ...(authenticates ? { authenticated: true } : {}) });
+    };
+    return { kind: 'forward', hooks: { onReply, ...(authenticates ? { credentials: encodeRequest(['AUTH', user!, pass!]) } : {}) } };
   }
   if (authAt >= 0) {
     if (!user || !pass) return errorPlan("Syntax error in HELLO option 'auth'");
@@ -97,7 +105,10 @@ export const hello: Intercept = (args, view, services, opts) => {
   } else if (!view.authenticated) {
     return errorPlan('HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time', 'NOAUTH');
   }
-  return replyPlan(['server', 'redis', 'version', '7.0.0', 'proto', 2, 'id', view.id, 'mode', 'standalone', 'role', 'master', 'modules', [moduleEntry()]]);
+  if (proto) view.applyState({ proto });
+  return replyPlan(
+    RespMap.of({ server: 'redis', version: '7.0.0', proto: view.proto, id: view.id, mode: 'standalone', role: 'master', modules: [moduleEntry()] }),
+  );
 };
 
 /** RESET: forwarded; its reply resets the connection's state (db, transaction, subscriptions, AUTH). */

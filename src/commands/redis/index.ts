@@ -6,12 +6,12 @@
  *   transactions.ts  MULTI EXEC DISCARD (WATCH: forwarded as it is)
  *   pubsub.ts        (P|S)SUBSCRIBE (P|S)UNSUBSCRIBE MONITOR
  *   command.ts       COMMAND          info.ts  INFO          module.ts  MODULE
- *   slowlog.ts       SLOWLOG COMMANDLOG
+ *   slowlog.ts       SLOWLOG COMMANDLOG     client.ts  CLIENT REPLY
  *   keyspace.ts      TYPE EXISTS DEL UNLINK RENAME RENAMENX KEYS SCAN RANDOMKEY DBSIZE FLUSHDB
  *                    FLUSHALL SWAPDB, and WRONGTYPE for any other command naming an LLM object
  *
- * Every other command is forwarded untouched. CLIENT, WATCH and the rest of Redis's commands are
- * the backing Redis's own.
+ * Every other command is forwarded untouched: WATCH, the rest of CLIENT and of Redis's commands
+ * are the backing Redis's own.
  */
 import type { Intercept } from '../plan.js';
 import { auth, echo, hello, ping, quit, reset, select } from './connection.js';
@@ -21,6 +21,7 @@ import { command } from './command.js';
 import { info } from './info.js';
 import { moduleCmd } from './module.js';
 import { commandlog } from './slowlog.js';
+import { client } from './client.js';
 import { KEYSPACE_INTERCEPTS } from './keyspace.js';
 
 export const REDIS_COMMANDS = new Map<string, Intercept>([
@@ -38,6 +39,7 @@ export const REDIS_COMMANDS = new Map<string, Intercept>([
   ['command', command],
   ['info', info],
   ['module', moduleCmd],
+  ['client', client],
   ['slowlog', commandlog],
   ['commandlog', commandlog],
   ...KEYSPACE_INTERCEPTS,
@@ -53,4 +55,4 @@ export { touchesSpecialKey, specialKeyPlan } from './keyspace.js';
 export { noteForwarded } from './transactions.js';
 
 /** Without a backing Redis (standalone) these answer "no backing Redis"; the other families answer here. */
-export const NEEDS_BACKEND = new Set(['reset', 'select', 'multi', 'exec', 'discard', 'subscribe', 'psubscribe', 'unsubscribe', 'punsubscribe', 'ssubscribe', 'sunsubscribe', 'monitor', 'slowlog', 'commandlog']);
+export const NEEDS_BACKEND = new Set(['reset', 'select', 'multi', 'exec', 'discard', 'subscribe', 'psubscribe', 'unsubscribe', 'punsubscribe', 'ssubscribe', 'sunsubscribe', 'monitor', 'slowlog', 'commandlog', 'client']);

@@ -35,6 +35,8 @@ export const info: Intercept = (args, _view, services) => {
         const { value } = decodeFrame(frame);
         if (!Buffer.isBuffer(value)) return frame;
         const text = Buffer.concat([value, Buffer.from(value.length ? '\r\n' : ''), Buffer.from(llmSection(services))]);
+        // RESP3's INFO is a verbatim string (`=` with a `txt:` format): kept as it came.
+        if (frame[0] === 61) return Buffer.concat([Buffer.from(`=${text.length + 4}\r\ntxt:`), text, Buffer.from('\r\n')]);
         return Buffer.concat([Buffer.from(`$${text.length}\r\n`), text, Buffer.from('\r\n')]);
       },
     },
