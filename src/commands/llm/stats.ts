@@ -17,7 +17,7 @@ export default defineCommand({
   options: [{ token: '--RESET', type: 'pure-token', summary: 'Reply the counters, then set them to zero (a store has no counters: nothing is reset).' }],
   args: [],
   reply: 'Array of field, value pairs (values as strings).',
-  examples: ['LLM.STATS hello-world', 'LLM.STATS openai --RESET'],
+  examples: ['LLM.STATS hello-world', 'LLM.STATS openai --RESET', 'LLM.STATS store'],
   handler(ctx, args) {
     const obj = objectsOf(ctx).get(ctx.client.db, keyName(args.key));
     const stats = obj ? objectStats(obj) : null;
