@@ -141,7 +141,7 @@ let server: ChildServer;
 beforeAll(async () => {
   redis = await startRedis();
   fake = await startFakeOpenAI({ apiKey: API_KEY });
-  server = await startChildServer(['--redis', redis.url], { OPENAI_API_KEY: API_KEY }, { logLevel: 'warn' });
+  server = await startChildServer(['--redis', redis.url], { OPENAI_API_KEY: API_KEY });
 });
 
 afterAll(async () => {
