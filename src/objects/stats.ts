@@ -12,8 +12,8 @@
  *                         (an LLM sums those of the apps that call it).
  *  - rate_limited:        runs refused by a rate limit (an LLM: of the apps that call it).
  *  - prompt_tokens, completion_tokens: the provider's `usage` (an LLM counts embeddings too).
- *  - latency_p50_ms, latency_p99_ms: over the last 1024 calls (LLM) or runs (app, cache hits
- *                         included).
+ *  - latency_p50_ms, latency_p99_ms: over the last 1024 provider requests (LLM) or answered
+ *                         runs (app, cache hits included).
  * LLMs add retries, in_flight and queued; stores have their own fields (items, dim, ...).
  */
 import { AppObject, ModelObject, StoreObject, type LlmObject } from './objects.js';
