@@ -7,7 +7,7 @@
  *
  * Stale means: no stamp (dist/.build-stamp, written after a successful tsc), or a file or
  * directory under src/ (a directory's mtime changes when a file is added, removed or renamed),
- * tsconfig.json or package.json is newer than the stamp. The stamp gets the time tsc *started*,
+ * tsconfig.json, package.json or package-lock.json (say, another typescript) is newer than the stamp. The stamp gets the time tsc *started*,
  * so an edit made while it ran still counts as newer. `--force` compiles whatever the stamp says.
  */
 import { spawnSync } from 'node:child_process';
@@ -20,7 +20,12 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const stamp = path.join(root, 'dist', '.build-stamp');
 
 function newest(p) {
-  const st = statSync(p);
+  let st;
+  try {
+    st = statSync(p);
+  } catch {
+    return -Infinity; // e.g. no package-lock.json
+  }
   let t = st.mtimeMs;
   if (st.isDirectory()) for (const e of readdirSync(p)) t = Math.max(t, newest(path.join(p, e)));
   return t;
@@ -34,7 +39,7 @@ function stampTime() {
   }
 }
 
-const inputs = ['src', 'tsconfig.json', 'package.json'].map((f) => path.join(root, f));
+const inputs = ['src', 'tsconfig.json', 'package.json', 'package-lock.json'].map((f) => path.join(root, f));
 const force = process.argv.includes('--force');
 if (!force && Math.max(...inputs.map(newest)) < stampTime()) process.exit(0);
 

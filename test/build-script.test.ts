@@ -46,7 +46,7 @@ const edit = (p: string) => {
   back(p, 5);
 };
 
-it('compiles when there is no stamp, then not again until something under src/, tsconfig.json or package.json changes', () => {
+it('compiles when there is no stamp, then not again until something under src/, tsconfig.json, package.json or package-lock.json changes', () => {
   setup();
   expect(build().status).toBe(0);
   expect(tscCalls()).toBe(1);
@@ -65,15 +65,19 @@ it('compiles when there is no stamp, then not again until something under src/, 
   edit('tsconfig.json');
   expect(build().status).toBe(0);
   expect(tscCalls()).toBe(3);
+  writeFileSync(path.join(dir, 'package-lock.json'), '{}\n'); // a dependency changed (absent before: fine)
+  edit('package-lock.json');
+  expect(build().status).toBe(0);
+  expect(tscCalls()).toBe(4);
 
   // A file removed: only its directory's mtime tells.
   rmSync(path.join(dir, 'src/a.ts'));
   edit('src');
   expect(build().status).toBe(0);
-  expect(tscCalls()).toBe(4);
+  expect(tscCalls()).toBe(5);
 
   expect(build('--force').status).toBe(0);
-  expect(tscCalls()).toBe(5);
+  expect(tscCalls()).toBe(6);
 });
 
 it('a failed compile leaves dist/ stale: the exit status is tsc\'s and the next run compiles again', () => {
