@@ -18,10 +18,11 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
+COPY scripts/build.mjs ./scripts/build.mjs
 COPY src ./src
-# A full install: builds hnswlib-node with node-gyp, and the package's `prepare` runs tsc.
-RUN npm ci
-RUN npx tsc -p tsconfig.json
+# A full install: builds hnswlib-node with node-gyp, and the package's `prepare`
+# (scripts/build.mjs) compiles the TypeScript into dist/ once.
+RUN npm ci && test -f dist/src/cli.js
 # Keep production dependencies only (the compiled addon stays in node_modules/hnswlib-node).
 RUN npm prune --omit=dev
 

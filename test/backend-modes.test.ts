@@ -267,7 +267,7 @@ describe('the server connection to a password-protected backend (child process)'
 
   it('credentials refused after a reconnect: logged once, fails fast, recovers when fixed', async () => {
     const redis = await startRedis({ args: ['--requirepass', PASS] });
-    const child = await startChildServer(['--redis', `redis://:${PASS}@127.0.0.1:${redis.port}`]);
+    const child = await startChildServer(['--redis', `redis://:${PASS}@127.0.0.1:${redis.port}`], {}, { logLevel: 'info' });
     const admin = () => client(redis.port, { password: PASS });
     try {
       const a = admin();
@@ -297,7 +297,7 @@ describe('the server connection to a password-protected backend (child process)'
 describe('backing Redis killed and restarted', () => {
   it('closes connected clients, fails fast while down, keeps running and reconnects', async () => {
     const redis = await startRedis();
-    const child = await startChildServer(['--redis', redis.url]);
+    const child = await startChildServer(['--redis', redis.url], {}, { logLevel: 'info' });
     const a = client(child.port);
     const b = client(child.port);
     try {
@@ -439,7 +439,7 @@ describe('standalone mode', () => {
 
   it('a child with --managed-redis no runs standalone even with redis-server on PATH', async () => {
     const d = tmpDir('rls-standalone-child-');
-    const child = await startChildServer(['--managed-redis', 'no', '--dir', d]);
+    const child = await startChildServer(['--managed-redis', 'no', '--dir', d], {}, { logLevel: 'info' });
     try {
       const { text } = await rawExchange(child.port, 'PING\r\nGET x\r\nINFO llm\r\n');
       expect(text).toContain('+PONG\r\n-ERR no backing Redis: start with --redis <url> or install redis-server\r\n');
@@ -511,7 +511,7 @@ describe('managed child redis-server', () => {
     const dir = tmpDir('rls-managed-');
     const pidOf = (out: string) => logLines(out).find((l) => l.msg === 'started managed redis-server')?.redisPid as number | undefined;
     try {
-      const first = await startChildServer(['--dir', dir]);
+      const first = await startChildServer(['--dir', dir], {}, { logLevel: 'info' });
       const redisPid = pidOf(first.output());
       expect(redisPid).toBeGreaterThan(0);
       expect(alive(redisPid!)).toBe(true);
@@ -528,7 +528,7 @@ describe('managed child redis-server', () => {
       expect(alive(redisPid!)).toBe(false);
       expect(first.output()).toContain('stopped managed redis-server');
 
-      const second = await startChildServer(['--dir', dir]);
+      const second = await startChildServer(['--dir', dir], {}, { logLevel: 'info' });
       const secondPid = pidOf(second.output());
       const r2 = client(second.port);
       try {
@@ -550,7 +550,7 @@ describe('managed child redis-server: crashes and concurrent use', () => {
   it('a redis-server left by a killed server is shut down (AOF flushed) before a new one starts', async () => {
     const dir = tmpDir('rls-managed-orphan-');
     try {
-      const first = await startChildServer(['--dir', dir]);
+      const first = await startChildServer(['--dir', dir], {}, { logLevel: 'info' });
       const orphan = pidOf(first.output())!;
       const r = client(first.port);
       await r.set('survives', 'kill -9');
@@ -558,7 +558,7 @@ describe('managed child redis-server: crashes and concurrent use', () => {
       expect(await first.stop('SIGKILL')).toBeNull();
       expect(alive(orphan)).toBe(true); // kill -9 gives the server no chance to stop it
 
-      const second = await startChildServer(['--dir', dir]);
+      const second = await startChildServer(['--dir', dir], {}, { logLevel: 'info' });
       try {
         expect(second.output()).toContain('still running; shutting it down first');
         expect(alive(orphan)).toBe(false);
@@ -578,7 +578,7 @@ describe('managed child redis-server: crashes and concurrent use', () => {
 
   it('a managed redis-server killed at run time is restarted; the data is still there', async () => {
     const dir = tmpDir('rls-managed-restart-');
-    const child = await startChildServer(['--dir', dir]);
+    const child = await startChildServer(['--dir', dir], {}, { logLevel: 'info' });
     try {
       const first = pidOf(child.output())!;
       const r = client(child.port);
@@ -616,7 +616,7 @@ describe('managed child redis-server: crashes and concurrent use', () => {
 
   it('a second server on the same --dir refuses to start; the first keeps working', async () => {
     const dir = tmpDir('rls-managed-twice-');
-    const first = await startChildServer(['--dir', dir]);
+    const first = await startChildServer(['--dir', dir], {}, { logLevel: 'info' });
     try {
       const second = await runCli(['--port', '0', '--dir', dir]);
       expect(second.code).toBe(1);
@@ -702,7 +702,7 @@ describe('graceful shutdown', () => {
   });
 
   it('SIGTERM: the in-flight BLPOP reply arrives before exit 0; new connections are refused', async () => {
-    const child = await startChildServer(['--redis', redis.url]);
+    const child = await startChildServer(['--redis', redis.url], {}, { logLevel: 'info' });
     const r = client(child.port);
     try {
       await r.ping();

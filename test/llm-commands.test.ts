@@ -785,7 +785,7 @@ describe('provider calls are asynchronous, bounded, retried', () => {
 // -------------------------------------------------------------------------------------------------
 
 describe('INFO llm and LLM.INFO counters', () => {
-  it('per-LLM requests, errors, tokens and latency', async () => {
+  it('per-LLM calls, errors, tokens and latency', async () => {
     await r.call('LLM.CREATE-LLM', 'openai', '--PARAMS', openaiParams());
     await r.call('LLM.CREATE-LLM', 'other', '--PARAMS', openaiParams());
     await r.call('LLM.CREATE-APP', 'hello-world', '--LLM', 'openai', '--PROMPT', 'Say hello to {{name}}');
@@ -797,20 +797,71 @@ describe('INFO llm and LLM.INFO counters', () => {
     const m = lines.openai!;
     expect(m.db).toBe('0');
     expect(m.type).toBe('openai');
-    expect(m.requests).toBe('4');
+    expect(m.calls).toBe('4');
     expect(m.errors).toBe('1');
     expect(m.prompt_tokens).toBe('12'); // 3 x "Say hello to LLM"
     expect(m.completion_tokens).toBe('15'); // 3 x "echo: Say hello to LLM"
     expect(Number(m.latency_p50_ms)).toBeGreaterThan(0);
     expect(Number(m.latency_p99_ms)).toBeGreaterThanOrEqual(Number(m.latency_p50_ms));
-    expect(lines.other!.requests).toBe('0');
+    expect(lines.other!.calls).toBe('0');
     const text = await r.info('llm');
     expect(text).toMatch(/^llm_objects:3$/m);
     const li = (await info(r, 'openai'))!;
     expect(li.type).toBe('llm-model');
-    expect(li.requests).toBe('4');
+    expect(li.calls).toBe('4');
     expect(li.errors).toBe('1');
-    expect(li.promptTokens).toBe('12');
+    expect(li.prompt_tokens).toBe('12');
+  });
+
+  it('one vocabulary: LLM.STATS, LLM.INFO and INFO llm give an LLM, an app and a store the same fields with the same values', async () => {
+    await r.call('LLM.CREATE-LLM', 'openai', '--PARAMS', openaiParams());
+    await r.call('LLM.CREATE-APP', 'cached', '--LLM', 'openai', '--PROMPT', 'Say hello to {{name}}', '--CACHE', '{"exact":true}');
+    await r.call('LLM.CREATE-VECTOR-STORE', 'vs', '--LLM', 'openai');
+    await r.call('LLM.ADD', 'vs', 'Redis is an in-memory data store');
+    await r.call('LLM.ADD', 'vs', 'Postgres is a relational database');
+    for (let i = 0; i < 2; i++) await r.call('LLM.RUN', 'cached', '--VARS', '{"name":"LLM"}');
+    const stats = async (key: string) => {
+      const a = (await r.call('LLM.STATS', key)) as string[];
+      return Object.fromEntries(Array.from({ length: a.length / 2 }, (_, i) => [a[2 * i]!, a[2 * i + 1]!]));
+    };
+    const infoLines = async () => {
+      const out: Record<string, Record<string, string>> = {};
+      for (const line of (await r.info('llm')).split(/\r?\n/)) {
+        const m = /^(?:model|app|store)\d+:(.*)$/.exec(line);
+        if (!m) continue;
+        const f = Object.fromEntries(m[1]!.split(',').map((kv) => kv.split('=') as [string, string]));
+        out[f.name!] = f;
+      }
+      return out;
+    };
+    const counters = ['calls', 'cache_hits_exact', 'cache_hits_semantic', 'cache_misses', 'prompt_tokens', 'completion_tokens', 'errors', 'rate_limited', 'latency_p50_ms', 'latency_p99_ms'];
+    const llm = await stats('openai');
+    const app = await stats('cached');
+    const store = await stats('vs');
+    expect(Object.keys(llm)).toEqual([...counters, 'retries', 'in_flight', 'queued']);
+    expect(Object.keys(app)).toEqual(counters);
+    expect(Object.keys(store)).toEqual(['items', 'dim', 'space', 'capacity', 'memory', 'log_length', 'last_snapshot']);
+    // The same meanings: an LLM's calls are provider requests (2 embeddings + 1 chat: the second
+    // run was an exact cache hit), an app's calls are runs; cache lookups count on both.
+    expect(llm).toMatchObject({ calls: '3', cache_hits_exact: '1', cache_misses: '1', errors: '0' });
+    expect(app).toMatchObject({ calls: '2', cache_hits_exact: '1', cache_misses: '1', errors: '0' });
+    expect(store).toMatchObject({ items: '2', dim: '64', space: 'l2' });
+    const lines = await infoLines();
+    const li = (await info(r, 'openai'))!;
+    const ai = (await info(r, 'cached'))!;
+    const si = (await info(r, 'vs'))!;
+    for (const [key, st, i] of [['openai', llm, li], ['cached', app, ai], ['vs', store, si]] as const) {
+      for (const [k, v] of Object.entries(st)) {
+        if (k.startsWith('latency') || k === 'memory') continue; // may move between the reads
+        expect(lines[key]![k], `INFO llm ${key} ${k}`).toBe(v);
+        expect(i[k], `LLM.INFO ${key} ${k}`).toBe(v);
+      }
+    }
+    // --RESET zeroes counters; a store has none, its fields describe its state.
+    await r.call('LLM.STATS', 'vs', '--RESET');
+    expect((await stats('vs')).items).toBe('2');
+    await r.call('LLM.STATS', 'openai', '--RESET');
+    expect(await stats('openai')).toMatchObject({ calls: '0', cache_hits_exact: '0', cache_misses: '0' });
   });
 });
 

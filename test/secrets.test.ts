@@ -272,6 +272,30 @@ describe('the server secret', () => {
     expect(await r.call('LLM.RUN', 'app')).toBe('echo: standalone');
   });
 
+  it("the startup log says 'generated' only when this start created <dir>/secret.key, else 'loaded'", async () => {
+    const { generatedSecret } = await import('../src/util/secret.js');
+    const dir = path.join(root, 'gen-or-load');
+    const file = path.join(dir, 'secret.key');
+    expect(generatedSecret(dir).from).toBe(`generated ${file}`);
+    expect(generatedSecret(dir).from).toBe(`loaded ${file}`);
+    // Through the CLI's log line (standalone, so no backing Redis is needed).
+    const cliDir = path.join(root, 'gen-or-load-cli');
+    const secretLine = async () => {
+      const child = await startChildServer(['--managed-redis', 'no', '--dir', cliDir], {}, { logLevel: 'info' });
+      try {
+        await eventually(async () => expect(child.output()).toContain('server secret for sealing API keys at rest'));
+        return child.output().split('\n').find((l) => l.includes('server secret for sealing API keys at rest'))!;
+      } finally {
+        await child.stop();
+      }
+    };
+    const first = await secretLine();
+    expect(first).toContain(`"from":"generated ${path.join(cliDir, 'secret.key')}"`);
+    const second = await secretLine();
+    expect(second).toContain(`"from":"loaded ${path.join(cliDir, 'secret.key')}"`);
+    expect(JSON.parse(second).keyId).toBe(JSON.parse(first).keyId);
+  });
+
   it('concurrent first starts on one dir agree on one generated secret', async () => {
     const dir = path.join(root, 'concurrent');
     const { generatedSecret } = await import('../src/util/secret.js');

@@ -79,7 +79,10 @@ export async function complete(
         return done({ text: hit.text, finishReason: hit.finishReason, usage: hit.usage, cached: 'semantic', similarity: hit.similarity });
       }
     }
-    if (cache) app.usage.misses++;
+    if (cache) {
+      app.usage.misses++;
+      model.usage.misses++;
+    }
     const limiters = [model.limiterFor(deps.kv), app.limiterFor(deps.kv)].filter((l) => l !== null);
     const tickets: string[] = [];
     try {

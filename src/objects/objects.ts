@@ -54,7 +54,7 @@ export abstract class LlmObject {
 export class ModelObject extends LlmObject {
   readonly kind = 'llm' as const;
   readonly provider: LlmProvider;
-  /** Cache hits and rate-limited calls of apps using this LLM (the provider counts the rest). */
+  /** Cache hits, misses and rate-limited runs of apps using this LLM (the provider counts the rest). */
   readonly usage = new Usage();
   /** Secrets its stored definition holds in plaintext (written before they were sealed; loaded records only). */
   unsealedAtRest: string[] = [];

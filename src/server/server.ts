@@ -23,6 +23,7 @@ import { FileStorage, RedisStorage } from '../storage/index.js';
 import type { Storage } from '../storage/types.js';
 import { setAllowedEnv, setAllowedHosts } from '../llm/index.js';
 import { StoreObject, ModelObject, AppObject } from '../objects/objects.js';
+import { objectStats, type StatValue } from '../objects/stats.js';
 import { configuredSecret, generatedSecret, type SecretBox } from '../util/secret.js';
 
 export class LlmServer implements Services {
@@ -125,24 +126,15 @@ export class LlmServer implements Services {
     let m = 0;
     let v = 0;
     let a = 0;
+    // The fields of LLM.STATS and LLM.INFO (src/objects/stats.ts).
+    const fields = (st: Record<string, StatValue> | null) => Object.entries(st ?? {}).map(([k, x]) => `,${k}=${x}`).join('');
     for (const o of this.objects.all()) {
       if (o instanceof ModelObject) {
-        const st = o.provider.stats.snapshot();
-        lines.push(
-          `model${m++}:name=${infoSafe(o.name)},db=${o.db},type=${o.provider.type},requests=${st.requests},errors=${st.errors},` +
-            `prompt_tokens=${st.promptTokens},completion_tokens=${st.completionTokens},latency_p50_ms=${st.latencyP50Ms},latency_p99_ms=${st.latencyP99Ms},` +
-            `cache_hits_exact=${o.usage.hitsExact},cache_hits_semantic=${o.usage.hitsSemantic},rate_limited=${o.usage.rateLimited}`,
-        );
+        lines.push(`model${m++}:name=${infoSafe(o.name)},db=${o.db},type=${o.provider.type}${fields(objectStats(o))}`);
       } else if (o instanceof AppObject) {
-        const u = o.usage.snapshot();
-        lines.push(`app${a++}:name=${infoSafe(o.name)},db=${o.db},kind=${o.kind},` + Object.entries(u).map(([k, v]) => `${k}=${v}`).join(','));
+        lines.push(`app${a++}:name=${infoSafe(o.name)},db=${o.db},kind=${o.kind}${fields(objectStats(o))}`);
       } else if (o instanceof StoreObject) {
-        const st = o.index.stats();
-        lines.push(
-          `store${v++}:name=${infoSafe(o.name)},db=${o.db},items=${o.index.size},dim=${o.index.dim ?? 0},space=${o.params.space},` +
-            `memory=${o.index.memoryBytes()},capacity=${st.capacity},log_length=${o.logLength},` +
-            `last_snapshot=${Math.floor(o.lastSnapshotAt / 1000)}`,
-        );
+        lines.push(`store${v++}:name=${infoSafe(o.name)},db=${o.db}${fields(objectStats(o))}`);
       }
     }
     return lines;

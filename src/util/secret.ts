@@ -129,13 +129,14 @@ export function configuredSecret(src: SecretSource): { box: SecretBox; from: str
  * The generated secret `<dir>/secret.key`: read when it exists, else created — 32 random bytes as
  * hex, mode 0600, written to a temporary file and linked into place, so concurrent first starts
  * agree on one secret and a crash never leaves a partial file. Throws a clear Error when the file
- * can be neither read nor created.
+ * can be neither read nor created. `from` says which happened: `generated <file>` only when this
+ * call created it, else `loaded <file>` (also when a concurrent start created it first).
  */
 export function generatedSecret(dir: string): { box: SecretBox; from: string } {
   const file = path.join(dir, GENERATED_SECRET_FILE);
-  const from = `generated ${file}`;
   const existing = readIfExists(file);
-  if (existing !== null) return { box: boxOf(existing, file), from };
+  if (existing !== null) return { box: boxOf(existing, file), from: `loaded ${file}` };
+  let generated = false;
   const tmp = path.join(dir, `${GENERATED_SECRET_FILE}.${process.pid}.${randomBytes(4).toString('hex')}.new`);
   try {
     mkdirSync(dir, { recursive: true });
@@ -148,6 +149,7 @@ export function generatedSecret(dir: string): { box: SecretBox; from: string } {
     }
     try {
       linkSync(tmp, file); // fails when another process created it first: then theirs is used
+      generated = true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
@@ -163,7 +165,7 @@ export function generatedSecret(dir: string): { box: SecretBox; from: string } {
   }
   const created = readIfExists(file);
   if (created === null) throw new Error(`server secret: ${file} vanished after it was created`);
-  return { box: boxOf(created, file), from };
+  return { box: boxOf(created, file), from: `${generated ? 'generated' : 'loaded'} ${file}` };
 }
 
 function readIfExists(file: string): Buffer | null {

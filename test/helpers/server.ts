@@ -46,7 +46,8 @@ export interface ChildServer {
 
 /**
  * Runs the built CLI (npm test builds first) as a child process. With `nofile`, under
- * `ulimit -n nofile` (bash execs node: the same pid).
+ * `ulimit -n nofile` (bash execs node: the same pid). It logs at `warn` (problems only) unless
+ * `logLevel` (or a `--log-level` in `args`) asks for more: a test that reads info lines says so.
  */
 export async function startChildServer(
   args: string[],
@@ -56,7 +57,7 @@ export async function startChildServer(
   const port = await freePort();
   let out = '';
   const dirArgs = args.includes('--dir') ? [] : ['--dir', TEST_DIR];
-  const argv = [CLI, '--port', String(port), '--log-level', opts.logLevel ?? 'info', ...dirArgs, ...args];
+  const argv = [CLI, '--port', String(port), '--log-level', opts.logLevel ?? 'warn', ...dirArgs, ...args];
   const spawnOpts = { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'] };
   const proc = opts.nofile
     ? spawn('bash', ['-c', `ulimit -n ${opts.nofile} && exec "$0" "$@"`, process.execPath, ...argv], spawnOpts)

@@ -23,7 +23,7 @@ export default defineCommand({
   ],
   args: [{ name: 'data', type: 'string', summary: 'The item text (embedded by the store LLM unless a vector is given).' }],
   reply: 'Integer: the item id.',
-  examples: ['LLM.ADD store "Redis is an in-memory data store"', 'LLM.ADD store --ID 7 --EMBEDDING 0.1,0.2,0.3 "some text"', 'LLM.ADD store --ATTRS \'{"tenant":"acme","year":2024}\' "a document"'],
+  examples: ['LLM.ADD store "Redis is an in-memory data store"', 'LLM.ADD store --ATTRS \'{"tenant":"acme","year":2024}\' "a document"', 'LLM.ADD vectors --ID 7 --EMBEDDING 0.1,0.2,0.3 "some text"'],
   async handler(ctx, args) {
     const rawId = args.opts.get('id') as Buffer | undefined;
     const id = rawId === undefined ? undefined : parseId(rawId);

@@ -12,12 +12,12 @@ export default defineCreateCommand({
   options: [
     LLM_REF,
     PROMPT,
-    { token: '--HISTORY', type: 'json', value: 'json', summary: 'Memory parameters: summary_cnt, summary_ctx_cnt, msg_ctx_cnt, summary_prompt.' },
+    { token: '--HISTORY', type: 'json', value: 'json', summary: 'Memory parameters: summary_cnt (20), summary_ctx_cnt (1), msg_ctx_cnt (10), summary_prompt, ttl (seconds an idle session is kept; 0 = forever, the default); see "Search apps and chat apps".' },
     VECTOR_STORE,
     CACHE,
     RATELIMIT,
   ],
-  examples: ['LLM.CREATE-CHAT chat --LLM openai --VECTOR-STORE chat-memory'],
+  examples: ['LLM.CREATE-CHAT chat --LLM openai --VECTOR-STORE memory'],
   handler(ctx, args) {
     const def = {
       llm: optString(args, 'llm') ?? null,

@@ -18,7 +18,7 @@ export default defineCreateCommand({
     CACHE,
     RATELIMIT,
   ],
-  examples: ['LLM.CREATE-SEARCH search --LLM openai --VECTOR-STORE store'],
+  examples: ['LLM.CREATE-SEARCH search --LLM openai --VECTOR-STORE docs'],
   handler(ctx, args) {
     const store = optString(args, 'vector-store');
     if (!store) throw new CommandError('no vector store is specified');

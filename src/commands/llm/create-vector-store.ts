@@ -13,7 +13,7 @@ export default defineCreateCommand({
     { token: '--PARAMS', type: 'json', value: 'json', summary: 'Index parameters: space, dim, m, ef_construction, ef, max_elements.' },
     { token: '--LLM', type: 'string', value: 'llm', summary: 'LLM that embeds text: a key, or JSON {"key":...,"params":{...}} whose params are embedding request fields for this store\'s calls, e.g. {"model":"text-embedding-3-small","dimensions":256}.' },
   ],
-  examples: ['LLM.CREATE-VECTOR-STORE store --LLM openai'],
+  examples: ['LLM.CREATE-VECTOR-STORE store --LLM openai', `LLM.CREATE-VECTOR-STORE vectors --PARAMS '{"dim":3}'`],
   handler(ctx, args) {
     const type = optString(args, 'type') ?? 'hnsw';
     if (type.toLowerCase() !== 'hnsw') throw new CommandError(`unknown vector store: ${type}`);

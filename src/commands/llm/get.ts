@@ -14,7 +14,7 @@ export default defineCommand({
   options: [{ token: '--WITHATTRS', type: 'pure-token', summary: 'Add the item attributes (JSON, or nil) as a third element.' }],
   args: [{ name: 'id', type: 'integer', summary: 'Item id.' }],
   reply: 'Array [data, "f1,f2,..."] (with --WITHATTRS: [data, vector, attributes JSON or nil]), or nil when the store or the id does not exist.',
-  examples: ['LLM.GET store 1', 'LLM.GET store --WITHATTRS 1'],
+  examples: ['LLM.GET store 1', 'LLM.GET store --WITHATTRS 2'],
   async handler(ctx, args) {
     const id = parseId(args.positionals[0]);
     const store = await storeForCommand(ctx, args.key);

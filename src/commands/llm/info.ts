@@ -1,6 +1,7 @@
 import { defineCommand } from '../spec.js';
 import { redactConfig } from '../../llm/index.js';
-import { ModelObject, StoreObject, TYPE_NAMES } from '../../objects/objects.js';
+import { ModelObject, TYPE_NAMES } from '../../objects/objects.js';
+import { objectStats } from '../../objects/stats.js';
 import type { RespValue } from '../../protocol/resp.js';
 import { objectsOf, keyName } from './_objects.js';
 import { fieldsReply } from './_reply.js';
@@ -15,7 +16,7 @@ export default defineCommand({
   keySpec: { access: 'RO', op: 'ACCESS' },
   options: [],
   args: [],
-  reply: 'Array of field, value pairs (config is JSON without secrets), or nil when the key is not an LLM object.',
+  reply: 'RESP2: array of field, value pairs (config is JSON without secrets); RESP3: a map (numbers as numbers). Nil when the key is not an LLM object.',
   examples: ['LLM.INFO openai'],
   handler(ctx, args) {
     const obj = objectsOf(ctx).get(ctx.client.db, keyName(args.key));
@@ -23,16 +24,11 @@ export default defineCommand({
     const out: RespValue[] = ['type', TYPE_NAMES[obj.kind], 'created_at', Math.floor(obj.createdAt / 1000)];
     if (obj instanceof ModelObject) {
       out.push('config', JSON.stringify(redactConfig(obj.llm)));
-      const st = obj.provider.stats.snapshot();
-      for (const [k, v] of Object.entries(st)) out.push(k, String(v));
-    } else if (obj instanceof StoreObject) {
-      out.push('config', JSON.stringify(obj.config));
-      const st = obj.index.stats();
-      out.push('items', obj.index.size, 'dim', obj.index.dim ?? 0, 'capacity', st.capacity, 'memory', obj.index.memoryBytes());
-      out.push('log_length', obj.logLength, 'last_snapshot', Math.floor(obj.lastSnapshotAt / 1000));
     } else {
       out.push('config', JSON.stringify(obj.config));
     }
+    // The fields of LLM.STATS and INFO llm (src/objects/stats.ts); numbers as integers, as before.
+    for (const [k, v] of Object.entries(objectStats(obj) ?? {})) out.push(k, typeof v === 'number' && !Number.isInteger(v) ? String(v) : v);
     return fieldsReply(ctx, out);
   },
 });

@@ -25,8 +25,8 @@ export default defineCommand({
     { token: '--EXPLAIN', type: 'pure-token', summary: 'Reply [hits, [path, hnsw|exact, reason, ..., ef, n, sampled, n, matched, n]]: how the query ran.' },
   ],
   args: [{ name: 'query', type: 'string', optional: true, summary: 'Text to embed with the store LLM (unless a vector is given).' }],
-  reply: 'Array of [id, distance] pairs, nearest first (distance as a bulk string).',
-  examples: ['LLM.KNN store --K 3 "what is Redis"', 'LLM.KNN store --K 2 --EMBEDDING 0.1,0.2,0.3', 'LLM.KNN store --K 5 --FILTER \'tenant == "acme" and year >= 2023\' "pricing"'],
+  reply: 'Array of [id, distance] pairs, nearest first (distance: a bulk string in RESP2, a double in RESP3).',
+  examples: ['LLM.KNN store --K 3 "what is Redis"', 'LLM.KNN vectors --K 2 --EMBEDDING 0.1,0.2,0.3', 'LLM.KNN store --K 5 --FILTER \'tenant == "acme" and year >= 2023\' "pricing"'],
   async handler(ctx, args) {
     const k = (args.opts.get('k') as number | undefined) ?? 10;
     const ef = args.opts.get('ef') as number | undefined;

@@ -19,7 +19,7 @@ export default defineCommand({
     { name: 'attrs', type: 'json', summary: 'A flat JSON object of strings, numbers, booleans and arrays of strings.' },
   ],
   reply: 'Integer 1 when the item exists (attributes replaced), 0 otherwise.',
-  examples: [`LLM.SETATTRS store 7 '{"tenant":"acme","tags":["faq"]}'`],
+  examples: [`LLM.SETATTRS vectors 7 '{"tenant":"acme","tags":["faq"]}'`],
   async handler(ctx, args) {
     const id = parseId(args.positionals[0]);
     const attrs = parseAttrs(parseJson(args.positionals[1]));
