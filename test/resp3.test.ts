@@ -400,6 +400,6 @@ describe('clients as users get them', () => {
     await io().call('LLM.CREATE-VECTOR-STORE', 'r3:clivs', '--PARAMS', '{"dim":2}');
     await io().call('LLM.ADD', 'r3:clivs', '--EMBEDDING', '3,4', 'x');
     expect(await cli(args(server.port, 'LLM.KNN', 'r3:clivs', '--EMBEDDING', '0,0'))).toBe('1) 1) (integer) 1\n   2) (double) 25\n');
-    expect(await cli(args(server.port, 'LLM.INFO', 'r3:clivs'))).toMatch(/^1# "type" => "[^"]+"\n2# "created_at" => \(integer\) \d+\n/);
+    expect(await cli(args(server.port, 'LLM.INFO', 'r3:clivs'))).toMatch(/^ *1# "type" => "[^"]+"\n *2# "created_at" => \(integer\) \d+\n/);
   });
 });
