@@ -9,7 +9,7 @@
  */
 import { Redis } from 'ioredis';
 import { VectorIndex } from '../src/vector/index.js';
-import { clustered } from './vector-data.js';
+import { clustered } from '../harness/vector-data.js';
 import { build, cleanup, fmt, header, loadThroughServer, numArg, row, startBackingRedis, startServerChild, stopChild, waitReady } from './knn-server.js';
 
 const N = numArg('n', 20_000);

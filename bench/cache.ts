@@ -10,8 +10,8 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { freePort, startRedis, waitForPort } from '../test/helpers/redis-server.js';
-import { startFakeOpenAI } from '../test/helpers/fake-openai.js';
+import { freePort, startRedis, waitForPort } from '../harness/redis-server.js';
+import { startFakeOpenAI } from '../harness/fake-openai.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argCalls = process.argv.indexOf('--calls');

@@ -2,7 +2,7 @@
  * Several server instances on one backing Redis (issue 10, "Benchmark"):
  *
  *   1. KNN QPS with 1, 2 and 3 instances. One store (default 50k × 128-dim clustered vectors,
- *      bench/vector-data.ts) is loaded once through instance 1 with pipelined
+ *      harness/vector-data.ts) is loaded once through instance 1 with pipelined
  *      `LLM.ADD --ID i --EMBEDDING-FP32`; instances 2 and 3 start afterwards, from the latest
  *      snapshot plus the log tail (--follow-load: they start first and follow the bulk load, each
  *      building the whole graph on the shared cores too). Once every instance reports the same
@@ -44,8 +44,8 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { ReplyScanner } from '../src/protocol/reply-scanner.js';
 import { encodeRequest } from '../src/protocol/request-parser.js';
-import { freePort, startRedis, waitForPort, type RedisServerHandle } from '../test/helpers/redis-server.js';
-import { clustered } from './vector-data.js';
+import { freePort, startRedis, waitForPort, type RedisServerHandle } from '../harness/redis-server.js';
+import { clustered } from '../harness/vector-data.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'dist/src/cli.js');

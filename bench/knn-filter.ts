@@ -7,7 +7,7 @@
  */
 import { VectorIndex } from '../src/vector/index.js';
 import { compileFilter, type Attrs } from '../src/vector/filter.js';
-import { bruteForce, clustered, recall } from './vector-data.js';
+import { bruteForce, clustered, recall } from '../harness/vector-data.js';
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(`--${name}`);

@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { VectorIndex } from '../src/vector/index.js';
-import { bruteForce, clustered, recall, type Clustered } from './vector-data.js';
+import { bruteForce, clustered, recall, type Clustered } from '../harness/vector-data.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;

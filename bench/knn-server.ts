@@ -1,7 +1,7 @@
 /**
  * KNN through the server vs hnswlib-node in process (issue 4):
  *
- *   1. n vectors (default 100k × 128 dims, Gaussian clusters: bench/vector-data.ts) loaded into a
+ *   1. n vectors (default 100k × 128 dims, Gaussian clusters: harness/vector-data.ts) loaded into a
  *      vector store of a child redis-llm-server with pipelined `LLM.ADD --EMBEDDING-FP32` on many
  *      connections: ADD throughput.
  *   2. The same data added to a hnswlib-node index in this process, same params (l2, m 16,
@@ -28,8 +28,9 @@ import hnswlib from 'hnswlib-node';
 import { Redis } from 'ioredis';
 import { ReplyScanner } from '../src/protocol/reply-scanner.js';
 import { encodeRequest } from '../src/protocol/request-parser.js';
-import { freePort, startRedis, waitForPort, type RedisServerHandle } from '../test/helpers/redis-server.js';
-import { bruteForce, clustered, recall, type Clustered } from './vector-data.js';
+import { freePort, startRedis, waitForPort, type RedisServerHandle } from '../harness/redis-server.js';
+import { bruteForce, clustered, recall, type Clustered } from '../harness/vector-data.js';
+import { startChildServer } from '../harness/child.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'dist/src/cli.js');
@@ -83,17 +84,12 @@ export interface Child {
 
 /** Starts dist/src/cli.js with its own event loop (extra node flags from --server-node-args). */
 export async function startServerChild(args: string[], port?: number): Promise<Child> {
-  const p = port ?? (await freePort());
   const nodeArgs = (strArg('server-node-args') ?? '').split(/\s+/).filter(Boolean);
   const startedAt = performance.now();
-  const proc = spawn(process.execPath, [...nodeArgs, CLI, '--port', String(p), '--log-level', 'info', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(proc);
-  proc.once('exit', () => children.delete(proc));
-  let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (out += d));
-  await waitForPort(p, '127.0.0.1', 30_000);
-  return { proc, port: p, output: () => out, startedAt };
+  const c = await startChildServer(args, {}, { port, nodeArgs, logLevel: 'info' });
+  children.add(c.proc);
+  c.proc.once('exit', () => children.delete(c.proc));
+  return { proc: c.proc, port: c.port, output: c.output, startedAt };
 }
 
 export function stopChild(c: Child, signal: NodeJS.Signals = 'SIGTERM', ms = 60_000): Promise<void> {
@@ -244,11 +240,6 @@ export function cpuOf(pid: number): number {
 }
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
-/** The child's resident memory in bytes (/proc). */
-export function rssOf(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : NaN;
-}
 
 // ---- main --------------------------------------------------------------------------------------
 

@@ -23,10 +23,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { freePort, startRedis, waitForPort, type RedisServerHandle } from '../test/helpers/redis-server.js';
+import { freePort, startRedis, waitForPort, type RedisServerHandle } from '../harness/redis-server.js';
+import { ROOT, rssOf, startChildServer } from '../harness/child.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = path.join(ROOT, 'dist/src/cli.js');
 const MB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -39,7 +38,6 @@ const SLOW_GETS = Number(arg('slow-gets', '2000'));
 const LIMITS = arg('limits', '8mb,0').split(',');
 const MANY = Number(arg('many', '50'));
 
-const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 const hardLimit = () => Number(execFileSync('bash', ['-c', 'ulimit -Hn']).toString().trim()) || 0;
 
 interface Child {
@@ -50,21 +48,8 @@ interface Child {
 }
 
 async function server(args: string[], nofile: number): Promise<Child> {
-  const port = await freePort();
-  const argv = [CLI, '--port', String(port), '--log-level', 'error', ...args];
-  const proc = spawn('bash', ['-c', `ulimit -n ${nofile} && exec "$0" "$@"`, process.execPath, ...argv], { stdio: ['ignore', 'inherit', 'inherit'] });
-  await waitForPort(port, '127.0.0.1', 15_000);
-  return {
-    port,
-    proc,
-    rss: () => rssMb(proc.pid!),
-    stop: () =>
-      new Promise((resolve) => {
-        if (proc.exitCode !== null) return resolve();
-        proc.once('exit', () => resolve());
-        proc.kill('SIGTERM');
-      }),
-  };
+  const c = await startChildServer(args, {}, { nofile, logLevel: 'error' });
+  return { port: c.port, proc: c.proc, rss: () => rssOf(c.proc.pid!) / MB, stop: async () => void (await c.stop()) };
 }
 
 const info = async (c: Redis, field: string, section?: string) => Number(new RegExp(`${field}:(\\d+)`).exec(await (section ? c.info(section) : c.info()))![1]);

@@ -18,7 +18,8 @@
  */
 import { Redis } from 'ioredis';
 import { RedisStorage } from '../src/storage/index.js';
-import { clustered, type Clustered } from './vector-data.js';
+import { clustered, type Clustered } from '../harness/vector-data.js';
+import { rssOf } from '../harness/child.js';
 import {
   build,
   cleanup,
@@ -27,7 +28,6 @@ import {
   loadThroughServer,
   numArg,
   row,
-  rssOf,
   startBackingRedis,
   startServerChild,
   stopChild,

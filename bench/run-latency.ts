@@ -1,6 +1,6 @@
 /**
  * LLM.RUN latency: the same chat completion made two ways against the same local
- * OpenAI-compatible endpoint (test/helpers/fake-openai.ts, no delay), sequentially, one at a time:
+ * OpenAI-compatible endpoint (harness/fake-openai.ts, no delay), sequentially, one at a time:
  *
  *   server  ioredis -> redis-llm-server (node dist/src/cli.js --redis ...) -> LLM.RUN hello-world
  *           --VARS '{"name":"LLM"}' -> the server's provider (openai SDK) -> endpoint
@@ -29,7 +29,7 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import OpenAI from 'openai';
-import { freePort, startRedis, waitForPort, type RedisServerHandle } from '../test/helpers/redis-server.js';
+import { freePort, startRedis, waitForPort, type RedisServerHandle } from '../harness/redis-server.js';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(THIS_FILE), '..');
@@ -41,7 +41,7 @@ const EXPECTED = `echo: ${CONTENT}`;
 // ---- the endpoint, in a child process --------------------------------------------------------
 
 async function serveFake(): Promise<void> {
-  const { startFakeOpenAI } = await import('../test/helpers/fake-openai.js');
+  const { startFakeOpenAI } = await import('../harness/fake-openai.js');
   const fake = await startFakeOpenAI({ apiKey: BENCH_KEY });
   // Recorded requests would grow without bound over thousands of calls.
   setInterval(() => fake.requests.splice(0), 1000).unref();

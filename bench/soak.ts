@@ -2,7 +2,7 @@
  * Soak: the figures of the hardening issue, from four runs against the built server (child
  * processes, as deployed):
  *
- *  1. protocol fuzz   ≥ 100k frames (bench/fuzz-frames.ts generators: valid commands, inline ones,
+ *  1. protocol fuzz   ≥ 100k frames (harness/fuzz-frames.ts generators: valid commands, inline ones,
  *                     random bytes, truncated, huge/negative lengths, nesting, odd quoting, mutations),
  *                     each case sent to redis-server and to the server, replies compared byte for byte;
  *                     a long-lived connection must answer PING after every batch. A server death is a
@@ -23,10 +23,11 @@
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import { Redis } from 'ioredis';
-import { startRedis, type RedisServerHandle } from '../test/helpers/redis-server.js';
-import { startChildServer, type ChildServer } from '../test/helpers/server.js';
-import { startFakeOpenAI } from '../test/helpers/fake-openai.js';
-import { Rng, alarmingLogLines, caseSeed, compareReplies, exchange, fuzzCase, rssOf, show, type Verdict } from './fuzz-frames.js';
+import { startRedis, type RedisServerHandle } from '../harness/redis-server.js';
+import { startChildServer, type ChildServer } from '../harness/server.js';
+import { startFakeOpenAI } from '../harness/fake-openai.js';
+import { Rng, alarmingLogLines, caseSeed, compareReplies, exchange, fuzzCase, show, type Verdict } from '../harness/fuzz-frames.js';
+import { rssOf } from '../harness/child.js';
 
 // ---- options ---------------------------------------------------------------------------------------
 

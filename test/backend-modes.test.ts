@@ -12,11 +12,11 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import { freePort, startRedis, waitForPort, type RedisServerHandle } from './helpers/redis-server.js';
-import { CLI, client, rawExchange, startChildServer, startServer, type ChildServer } from './helpers/server.js';
+import { freePort, startRedis, waitForPort, type RedisServerHandle } from '../harness/redis-server.js';
+import { CLI, client, rawExchange, startChildServer, startServer, type ChildServer } from '../harness/server.js';
 import type { LlmServer } from '../src/server/server.js';
 import { LLM_COMMANDS } from '../src/commands/table.js';
-import { startFakeOpenAI } from './helpers/fake-openai.js';
+import { startFakeOpenAI } from '../harness/fake-openai.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tmpDir = (prefix: string) => mkdtempSync(path.join(os.tmpdir(), prefix));

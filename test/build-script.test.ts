@@ -8,7 +8,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { ROOT } from './helpers/server.js';
+import { ROOT } from '../harness/server.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'rls-build-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

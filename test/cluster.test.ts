@@ -7,13 +7,13 @@ import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, startRedisCluster, type RedisServerHandle } from './helpers/redis-server.js';
-import { client, expectSameExchanges, startServer } from './helpers/server.js';
+import { startRedis, startRedisCluster, type RedisServerHandle } from '../harness/redis-server.js';
+import { client, expectSameExchanges, startServer } from '../harness/server.js';
 import { encodeRequest } from '../src/protocol/request-parser.js';
 import type { LlmServer } from '../src/server/server.js';
 import { keySlot, commandKeys, slotOfKeys } from '../src/proxy/slots.js';
 import { parseRedisUrl, describeAddress } from '../src/proxy/backend.js';
-import { startFakeOpenAI } from './helpers/fake-openai.js';
+import { startFakeOpenAI } from '../harness/fake-openai.js';
 
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

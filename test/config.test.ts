@@ -9,8 +9,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DEFAULTS, SETTINGS, convertSetting, envName, parseMemory, readConfigFile, readEnv, resolveConfig } from '../src/config/config.js';
-import { CLI, ROOT } from './helpers/server.js';
-import { freePort, waitForPort } from './helpers/redis-server.js';
+import { CLI, ROOT } from '../harness/server.js';
+import { freePort, waitForPort } from '../harness/redis-server.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'rls-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

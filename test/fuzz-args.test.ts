@@ -21,14 +21,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
-import { client, startServer } from './helpers/server.js';
-import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
+import { startRedis, type RedisServerHandle } from '../harness/redis-server.js';
+import { client, startServer } from '../harness/server.js';
+import { startFakeOpenAI, type FakeOpenAI } from '../harness/fake-openai.js';
 import type { LlmServer } from '../src/server/server.js';
 import { LLM_COMMANDS } from '../src/commands/table.js';
 import type { CommandSpec, OptionSpec } from '../src/commands/spec.js';
 import { parseCommandArgs } from '../src/commands/args.js';
-import { Rng, caseSeed } from '../bench/fuzz-frames.js';
+import { Rng, caseSeed } from '../harness/fuzz-frames.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0xa1b2c3d4);
 const BATCHES_PER_COMMAND = Number(process.env.FUZZ_BATCHES ?? 3);

@@ -12,8 +12,8 @@
  */
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
-import { startChildServer, type ChildServer } from './helpers/server.js';
+import { startRedis, type RedisServerHandle } from '../harness/redis-server.js';
+import { startChildServer, type ChildServer } from '../harness/server.js';
 import { RequestParser } from '../src/protocol/request-parser.js';
 import { LLM_COMMANDS } from '../src/commands/table.js';
 import {
@@ -27,11 +27,11 @@ import {
   multibulk,
   readReplies,
   redisCommand,
-  rssOf,
   show,
   type Exchange,
   type Verdict,
-} from '../bench/fuzz-frames.js';
+} from '../harness/fuzz-frames.js';
+import { rssOf } from '../harness/child.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x7e57f022);
 const CONCURRENCY = 24;

@@ -28,14 +28,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
-import { client, expectSameExchanges, rawExchange, startChildServer, startServer } from './helpers/server.js';
-import { startFakeOpenAI, type FakeOpenAI, type Fault } from './helpers/fake-openai.js';
+import { startRedis, type RedisServerHandle } from '../harness/redis-server.js';
+import { client, expectSameExchanges, rawExchange, rssOf, startChildServer, startServer } from '../harness/server.js';
+import { startFakeOpenAI, type FakeOpenAI, type Fault } from '../harness/fake-openai.js';
 import { decodeFrame, ErrorReply, SimpleString, type Decoded } from '../src/protocol/resp.js';
 import { encodeRequest } from '../src/protocol/request-parser.js';
 import { setAllowedEnv, setAllowedHosts } from '../src/llm/index.js';
 import type { LlmServer } from '../src/server/server.js';
-import { errOf, leaks } from './helpers/replies.js';
+import { errOf, leaks } from '../harness/replies.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MB = 1024 * 1024;
@@ -126,10 +126,7 @@ interface Child {
   stop(): Promise<void>;
 }
 
-function rssMbOf(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
+const rssMbOf = (pid: number): number => rssOf(pid) / (1024 * 1024);
 
 /** The built CLI as a child (startChildServer); with `nofile`, under `ulimit -n nofile`. Stopped with SIGKILL. */
 async function spawnServer(args: string[], nofile?: number): Promise<Child> {

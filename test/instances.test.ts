@@ -4,9 +4,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
-import { client, startChildServer, startServer, type ChildServer } from './helpers/server.js';
-import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
+import { startRedis, type RedisServerHandle } from '../harness/redis-server.js';
+import { client, startChildServer, startServer, type ChildServer } from '../harness/server.js';
+import { startFakeOpenAI, type FakeOpenAI } from '../harness/fake-openai.js';
 import type { LlmServer } from '../src/server/server.js';
 
 let redis: RedisServerHandle;

@@ -1,9 +1,9 @@
 /** The layer order of src/ (scripts/check-layers.ts): no import cycle, no import of a higher layer. */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { checkLayers } from '../scripts/check-layers.js';
+import { checkLayers, importsOf } from '../scripts/check-layers.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'layers-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -40,4 +40,16 @@ it('the check finds an upward import, a same-layer import, a cycle (type-only to
   // Comments are not imports; a dynamic import of a lower layer is fine.
   expect(problems.filter((p) => p.startsWith('commands/') || p.startsWith('server/'))).toEqual([]);
   expect(problems).toHaveLength(4);
+});
+
+it('tests and benchmarks share one harness (harness/): neither imports the other', () => {
+  const root = new URL('..', import.meta.url).pathname;
+  const bad: string[] = [];
+  for (const [dir, other] of [['test', 'bench'], ['bench', 'test']] as const) {
+    for (const f of readdirSync(path.join(root, dir))) {
+      if (!f.endsWith('.ts')) continue;
+      for (const dep of importsOf(root, path.join(root, dir, f))) if (dep.startsWith(`${other}/`)) bad.push(`${dir}/${f} imports ${dep}`);
+    }
+  }
+  expect(bad).toEqual([]);
 });

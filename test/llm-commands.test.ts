@@ -7,10 +7,10 @@ import { execFile } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import type { LlmServer } from '../src/server/server.js';
-import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
-import { client, startChildServer, startServer, type ChildServer } from './helpers/server.js';
-import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
-import { errOf, leaks } from './helpers/replies.js';
+import { startRedis, type RedisServerHandle } from '../harness/redis-server.js';
+import { client, startChildServer, startServer, type ChildServer } from '../harness/server.js';
+import { startFakeOpenAI, type FakeOpenAI } from '../harness/fake-openai.js';
+import { errOf, leaks } from '../harness/replies.js';
 
 const ENV_KEY = 'sk-env-ENVKEY-0123456789abcdef0123';
 const LIT_KEY = 'sk-literal-LITKEY-fedcba9876543210';

@@ -16,7 +16,7 @@ import {
   setAllowedHosts,
   type LlmProvider,
 } from '../src/llm/index.js';
-import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
+import { startFakeOpenAI, type FakeOpenAI } from '../harness/fake-openai.js';
 
 const KEY = 'sk-proj-TESTKEY-a1b2c3d4e5f6g7h8i9';
 const AZ_KEY = 'azkey-0123456789abcdef0123456789ab';

@@ -17,7 +17,7 @@ import {
   splitInlineArgs,
   type ParserLimits,
 } from '../src/protocol/request-parser.js';
-import { Rng, seededRounds } from './helpers/rng.js';
+import { Rng, seededRounds } from '../harness/rng.js';
 import { commandName } from '../src/protocol/command-name.js';
 
 const SEED = Number(process.env.PROTOCOL_FUZZ_SEED ?? 0x5eed1e55);

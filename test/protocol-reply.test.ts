@@ -27,7 +27,7 @@ import {
   type Decoded,
   type RespValue,
 } from '../src/protocol/resp.js';
-import { Rng, seededRounds } from './helpers/rng.js';
+import { Rng, seededRounds } from '../harness/rng.js';
 
 const SEED = Number(process.env.PROTOCOL_FUZZ_SEED ?? 0x5eed1e55);
 

@@ -7,8 +7,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import net from 'node:net';
 import type { Redis } from 'ioredis';
-import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
-import { client, rawExchange, startServer } from './helpers/server.js';
+import { startRedis, type RedisServerHandle } from '../harness/redis-server.js';
+import { client, rawExchange, startServer } from '../harness/server.js';
 import type { LlmServer } from '../src/server/server.js';
 import { LLM_COMMANDS } from '../src/commands/table.js';
 

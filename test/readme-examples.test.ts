@@ -19,9 +19,9 @@
 import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
-import { startChildServer, type ChildServer } from './helpers/server.js';
-import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
+import { startRedis, type RedisServerHandle } from '../harness/redis-server.js';
+import { startChildServer, type ChildServer } from '../harness/server.js';
+import { startFakeOpenAI, type FakeOpenAI } from '../harness/fake-openai.js';
 import { LLM_COMMANDS } from '../src/commands/table.js';
 import { syntaxOf } from '../src/commands/spec.js';
 

@@ -11,8 +11,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, BasicClientSideCache } from 'redis';
 import type { Redis } from 'ioredis';
-import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
-import { client, expectSameExchanges, startServer } from './helpers/server.js';
+import { startRedis, type RedisServerHandle } from '../harness/redis-server.js';
+import { client, expectSameExchanges, startServer } from '../harness/server.js';
 import type { LlmServer } from '../src/server/server.js';
 
 const cli = async (args: string[]) => (await promisify(execFile)('redis-cli', args)).stdout;

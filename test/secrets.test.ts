@@ -12,13 +12,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
-import { CLI, ROOT, client, startChildServer, startServer } from './helpers/server.js';
-import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
+import { startRedis, type RedisServerHandle } from '../harness/redis-server.js';
+import { CLI, ROOT, client, startChildServer, startServer } from '../harness/server.js';
+import { startFakeOpenAI, type FakeOpenAI } from '../harness/fake-openai.js';
 import type { LlmServer } from '../src/server/server.js';
 import type { Config } from '../src/config/config.js';
 import { SecretBox } from '../src/util/secret.js';
-import { errOf, leaks } from './helpers/replies.js';
+import { errOf, leaks } from '../harness/replies.js';
 
 const KEY = 'sk-literal-SEALED-0123456789abcdef';
 const PROXY_PASS = 'proxyPASS-9f8e7d6c5b4a';

@@ -4,8 +4,8 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
-import { client, startServer } from './helpers/server.js';
+import { startRedis, type RedisServerHandle } from '../harness/redis-server.js';
+import { client, startServer } from '../harness/server.js';
 import type { LlmServer } from '../src/server/server.js';
 
 let redis: RedisServerHandle;

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedisCluster, type RedisServerHandle } from './helpers/redis-server.js';
+import { startRedisCluster, type RedisServerHandle } from '../harness/redis-server.js';
 import { RedisStorage, comparePos, newObjectId, type LogEntry, type ObjectRecord } from '../src/storage/index.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

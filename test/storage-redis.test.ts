@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
+import { startRedis, type RedisServerHandle } from '../harness/redis-server.js';
 import { RedisStorage, isInternalKey, newObjectId, comparePos, type LogEntry, type ObjectRecord } from '../src/storage/index.js';
 
 const rec = (over: Partial<ObjectRecord> = {}): ObjectRecord => ({

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
+import { startRedis, type RedisServerHandle } from '../harness/redis-server.js';
 import {
   CatalogGapError,
   FileStorage,

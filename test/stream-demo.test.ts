@@ -11,9 +11,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
-import { ROOT, startServer } from './helpers/server.js';
-import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
+import { startRedis, type RedisServerHandle } from '../harness/redis-server.js';
+import { ROOT, startServer } from '../harness/server.js';
+import { startFakeOpenAI, type FakeOpenAI } from '../harness/fake-openai.js';
 import type { LlmServer } from '../src/server/server.js';
 import { setupDemo, startDemo, type Demo } from '../examples/stream-demo/server.mjs';
 

@@ -7,13 +7,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
-import { client, startServer } from './helpers/server.js';
-import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
+import { startRedis, type RedisServerHandle } from '../harness/redis-server.js';
+import { client, startServer } from '../harness/server.js';
+import { startFakeOpenAI, type FakeOpenAI } from '../harness/fake-openai.js';
 import { localEmbed } from '../src/llm/local.js';
 import type { LlmServer } from '../src/server/server.js';
-import { bruteForce, clustered, distance, recall, type Clustered, type SpaceName } from '../bench/vector-data.js';
-import { errOf } from './helpers/replies.js';
+import { bruteForce, clustered, distance, recall, type Clustered, type SpaceName } from '../harness/vector-data.js';
+import { errOf } from '../harness/replies.js';
 
 let redis: RedisServerHandle;
 let server: LlmServer;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CommandError } from '../src/errors.js';
 import { VectorIndex, type Space, chooseFilteredPath } from '../src/vector/index.js';
-import { bruteForce, clustered, distance, recall, rng } from '../bench/vector-data.js';
+import { bruteForce, clustered, distance, recall, rng } from '../harness/vector-data.js';
 
 const SPACES: Space[] = ['l2', 'cosine', 'ip'];
 

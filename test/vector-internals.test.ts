@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { IdTable } from '../src/vector/id-table.js';
 import { TextArena } from '../src/vector/text-arena.js';
 import { VectorIndex } from '../src/vector/index.js';
-import { rng } from '../bench/vector-data.js';
+import { rng } from '../harness/vector-data.js';
 
 describe('IdTable', () => {
   it('behaves like a Map under random inserts, updates and deletes', () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VectorIndex, type Space } from '../src/vector/index.js';
-import { clustered } from '../bench/vector-data.js';
+import { clustered } from '../harness/vector-data.js';
 
 let dir: string;
 beforeAll(async () => {

@@ -14,7 +14,7 @@ import type { CommandSpec } from '../src/commands/spec.js';
 
 // ---- randomness ---------------------------------------------------------------------------------
 
-import { Rng } from '../test/helpers/rng.js';
+import { Rng } from './rng.js';
 
 export { Rng };
 
@@ -475,18 +475,6 @@ export function compareReplies(redis: Exchange, server: Exchange, _input?: Buffe
 export const show = (b: Buffer | Buffer[]): string => JSON.stringify((Array.isArray(b) ? Buffer.concat(b) : b).toString('latin1'));
 
 // ---- process figures ----------------------------------------------------------------------------------
-
-/** Resident set size of a process in bytes, from /proc/<pid>/status (0 if gone). */
-export async function rssOf(pid: number): Promise<number> {
-  const { readFile } = await import('node:fs/promises');
-  try {
-    const st = await readFile(`/proc/${pid}/status`, 'utf8');
-    const m = /VmRSS:\s+(\d+) kB/.exec(st);
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
 
 /** Lines of a server log that show a crash or an unexpected failure. */
 export function alarmingLogLines(log: string): string[] {

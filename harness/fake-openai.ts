@@ -49,7 +49,7 @@
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { localEmbed } from '../../src/llm/local.js';
+import { localEmbed } from '../src/llm/local.js';
 
 export interface RecordedRequest {
   method: string;

@@ -4,6 +4,6 @@
  * vitest run ...` shows them. Child servers log at warn unless a test asks (startChildServer).
  */
 import type { LevelWithSilent } from 'pino';
-import { configureLogger } from '../../src/log.js';
+import { configureLogger } from '../src/log.js';
 
 configureLogger((process.env.TEST_LOG_LEVEL as LevelWithSilent | undefined) || 'silent');

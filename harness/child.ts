@@ -1,0 +1,78 @@
+/**
+ * redis-llm-server as a child process (the built CLI), for tests (signals, kill -9, the managed
+ * redis-server, logs) and benchmarks alike, and what they read of a process (its RSS). No vitest
+ * here: benchmarks import it too.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort, waitForPort } from './redis-server.js';
+
+/**
+ * The default --dir of the servers a test file starts (the generated server secret lives there):
+ * one temporary directory per test process, so servers restarted within a file share a secret and
+ * nothing is written into the checkout.
+ */
+export const TEST_DIR = mkdtempSync(path.join(os.tmpdir(), 'rls-dir-'));
+process.on('exit', () => rmSync(TEST_DIR, { recursive: true, force: true }));
+
+export const ROOT = path.resolve(import.meta.dirname, '..');
+export const CLI = path.join(ROOT, 'dist/src/cli.js');
+
+export interface ChildServer {
+  port: number;
+  proc: ChildProcess;
+  output: () => string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/**
+ * Runs the built CLI (npm test builds first) as a child process. With `nofile`, under
+ * `ulimit -n nofile` (bash execs node: the same pid); `nodeArgs` go to node before the CLI. It logs at `warn` (problems only) unless
+ * `logLevel` (or a `--log-level` in `args`) asks for more: a test that reads info lines says so.
+ */
+export async function startChildServer(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  opts: { nofile?: number; logLevel?: string; nodeArgs?: string[]; port?: number } = {},
+): Promise<ChildServer> {
+  const port = opts.port ?? (await freePort());
+  let out = '';
+  const dirArgs = args.includes('--dir') ? [] : ['--dir', TEST_DIR];
+  const argv = [...(opts.nodeArgs ?? []), CLI, '--port', String(port), '--log-level', opts.logLevel ?? 'warn', ...dirArgs, ...args];
+  const spawnOpts = { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'] };
+  const proc = opts.nofile
+    ? spawn('bash', ['-c', `ulimit -n ${opts.nofile} && exec "$0" "$@"`, process.execPath, ...argv], spawnOpts)
+    : spawn(process.execPath, argv, spawnOpts);
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  try {
+    await waitForPort(port, '127.0.0.1', 15_000);
+  } catch (e) {
+    proc.kill('SIGKILL');
+    throw new Error(`server did not start: ${out}`);
+  }
+  return {
+    port,
+    proc,
+    output: () => out,
+    stop: (signal = 'SIGTERM') =>
+      new Promise((resolve) => {
+        if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);
+        proc.once('exit', (code) => resolve(code));
+        proc.kill(signal);
+      }),
+  };
+}
+
+
+/** A process's resident set size in bytes, from /proc/<pid>/status (0 once it is gone). */
+export function rssOf(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
