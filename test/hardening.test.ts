@@ -927,7 +927,7 @@ describe('security', () => {
         expect(errText((await viaServer.replies(1))[0]!)).toBe(errText((await viaRedis.replies(1))[0]!));
         // After AUTH the same connection gets answers.
         viaServer.send(['AUTH', 'hunter2'], ['LLM.SIZE', 'secretstore'], ['TYPE', 'secretllm']);
-        expect(await viaServer.replies(3)).toEqual([new SimpleString('OK'), 0, new SimpleString('llm-model')]);
+        expect(await viaServer.replies(3)).toEqual([new SimpleString('OK'), 0, new SimpleString('LLMMOD-SW')]);
       } finally {
         viaServer.close();
         viaRedis.close();
@@ -1146,20 +1146,20 @@ describe('security', () => {
   it('base_url / endpoint / proxy with a non-HTTP(S) scheme are refused, nothing is created', async () => {
     const bad = ['file:///etc/passwd', 'ftp://127.0.0.1/x', 'gopher://127.0.0.1:6379/_PING', 'ws://127.0.0.1:1', 'unix:///tmp/redis.sock', 'data:text/plain,hi', 'javascript:alert(1)', 'dict://127.0.0.1:6379/info', 'redis://127.0.0.1:6379'];
     for (const url of bad) {
-      expect(await errOf(r.call('LLM.CREATE-LLM', 'x', '--PARAMS', JSON.stringify({ api_key: 'k', base_url: url }))), url).toBe("ERR invalid LLM params: 'base_url' must use http or https");
+      expect(await errOf(r.call('LLM.CREATE-LLM', 'x', '--PARAMS', JSON.stringify({ api_key: 'k', base_url: url }))), url).toBe("ERR failed to parse openai options: 'base_url' must use http or https");
       expect(
         await errOf(r.call('LLM.CREATE-LLM', 'x', '--TYPE', 'azure_openai', '--PARAMS', JSON.stringify({ api_key: 'k', api_version: '2024-02-01', endpoint: url, deployment_id: 'd' }))),
         url,
-      ).toBe("ERR invalid LLM params: 'endpoint' must use http or https");
+      ).toBe("ERR failed to parse openai options: 'endpoint' must use http or https");
       if (url.includes('://')) {
         expect(await errOf(r.call('LLM.CREATE-LLM', 'x', '--PARAMS', JSON.stringify({ api_key: 'k', base_url: fake.url, http: { proxy_host: url } }))), url).toMatch(
-          /^ERR invalid LLM params: 'http.proxy_host' (must use http or https|is not a valid host or URL)$/,
+          /^ERR failed to parse openai options: 'http.proxy_host' (must use http or https|is not a valid host or URL)$/,
         );
       }
     }
     // A URL path that tries to become another origin.
-    expect(await errOf(r.call('LLM.CREATE-LLM', 'x', '--PARAMS', JSON.stringify({ api_key: 'k', base_url: fake.url, chat_path: 'http://169.254.169.254/latest' })))).toMatch(/^ERR invalid LLM params: 'chat_path' must be a URL path/);
-    expect(await errOf(r.call('LLM.CREATE-LLM', 'x', '--PARAMS', JSON.stringify({ api_key: 'k', base_url: 'http://user:pw@127.0.0.1' })))).toBe("ERR invalid LLM params: 'base_url' must not contain credentials (use api_key)");
+    expect(await errOf(r.call('LLM.CREATE-LLM', 'x', '--PARAMS', JSON.stringify({ api_key: 'k', base_url: fake.url, chat_path: 'http://169.254.169.254/latest' })))).toMatch(/^ERR failed to parse openai options: 'chat_path' must be a URL path/);
+    expect(await errOf(r.call('LLM.CREATE-LLM', 'x', '--PARAMS', JSON.stringify({ api_key: 'k', base_url: 'http://user:pw@127.0.0.1' })))).toBe("ERR failed to parse openai options: 'base_url' must not contain credentials (use api_key)");
     expect(await r.exists('x')).toBe(0);
     expect(fake.calls()).toBe(0);
   });
@@ -1220,7 +1220,7 @@ describe('security', () => {
   // and its calls are refused by the call-time check, naming the host.
   it('--llm-allow-hosts: ... the definition stays a key and its calls are refused naming the host (call-time check)', async () => {
     await narrowedServer(async (n, _other, otherHost) => {
-      expect(await n.type('elsewhere')).toBe('llm-model');
+      expect(await n.type('elsewhere')).toBe('LLMMOD-SW');
       const refusal = `ERR base_url host '${otherHost}' is not in the allowed LLM hosts`;
       expect(await errOf(n.call('LLM.RUN', 'app'))).toBe(refusal);
       expect(await errOf(n.call('LLM.RUN', 'app', '--STREAM', 'st'))).toBe(refusal);
@@ -1236,7 +1236,7 @@ describe('security', () => {
       // this file's server runs with the default list
       for (const name of ['HOME', 'PATH', 'LLM_E2E_TOKEN']) {
         expect(await errOf(r.call('LLM.CREATE-LLM', 'envllm', '--PARAMS', JSON.stringify({ api_key: `$${name}`, base_url: fake.url })))).toBe(
-          `ERR invalid LLM params: api_key may name only environment variables matching llm-env-allow (*_API_KEY): ${name} does not`,
+          `ERR failed to parse openai options: api_key may name only environment variables matching llm-env-allow (*_API_KEY): ${name} does not`,
         );
       }
       expect(await r.exists('envllm')).toBe(0);

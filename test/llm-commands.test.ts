@@ -113,8 +113,8 @@ describe('the README flow', () => {
     expect(req.path).toBe('/v1/chat/completions');
     expect(req.body).toEqual({ model: 'gpt-3.5-turbo', messages: [{ role: 'user', content: 'Say hello to LLM' }] });
     expect(req.headers.authorization).toBe(`Bearer ${ENV_KEY}`);
-    expect(await r.type('openai')).toBe('llm-model');
-    expect(await r.type('hello-world')).toBe('llm-app');
+    expect(await r.type('openai')).toBe('LLMMOD-SW');
+    expect(await r.type('hello-world')).toBe('LLMAPP-SW');
   });
 
   it('extra chat params pass through; the input follows a blank line', async () => {
@@ -362,7 +362,7 @@ describe('create semantics', () => {
       ),
     );
     const type = await r.type('race2');
-    const kind = type === 'llm-app' ? 'app' : 'llm';
+    const kind = type === 'LLMAPP-SW' ? 'app' : 'llm';
     const other = kind === 'app' ? 'llm' : 'app';
     // Whichever kind is there now, every create of the other kind must have been refused.
     expect(mixed.filter((m) => m.startsWith(`${other}:`)).every((m) => m === `${other}:WRONGTYPE`)).toBe(true);
@@ -412,13 +412,13 @@ describe('create semantics', () => {
       const p: Record<string, unknown> = { ...params };
       delete p[drop];
       expect(await errOf(r.call('LLM.CREATE-LLM', 'az4', '--TYPE', 'azure_openai', '--PARAMS', JSON.stringify(p)))).toBe(
-        `ERR invalid LLM params: '${drop}' is required for type azure_openai`,
+        `ERR failed to parse openai options: '${drop}' is required for type azure_openai`,
       );
     }
     const noEndpoint: Record<string, unknown> = { ...params };
     delete noEndpoint.endpoint;
     expect(await errOf(r.call('LLM.CREATE-LLM', 'az4', '--TYPE', 'azure_openai', '--PARAMS', JSON.stringify(noEndpoint)))).toMatch(
-      /^ERR invalid LLM params: 'resource_name' or 'endpoint' is required/,
+      /^ERR failed to parse openai options: 'resource_name' or 'endpoint' is required/,
     );
     expect(await r.exists('az4')).toBe(0);
   });
@@ -430,7 +430,7 @@ describe('create semantics', () => {
     await r.call('LLM.CREATE-APP', 'a', '--LLM', 'loc', '--PROMPT', 'hello');
     expect(await errOf(r.call('LLM.RUN', 'a'))).toBe("ERR LLM type 'local' only computes embeddings; chat needs an openai or azure_openai LLM");
     expect(fake.calls()).toBe(0);
-    expect(await errOf(r.call('LLM.CREATE-LLM', 'loc3', '--TYPE', 'local', '--PARAMS', '{"dim":"big"}'))).toMatch(/^ERR invalid LLM params: 'dim' must be an integer/);
+    expect(await errOf(r.call('LLM.CREATE-LLM', 'loc3', '--TYPE', 'local', '--PARAMS', '{"dim":"big"}'))).toMatch(/^ERR failed to parse local options: 'dim' must be an integer/);
     expect(await r.exists('loc3')).toBe(0);
   });
 });
@@ -460,9 +460,9 @@ describe('bad input: a clear -ERR and nothing changes', () => {
         expect(await errOf(r.call('LLM.CREATE-LLM', key, '--PARAMS', 'not json'))).toMatch(/^ERR failed to parse json: \S/);
         expect(await errOf(r.call('LLM.CREATE-LLM', key, '--TYPE', 'foo', '--PARAMS', openaiParams()))).toBe('ERR unknown LLM model: foo');
         expect(await errOf(r.call('LLM.CREATE-LLM', key, '--PARAMS', JSON.stringify({ base_url: fake.url })))).toBe(
-          "ERR invalid LLM params: 'api_key' is required for type openai",
+          "ERR failed to parse openai options: 'api_key' is required for type openai",
         );
-        expect(await errOf(r.call('LLM.CREATE-LLM', key))).toBe("ERR invalid LLM params: 'api_key' is required for type openai");
+        expect(await errOf(r.call('LLM.CREATE-LLM', key))).toBe("ERR failed to parse openai options: 'api_key' is required for type openai");
         const wrong: Array<[Record<string, unknown>, RegExp]> = [
           [{ api_key: 5 }, /'api_key' must be a non-empty string/],
           [{ api_key: '' }, /'api_key' must be a non-empty string/],
@@ -480,11 +480,11 @@ describe('bad input: a clear -ERR and nothing changes', () => {
         ];
         for (const [p, re] of wrong) {
           const e = await errOf(r.call('LLM.CREATE-LLM', key, '--PARAMS', JSON.stringify(p)));
-          expect(e).toMatch(/^ERR invalid LLM params: /);
+          expect(e).toMatch(/^ERR failed to parse openai options: /);
           expect(e).toMatch(re);
         }
         for (const p of ['[1,2]', '"x"', '42']) {
-          expect(await errOf(r.call('LLM.CREATE-LLM', key, '--PARAMS', p))).toBe('ERR invalid LLM params: expected a JSON object');
+          expect(await errOf(r.call('LLM.CREATE-LLM', key, '--PARAMS', p))).toBe('ERR failed to parse openai options: expected a JSON object');
         }
       }
     });
@@ -508,11 +508,11 @@ describe('bad input: a clear -ERR and nothing changes', () => {
       expect(await errOf(r.call('LLM.RUN', 'app', '--VARS', '{"nom":"x"}', 'input'))).toBe("ERR failed to render prompt: variable 'name' not found");
       expect(await errOf(r.call('LLM.RUN', 'nope', '--VARS', '{"name":"x"}'))).toBe('ERR Application does not exist');
       for (const v of ['[1]', '"name"', '3', 'null']) {
-        expect(await errOf(r.call('LLM.RUN', 'app', '--VARS', v))).toBe('ERR --VARS must be a JSON object');
+        expect(await errOf(r.call('LLM.RUN', 'app', '--VARS', v))).toBe('ERR failed to render prompt: --VARS must be a JSON object');
       }
       expect(await errOf(r.call('LLM.RUN', 'app', '--VARS', '{name:1}'))).toMatch(/^ERR failed to parse json: /);
       for (const t of ['abc', '12abc', '1.5', '-5', '0', '']) {
-        expect(await errOf(r.call('LLM.RUN', 'app', '--VARS', '{"name":"x"}', '--TIMEOUT', t))).toBe('ERR --TIMEOUT is not an integer or out of range');
+        expect(await errOf(r.call('LLM.RUN', 'app', '--VARS', '{"name":"x"}', '--TIMEOUT', t))).toBe('ERR timeout should be a number: --TIMEOUT must be an integer in [1, 86400000]');
       }
     });
     expect(fake.calls()).toBe(0);

@@ -196,7 +196,7 @@ describe('parseStoreParams', () => {
   ];
   it.each(bad)('rejects %s', (_n, json, msg) => {
     const m = errorOf(() => parseStoreParams(json));
-    expect(m.startsWith('invalid vector store params: ')).toBe(true);
+    expect(m.startsWith('failed to parse vector store options: ')).toBe(true);
     expect(m).toContain(msg);
   });
 });

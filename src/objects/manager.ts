@@ -12,7 +12,7 @@ import vm from 'node:vm';
 import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
 import type { CatalogEvent, LogEntry, Storage } from '../storage/types.js';
-import { VectorIndex, parseFp32Vector, vectorToFp32, MAX_ID, IDS_EXHAUSTED } from '../vector/index.js';
+import { VectorIndex, parseFp32Vector, vectorToFp32, MAX_ID, IDS_EXHAUSTED, dimensionMismatch } from '../vector/index.js';
 import { isInternalKey, comparePos, nextPos } from '../storage/index.js';
 import { LlmObject, ModelObject, RESERVED_KEY_ERROR, StoreObject } from './objects.js';
 import { objectFromRecord } from './factory.js';
@@ -168,7 +168,7 @@ export class ObjectManager {
     this.checkWritable();
     this.checkLive(store);
     const dim = store.expectedDim;
-    if (dim !== undefined && vector.length !== dim) throw new CommandError('vector dimension does not match');
+    if (dim !== undefined && vector.length !== dim) throw dimensionMismatch(dim, vector.length);
     if (store.params.space === 'cosine' && vector.every((x) => x === 0)) {
       throw new CommandError('invalid embedding: zero vector has no direction in cosine space');
     }

@@ -90,19 +90,20 @@ export function storeOf(ctx: CommandContext, key: Buffer | string): StoreObject 
 
 export function requireStore(ctx: CommandContext, key: Buffer | string): StoreObject {
   const s = storeOf(ctx, key);
-  if (!s) throw new CommandError('vector store does not exist');
+  if (!s) throw new CommandError(`vector store does not exist: ${typeof key === 'string' ? key : keyName(key)}`);
   return s;
 }
 
+/** The LLM at key; `missing` is the error text, the key is appended (`LLM model does not exist: gpt`). */
 export function modelOf(ctx: CommandContext, key: string, missing = 'LLM model does not exist'): ModelObject {
   const obj = objectsOf(ctx).get(ctx.client.db, key);
-  if (!obj || !(obj instanceof ModelObject)) throw new CommandError(missing);
+  if (!obj || !(obj instanceof ModelObject)) throw new CommandError(`${missing}: ${key}`);
   return obj;
 }
 
 export function appOf(ctx: CommandContext, key: Buffer): AppObject {
   const app = lookup<AppObject>(ctx, key, ['app', 'search', 'chat']);
-  if (!app) throw new CommandError('Application does not exist');
+  if (!app) throw new CommandError(`Application does not exist: ${keyName(key)}`);
   return app;
 }
 
@@ -119,7 +120,7 @@ function checkDim(v: Float32Array | number[], what: string): void {
 
 /** Embeds texts with the store's LLM. */
 export async function embedForStore(ctx: CommandContext, store: StoreObject, texts: string[], timeoutMs?: number): Promise<Float32Array[]> {
-  if (!store.llmRef) throw new CommandError('LLM model for vector store does not exist');
+  if (!store.llmRef) throw new CommandError(`LLM model for vector store does not exist: vector store '${store.name}' has no --LLM`);
   const model = modelOf(ctx, store.llmRef.key, 'LLM model for vector store does not exist');
   const vecs = await model.provider.embed(texts, { timeoutMs, body: store.llmRef.params });
   for (const v of vecs) checkDim(v, 'the embedding from the LLM has too many dimensions');
@@ -153,5 +154,5 @@ export async function requireApp<T extends AppObject = AppObject>(ctx: CommandCo
   const app = lookup<T>(ctx, key, kinds);
   if (app) return app;
   if (await existsInBackend(ctx, key).catch(() => false)) throw wrongTypeError();
-  throw new CommandError('Application does not exist');
+  throw new CommandError(`Application does not exist: ${keyName(key)}`);
 }

@@ -10,7 +10,7 @@ export default defineCommand({
   name: 'LLM.ADD',
   summary: 'Adds (or, with an existing --ID, replaces) an item of a vector store; replies its id.',
   since: '0.1.0',
-  arity: -3,
+  arity: -1,
   flags: ['write', 'denyoom'],
   aclCategories: ['@write', '@slow'],
   keySpec: { access: 'RW', op: 'INSERT' },

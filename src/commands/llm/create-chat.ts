@@ -4,13 +4,15 @@ import { DEFAULT_CHAT_PROMPT } from '../../objects/objects.js';
 import { ChatObject } from '../../objects/chat.js';
 import { parseHistoryParams } from '../../apps/chat.js';
 import { createObject, optString } from './_objects.js';
-import { defineCreateCommand, LLM_REF, PROMPT, VECTOR_STORE, CACHE, RATELIMIT } from './_common.js';
+import { defineCreateCommand, LLM_REF, PROMPT, VECTOR_STORE, CACHE, RATELIMIT, APP_PARAMS } from './_common.js';
+import { appSources } from './_app-def.js';
 
 export default defineCreateCommand({
   name: 'LLM.CREATE-CHAT',
   summary: 'Creates a chat application with long-term memory kept as summaries in a vector store.',
   options: [
     LLM_REF,
+    APP_PARAMS,
     PROMPT,
     { token: '--HISTORY', type: 'json', value: 'json', summary: 'Memory parameters: summary_cnt, summary_ctx_cnt, msg_ctx_cnt, summary_prompt.' },
     VECTOR_STORE,
@@ -19,10 +21,11 @@ export default defineCreateCommand({
   ],
   examples: ['LLM.CREATE-CHAT chat --LLM openai --VECTOR-STORE chat-memory'],
   handler(ctx, args) {
+    const src = appSources(args);
     const def = {
-      llm: optString(args, 'llm') ?? null,
-      prompt: optString(args, 'prompt') ?? DEFAULT_CHAT_PROMPT,
-      params: {},
+      llm: src.llm,
+      prompt: src.prompt ?? DEFAULT_CHAT_PROMPT,
+      params: src.params,
       store: optString(args, 'vector-store') ?? null,
       history: parseHistoryParams(args.opts.get('history')),
       cache: parseCacheConfig(args.opts.get('cache')),

@@ -10,7 +10,7 @@ export default defineCommand({
   name: 'LLM.STATS',
   summary: 'Usage of an LLM or an app: calls, cache hits and misses, tokens, errors, rate-limited calls, latency p50/p99.',
   since: '0.1.0',
-  arity: -2,
+  arity: -1,
   flags: ['readonly', 'fast'],
   aclCategories: ['@read', '@fast'],
   keySpec: { access: 'RO', op: 'ACCESS' },
