@@ -216,8 +216,8 @@ describe('LLM endpoint faults: one clear -ERR per call, nothing applied, other c
 
   const FAULTS: Array<{ name: string; fault: Fault; timeout: number; error: string; streamError?: string }> = [
     { name: 'hang', fault: { type: 'hang' }, timeout: 150, error: 'ERR LLM request timed out after 150 ms' },
-    { name: '429', fault: { type: 'status', status: 429 }, timeout: 5000, error: 'ERR LLM request failed: 429 Too Many Requests (rate_limit_exceeded)' },
-    { name: '500', fault: { type: 'status', status: 500 }, timeout: 5000, error: 'ERR LLM request failed: 500 Internal Server Error' },
+    { name: '429', fault: { type: 'status', status: 429 }, timeout: 5000, error: 'ERR failed to predict with openai: failed to do post: 429 Too Many Requests (rate_limit_exceeded): injected 429' },
+    { name: '500', fault: { type: 'status', status: 500 }, timeout: 5000, error: 'ERR failed to predict with openai: failed to do post: 500 Internal Server Error: injected 500' },
     { name: 'connection closed', fault: { type: 'destroy' }, timeout: 5000, error: 'ERR LLM request failed: connection reset' },
     { name: 'malformed JSON', fault: { type: 'malformed' }, timeout: 5000, error: 'ERR LLM response was malformed' },
     {
@@ -246,7 +246,9 @@ describe('LLM endpoint faults: one clear -ERR per call, nothing applied, other c
           // The call, then PING: the reply to the call must be one frame, and PING's the next one.
           c.send(op.cmd(f.name, f.timeout), ['LLM.SIZE', 's'], ['PING']);
           const [reply, size, pong] = await c.replies(3);
-          const want = op.stream && f.streamError ? f.streamError : f.error;
+          // Embedding calls (ADD and KNN of a text) say what failed: `failed to embed with openai`.
+          const embeds = op.add || op.name.startsWith('LLM.KNN');
+          const want = (op.stream && f.streamError ? f.streamError : f.error).replace('failed to predict', embeds ? 'failed to embed' : 'failed to predict');
           expect(errText(reply), `${f.name} / ${op.name}`).toBe(want);
           expect(size, `${f.name} / ${op.name}: SIZE`).toBe(2);
           expect(pong).toEqual(new SimpleString('PONG'));
@@ -1131,7 +1133,9 @@ describe('security', () => {
     texts.push(await errOf(r.call('LLM.RUN', 'app', '--STREAM', 'answers')));
     texts.push(await errOf(r.call('LLM.ADD', 'vs', 'some text')));
     texts.push(await errOf(r.call('LLM.KNN', 'vs', 'a query')));
-    expect(texts).toEqual(Array(4).fill('ERR LLM request failed: 401 Unauthorized (invalid_api_key)'));
+    // What the provider said is in the reply, with the key it echoed scrubbed out.
+    const said = ': failed to do post: 401 Unauthorized (invalid_api_key): Incorrect API key provided: [redacted]. You can find your API key at https://platform.openai.com/account/api-keys.';
+    expect(texts).toEqual([`ERR failed to predict with openai${said}`, `ERR failed to predict with openai${said}`, `ERR failed to embed with openai${said}`, `ERR failed to embed with openai${said}`]);
     expect(fake.lastRequest()!.headers.authorization).toBe(`Bearer ${LIT_KEY}`);
     // A stream error entry made of a server error that contains the key in its message and code.
     fake.setBehavior({ apiKey: undefined, fault: { type: 'status', status: 500, body: { error: { message: `key ${LIT_KEY} failed`, code: LIT_KEY } } } });

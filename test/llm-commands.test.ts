@@ -272,7 +272,7 @@ describe('the README flow', () => {
     expect(stdout).toMatch(/ERR failed to parse json: \S[^\n]*\n/);
     expect(stdout.replace(/(failed to parse json: )[^\n]+/, '$1...')).toBe(
       "1\n1\necho: Say hello to LLM\necho: Say hello to LLM\n\nwhat's up?\n" +
-        'ERR Application does not exist\n\nERR failed to parse json: ...\n\nllm-app\n',
+        'ERR Application does not exist: nope\n\nERR failed to parse json: ...\n\nLLMAPP-SW\n',
     );
     expect(fake.requests).toHaveLength(2);
     expect(fake.requests[1]!.body.messages[0].content).toBe("Say hello to LLM\n\nwhat's up?");
@@ -404,7 +404,7 @@ describe('create semantics', () => {
     await r.call('LLM.CREATE-LLM', 'az3', '--TYPE', 'azure_openai', '--PARAMS', JSON.stringify({ ...params, api_key: LIT_KEY }));
     await r.call('LLM.CREATE-APP', 'a3', '--LLM', 'az3', '--PROMPT', 'x');
     const e = await errOf(r.call('LLM.RUN', 'a3'));
-    expect(e).toBe('ERR LLM request failed: 401 Unauthorized (401)');
+    expect(e).toMatch(/^ERR failed to predict with openai: failed to do post: 401 Unauthorized \(401\)(: .+)?$/);
     expect(e).not.toContain(LIT_KEY);
 
     // Missing required azure params.
@@ -506,7 +506,7 @@ describe('bad input: a clear -ERR and nothing changes', () => {
     await unchanged(async () => {
       expect(await errOf(r.call('LLM.RUN', 'app'))).toBe("ERR failed to render prompt: variable 'name' not found");
       expect(await errOf(r.call('LLM.RUN', 'app', '--VARS', '{"nom":"x"}', 'input'))).toBe("ERR failed to render prompt: variable 'name' not found");
-      expect(await errOf(r.call('LLM.RUN', 'nope', '--VARS', '{"name":"x"}'))).toBe('ERR Application does not exist');
+      expect(await errOf(r.call('LLM.RUN', 'nope', '--VARS', '{"name":"x"}'))).toBe('ERR Application does not exist: nope');
       for (const v of ['[1]', '"name"', '3', 'null']) {
         expect(await errOf(r.call('LLM.RUN', 'app', '--VARS', v))).toBe('ERR failed to render prompt: --VARS must be a JSON object');
       }
@@ -520,15 +520,15 @@ describe('bad input: a clear -ERR and nothing changes', () => {
 
   it('an app whose LLM key is missing, or that names none', async () => {
     await r.call('LLM.CREATE-APP', 'orphan', '--LLM', 'nosuch', '--PROMPT', 'x');
-    expect(await errOf(r.call('LLM.RUN', 'orphan'))).toBe('ERR LLM model does not exist');
+    expect(await errOf(r.call('LLM.RUN', 'orphan'))).toBe('ERR LLM model not exist: nosuch');
     await r.call('LLM.CREATE-APP', 'nollm', '--PROMPT', 'x');
-    expect(await errOf(r.call('LLM.RUN', 'nollm'))).toBe('ERR no LLM is specified for this application');
+    expect(await errOf(r.call('LLM.RUN', 'nollm'))).toBe('ERR LLM model not exist: no --LLM was given to this application');
     // --LLM naming something that is not an LLM.
     await r.set('plain', 'v');
     await r.call('LLM.CREATE-APP', 'wrongllm', '--LLM', 'plain', '--PROMPT', 'x');
-    expect(await errOf(r.call('LLM.RUN', 'wrongllm'))).toBe('ERR LLM model does not exist');
+    expect(await errOf(r.call('LLM.RUN', 'wrongllm'))).toBe('ERR LLM model not exist: plain');
     await r.call('LLM.CREATE-APP', 'wrongllm2', '--LLM', 'app', '--PROMPT', 'x');
-    expect(await errOf(r.call('LLM.RUN', 'wrongllm2'))).toBe('ERR LLM model does not exist');
+    expect(await errOf(r.call('LLM.RUN', 'wrongllm2'))).toBe('ERR LLM model not exist: app');
     expect(fake.calls()).toBe(0);
   });
 
@@ -562,7 +562,7 @@ describe('secrets', () => {
     await r.call('LLM.CREATE-APP', 'a', '--LLM', 'lit', '--PROMPT', 'x');
     const replies: string[] = [];
     const e401 = await errOf(r.call('LLM.RUN', 'a'));
-    expect(e401).toBe('ERR LLM request failed: 401 Unauthorized (invalid_api_key)');
+    expect(e401).toMatch(/^ERR failed to predict with openai: failed to do post: 401 Unauthorized \(invalid_api_key\)(: .+)?$/);
     expect(fake.lastRequest()!.headers.authorization).toBe(`Bearer ${LIT_KEY}`);
     replies.push(e401);
     const cfg = await configOf(r, 'lit');
@@ -584,11 +584,11 @@ describe('secrets', () => {
     fake.setBehavior({ apiKey: undefined });
     fake.enqueue({ type: 'status', status: 401, body: { error: { message: `bad key ${LIT_KEY}`, code: LIT_KEY } } }, 1);
     const eCode = await errOf(r.call('LLM.RUN', 'a'));
-    expect(eCode).toBe('ERR LLM request failed: 401 Unauthorized');
+    expect(eCode).toMatch(/^ERR failed to predict with openai: failed to do post: 401 Unauthorized(: .+)?$/);
     replies.push(eCode);
     fake.enqueue({ type: 'status', status: 403, body: { error: { message: 'x', code: 'LITKEY-fedcba9876543210' } } }, 1);
     replies.push(await errOf(r.call('LLM.RUN', 'a')));
-    expect(replies.at(-1)).toBe('ERR LLM request failed: 403 Forbidden');
+    expect(replies.at(-1)).toMatch(/^ERR failed to predict with openai: failed to do post: 403 Forbidden(: .+)?$/);
     // A key-like fragment of the literal key must not appear either.
     for (const text of replies) expect(leaks(text, LIT_KEY), text).toBe(false);
     expect(await r.exists('x')).toBe(0);
@@ -634,7 +634,7 @@ describe('secrets', () => {
       fake.enqueue({ type: 'status', status: 429, body: { error: { message: `rate limited for key ${LIT_KEY}`, code: LIT_KEY } } }, 1);
       expect(await c.call('LLM.RUN', 'logapp')).toBe('echo: x');
       fake.setBehavior({ fault: { type: 'status', status: 500, body: { error: { message: `boom ${LIT_KEY}` } } } });
-      expect(await errOf(c.call('LLM.RUN', 'logapp'))).toBe('ERR LLM request failed: 500 Internal Server Error');
+      expect(await errOf(c.call('LLM.RUN', 'logapp'))).toMatch(/^ERR failed to predict with openai: failed to do post: 500 Internal Server Error(: .+)?$/);
       fake.setBehavior({ fault: { type: 'malformed' } });
       expect(await errOf(c.call('LLM.RUN', 'logapp'))).toBe('ERR LLM response was malformed');
       fake.setBehavior({ fault: { type: 'hang' } });
@@ -728,19 +728,19 @@ describe('provider calls are asynchronous, bounded, retried', () => {
 
     fake.reset();
     fake.setBehavior({ fault: { type: 'status', status: 500 } });
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR LLM request failed: 500 Internal Server Error');
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toMatch(/^ERR failed to predict with openai: failed to do post: 500 Internal Server Error(: .+)?$/);
     expect(fake.calls()).toBe(3); // first attempt + max_retries (2)
 
     fake.reset();
     fake.setBehavior({ fault: { type: 'status', status: 503 } });
     await r.call('LLM.CREATE-LLM', 'm', '--PARAMS', openaiParams({}, { max_retries: 0 }));
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR LLM request failed: 503 Service Unavailable');
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toMatch(/^ERR failed to predict with openai: failed to do post: 503 Service Unavailable(: .+)?$/);
     expect(fake.calls()).toBe(1);
 
     fake.reset();
     fake.setBehavior({ fault: { type: 'status', status: 400 } });
     await r.call('LLM.CREATE-LLM', 'm', '--PARAMS', openaiParams());
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR LLM request failed: 400 Bad Request');
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toMatch(/^ERR failed to predict with openai: failed to do post: 400 Bad Request(: .+)?$/);
     expect(fake.calls()).toBe(1); // not retried
 
     fake.reset();
@@ -825,13 +825,13 @@ describe('deleting or renaming the LLM an app uses', () => {
     await new Promise((res) => setTimeout(res, 100));
     expect(await r.del('openai')).toBe(1);
     expect(await inFlight).toBe('echo: x');
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR LLM model does not exist');
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR LLM model not exist: openai');
     // Recreated: works again.
     fake.setBehavior({ responseDelayMs: 0 });
     await r.call('LLM.CREATE-LLM', 'openai', '--PARAMS', openaiParams());
     expect(await r.call('LLM.RUN', 'a')).toBe('echo: x');
     expect(await r.rename('openai', 'renamed')).toBe('OK');
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR LLM model does not exist');
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR LLM model not exist: openai');
     expect(await r.call('LLM.CREATE-APP', 'a', '--XX', '--LLM', 'renamed', '--PROMPT', 'x')).toBe(1);
     expect(await r.call('LLM.RUN', 'a')).toBe('echo: x');
   });

@@ -627,15 +627,16 @@ describe('REM, growth and input checks', () => {
 
 describe("the original's errors; missing keys", () => {
   it('error texts', async () => {
-    expect(await errOf(call('LLM.ADD', 'no-such-store', '--EMBEDDING', '1,2', 'x'))).toBe('ERR vector store does not exist');
+    expect(await errOf(call('LLM.ADD', 'no-such-store', '--EMBEDDING', '1,2', 'x'))).toBe('ERR vector store does not exist: no-such-store');
     await call('LLM.CREATE-VECTOR-STORE', 'nollm');
-    expect(await errOf(call('LLM.ADD', 'nollm', 'text needs an LLM'))).toBe('ERR LLM model for vector store does not exist');
+    expect(await errOf(call('LLM.ADD', 'nollm', 'text needs an LLM'))).toBe("ERR LLM model for vector store does not exist: vector store 'nollm' has no --LLM");
     await call('LLM.ADD', 'nollm', '--EMBEDDING', '1,2', 'x');
-    expect(await errOf(call('LLM.KNN', 'nollm', 'text needs an LLM'))).toBe('ERR LLM model for vector store does not exist');
+    expect(await errOf(call('LLM.KNN', 'nollm', 'text needs an LLM'))).toBe("ERR LLM model for vector store does not exist: vector store 'nollm' has no --LLM");
     await call('LLM.CREATE-VECTOR-STORE', 'deadllm', '--LLM', 'no-such-llm');
-    expect(await errOf(call('LLM.ADD', 'deadllm', 'x'))).toBe('ERR LLM model for vector store does not exist');
-    expect(await errOf(call('LLM.KNN', 'nollm'))).toBe('ERR no query is specified');
-    expect(await errOf(call('LLM.KNN', 'nollm', '--K', '3'))).toBe('ERR no query is specified');
+    expect(await errOf(call('LLM.ADD', 'deadllm', 'x'))).toBe('ERR LLM model for vector store does not exist: no-such-llm');
+    // Neither a query nor a vector: the original's arity error.
+    expect(await errOf(call('LLM.KNN', 'nollm'))).toBe("ERR wrong number of arguments for 'LLM.KNN' command");
+    expect(await errOf(call('LLM.KNN', 'nollm', '--K', '3'))).toBe("ERR wrong number of arguments for 'LLM.KNN' command");
     expect(await errOf(call('LLM.CREATE-VECTOR-STORE', 'typed', '--TYPE', 'x'))).toBe('ERR unknown vector store: x');
     expect(await call('EXISTS', 'typed')).toBe(0);
     expect(await errOf(call('LLM.CREATE-VECTOR-STORE', 'badjson', '--PARAMS', '{nope'))).toMatch(/^ERR failed to parse json: /);
@@ -644,11 +645,11 @@ describe("the original's errors; missing keys", () => {
     expect(await call('EXISTS', 'badjson', 'badparam')).toBe(0);
   });
 
-  it('GET/REM/SIZE/KNN on missing keys: nil / 0 / 0 / empty', async () => {
+  it('GET/REM/SIZE/KNN on missing keys: nil / 0 / 0 / the original error', async () => {
     expect(await call('LLM.GET', 'missing-key', '1')).toBeNull();
     expect(await call('LLM.REM', 'missing-key', '1')).toBe(0);
     expect(await call('LLM.SIZE', 'missing-key')).toBe(0);
-    expect(await call('LLM.KNN', 'missing-key', '--EMBEDDING', '1,2')).toEqual([]);
+    expect(await errOf(call('LLM.KNN', 'missing-key', '--EMBEDDING', '1,2'))).toBe('ERR vector store does not exist: missing-key');
     await call('LLM.CREATE-VECTOR-STORE', 'empty');
     expect(await call('LLM.GET', 'empty', '1')).toBeNull();
     expect(await call('LLM.REM', 'empty', '1')).toBe(0);
@@ -709,7 +710,7 @@ describe('LLM objects are keys', () => {
     expect(await call('LLM.SIZE', 'm1')).toBe(0);
     expect(await r.unlink('m2', 'o2', 'm3', 'o3', 'o3')).toBe(4);
     expect(await r.exists('m2', 'm3', 'o2', 'o3')).toBe(0);
-    expect(await errOf(call('LLM.ADD', 'm2', '--EMBEDDING', '1', 'x'))).toBe('ERR vector store does not exist');
+    expect(await errOf(call('LLM.ADD', 'm2', '--EMBEDDING', '1', 'x'))).toBe('ERR vector store does not exist: m2');
     // and the name is free for any type again
     expect(await r.set('m2', 'now a string')).toBe('OK');
     expect(await r.type('m2')).toBe('string');
@@ -907,14 +908,14 @@ describe('LLM objects are keys', () => {
     await call('LLM.CREATE-SEARCH', 'run-app', '--LLM', 'run-llm', '--VECTOR-STORE', 'run-store');
     expect(await call('LLM.RUN', 'run-app', 'who is the author of redis-llm')).toMatch(/sewenew/);
     expect(await r.del('run-store')).toBe(1);
-    expect(await errOf(call('LLM.RUN', 'run-app', 'who is the author of redis-llm'))).toBe('ERR vector store does not exist');
+    expect(await errOf(call('LLM.RUN', 'run-app', 'who is the author of redis-llm'))).toBe('ERR vector store does not exist: run-store');
     expect(await r.type('run-app')).toBe('LLMAPP-SW');
     await call('LLM.CREATE-VECTOR-STORE', 'run-store', '--LLM', 'run-llm');
     await call('LLM.ADD', 'run-store', 'redis-llm was rewritten in TypeScript');
     expect(await call('LLM.RUN', 'run-app', 'who rewrote redis-llm')).toMatch(/TypeScript/);
     // a store renamed away is gone for the app too
     await r.rename('run-store', 'run-store-2');
-    expect(await errOf(call('LLM.RUN', 'run-app', 'q'))).toBe('ERR vector store does not exist');
+    expect(await errOf(call('LLM.RUN', 'run-app', 'q'))).toBe('ERR vector store does not exist: run-store');
   });
 
   it('FLUSHDB drops the objects of that db only; FLUSHALL drops every object', async () => {
