@@ -14,6 +14,7 @@ import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
 import { errOf, leaks } from './helpers/replies.js';
 import { APIError } from 'openai';
 import { toLlmError } from '../src/llm/errors.js';
+import type { StoreObject } from '../src/objects/objects.js';
 
 const KEY = 'sk-compat-COMPATKEY-0123456789abcdef';
 
@@ -288,6 +289,72 @@ describe('vector commands as the original', () => {
     expect(await errOf(call('LLM.KNN', 'v', '--K', '3'))).toBe("ERR wrong number of arguments for 'LLM.KNN' command");
     expect(await errOf(call('LLM.ADD', 'v', '--EMBEDDING', '', 'x'))).toBe('ERR invalid embedding: size is 0');
     expect(await call('LLM.SIZE', 'v')).toBe(1);
+  });
+
+  it('ids are unsigned 64-bit: add, get, knn, setattrs, rem; auto ids are not moved by huge ids', async () => {
+    const MAX = '18446744073709551615';
+    await call('LLM.CREATE-VECTOR-STORE', 'big');
+    // Above 2^63 − 1 a RESP integer cannot carry the id: it is replied as its decimal text.
+    expect(await call('LLM.ADD', 'big', '--ID', MAX, '--EMBEDDING', '1,0', 'max')).toBe(MAX);
+    expect((await redisCli(['LLM.ADD', 'big', '--ID', '9223372036854775807', '--EMBEDDING', '0,1', 'int64 max'])).trim()).toBe('9223372036854775807');
+    expect(await call('LLM.ADD', 'big', '--ID', '4294967296', '--EMBEDDING', '1,1', '2^32')).toBe(4294967296);
+    // Huge ids do not move the auto ids (nor take theirs).
+    expect(await call('LLM.ADD', 'big', '--EMBEDDING', '3,3', 'auto')).toBe(1);
+    // 4294967295 is an ordinary id, even though the first huge id took that label.
+    expect(await call('LLM.ADD', 'big', '--ID', '4294967295', '--EMBEDDING', '2,2', 'u32 max')).toBe(4294967295);
+    // Explicit ids below 2^32 still move the auto ids above them (here: to the end, as before).
+    expect(await errOf(call('LLM.ADD', 'big', '--EMBEDDING', '3,3', 'auto'))).toMatch(/^ERR no more auto ids available/);
+    for (const bad of ['18446744073709551616', '-1', '99999999999999999999', '01']) {
+      expect(await errOf(call('LLM.ADD', 'big', '--ID', bad, '--EMBEDDING', '1,0', 'x')), bad).toBe('ERR invalid id');
+      expect(await errOf(call('LLM.GET', 'big', bad)), bad).toBe('ERR invalid id');
+    }
+    expect(await call('LLM.SIZE', 'big')).toBe(5);
+    expect(await call('LLM.GET', 'big', MAX)).toEqual(['max', '1,0']);
+    expect(await call('LLM.GET', 'big', '4294967295')).toEqual(['u32 max', '2,2']);
+    expect(await call('LLM.GET', 'big', '4294967296')).toEqual(['2^32', '1,1']);
+    expect(await call('LLM.GET', 'big', '18446744073709551614')).toBeNull();
+    const near = (await call('LLM.KNN', 'big', '--K', '2', '--EMBEDDING', '1,0')) as Array<[unknown, string]>;
+    expect(near.map((h) => h[0])).toEqual([MAX, 4294967296]);
+    expect(await call('LLM.SETATTRS', 'big', MAX, '{"tag":"max"}')).toBe(1);
+    expect(await call('LLM.KNN', 'big', '--FILTER', 'tag == "max"', '--EMBEDDING', '2,2')).toEqual([[MAX, '5']]);
+    expect(await call('LLM.REM', 'big', MAX)).toBe(1);
+    expect(await call('LLM.REM', 'big', MAX)).toBe(0);
+    expect(await call('LLM.GET', 'big', MAX)).toBeNull();
+    expect(await call('LLM.GET', 'big', '4294967295')).toEqual(['u32 max', '2,2']);
+    expect(await call('LLM.ADD', 'big', '--ID', MAX, '--EMBEDDING', '5,5', 'max again')).toBe(MAX);
+
+    // Durable: a second instance loads the same items from the log, then from a snapshot plus log.
+    const check = async (port: number) => {
+      const c = client(port);
+      try {
+        expect(await c.call('LLM.SIZE', 'big')).toBe(5);
+        expect(await c.call('LLM.GET', 'big', MAX)).toEqual(['max again', '5,5']);
+        expect(await c.call('LLM.GET', 'big', '4294967295')).toEqual(['u32 max', '2,2']);
+        expect(await c.call('LLM.GET', 'big', '4294967296')).toEqual(['2^32', '1,1']);
+        expect(await c.call('LLM.GET', 'big', '9223372036854775807')).toEqual(['int64 max', '0,1']);
+        expect(await c.call('LLM.KNN', 'big', '--K', '1', '--FILTER', 'tag == "max"', '--EMBEDDING', '5,5')).toEqual([]);
+        expect(((await c.call('LLM.KNN', 'big', '--K', '1', '--EMBEDDING', '5,5')) as unknown[][])[0]![0]).toBe(MAX);
+        // A new huge id on the reloaded store gets a label of its own.
+        expect(await c.call('LLM.ADD', 'big', '--ID', '18446744073709551614', '--EMBEDDING', '6,6', 'another')).toBe('18446744073709551614');
+        expect(await c.call('LLM.GET', 'big', MAX)).toEqual(['max again', '5,5']);
+        expect(await c.call('LLM.REM', 'big', '18446744073709551614')).toBe(1);
+      } finally {
+        c.disconnect();
+      }
+    };
+    for (const snapshot of [false, true]) {
+      if (snapshot) {
+        const store = server.objects!.get(0, 'big') as StoreObject;
+        expect(await server.objects!.snapshot(store, true)).toBe(true);
+      }
+      const other = await startServer({ redis: redis.url, follow: false });
+      try {
+        await other.loadingDone;
+        await check(other.port);
+      } finally {
+        await other.stop();
+      }
+    }
   });
 
   it('redis-cli sees the same texts', async () => {

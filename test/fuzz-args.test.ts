@@ -623,7 +623,8 @@ describe('argument fuzzing of every LLM.* command', () => {
     let batchNo = 0;
     for (const spec of LLM_COMMANDS) {
       stats[spec.name] = { ok: 0, error: 0, messages: new Set() };
-      const write = spec.flags.includes('write');
+      // LLM.RUN is flagged readonly as in the original module, but a chat turn is remembered.
+      const write = spec.flags.includes('write') || spec.name === 'LLM.RUN';
       for (let b = 0; b < BATCHES_PER_COMMAND; b++) {
         const rng = new Rng(caseSeed(SEED, batchNo++));
         await restore();

@@ -15,7 +15,7 @@ import type { ChatObject } from '../objects/chat.js';
 import type { LogEntry } from '../storage/types.js';
 import { compileTemplate, renderTemplate } from './template.js';
 import { compileFilter } from '../vector/filter.js';
-import { dimensionMismatch } from '../vector/index.js';
+import { dimensionMismatch, type ItemId } from '../vector/index.js';
 
 export interface AppDeps {
   /** The LLM object at key; throws a clear error when missing. */
@@ -52,7 +52,7 @@ export interface RunResult {
   cached?: 'exact' | 'semantic';
   similarity?: number;
   /** search apps: ids of the items used as context */
-  contextIds?: number[];
+  contextIds?: ItemId[];
   /** The rendered request (LLM.RUN --VERBOSE): the prompt sent; for chat apps every message as `role: content`. */
   request?: string;
 }
@@ -85,7 +85,7 @@ export async function runSearchApp(app: AppObject, req: RunRequest, deps: AppDep
   const context = hits.map((h) => store.index.getData(h.id) ?? '').join('\n');
   const content = renderTemplate(app.template!, { ...req.vars, context, question });
   const res = await deps.complete(app, model, [{ role: 'user', content }], req, question);
-  return { ...res, contextIds: hits.map((h) => h.id), request: content };
+  return { ...res, contextIds: hits.map((h) => store.aliases.idOf(h.id)), request: content };
 }
 
 // ---- chat apps ---------------------------------------------------------------------------------
@@ -94,7 +94,7 @@ export interface ChatDeps extends AppDeps {
   /** Appends chat memory entries durably (then they are applied to the chat object). */
   remember(chat: ChatObject, entries: LogEntry[]): Promise<void>;
   /** Embeds `text` with the store's LLM and adds it as an item; resolves the item id. */
-  addToStore(store: StoreObject, text: string, timeoutMs?: number): Promise<number>;
+  addToStore(store: StoreObject, text: string, timeoutMs?: number): Promise<ItemId>;
   /** Forgets a session durably (its summaries leave the store); called in the session's queue. */
   forget(chat: ChatObject, session: string): Promise<unknown>;
 }
@@ -123,7 +123,8 @@ export async function runChatApp(chat: ChatObject, req: ChatRequest, deps: ChatD
     const s = chat.session(req.session);
     let history = '';
     if (store && s && h.summary_ctx_cnt > 0) {
-      const ids = new Set(s.summaryIds.filter((id) => store.index.has(id)));
+      // Summary ids are item ids; the index answers in labels (the same unless aliased, see id-alias.ts).
+      const ids = new Set(s.summaryIds.map((id) => store.aliases.labelOf(id)).filter((l): l is number => l !== undefined && store.index.has(l)));
       if (ids.size > 0) {
         const [vec] = await deps.embed(store, [input], req.timeoutMs);
         const hits = store.index.knn(vec, Math.min(h.summary_ctx_cnt, ids.size), { filter: (id) => ids.has(id) });

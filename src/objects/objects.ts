@@ -6,7 +6,7 @@
 import { CommandError } from '../errors.js';
 import { createProvider, parseRequestFields, parseStoredConfig, sealConfig, unsealedSecrets, type LlmConfig, type LlmProvider } from '../llm/index.js';
 import type { SecretBox } from '../util/secret.js';
-import { VectorIndex, paramsToJson, parseStoreParams, type VectorIndexParams } from '../vector/index.js';
+import { IdAliases, VectorIndex, paramsToJson, parseStoreParams, type VectorIndexParams } from '../vector/index.js';
 import { compileTemplate, type Template } from '../apps/template.js';
 import type { ObjectRecord } from '../storage/types.js';
 import type { HistoryParams } from '../apps/chat.js';
@@ -137,8 +137,10 @@ export class StoreObject extends LlmObject {
   appliedPos = '';
   /** Mutations since the last snapshot. */
   changesSinceSnapshot = 0;
-  /** Item attributes (LLM.ADD --ATTRS, LLM.SETATTRS), by id. */
+  /** Item attributes (LLM.ADD --ATTRS, LLM.SETATTRS), by index label (see aliases). */
   readonly attrs = new Map<number, Attrs>();
+  /** Labels of ids that cannot be their own (2^32 and more): ids are 64-bit, labels uint32. */
+  aliases = new IdAliases();
   /** A new store waits a full interval (or enough changes) before its first snapshot. */
   lastSnapshotAt = Date.now();
   /** Writes this instance made since the last snapshot (followers leave snapshots to writers). */

@@ -293,7 +293,7 @@ export class VectorIndex {
    * Errors: `invalid id`, `invalid embedding`, `invalid embedding: size is 0`,
    * `vector dimension does not match`, and in cosine space the zero-vector error.
    */
-  add(id: number, vector: Float32Array, data: string | Uint8Array): boolean {
+  add(id: number, vector: Float32Array, data: string | Uint8Array, advanceAuto = true): boolean {
     this.assertMutable();
     if (!isValidId(id)) throw new CommandError(INVALID_ID);
     checkFinite(vector);
@@ -371,7 +371,8 @@ export class VectorIndex {
       if (exact) this.exactCopies.set(id, Float32Array.from(vector));
       else this.exactCopies.delete(id);
     }
-    if (id >= this.nextAuto) this.nextAuto = id + 1;
+    // An alias label (an id of 2^32 or more, see id-alias.ts) is no id: it does not move the auto ids.
+    if (advanceAuto && id >= this.nextAuto) this.nextAuto = id + 1;
     return isNew;
   }
 

@@ -18,10 +18,11 @@ export default defineCommand({
   async handler(ctx, args) {
     const id = parseId(args.positionals[0]);
     const store = await storeForCommand(ctx, args.key);
-    const item = store?.index.get(id);
+    const label = store?.aliases.labelOf(id);
+    const item = label === undefined ? null : store!.index.get(label);
     if (!item) return null;
     if (!args.opts.has('withattrs')) return [item.data, formatVector(item.vector)];
-    const attrs = store!.attrs.get(id);
+    const attrs = store!.attrs.get(label!);
     return [item.data, formatVector(item.vector), attrs ? JSON.stringify(attrs) : null];
   },
 });

@@ -1,6 +1,6 @@
 import { defineCommand } from '../spec.js';
 import { arityError } from '../../errors.js';
-import { dimensionMismatch } from '../../vector/index.js';
+import { dimensionMismatch, idReply } from '../../vector/index.js';
 import { formatDouble, type RespValue } from '../../protocol/resp.js';
 import { embedForStore, givenVector } from './_objects.js';
 import { requireStoreForCommand } from './_store.js';
@@ -54,7 +54,7 @@ export default defineCommand({
     // -1.2e-7): cosine distances are reported within their range [0, 2].
     const cosine = store.params.space === 'cosine';
     const rows = res.hits.map((h): RespValue => {
-      const row: RespValue[] = [h.id, formatDouble(cosine ? Math.min(2, Math.max(0, h.distance)) : h.distance)];
+      const row: RespValue[] = [idReply(store.aliases.idOf(h.id)), formatDouble(cosine ? Math.min(2, Math.max(0, h.distance)) : h.distance)];
       if (withData) row.push(store.index.getData(h.id) ?? '');
       return row;
     });

@@ -13,6 +13,7 @@ import { ChatObject, DEFAULT_SESSION } from '../../objects/chat.js';
 import type { CommandContext } from '../context.js';
 import { TIMEOUT, SESSION, FILTER } from './_common.js';
 import { compileFilter } from '../../vector/filter.js';
+import { idReply } from '../../vector/index.js';
 import { requireApp, embedForStore, modelOf, objectsOf, storeOf } from './_objects.js';
 
 function depsFor(ctx: CommandContext): ChatDeps {
@@ -111,7 +112,7 @@ export default defineCommand({
     const verbose = args.opts.has('verbose');
     const reply = (r: RunResult) => {
       const text = verbose ? `${r.request ?? ''}\n\n${r.text}` : r.text;
-      return args.opts.has('withcontext') ? [text, r.contextIds ?? []] : text;
+      return args.opts.has('withcontext') ? [text, (r.contextIds ?? []).map(idReply)] : text;
     };
     if (!streamKey) return reply(await run(req));
 
