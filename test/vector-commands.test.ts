@@ -436,10 +436,10 @@ describe('id semantics', () => {
     expect(await call('LLM.SIZE', 'edge')).toBe(1);
   });
 
-  it('ids outside uint32 or not integers are `invalid id` (ADD, GET, REM) and change nothing', async () => {
+  it('ids outside uint64 or not integers are `invalid id` (ADD, GET, REM) and change nothing', async () => {
     await call('LLM.CREATE-VECTOR-STORE', 'badid');
     await call('LLM.ADD', 'badid', '--ID', '1', '--EMBEDDING', '1,2', 'one');
-    for (const bad of ['4294967296', '-1', '1.5', '12abc', '', ' 1', '1e3', '+1', '0x10', '18446744073709551617']) {
+    for (const bad of ['18446744073709551616', '-1', '1.5', '12abc', '', ' 1', '1e3', '+1', '0x10', '18446744073709551617']) {
       await unchanged('badid', [1, 12], async () => {
         expect(await errOf(call('LLM.ADD', 'badid', '--ID', bad, '--EMBEDDING', '3,4', 'x')), `ADD --ID '${bad}'`).toBe('ERR invalid id');
         expect(await errOf(call('LLM.GET', 'badid', bad)), `GET '${bad}'`).toBe('ERR invalid id');
