@@ -15,6 +15,8 @@ import { errOf, leaks } from './helpers/replies.js';
 import { APIError } from 'openai';
 import { toLlmError } from '../src/llm/errors.js';
 import type { StoreObject } from '../src/objects/objects.js';
+import { IdAliases } from '../src/vector/id-alias.js';
+import { unwrapStoreSnapshot, wrapStoreSnapshot } from '../src/objects/manager.js';
 
 const KEY = 'sk-compat-COMPATKEY-0123456789abcdef';
 
@@ -360,5 +362,40 @@ describe('vector commands as the original', () => {
   it('redis-cli sees the same texts', async () => {
     expect((await redisCli(['LLM.ADD', 'k'])).trim()).toBe("ERR wrong number of arguments for 'LLM.ADD' command");
     expect((await redisCli(['LLM.RUN', 'faq', 'q'])).trim()).toBe('ERR Application does not exist: faq');
+  });
+});
+
+describe('id aliases (unit)', () => {
+  it('ids below 2^32 are their own label; others get labels from the top, deterministically; freed on release', () => {
+    const inUse = new Set<number>([4294967295]);
+    const a = new IdAliases();
+    expect(a.labelOf(7)).toBe(7);
+    expect(a.labelOf(4294967296)).toBeUndefined();
+    const l1 = a.labelForAdd(18446744073709551615n, (l) => inUse.has(l));
+    expect(l1).toBe(4294967294); // 4294967295 is held by an item
+    inUse.add(l1);
+    expect(a.labelForAdd(4294967296, (l) => inUse.has(l))).toBe(4294967293);
+    // The id 4294967294 cannot be its own label any more: it gets one of its own.
+    expect(a.labelOf(4294967294)).toBeUndefined();
+    expect(a.labelForAdd(4294967294, (l) => inUse.has(l))).toBe(4294967292);
+    expect(a.idOf(4294967294)).toBe(18446744073709551615n);
+    expect(a.idOf(12)).toBe(12);
+    // The same sequence from the saved state gives the same labels.
+    const b = IdAliases.fromState(JSON.parse(JSON.stringify(a.state())));
+    expect(b.labelOf(18446744073709551615n)).toBe(4294967294);
+    expect(b.labelForAdd(9007199254740993n, () => false)).toBe(a.labelForAdd(9007199254740993n, () => false));
+    a.release(4294967294);
+    expect(a.labelOf(18446744073709551615n)).toBeUndefined();
+    expect(a.labelOf(4294967294)).toBe(4294967292);
+    expect(new IdAliases().state()).toBeNull();
+  });
+
+  it('store snapshots without aliases keep the earlier format; with aliases they carry them', () => {
+    const graph = Buffer.from('graph');
+    const plain = unwrapStoreSnapshot(wrapStoreSnapshot(graph, JSON.stringify([[1, { t: 'x' }]])));
+    expect(plain).toEqual({ graph, attrs: [[1, { t: 'x' }]], aliases: null });
+    const state = { aliases: [[4294967295, '18446744073709551615']] as Array<[number, string]>, next: 4294967294 };
+    const withAliases = unwrapStoreSnapshot(wrapStoreSnapshot(graph, JSON.stringify({ attrs: [], aliases: state })));
+    expect(withAliases).toEqual({ graph, attrs: [], aliases: state });
   });
 });
