@@ -13,7 +13,7 @@ import { client, startServer } from './helpers/server.js';
 import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
 import { errOf, leaks } from './helpers/replies.js';
 import { APIError } from 'openai';
-import { toLlmError } from '../src/llm/errors.js';
+import { LlmError, OPERATION, toLlmError, withOperation } from '../src/llm/errors.js';
 import type { StoreObject } from '../src/objects/objects.js';
 import { IdAliases } from '../src/vector/id-alias.js';
 import { unwrapStoreSnapshot, wrapStoreSnapshot } from '../src/objects/manager.js';
@@ -194,11 +194,30 @@ describe('error texts: the original words, then the detail', () => {
     expect(e502.length).toBeLessThan(700);
   });
 
-  it('a text body (a proxy error page) is what the provider said; embedding failures say embed', () => {
+  it('a text body (a proxy error page) is what the provider said; the operation is named as the original names it', () => {
     const page = APIError.generate(502, undefined, `<html>bad gateway, key ${KEY}</html>`, new Headers());
-    expect(toLlmError(page, { secrets: [KEY] }).message).toBe('failed to predict with openai: failed to do post: 502 Bad Gateway: <html>bad gateway, key [redacted]</html>');
-    const empty = APIError.generate(500, undefined, undefined, new Headers());
-    expect(toLlmError(empty, { op: 'embed' }).message).toBe('failed to embed with openai: failed to do post: 500 Internal Server Error');
+    const e = toLlmError(page, { secrets: [KEY] });
+    expect(e.message).toBe('failed to do post: 502 Bad Gateway: <html>bad gateway, key [redacted]</html>');
+    expect((withOperation(e, OPERATION.predict) as Error).message).toBe(`failed to predict with openai: ${e.message}`);
+    const empty = toLlmError(APIError.generate(500, undefined, undefined, new Headers()));
+    expect((withOperation(empty, OPERATION.embed) as Error).message).toBe('failed to request embedding: failed to do post: 500 Internal Server Error');
+    // This server's own configuration errors are not provider failures.
+    const cfg = new LlmError('api_key refers to environment variable X_API_KEY, which is not set', 'config');
+    expect(withOperation(cfg, OPERATION.chat)).toBe(cfg);
+  });
+
+  it('timeouts and failures of chat apps and embeddings carry the operation too', async () => {
+    await call('LLM.CREATE-LLM', 'gpt', '--PARAMS', params());
+    await call('LLM.CREATE-VECTOR-STORE', 'docs', '--LLM', 'gpt');
+    await call('LLM.CREATE-CHAT', 'chat', '--LLM', 'gpt');
+    await call('LLM.CREATE-APP', 'app', '--LLM', 'gpt', '--PROMPT', 'hi');
+    fake.setBehavior({ fault: { type: 'hang' } });
+    expect(await errOf(call('LLM.RUN', 'app', '--TIMEOUT', '100'))).toBe('ERR failed to predict with openai: LLM request timed out after 100 ms');
+    expect(await errOf(call('LLM.RUN', 'chat', '--TIMEOUT', '100', 'hello'))).toBe('ERR failed to predict: LLM request timed out after 100 ms');
+    expect(await errOf(call('LLM.ADD', 'docs', '--TIMEOUT', '100', 'text'))).toBe('ERR failed to request embedding: LLM request timed out after 100 ms');
+    fake.reset();
+    fake.enqueue({ type: 'status', status: 404 });
+    expect(await errOf(call('LLM.KNN', 'docs', 'query'))).toBe('ERR failed to request embedding: failed to do post: 404 Not Found: injected 404');
   });
 });
 

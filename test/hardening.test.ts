@@ -214,18 +214,19 @@ describe('LLM endpoint faults: one clear -ERR per call, nothing applied, other c
 
   beforeEach(() => fake.reset());
 
+  // The failure; the reply puts the original's words for the operation before it (see `want` below).
   const FAULTS: Array<{ name: string; fault: Fault; timeout: number; error: string; streamError?: string }> = [
-    { name: 'hang', fault: { type: 'hang' }, timeout: 150, error: 'ERR LLM request timed out after 150 ms' },
-    { name: '429', fault: { type: 'status', status: 429 }, timeout: 5000, error: 'ERR failed to predict with openai: failed to do post: 429 Too Many Requests (rate_limit_exceeded): injected 429' },
-    { name: '500', fault: { type: 'status', status: 500 }, timeout: 5000, error: 'ERR failed to predict with openai: failed to do post: 500 Internal Server Error: injected 500' },
-    { name: 'connection closed', fault: { type: 'destroy' }, timeout: 5000, error: 'ERR LLM request failed: connection reset' },
-    { name: 'malformed JSON', fault: { type: 'malformed' }, timeout: 5000, error: 'ERR LLM response was malformed' },
+    { name: 'hang', fault: { type: 'hang' }, timeout: 150, error: 'LLM request timed out after 150 ms' },
+    { name: '429', fault: { type: 'status', status: 429 }, timeout: 5000, error: 'failed to do post: 429 Too Many Requests (rate_limit_exceeded): injected 429' },
+    { name: '500', fault: { type: 'status', status: 500 }, timeout: 5000, error: 'failed to do post: 500 Internal Server Error: injected 500' },
+    { name: 'connection closed', fault: { type: 'destroy' }, timeout: 5000, error: 'LLM request failed: connection reset' },
+    { name: 'malformed JSON', fault: { type: 'malformed' }, timeout: 5000, error: 'LLM response was malformed' },
     {
       name: 'broken stream',
       fault: { type: 'break-stream', afterChunks: 1 },
       timeout: 5000,
-      error: 'ERR LLM request failed: connection reset',
-      streamError: 'ERR LLM response stream was interrupted',
+      error: 'LLM request failed: connection reset',
+      streamError: 'LLM response stream was interrupted',
     },
   ];
 
@@ -246,9 +247,9 @@ describe('LLM endpoint faults: one clear -ERR per call, nothing applied, other c
           // The call, then PING: the reply to the call must be one frame, and PING's the next one.
           c.send(op.cmd(f.name, f.timeout), ['LLM.SIZE', 's'], ['PING']);
           const [reply, size, pong] = await c.replies(3);
-          // Embedding calls (ADD and KNN of a text) say what failed: `failed to embed with openai`.
+          // The original's words for the operation: ADD and KNN of a text need an embedding.
           const embeds = op.add || op.name.startsWith('LLM.KNN');
-          const want = (op.stream && f.streamError ? f.streamError : f.error).replace('failed to predict', embeds ? 'failed to embed' : 'failed to predict');
+          const want = `ERR ${embeds ? 'failed to request embedding' : 'failed to predict with openai'}: ${op.stream && f.streamError ? f.streamError : f.error}`;
           expect(errText(reply), `${f.name} / ${op.name}`).toBe(want);
           expect(size, `${f.name} / ${op.name}: SIZE`).toBe(2);
           expect(pong).toEqual(new SimpleString('PONG'));
@@ -316,7 +317,9 @@ describe('LLM endpoint faults: one clear -ERR per call, nothing applied, other c
     // Percentiles, not the max: the test shares its CPUs (a GC or a busy neighbour is not the server's doing).
     expect(pct(0.5)).toBeLessThan(20);
     expect(pct(0.95)).toBeLessThan(100);
-    expect(errors).toEqual(calls.map(() => 'ERR LLM request timed out after 2000 ms'));
+    expect(errors).toEqual(
+      calls.map((_, i) => `ERR ${i % 4 < 2 ? 'failed to predict with openai' : 'failed to request embedding'}: LLM request timed out after 2000 ms`),
+    );
     expect(elapsed).toBeLessThan(4000); // concurrent, not queued behind each other
     expect(await r.call('LLM.SIZE', 's')).toBe(2 + added);
     // Reset the store for the other tests.
@@ -1135,7 +1138,7 @@ describe('security', () => {
     texts.push(await errOf(r.call('LLM.KNN', 'vs', 'a query')));
     // What the provider said is in the reply, with the key it echoed scrubbed out.
     const said = ': failed to do post: 401 Unauthorized (invalid_api_key): Incorrect API key provided: [redacted]. You can find your API key at https://platform.openai.com/account/api-keys.';
-    expect(texts).toEqual([`ERR failed to predict with openai${said}`, `ERR failed to predict with openai${said}`, `ERR failed to embed with openai${said}`, `ERR failed to embed with openai${said}`]);
+    expect(texts).toEqual([`ERR failed to predict with openai${said}`, `ERR failed to predict with openai${said}`, `ERR failed to request embedding${said}`, `ERR failed to request embedding${said}`]);
     expect(fake.lastRequest()!.headers.authorization).toBe(`Bearer ${LIT_KEY}`);
     // A stream error entry made of a server error that contains the key in its message and code.
     fake.setBehavior({ apiKey: undefined, fault: { type: 'status', status: 500, body: { error: { message: `key ${LIT_KEY} failed`, code: LIT_KEY } } } });
@@ -1280,10 +1283,10 @@ describe('security', () => {
       await r.call('LLM.CREATE-LLM', 'strict', '--PARAMS', params());
       await r.call('LLM.CREATE-APP', 'sapp', '--LLM', 'strict', '--PROMPT', 'over tls');
       await r.call('LLM.CREATE-VECTOR-STORE', 'svs', '--LLM', 'strict');
-      const tlsError = 'ERR LLM request failed: TLS certificate verification failed';
-      expect(await errOf(r.call('LLM.RUN', 'sapp'))).toBe(tlsError);
-      expect(await errOf(r.call('LLM.RUN', 'sapp', '--STREAM', 'tls-out'))).toBe(tlsError);
-      expect(await errOf(r.call('LLM.ADD', 'svs', 'text'))).toBe(tlsError);
+      const tlsError = 'LLM request failed: TLS certificate verification failed';
+      expect(await errOf(r.call('LLM.RUN', 'sapp'))).toBe(`ERR failed to predict with openai: ${tlsError}`);
+      expect(await errOf(r.call('LLM.RUN', 'sapp', '--STREAM', 'tls-out'))).toBe(`ERR failed to predict with openai: ${tlsError}`);
+      expect(await errOf(r.call('LLM.ADD', 'svs', 'text'))).toBe(`ERR failed to request embedding: ${tlsError}`);
       expect(tlsFake.calls()).toBe(0);
       expect(JSON.parse(((await r.call('LLM.INFO', 'strict')) as string[])[((await r.call('LLM.INFO', 'strict')) as string[]).indexOf('config') + 1]!).params.http.enable_certificate_verification).toBe(true);
       await r.call('LLM.CREATE-LLM', 'lax', '--PARAMS', params(false));

@@ -1,7 +1,8 @@
 /**
  * Failure mapping for provider calls. Every failure becomes ONE `LlmError`. A provider that
  * answered with an error status gets the original module's text, with what the provider said:
- * `failed to predict with openai: failed to do post: <status> <reason> (<code>): <its message>`.
+ * `failed to do post: <status> <reason> (<code>): <its message>`; the app layer puts the
+ * original's words for the operation before it (withOperation: `failed to predict with openai: ...`).
  * What the provider said can echo the API key (OpenAI's 401 body does) or a proxy URL with
  * credentials, so it is scrubbed (the keys of the call, bearer tokens, `sk-` keys, URL
  * credentials) and cut to PROVIDER_TEXT_MAX characters. Other failures (timeouts, connections)
@@ -153,7 +154,7 @@ export function providerText(body: unknown, secrets: readonly (string | undefine
  * chunks had started to arrive: a broken connection is then a broken stream. `secrets` (the
  * key sent, the stored key) are kept out of the message even where the server echoes them.
  */
-export function toLlmError(err: unknown, ctx: { streaming?: boolean; secrets?: readonly (string | undefined)[]; op?: 'chat' | 'embed' } = {}): LlmError {
+export function toLlmError(err: unknown, ctx: { streaming?: boolean; secrets?: readonly (string | undefined)[] } = {}): LlmError {
   const secrets = ctx.secrets ?? [];
   if (err instanceof LlmError) return err;
   if (err instanceof CommandError) return new LlmError(err.message, 'config');
@@ -170,8 +171,7 @@ export function toLlmError(err: unknown, ctx: { streaming?: boolean; secrets?: r
       // A JSON body's `error` (the SDK keeps only that), else a text body (in the SDK's message).
       const textBody = /^\d{3} status code \(no body\)$/.test(err.message) ? '' : err.message.replace(/^\d{3} /, '');
       const said = providerText(err.error !== undefined && err.error !== null ? err.error : textBody, secrets);
-      const what = ctx.op === 'embed' ? 'failed to embed with openai' : 'failed to predict with openai';
-      return new LlmError(`${what}: failed to do post: ${status} ${reason(status)}${code ? ` (${code})` : ''}${said ? `: ${said}` : ''}`, 'http', {
+      return new LlmError(`failed to do post: ${status} ${reason(status)}${code ? ` (${code})` : ''}${said ? `: ${said}` : ''}`, 'http', {
         status,
         retryable: isRetryableStatus(status),
         retryAfterMs: retryAfterMs(err.headers),
@@ -191,6 +191,28 @@ export function toLlmError(err: unknown, ctx: { streaming?: boolean; secrets?: r
     return new LlmError(`LLM request failed: ${phrase}`, 'connection', { retryable });
   }
   return new LlmError('LLM request failed: unexpected error', 'connection');
+}
+
+/** The original module's words for each operation, put before a provider failure. */
+export const OPERATION = {
+  /** LLM.RUN of a prompt or search app */
+  predict: 'failed to predict with openai',
+  /** LLM.RUN of a chat app */
+  chat: 'failed to predict',
+  /** an embedding (LLM.ADD / LLM.KNN of a text, a search question, a semantic cache key) */
+  embed: 'failed to request embedding',
+} as const;
+
+/**
+ * A provider failure with the original's words for the operation before it, e.g. `failed to
+ * predict with openai: failed to do post: 429 Too Many Requests ...` or `failed to request
+ * embedding: LLM request timed out after 5000 ms`. Configuration errors of this server's own
+ * features (sealed keys, allowed hosts and variables) and anything that is not a provider
+ * failure pass unchanged.
+ */
+export function withOperation(err: unknown, what: string): unknown {
+  if (!(err instanceof LlmError) || err.kind === 'config' || err.kind === 'unsupported' || err.message.startsWith(`${what}: `)) return err;
+  return new LlmError(`${what}: ${err.message}`, err.kind, { status: err.status, retryable: false, retryAfterMs: err.retryAfterMs });
 }
 
 /**

@@ -223,7 +223,7 @@ export class OpenAICompatibleProvider implements LlmProvider {
     const classify = (e: unknown): LlmError => {
       if (timedOut) return timeoutError(timeoutMs);
       if (userSignal?.aborted) return abortedError();
-      const err = toLlmError(e, { streaming: ctx.emitted, secrets: [key, this.cfg.apiKey], op });
+      const err = toLlmError(e, { streaming: ctx.emitted, secrets: [key, this.cfg.apiKey] });
       if (ctx.emitted && err.retryable) return new LlmError(err.message, err.kind, { status: err.status, retryable: false });
       return err;
     };

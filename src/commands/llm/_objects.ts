@@ -3,6 +3,7 @@
  * typed lookups with the original's error texts, and vector/embedding input.
  */
 import { CommandError, syntaxError, wrongTypeError } from '../../errors.js';
+import { OPERATION, withOperation } from '../../llm/errors.js';
 import { newObjectId } from '../../storage/index.js';
 import { PARAM_LIMITS, parseCsvVector, parseFp32Vector } from '../../vector/index.js';
 import { ModelObject, StoreObject, AppObject, type LlmObject, type ObjectKind } from '../../objects/objects.js';
@@ -122,7 +123,9 @@ function checkDim(v: Float32Array | number[], what: string): void {
 export async function embedForStore(ctx: CommandContext, store: StoreObject, texts: string[], timeoutMs?: number): Promise<Float32Array[]> {
   if (!store.llmRef) throw new CommandError(`LLM model for vector store does not exist: vector store '${store.name}' has no --LLM`);
   const model = modelOf(ctx, store.llmRef.key, 'LLM model for vector store does not exist');
-  const vecs = await model.provider.embed(texts, { timeoutMs, body: store.llmRef.params });
+  const vecs = await model.provider.embed(texts, { timeoutMs, body: store.llmRef.params }).catch((e: unknown) => {
+    throw withOperation(e, OPERATION.embed);
+  });
   for (const v of vecs) checkDim(v, 'the embedding from the LLM has too many dimensions');
   return vecs.map((v) => Float32Array.from(v));
 }
