@@ -101,6 +101,8 @@ describe('TYPE and COMMAND INFO as the original', () => {
       expect(e[0], name).toBe(name);
       expect(e.slice(1, 2).concat(e.slice(3, 6)), name).toEqual([-1, 1, 1, 1]);
       expect(e[2], name).toEqual(want[name]);
+      // ACL categories as Redis derives them from a module command's flags.
+      expect(e[6], name).toEqual([want[name]!.includes('write') ? '@write' : '@read', '@slow']);
     }
     // Our own commands are module commands too.
     const extra = (await r.call('COMMAND', 'INFO', 'llm.info', 'llm.history', 'llm.setattrs')) as unknown[][];

@@ -9,7 +9,7 @@ export default defineCommand({
   since: '0.1.0',
   arity: -1,
   flags: ['readonly'],
-  aclCategories: ['@read', '@fast'],
+  aclCategories: ['@read', '@slow'],
   keySpec: { access: 'RO', op: 'ACCESS' },
   options: [{ token: '--WITHATTRS', type: 'pure-token', summary: 'Add the item attributes (JSON, or nil) as a third element.' }],
   args: [{ name: 'id', type: 'integer', summary: 'Item id.' }],

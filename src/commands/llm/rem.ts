@@ -10,7 +10,7 @@ export default defineCommand({
   since: '0.1.0',
   arity: -1,
   flags: ['write', 'denyoom'],
-  aclCategories: ['@write', '@fast'],
+  aclCategories: ['@write', '@slow'],
   keySpec: { access: 'RW', op: 'DELETE' },
   options: [],
   args: [{ name: 'id', type: 'integer', summary: 'Item id.' }],

@@ -51,7 +51,8 @@ export default defineCommand({
   since: '0.1.0',
   arity: -1,
   flags: ['readonly'],
-  aclCategories: ['@write', '@slow'],
+  // As Redis derives them for a module command from its flags.
+  aclCategories: ['@read', '@slow'],
   keySpec: { access: 'RW', op: 'ACCESS' },
   options: [
     { token: '--VARS', type: 'json', value: 'json', summary: 'Template variables as a JSON object.' },

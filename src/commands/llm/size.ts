@@ -8,7 +8,7 @@ export default defineCommand({
   since: '0.1.0',
   arity: -1,
   flags: ['readonly'],
-  aclCategories: ['@read', '@fast'],
+  aclCategories: ['@read', '@slow'],
   keySpec: { access: 'RO', op: 'ACCESS' },
   options: [],
   args: [],
