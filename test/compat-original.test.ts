@@ -305,13 +305,22 @@ describe('prompt and LLM sources, default prompts', () => {
 });
 
 describe('vector commands as the original', () => {
-  it('--K 0 is an empty array; KNN without query or vector is the arity error; --EMBEDDING "" the original error', async () => {
+  it('--K 0 is an empty array; KNN without query or vector: the arity error, or no query; --EMBEDDING "" is no vector', async () => {
     await call('LLM.CREATE-VECTOR-STORE', 'v');
     await call('LLM.ADD', 'v', '--EMBEDDING', '1,0', 'a');
     expect(await call('LLM.KNN', 'v', '--K', '0', '--EMBEDDING', '1,0')).toEqual([]);
-    expect(await errOf(call('LLM.KNN', 'v', '--K', '3'))).toBe("ERR wrong number of arguments for 'LLM.KNN' command");
-    expect(await errOf(call('LLM.ADD', 'v', '--EMBEDDING', '', 'x'))).toBe('ERR invalid embedding: size is 0');
+    expect(await errOf(call('LLM.KNN', 'v'))).toBe("ERR wrong number of arguments for 'LLM.KNN' command");
+    expect(await errOf(call('LLM.KNN', 'v', '--K', '3'))).toBe('ERR no query is specified');
+    expect(await errOf(call('LLM.KNN', 'v', '--EMBEDDING', ''))).toBe('ERR no query is specified');
+    // As the original: an empty --EMBEDDING means "embed the text" (this store has no LLM for it).
+    expect(await errOf(call('LLM.ADD', 'v', '--EMBEDDING', '', 'x'))).toBe("ERR LLM model for vector store does not exist: vector store 'v' has no --LLM");
+    expect(await errOf(call('LLM.ADD', 'v', '--EMBEDDING', ' ', 'x'))).toBe('ERR invalid embedding: size is 0');
     expect(await call('LLM.SIZE', 'v')).toBe(1);
+    await call('LLM.CREATE-LLM', 'gpt', '--PARAMS', params());
+    await call('LLM.CREATE-VECTOR-STORE', 'w', '--LLM', 'gpt');
+    expect(await call('LLM.ADD', 'w', '--EMBEDDING', '', 'embedded text')).toBe(1);
+    expect(fake.calls('/embeddings')).toBe(1);
+    expect(((await call('LLM.KNN', 'w', '--EMBEDDING', '', 'embedded text')) as unknown[][])[0]![0]).toBe(1);
   });
 
   it('ids are unsigned 64-bit: add, get, knn, setattrs, rem; auto ids are not moved by huge ids', async () => {

@@ -607,7 +607,9 @@ describe('REM, growth and input checks', () => {
         expect(await errOf(call('LLM.ADD', 'strict', '--ID', '2', '--EMBEDDING', e, 'x')), `--EMBEDDING '${e}'`).toBe('ERR invalid embedding');
         expect(await errOf(call('LLM.KNN', 'strict', '--EMBEDDING', e)), `KNN --EMBEDDING '${e}'`).toBe('ERR invalid embedding');
       }
-      expect(await errOf(call('LLM.ADD', 'strict', '--ID', '2', '--EMBEDDING', '', 'x'))).toBe('ERR invalid embedding: size is 0');
+      expect(await errOf(call('LLM.ADD', 'strict', '--ID', '2', '--EMBEDDING', ' ', 'x'))).toBe('ERR invalid embedding: size is 0');
+      // '' is no vector, as in the original: the text needs the store's LLM
+      expect(await errOf(call('LLM.ADD', 'strict', '--ID', '2', '--EMBEDDING', '', 'x'))).toMatch(/^ERR LLM model for vector store does not exist/);
       expect(await errOf(call('LLM.ADD', 'strict', '--ID', '2', '--EMBEDDING-FP32', Buffer.alloc(0), 'x'))).toBe('ERR invalid embedding: size is 0');
       expect(await errOf(call('LLM.ADD', 'strict', '--ID', '2', '--EMBEDDING-FP32', Buffer.alloc(11), 'x'))).toBe('ERR invalid embedding');
       expect(await errOf(call('LLM.ADD', 'strict', '--ID', '2', '--EMBEDDING-FP32', fp32([1, NaN, 3]), 'x'))).toBe('ERR invalid embedding');
@@ -634,9 +636,9 @@ describe("the original's errors; missing keys", () => {
     expect(await errOf(call('LLM.KNN', 'nollm', 'text needs an LLM'))).toBe("ERR LLM model for vector store does not exist: vector store 'nollm' has no --LLM");
     await call('LLM.CREATE-VECTOR-STORE', 'deadllm', '--LLM', 'no-such-llm');
     expect(await errOf(call('LLM.ADD', 'deadllm', 'x'))).toBe('ERR LLM model for vector store does not exist: no-such-llm');
-    // Neither a query nor a vector: the original's arity error.
+    // Neither a query nor a vector: the original's arity error for `LLM.KNN key`, else its words.
     expect(await errOf(call('LLM.KNN', 'nollm'))).toBe("ERR wrong number of arguments for 'LLM.KNN' command");
-    expect(await errOf(call('LLM.KNN', 'nollm', '--K', '3'))).toBe("ERR wrong number of arguments for 'LLM.KNN' command");
+    expect(await errOf(call('LLM.KNN', 'nollm', '--K', '3'))).toBe('ERR no query is specified');
     expect(await errOf(call('LLM.CREATE-VECTOR-STORE', 'typed', '--TYPE', 'x'))).toBe('ERR unknown vector store: x');
     expect(await call('EXISTS', 'typed')).toBe(0);
     expect(await errOf(call('LLM.CREATE-VECTOR-STORE', 'badjson', '--PARAMS', '{nope'))).toMatch(/^ERR failed to parse json: /);

@@ -130,9 +130,13 @@ export async function embedForStore(ctx: CommandContext, store: StoreObject, tex
   return vecs.map((v) => Float32Array.from(v));
 }
 
-/** The vector given with --EMBEDDING / --EMBEDDING-FP32, if any. */
+/**
+ * The vector given with --EMBEDDING / --EMBEDDING-FP32, if any. `--EMBEDDING ''` gives none, as in
+ * the original (its parser splits '' into no numbers, and an empty embedding means "embed the text").
+ */
 export function givenVector(args: ParsedArgs): Float32Array | undefined {
-  const csv = args.opts.get('embedding') as Buffer | undefined;
+  const given = args.opts.get('embedding') as Buffer | undefined;
+  const csv = given?.length === 0 ? undefined : given;
   const fp32 = args.opts.get('embedding-fp32') as Buffer | undefined;
   if (csv && fp32) throw new CommandError('use either --EMBEDDING or --EMBEDDING-FP32, not both');
   const v = csv ? parseCsvVector(csv) : fp32 ? parseFp32Vector(fp32) : undefined;

@@ -1,5 +1,5 @@
 import { defineCommand } from '../spec.js';
-import { arityError } from '../../errors.js';
+import { CommandError, arityError } from '../../errors.js';
 import { dimensionMismatch, idReply } from '../../vector/index.js';
 import { formatDouble, type RespValue } from '../../protocol/resp.js';
 import { embedForStore, givenVector } from './_objects.js';
@@ -37,8 +37,8 @@ export default defineCommand({
     const predicate = filterSrc === undefined ? undefined : compileFilter(filterSrc.toString('utf8'));
     const explain = args.opts.has('explain');
     let vector = givenVector(args);
-    // Neither a query nor a vector: the original's arity error.
-    if (!vector && query === undefined) throw arityError('LLM.KNN');
+    // Neither a query nor a vector: the original's arity error for `LLM.KNN key`, else its words.
+    if (!vector && query === undefined) throw args.opts.size === 0 ? arityError('LLM.KNN') : new CommandError('no query is specified');
     const store = await requireStoreForCommand(ctx, args.key);
     const empty = () => (explain ? [[], ['path', 'none']] : []);
     vector ??= (await embedForStore(ctx, store, [query!], args.opts.get('timeout') as number | undefined))[0];
