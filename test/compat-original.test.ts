@@ -269,6 +269,28 @@ describe('prompt and LLM sources, default prompts', () => {
     expect(fake.requests.at(-1)!.body.messages[0]).toEqual({ role: 'system', content: 'You are terse. ' });
   });
 
+  it('the definition keys of the original inside --PARAMS (vector-store, k, history) are no request fields', async () => {
+    await call('LLM.CREATE-LLM', 'gpt', '--PARAMS', params());
+    await call('LLM.CREATE-VECTOR-STORE', 'docs', '--LLM', 'gpt');
+    for (const t of ['one', 'two', 'three']) await call('LLM.ADD', 'docs', `fact ${t}`);
+    await call('LLM.CREATE-SEARCH', 's', '--LLM', 'gpt', '--PARAMS', '{"vector-store":"docs","k":2,"prompt":"{{context}}|{{question}}","temperature":0}');
+    expect(await call('LLM.RUN', 's', 'fact one')).toMatch(/^echo: fact one\nfact \w+\|fact one$/);
+    expect(fake.requests.at(-1)!.body).toMatchObject({ temperature: 0 });
+    expect(fake.requests.at(-1)!.body).not.toHaveProperty('k');
+    expect(fake.requests.at(-1)!.body).not.toHaveProperty('vector-store');
+    expect(await errOf(call('LLM.CREATE-SEARCH', 's2', '--PARAMS', '{"k":2}'))).toBe('ERR no vector store is specified');
+    expect(await errOf(call('LLM.CREATE-SEARCH', 's2', '--PARAMS', '{"vector_store":"docs","k":0}'))).toMatch(/^ERR invalid k: /);
+    await call('LLM.CREATE-CHAT', 'c', '--LLM', 'gpt', '--PARAMS', '{"vector-store":"docs","history":{"msg_ctx_cnt":1,"summary_cnt":0}}');
+    await call('LLM.RUN', 'c', 'first');
+    await call('LLM.RUN', 'c', 'second');
+    // msg_ctx_cnt 1: the system message, one earlier message, the input
+    expect(fake.requests.at(-1)!.body.messages).toHaveLength(3);
+    expect(fake.requests.at(-1)!.body).not.toHaveProperty('history');
+    const cfg = JSON.parse(((await call('LLM.INFO', 'c')) as string[])[5]!);
+    expect(cfg).toMatchObject({ store: 'docs', history: { msg_ctx_cnt: 1, summary_cnt: 0 } });
+    expect(await errOf(call('LLM.CREATE-CHAT', 'c2', '--PARAMS', '{"history":{"summary_cnt":"x"}}'))).toMatch(/^ERR invalid history param/);
+  });
+
   it('--LLM \'{"key":...,"params":{...}}\' for apps (chat fields) and stores (embedding fields)', async () => {
     await call('LLM.CREATE-LLM', 'gpt', '--PARAMS', params());
     await call('LLM.CREATE-APP', 'a', '--LLM', '{"key":"gpt","params":{"model":"gpt-4o-mini","temperature":0}}', '--PROMPT', 'hi');

@@ -3,7 +3,7 @@ import { parseRateLimit } from '../../apps/ratelimit.js';
 import { DEFAULT_CHAT_PROMPT } from '../../objects/objects.js';
 import { ChatObject } from '../../objects/chat.js';
 import { parseHistoryParams } from '../../apps/chat.js';
-import { createObject, optString } from './_objects.js';
+import { createObject } from './_objects.js';
 import { defineCreateCommand, LLM_REF, PROMPT, VECTOR_STORE, CACHE, RATELIMIT, APP_PARAMS } from './_common.js';
 import { appSources } from './_app-def.js';
 
@@ -21,13 +21,13 @@ export default defineCreateCommand({
   ],
   examples: ['LLM.CREATE-CHAT chat --LLM openai --VECTOR-STORE chat-memory'],
   handler(ctx, args) {
-    const src = appSources(args);
+    const src = appSources(args, 'chat');
     const def = {
       llm: src.llm,
       prompt: src.prompt ?? DEFAULT_CHAT_PROMPT,
       params: src.params,
-      store: optString(args, 'vector-store') ?? null,
-      history: parseHistoryParams(args.opts.get('history')),
+      store: src.store ?? null,
+      history: parseHistoryParams(src.history),
       cache: parseCacheConfig(args.opts.get('cache')),
       ratelimit: parseRateLimit(args.opts.get('ratelimit')),
     };

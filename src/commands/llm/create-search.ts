@@ -22,15 +22,15 @@ export default defineCreateCommand({
   ],
   examples: ['LLM.CREATE-SEARCH search --LLM openai --VECTOR-STORE store'],
   handler(ctx, args) {
-    const store = optString(args, 'vector-store');
+    const src = appSources(args, 'search');
+    const store = src.store;
     if (!store) throw new CommandError('no vector store is specified');
-    const src = appSources(args);
     const def = {
       llm: src.llm,
       prompt: src.prompt ?? DEFAULT_SEARCH_PROMPT,
       params: src.params,
       store,
-      k: (args.opts.get('k') as number | undefined) ?? 3,
+      k: src.k ?? 3,
       filter: optString(args, 'filter') ?? null,
       cache: parseCacheConfig(args.opts.get('cache')),
       ratelimit: parseRateLimit(args.opts.get('ratelimit')),
