@@ -50,6 +50,8 @@ export class IdAliases {
 
   /** The label of `id` (whether or not an item holds it now), or undefined when it has none. */
   labelOf(id: ItemId): number | undefined {
+    // The common case, every store without huge ids: no table, the id is the label.
+    if (this.byId.size === 0 && typeof id === 'number') return id <= MAX_LABEL ? id : undefined;
     const a = this.byId.get(String(id));
     if (a !== undefined) return a;
     if (typeof id === 'number' && id <= MAX_LABEL && !this.byLabel.has(id)) return id;
@@ -58,6 +60,7 @@ export class IdAliases {
 
   /** The id whose item holds `label`. */
   idOf(label: number): ItemId {
+    if (this.byLabel.size === 0) return label;
     const id = this.byLabel.get(label);
     return id === undefined ? label : itemIdFromText(id);
   }
