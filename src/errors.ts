@@ -18,5 +18,6 @@ export const wrongTypeError = () =>
 
 export const syntaxError = () => new CommandError('syntax error');
 
+/** The name as given: LLM.* commands pass it as registered (`'LLM.ADD'`), as the original module's replies do. */
 export const arityError = (name: string) =>
-  new CommandError(`wrong number of arguments for '${name.toLowerCase()}' command`);
+  new CommandError(`wrong number of arguments for '${name}' command`);

@@ -56,7 +56,7 @@ describe('search apps', () => {
     expect(body.messages).toHaveLength(1);
     const prompt = body.messages[0].content;
     expect(prompt).toContain('Redis keeps its data in memory');
-    expect(prompt).toContain('Question: """where does Redis keep its data"""');
+    expect(prompt).toContain('Question: """\nwhere does Redis keep its data\n"""');
     expect(prompt).not.toContain('Cats sleep');
     // The question was embedded by the store's LLM.
     expect(fake.calls('/embeddings')).toBe(1);
@@ -84,7 +84,7 @@ describe('search apps', () => {
     await r.del('tmpstore');
     await expect(r.call('LLM.RUN', 'qa3', 'q')).rejects.toThrow('vector store does not exist');
     await r.call('LLM.CREATE-SEARCH', 'qa4', '--LLM', 'nollm', '--VECTOR-STORE', 'kb');
-    await expect(r.call('LLM.RUN', 'qa4', 'q')).rejects.toThrow('LLM model does not exist');
+    await expect(r.call('LLM.RUN', 'qa4', 'q')).rejects.toThrow('LLM model not exist: nollm');
   });
 });
 
@@ -126,13 +126,13 @@ describe('chat apps', () => {
     fake.setBehavior({ reply: (q) => {
       const msgs = (q.body as { messages: Msg[] }).messages;
       const last = msgs[msgs.length - 1].content;
-      return last.startsWith('Summarize') ? 'SUMMARY: the user likes green tea' : `ok: ${last}`;
+      return last.startsWith('Give a concise') ? 'SUMMARY: the user likes green tea' : `ok: ${last}`;
     } });
     const before = (await r.call('LLM.SIZE', 'mem')) as number;
     await r.call('LLM.RUN', 'bot', '--SESSION', 'tea', 'I like green tea');
     await r.call('LLM.RUN', 'bot', '--SESSION', 'tea', 'especially in the morning');
     // 4 messages → one summary request, embedded and added to the store.
-    expect(chatBodies().some((b) => b.messages[0].content.startsWith('Summarize'))).toBe(true);
+    expect(chatBodies().some((b) => b.messages[0].content.startsWith('Give a concise'))).toBe(true);
     expect(await r.call('LLM.SIZE', 'mem')).toBe(before + 1);
     fake.reset();
     fake.setBehavior({ reply: () => 'noted' });
@@ -189,7 +189,7 @@ describe('chat apps', () => {
     await r.call('LLM.CREATE-CHAT', 'c2', '--LLM', 'gpt', '--VECTOR-STORE', 'nostore');
     await expect(r.call('LLM.RUN', 'c2', 'hi')).rejects.toThrow('vector store does not exist');
     await r.call('LLM.CREATE-CHAT', 'c3', '--LLM', 'nollm');
-    await expect(r.call('LLM.RUN', 'c3', 'hi')).rejects.toThrow('LLM model does not exist');
+    await expect(r.call('LLM.RUN', 'c3', 'hi')).rejects.toThrow('LLM model not exist: nollm');
     await expect(r.call('LLM.RUN', 'nosuchapp', 'hi')).rejects.toThrow('Application does not exist');
   });
 

@@ -296,7 +296,7 @@ describe('a 3-master Redis Cluster behind the server', () => {
         return true;
       };
       for (let s = 0; s < 5; s++) await a.call('LLM.CREATE-VECTOR-STORE', `fol${s}`, '--PARAMS', '{"dim":2}');
-      expect(await until(async () => (await b.type('fol4')) === 'llm-vector-store')).toBe(true);
+      expect(await until(async () => (await b.type('fol4')) === 'LLMVEC-SW')).toBe(true);
       const t0 = Date.now();
       for (let s = 0; s < 5; s++) for (let i = 1; i <= 20; i++) await a.call('LLM.ADD', `fol${s}`, '--ID', String(i), '--EMBEDDING', `${s},${i}`, `item ${s}/${i}`);
       expect(await until(async () => (await Promise.all([0, 1, 2, 3, 4].map((s) => b.call('LLM.SIZE', `fol${s}`)))).every((n) => n === 20))).toBe(true);

@@ -235,8 +235,8 @@ async function killLoop(args: string[], rounds: number, seed: number): Promise<E
           await waitLoaded(again.port);
           await exp.verify(conn(again.port));
           if (args.includes('--redis')) {
-            for (const s of exp.present.keys()) expect(await conn(again.port).type(s)).toBe('llm-vector-store');
-            expect(await conn(again.port).type('emb')).toBe('llm-model');
+            for (const s of exp.present.keys()) expect(await conn(again.port).type(s)).toBe('LLMVEC-SW');
+            expect(await conn(again.port).type('emb')).toBe('LLMMOD-SW');
           }
         } finally {
           await again.stop('SIGKILL');
@@ -543,7 +543,7 @@ describe('standalone mode: LLM objects are keys there too', () => {
       await r.call('LLM.CREATE-VECTOR-STORE', 'sa-store');
       await r.call('LLM.ADD', 'sa-store', '--EMBEDDING', '1,2', 'x');
       await r.call('LLM.CREATE-LLM', 'sa-llm', '--TYPE', 'local');
-      expect(await r.type('sa-store')).toBe('llm-vector-store');
+      expect(await r.type('sa-store')).toBe('LLMVEC-SW');
       expect(await r.type('nothing')).toBe('none');
       expect(await r.exists('sa-store', 'sa-llm', 'nothing')).toBe(2);
       expect((await r.keys('*')).sort()).toEqual(['sa-llm', 'sa-store']);

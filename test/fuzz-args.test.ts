@@ -167,7 +167,7 @@ const deepObj = (n: number) => '{"a":'.repeat(n) + '1' + '}'.repeat(n);
 const f32 = (vals: number[]) => Buffer.from(new Float32Array(vals).buffer);
 
 const INTS = ['1', '0', '-1', '2', '10', '1e3', '4294967296', '12abc', '', ' 1', '1 ', '9007199254740993', '99999999999999999999', '0x10', '+1', '01', '3.5', '100000', '100001', '86400000', '86400001', '1000000000', '1000000001', '-0', '9'.repeat(400)];
-const IDS = ['1', '0', '2', '7', '12', '13', '4294967295', '4294967296', '-1', '01', '1e3', '', ' 1', 'abc', '99999999999', '3.0', '+3'];
+const IDS = ['1', '0', '2', '7', '12', '13', '4294967295', '4294967296', '-1', '01', '1e3', '', ' 1', 'abc', '99999999999', '18446744073709551615', '18446744073709551616', '3.0', '+3'];
 const CSV = [
   '0.1,0.2,0.3,0.4',
   Array(16).fill('0.25').join(','),
@@ -431,6 +431,10 @@ function invocation(rng: Rng, spec: CommandSpec): Arg[] {
 
 const isBulk = (v: unknown) => Buffer.isBuffer(v);
 const isInt = (v: unknown) => typeof v === 'number' && Number.isInteger(v);
+/** An item id as replied: an integer >= 0, or (above 2^63 - 1, beyond a RESP integer) its decimal text. */
+const isId = (v: unknown) =>
+  (isInt(v) && (v as number) >= 0) ||
+  (isBulk(v) && /^[1-9][0-9]{18,19}$/.test(String(v)) && BigInt(String(v)) > 0x7fffffffffffffffn && BigInt(String(v)) <= 0xffffffffffffffffn);
 const isFlatPairs = (v: unknown) => Array.isArray(v) && v.length % 2 === 0 && v.every((e, i) => (i % 2 === 0 ? isBulk(e) : isBulk(e) || isInt(e)));
 /** The value of an option as the server's own option parser sees it (a value that looks like a flag is not one). */
 const optionOf = (args: Arg[], token: string): unknown => {
@@ -458,7 +462,7 @@ function shapeProblem(name: string, args: Arg[], v: unknown): string | null {
     case 'LLM.FORGET':
       return ok(v === 0 || v === 1, 'integer 0 or 1');
     case 'LLM.ADD':
-      return ok(isInt(v) && (v as number) >= 0 && (v as number) <= 0xffffffff, 'an id in [0, 2^32)');
+      return ok(isId(v), 'an id in [0, 2^64) (an integer; above 2^63 - 1, its decimal text)');
     case 'LLM.SIZE':
     case 'LLM.CACHE-CLEAR':
       return ok(isInt(v) && (v as number) >= 0, 'a non-negative integer');
@@ -467,7 +471,7 @@ function shapeProblem(name: string, args: Arg[], v: unknown): string | null {
       return ok(Array.isArray(v) && v.length === (hasFlag(args, '--WITHATTRS') ? 3 : 2) && isBulk(v[0]) && isBulk(v[1]) && (v.length === 2 || v[2] === null || isBulk(v[2])), '[data, vector(, attrs)] or nil');
     case 'LLM.KNN': {
       const rowOk = (row: unknown) =>
-        Array.isArray(row) && (row.length === 2 || row.length === 3) && isInt(row[0]) && isBulk(row[1]) && Number.isFinite(Number(String(row[1]))) && (row.length === 2 || isBulk(row[2]));
+        Array.isArray(row) && (row.length === 2 || row.length === 3) && isId(row[0]) && isBulk(row[1]) && Number.isFinite(Number(String(row[1]))) && (row.length === 2 || isBulk(row[2]));
       if (hasFlag(args, '--EXPLAIN')) return ok(Array.isArray(v) && v.length === 2 && Array.isArray(v[0]) && (v[0] as unknown[]).every(rowOk) && Array.isArray(v[1]), '[rows, explain]');
       return ok(Array.isArray(v) && v.every(rowOk), 'an array of [id, distance(, data)]');
     }
@@ -623,7 +627,8 @@ describe('argument fuzzing of every LLM.* command', () => {
     let batchNo = 0;
     for (const spec of LLM_COMMANDS) {
       stats[spec.name] = { ok: 0, error: 0, messages: new Set() };
-      const write = spec.flags.includes('write');
+      // LLM.RUN is flagged readonly as in the original module, but a chat turn is remembered.
+      const write = spec.flags.includes('write') || spec.name === 'LLM.RUN';
       for (let b = 0; b < BATCHES_PER_COMMAND; b++) {
         const rng = new Rng(caseSeed(SEED, batchNo++));
         await restore();

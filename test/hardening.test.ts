@@ -211,18 +211,19 @@ describe('LLM endpoint faults: one clear -ERR per call, nothing applied, other c
 
   beforeEach(() => fake.reset());
 
+  // The failure; the reply puts the original's words for the operation before it (see `want` below).
   const FAULTS: Array<{ name: string; fault: Fault; timeout: number; error: string; streamError?: string }> = [
-    { name: 'hang', fault: { type: 'hang' }, timeout: 150, error: 'ERR LLM request timed out after 150 ms' },
-    { name: '429', fault: { type: 'status', status: 429 }, timeout: 5000, error: 'ERR LLM request failed: 429 Too Many Requests (rate_limit_exceeded)' },
-    { name: '500', fault: { type: 'status', status: 500 }, timeout: 5000, error: 'ERR LLM request failed: 500 Internal Server Error' },
-    { name: 'connection closed', fault: { type: 'destroy' }, timeout: 5000, error: 'ERR LLM request failed: connection reset' },
-    { name: 'malformed JSON', fault: { type: 'malformed' }, timeout: 5000, error: 'ERR LLM response was malformed' },
+    { name: 'hang', fault: { type: 'hang' }, timeout: 150, error: 'LLM request timed out after 150 ms' },
+    { name: '429', fault: { type: 'status', status: 429 }, timeout: 5000, error: 'failed to do post: 429 Too Many Requests (rate_limit_exceeded): injected 429' },
+    { name: '500', fault: { type: 'status', status: 500 }, timeout: 5000, error: 'failed to do post: 500 Internal Server Error: injected 500' },
+    { name: 'connection closed', fault: { type: 'destroy' }, timeout: 5000, error: 'LLM request failed: connection reset' },
+    { name: 'malformed JSON', fault: { type: 'malformed' }, timeout: 5000, error: 'LLM response was malformed' },
     {
       name: 'broken stream',
       fault: { type: 'break-stream', afterChunks: 1 },
       timeout: 5000,
-      error: 'ERR LLM request failed: connection reset',
-      streamError: 'ERR LLM response stream was interrupted',
+      error: 'LLM request failed: connection reset',
+      streamError: 'LLM response stream was interrupted',
     },
   ];
 
@@ -243,7 +244,9 @@ describe('LLM endpoint faults: one clear -ERR per call, nothing applied, other c
           // The call, then PING: the reply to the call must be one frame, and PING's the next one.
           c.send(op.cmd(f.name, f.timeout), ['LLM.SIZE', 's'], ['PING']);
           const [reply, size, pong] = await c.replies(3);
-          const want = op.stream && f.streamError ? f.streamError : f.error;
+          // The original's words for the operation: ADD and KNN of a text need an embedding.
+          const embeds = op.add || op.name.startsWith('LLM.KNN');
+          const want = `ERR ${embeds ? 'failed to request embedding' : 'failed to predict with openai'}: ${op.stream && f.streamError ? f.streamError : f.error}`;
           expect(errText(reply), `${f.name} / ${op.name}`).toBe(want);
           expect(size, `${f.name} / ${op.name}: SIZE`).toBe(2);
           expect(pong).toEqual(new SimpleString('PONG'));
@@ -311,7 +314,9 @@ describe('LLM endpoint faults: one clear -ERR per call, nothing applied, other c
     // Percentiles, not the max: the test shares its CPUs (a GC or a busy neighbour is not the server's doing).
     expect(pct(0.5)).toBeLessThan(20);
     expect(pct(0.95)).toBeLessThan(100);
-    expect(errors).toEqual(calls.map(() => 'ERR LLM request timed out after 2000 ms'));
+    expect(errors).toEqual(
+      calls.map((_, i) => `ERR ${i % 4 < 2 ? 'failed to predict with openai' : 'failed to request embedding'}: LLM request timed out after 2000 ms`),
+    );
     expect(elapsed).toBeLessThan(4000); // concurrent, not queued behind each other
     expect(await r.call('LLM.SIZE', 's')).toBe(2 + added);
     // Reset the store for the other tests.
@@ -924,7 +929,7 @@ describe('security', () => {
         expect(errText((await viaServer.replies(1))[0]!)).toBe(errText((await viaRedis.replies(1))[0]!));
         // After AUTH the same connection gets answers.
         viaServer.send(['AUTH', 'hunter2'], ['LLM.SIZE', 'secretstore'], ['TYPE', 'secretllm']);
-        expect(await viaServer.replies(3)).toEqual([new SimpleString('OK'), 0, new SimpleString('llm-model')]);
+        expect(await viaServer.replies(3)).toEqual([new SimpleString('OK'), 0, new SimpleString('LLMMOD-SW')]);
       } finally {
         viaServer.close();
         viaRedis.close();
@@ -1128,7 +1133,9 @@ describe('security', () => {
     texts.push(await errOf(r.call('LLM.RUN', 'app', '--STREAM', 'answers')));
     texts.push(await errOf(r.call('LLM.ADD', 'vs', 'some text')));
     texts.push(await errOf(r.call('LLM.KNN', 'vs', 'a query')));
-    expect(texts).toEqual(Array(4).fill('ERR LLM request failed: 401 Unauthorized (invalid_api_key)'));
+    // What the provider said is in the reply, with the key it echoed scrubbed out.
+    const said = ': failed to do post: 401 Unauthorized (invalid_api_key): Incorrect API key provided: [redacted]. You can find your API key at https://platform.openai.com/account/api-keys.';
+    expect(texts).toEqual([`ERR failed to predict with openai${said}`, `ERR failed to predict with openai${said}`, `ERR failed to request embedding${said}`, `ERR failed to request embedding${said}`]);
     expect(fake.lastRequest()!.headers.authorization).toBe(`Bearer ${LIT_KEY}`);
     // A stream error entry made of a server error that contains the key in its message and code.
     fake.setBehavior({ apiKey: undefined, fault: { type: 'status', status: 500, body: { error: { message: `key ${LIT_KEY} failed`, code: LIT_KEY } } } });
@@ -1143,20 +1150,20 @@ describe('security', () => {
   it('base_url / endpoint / proxy with a non-HTTP(S) scheme are refused, nothing is created', async () => {
     const bad = ['file:///etc/passwd', 'ftp://127.0.0.1/x', 'gopher://127.0.0.1:6379/_PING', 'ws://127.0.0.1:1', 'unix:///tmp/redis.sock', 'data:text/plain,hi', 'javascript:alert(1)', 'dict://127.0.0.1:6379/info', 'redis://127.0.0.1:6379'];
     for (const url of bad) {
-      expect(await errOf(r.call('LLM.CREATE-LLM', 'x', '--PARAMS', JSON.stringify({ api_key: 'k', base_url: url }))), url).toBe("ERR invalid LLM params: 'base_url' must use http or https");
+      expect(await errOf(r.call('LLM.CREATE-LLM', 'x', '--PARAMS', JSON.stringify({ api_key: 'k', base_url: url }))), url).toBe("ERR failed to parse openai options: 'base_url' must use http or https");
       expect(
         await errOf(r.call('LLM.CREATE-LLM', 'x', '--TYPE', 'azure_openai', '--PARAMS', JSON.stringify({ api_key: 'k', api_version: '2024-02-01', endpoint: url, deployment_id: 'd' }))),
         url,
-      ).toBe("ERR invalid LLM params: 'endpoint' must use http or https");
+      ).toBe("ERR failed to parse openai options: 'endpoint' must use http or https");
       if (url.includes('://')) {
         expect(await errOf(r.call('LLM.CREATE-LLM', 'x', '--PARAMS', JSON.stringify({ api_key: 'k', base_url: fake.url, http: { proxy_host: url } }))), url).toMatch(
-          /^ERR invalid LLM params: 'http.proxy_host' (must use http or https|is not a valid host or URL)$/,
+          /^ERR failed to parse openai options: 'http.proxy_host' (must use http or https|is not a valid host or URL)$/,
         );
       }
     }
     // A URL path that tries to become another origin.
-    expect(await errOf(r.call('LLM.CREATE-LLM', 'x', '--PARAMS', JSON.stringify({ api_key: 'k', base_url: fake.url, chat_path: 'http://169.254.169.254/latest' })))).toMatch(/^ERR invalid LLM params: 'chat_path' must be a URL path/);
-    expect(await errOf(r.call('LLM.CREATE-LLM', 'x', '--PARAMS', JSON.stringify({ api_key: 'k', base_url: 'http://user:pw@127.0.0.1' })))).toBe("ERR invalid LLM params: 'base_url' must not contain credentials (use api_key)");
+    expect(await errOf(r.call('LLM.CREATE-LLM', 'x', '--PARAMS', JSON.stringify({ api_key: 'k', base_url: fake.url, chat_path: 'http://169.254.169.254/latest' })))).toMatch(/^ERR failed to parse openai options: 'chat_path' must be a URL path/);
+    expect(await errOf(r.call('LLM.CREATE-LLM', 'x', '--PARAMS', JSON.stringify({ api_key: 'k', base_url: 'http://user:pw@127.0.0.1' })))).toBe("ERR failed to parse openai options: 'base_url' must not contain credentials (use api_key)");
     expect(await r.exists('x')).toBe(0);
     expect(fake.calls()).toBe(0);
   });
@@ -1217,7 +1224,7 @@ describe('security', () => {
   // and its calls are refused by the call-time check, naming the host.
   it('--llm-allow-hosts: ... the definition stays a key and its calls are refused naming the host (call-time check)', async () => {
     await narrowedServer(async (n, _other, otherHost) => {
-      expect(await n.type('elsewhere')).toBe('llm-model');
+      expect(await n.type('elsewhere')).toBe('LLMMOD-SW');
       const refusal = `ERR base_url host '${otherHost}' is not in the allowed LLM hosts`;
       expect(await errOf(n.call('LLM.RUN', 'app'))).toBe(refusal);
       expect(await errOf(n.call('LLM.RUN', 'app', '--STREAM', 'st'))).toBe(refusal);
@@ -1233,7 +1240,7 @@ describe('security', () => {
       // this file's server runs with the default list
       for (const name of ['HOME', 'PATH', 'LLM_E2E_TOKEN']) {
         expect(await errOf(r.call('LLM.CREATE-LLM', 'envllm', '--PARAMS', JSON.stringify({ api_key: `$${name}`, base_url: fake.url })))).toBe(
-          `ERR invalid LLM params: api_key may name only environment variables matching llm-env-allow (*_API_KEY): ${name} does not`,
+          `ERR failed to parse openai options: api_key may name only environment variables matching llm-env-allow (*_API_KEY): ${name} does not`,
         );
       }
       expect(await r.exists('envllm')).toBe(0);
@@ -1273,10 +1280,10 @@ describe('security', () => {
       await r.call('LLM.CREATE-LLM', 'strict', '--PARAMS', params());
       await r.call('LLM.CREATE-APP', 'sapp', '--LLM', 'strict', '--PROMPT', 'over tls');
       await r.call('LLM.CREATE-VECTOR-STORE', 'svs', '--LLM', 'strict');
-      const tlsError = 'ERR LLM request failed: TLS certificate verification failed';
-      expect(await errOf(r.call('LLM.RUN', 'sapp'))).toBe(tlsError);
-      expect(await errOf(r.call('LLM.RUN', 'sapp', '--STREAM', 'tls-out'))).toBe(tlsError);
-      expect(await errOf(r.call('LLM.ADD', 'svs', 'text'))).toBe(tlsError);
+      const tlsError = 'LLM request failed: TLS certificate verification failed';
+      expect(await errOf(r.call('LLM.RUN', 'sapp'))).toBe(`ERR failed to predict with openai: ${tlsError}`);
+      expect(await errOf(r.call('LLM.RUN', 'sapp', '--STREAM', 'tls-out'))).toBe(`ERR failed to predict with openai: ${tlsError}`);
+      expect(await errOf(r.call('LLM.ADD', 'svs', 'text'))).toBe(`ERR failed to request embedding: ${tlsError}`);
       expect(tlsFake.calls()).toBe(0);
       expect(JSON.parse(((await r.call('LLM.INFO', 'strict')) as string[])[((await r.call('LLM.INFO', 'strict')) as string[]).indexOf('config') + 1]!).params.http.enable_certificate_verification).toBe(true);
       await r.call('LLM.CREATE-LLM', 'lax', '--PARAMS', params(false));

@@ -63,7 +63,7 @@ afterAll(async () => {
 describe('followers', () => {
   it('a store created on A is a key on B and C; ADDs on A are visible on B within 1 s', async () => {
     await a.call('LLM.CREATE-VECTOR-STORE', 'f1', '--PARAMS', '{"dim":4}');
-    await eventually(async () => expect(await b.type('f1')).toBe('llm-vector-store'));
+    await eventually(async () => expect(await b.type('f1')).toBe('LLMVEC-SW'));
     await eventually(async () => expect(await c.exists('f1')).toBe(1));
     const id = await a.call('LLM.ADD', 'f1', '--EMBEDDING', '1,2,3,4', 'hello');
     const took = await eventually(async () => expect(await b.call('LLM.GET', 'f1', String(id))).toEqual(['hello', '1,2,3,4']));
@@ -120,7 +120,7 @@ describe('followers', () => {
     await b.rename('greet', 'greet2');
     await eventually(async () => {
       expect(await a.exists('greet')).toBe(0);
-      expect(await c.type('greet2')).toBe('llm-app');
+      expect(await c.type('greet2')).toBe('LLMAPP-SW');
     });
     await a.del('greet2');
     await eventually(async () => expect(await b.exists('greet2')).toBe(0));

@@ -113,8 +113,8 @@ describe('the README flow', () => {
     expect(req.path).toBe('/v1/chat/completions');
     expect(req.body).toEqual({ model: 'gpt-3.5-turbo', messages: [{ role: 'user', content: 'Say hello to LLM' }] });
     expect(req.headers.authorization).toBe(`Bearer ${ENV_KEY}`);
-    expect(await r.type('openai')).toBe('llm-model');
-    expect(await r.type('hello-world')).toBe('llm-app');
+    expect(await r.type('openai')).toBe('LLMMOD-SW');
+    expect(await r.type('hello-world')).toBe('LLMAPP-SW');
   });
 
   it('extra chat params pass through; the input follows a blank line', async () => {
@@ -272,7 +272,7 @@ describe('the README flow', () => {
     expect(stdout).toMatch(/ERR failed to parse json: \S[^\n]*\n/);
     expect(stdout.replace(/(failed to parse json: )[^\n]+/, '$1...')).toBe(
       "1\n1\necho: Say hello to LLM\necho: Say hello to LLM\n\nwhat's up?\n" +
-        'ERR Application does not exist\n\nERR failed to parse json: ...\n\nllm-app\n',
+        'ERR Application does not exist: nope\n\nERR failed to parse json: ...\n\nLLMAPP-SW\n',
     );
     expect(fake.requests).toHaveLength(2);
     expect(fake.requests[1]!.body.messages[0].content).toBe("Say hello to LLM\n\nwhat's up?");
@@ -362,7 +362,7 @@ describe('create semantics', () => {
       ),
     );
     const type = await r.type('race2');
-    const kind = type === 'llm-app' ? 'app' : 'llm';
+    const kind = type === 'LLMAPP-SW' ? 'app' : 'llm';
     const other = kind === 'app' ? 'llm' : 'app';
     // Whichever kind is there now, every create of the other kind must have been refused.
     expect(mixed.filter((m) => m.startsWith(`${other}:`)).every((m) => m === `${other}:WRONGTYPE`)).toBe(true);
@@ -404,7 +404,7 @@ describe('create semantics', () => {
     await r.call('LLM.CREATE-LLM', 'az3', '--TYPE', 'azure_openai', '--PARAMS', JSON.stringify({ ...params, api_key: LIT_KEY }));
     await r.call('LLM.CREATE-APP', 'a3', '--LLM', 'az3', '--PROMPT', 'x');
     const e = await errOf(r.call('LLM.RUN', 'a3'));
-    expect(e).toBe('ERR LLM request failed: 401 Unauthorized (401)');
+    expect(e).toMatch(/^ERR failed to predict with openai: failed to do post: 401 Unauthorized \(401\)(: .+)?$/);
     expect(e).not.toContain(LIT_KEY);
 
     // Missing required azure params.
@@ -412,13 +412,13 @@ describe('create semantics', () => {
       const p: Record<string, unknown> = { ...params };
       delete p[drop];
       expect(await errOf(r.call('LLM.CREATE-LLM', 'az4', '--TYPE', 'azure_openai', '--PARAMS', JSON.stringify(p)))).toBe(
-        `ERR invalid LLM params: '${drop}' is required for type azure_openai`,
+        `ERR failed to parse openai options: '${drop}' is required for type azure_openai`,
       );
     }
     const noEndpoint: Record<string, unknown> = { ...params };
     delete noEndpoint.endpoint;
     expect(await errOf(r.call('LLM.CREATE-LLM', 'az4', '--TYPE', 'azure_openai', '--PARAMS', JSON.stringify(noEndpoint)))).toMatch(
-      /^ERR invalid LLM params: 'resource_name' or 'endpoint' is required/,
+      /^ERR failed to parse openai options: 'resource_name' or 'endpoint' is required/,
     );
     expect(await r.exists('az4')).toBe(0);
   });
@@ -430,7 +430,7 @@ describe('create semantics', () => {
     await r.call('LLM.CREATE-APP', 'a', '--LLM', 'loc', '--PROMPT', 'hello');
     expect(await errOf(r.call('LLM.RUN', 'a'))).toBe("ERR LLM type 'local' only computes embeddings; chat needs an openai or azure_openai LLM");
     expect(fake.calls()).toBe(0);
-    expect(await errOf(r.call('LLM.CREATE-LLM', 'loc3', '--TYPE', 'local', '--PARAMS', '{"dim":"big"}'))).toMatch(/^ERR invalid LLM params: 'dim' must be an integer/);
+    expect(await errOf(r.call('LLM.CREATE-LLM', 'loc3', '--TYPE', 'local', '--PARAMS', '{"dim":"big"}'))).toMatch(/^ERR failed to parse local options: 'dim' must be an integer/);
     expect(await r.exists('loc3')).toBe(0);
   });
 });
@@ -460,9 +460,9 @@ describe('bad input: a clear -ERR and nothing changes', () => {
         expect(await errOf(r.call('LLM.CREATE-LLM', key, '--PARAMS', 'not json'))).toMatch(/^ERR failed to parse json: \S/);
         expect(await errOf(r.call('LLM.CREATE-LLM', key, '--TYPE', 'foo', '--PARAMS', openaiParams()))).toBe('ERR unknown LLM model: foo');
         expect(await errOf(r.call('LLM.CREATE-LLM', key, '--PARAMS', JSON.stringify({ base_url: fake.url })))).toBe(
-          "ERR invalid LLM params: 'api_key' is required for type openai",
+          "ERR failed to parse openai options: 'api_key' is required for type openai",
         );
-        expect(await errOf(r.call('LLM.CREATE-LLM', key))).toBe("ERR invalid LLM params: 'api_key' is required for type openai");
+        expect(await errOf(r.call('LLM.CREATE-LLM', key))).toBe("ERR failed to parse openai options: 'api_key' is required for type openai");
         const wrong: Array<[Record<string, unknown>, RegExp]> = [
           [{ api_key: 5 }, /'api_key' must be a non-empty string/],
           [{ api_key: '' }, /'api_key' must be a non-empty string/],
@@ -480,11 +480,11 @@ describe('bad input: a clear -ERR and nothing changes', () => {
         ];
         for (const [p, re] of wrong) {
           const e = await errOf(r.call('LLM.CREATE-LLM', key, '--PARAMS', JSON.stringify(p)));
-          expect(e).toMatch(/^ERR invalid LLM params: /);
+          expect(e).toMatch(/^ERR failed to parse openai options: /);
           expect(e).toMatch(re);
         }
         for (const p of ['[1,2]', '"x"', '42']) {
-          expect(await errOf(r.call('LLM.CREATE-LLM', key, '--PARAMS', p))).toBe('ERR invalid LLM params: expected a JSON object');
+          expect(await errOf(r.call('LLM.CREATE-LLM', key, '--PARAMS', p))).toBe('ERR failed to parse openai options: expected a JSON object');
         }
       }
     });
@@ -506,13 +506,13 @@ describe('bad input: a clear -ERR and nothing changes', () => {
     await unchanged(async () => {
       expect(await errOf(r.call('LLM.RUN', 'app'))).toBe("ERR failed to render prompt: variable 'name' not found");
       expect(await errOf(r.call('LLM.RUN', 'app', '--VARS', '{"nom":"x"}', 'input'))).toBe("ERR failed to render prompt: variable 'name' not found");
-      expect(await errOf(r.call('LLM.RUN', 'nope', '--VARS', '{"name":"x"}'))).toBe('ERR Application does not exist');
+      expect(await errOf(r.call('LLM.RUN', 'nope', '--VARS', '{"name":"x"}'))).toBe('ERR Application does not exist: nope');
       for (const v of ['[1]', '"name"', '3', 'null']) {
-        expect(await errOf(r.call('LLM.RUN', 'app', '--VARS', v))).toBe('ERR --VARS must be a JSON object');
+        expect(await errOf(r.call('LLM.RUN', 'app', '--VARS', v))).toBe('ERR failed to render prompt: --VARS must be a JSON object');
       }
       expect(await errOf(r.call('LLM.RUN', 'app', '--VARS', '{name:1}'))).toMatch(/^ERR failed to parse json: /);
       for (const t of ['abc', '12abc', '1.5', '-5', '0', '']) {
-        expect(await errOf(r.call('LLM.RUN', 'app', '--VARS', '{"name":"x"}', '--TIMEOUT', t))).toBe('ERR --TIMEOUT is not an integer or out of range');
+        expect(await errOf(r.call('LLM.RUN', 'app', '--VARS', '{"name":"x"}', '--TIMEOUT', t))).toBe('ERR timeout should be a number: --TIMEOUT must be an integer in [1, 86400000]');
       }
     });
     expect(fake.calls()).toBe(0);
@@ -520,15 +520,15 @@ describe('bad input: a clear -ERR and nothing changes', () => {
 
   it('an app whose LLM key is missing, or that names none', async () => {
     await r.call('LLM.CREATE-APP', 'orphan', '--LLM', 'nosuch', '--PROMPT', 'x');
-    expect(await errOf(r.call('LLM.RUN', 'orphan'))).toBe('ERR LLM model does not exist');
+    expect(await errOf(r.call('LLM.RUN', 'orphan'))).toBe('ERR LLM model not exist: nosuch');
     await r.call('LLM.CREATE-APP', 'nollm', '--PROMPT', 'x');
-    expect(await errOf(r.call('LLM.RUN', 'nollm'))).toBe('ERR no LLM is specified for this application');
+    expect(await errOf(r.call('LLM.RUN', 'nollm'))).toBe('ERR LLM model not exist: no --LLM was given to this application');
     // --LLM naming something that is not an LLM.
     await r.set('plain', 'v');
     await r.call('LLM.CREATE-APP', 'wrongllm', '--LLM', 'plain', '--PROMPT', 'x');
-    expect(await errOf(r.call('LLM.RUN', 'wrongllm'))).toBe('ERR LLM model does not exist');
+    expect(await errOf(r.call('LLM.RUN', 'wrongllm'))).toBe('ERR LLM model not exist: plain');
     await r.call('LLM.CREATE-APP', 'wrongllm2', '--LLM', 'app', '--PROMPT', 'x');
-    expect(await errOf(r.call('LLM.RUN', 'wrongllm2'))).toBe('ERR LLM model does not exist');
+    expect(await errOf(r.call('LLM.RUN', 'wrongllm2'))).toBe('ERR LLM model not exist: app');
     expect(fake.calls()).toBe(0);
   });
 
@@ -562,7 +562,7 @@ describe('secrets', () => {
     await r.call('LLM.CREATE-APP', 'a', '--LLM', 'lit', '--PROMPT', 'x');
     const replies: string[] = [];
     const e401 = await errOf(r.call('LLM.RUN', 'a'));
-    expect(e401).toBe('ERR LLM request failed: 401 Unauthorized (invalid_api_key)');
+    expect(e401).toMatch(/^ERR failed to predict with openai: failed to do post: 401 Unauthorized \(invalid_api_key\)(: .+)?$/);
     expect(fake.lastRequest()!.headers.authorization).toBe(`Bearer ${LIT_KEY}`);
     replies.push(e401);
     const cfg = await configOf(r, 'lit');
@@ -584,11 +584,11 @@ describe('secrets', () => {
     fake.setBehavior({ apiKey: undefined });
     fake.enqueue({ type: 'status', status: 401, body: { error: { message: `bad key ${LIT_KEY}`, code: LIT_KEY } } }, 1);
     const eCode = await errOf(r.call('LLM.RUN', 'a'));
-    expect(eCode).toBe('ERR LLM request failed: 401 Unauthorized');
+    expect(eCode).toMatch(/^ERR failed to predict with openai: failed to do post: 401 Unauthorized(: .+)?$/);
     replies.push(eCode);
     fake.enqueue({ type: 'status', status: 403, body: { error: { message: 'x', code: 'LITKEY-fedcba9876543210' } } }, 1);
     replies.push(await errOf(r.call('LLM.RUN', 'a')));
-    expect(replies.at(-1)).toBe('ERR LLM request failed: 403 Forbidden');
+    expect(replies.at(-1)).toMatch(/^ERR failed to predict with openai: failed to do post: 403 Forbidden(: .+)?$/);
     // A key-like fragment of the literal key must not appear either.
     for (const text of replies) expect(leaks(text, LIT_KEY), text).toBe(false);
     expect(await r.exists('x')).toBe(0);
@@ -634,11 +634,11 @@ describe('secrets', () => {
       fake.enqueue({ type: 'status', status: 429, body: { error: { message: `rate limited for key ${LIT_KEY}`, code: LIT_KEY } } }, 1);
       expect(await c.call('LLM.RUN', 'logapp')).toBe('echo: x');
       fake.setBehavior({ fault: { type: 'status', status: 500, body: { error: { message: `boom ${LIT_KEY}` } } } });
-      expect(await errOf(c.call('LLM.RUN', 'logapp'))).toBe('ERR LLM request failed: 500 Internal Server Error');
+      expect(await errOf(c.call('LLM.RUN', 'logapp'))).toMatch(/^ERR failed to predict with openai: failed to do post: 500 Internal Server Error(: .+)?$/);
       fake.setBehavior({ fault: { type: 'malformed' } });
-      expect(await errOf(c.call('LLM.RUN', 'logapp'))).toBe('ERR LLM response was malformed');
+      expect(await errOf(c.call('LLM.RUN', 'logapp'))).toBe('ERR failed to predict with openai: LLM response was malformed');
       fake.setBehavior({ fault: { type: 'hang' } });
-      expect(await errOf(c.call('LLM.RUN', 'logapp', '--TIMEOUT', '100'))).toBe('ERR LLM request timed out after 100 ms');
+      expect(await errOf(c.call('LLM.RUN', 'logapp', '--TIMEOUT', '100'))).toBe('ERR failed to predict with openai: LLM request timed out after 100 ms');
       fake.setBehavior({ fault: null });
       await errOf(c.call('LLM.CREATE-LLM', 'logkey2', '--PARAMS', `{"api_key":${LIT_KEY}}`));
       await errOf(c.call('LLM.CREATE-LLM', 'logkey2', '--PARAMS', JSON.stringify({ ...p, chat: 'x' })));
@@ -699,7 +699,7 @@ describe('provider calls are asynchronous, bounded, retried', () => {
     await r.call('LLM.CREATE-APP', 'a', '--LLM', 'm', '--PROMPT', 'x');
     fake.setBehavior({ fault: { type: 'hang' } });
     const t0 = performance.now();
-    expect(await errOf(r.call('LLM.RUN', 'a', '--TIMEOUT', '200'))).toBe('ERR LLM request timed out after 200 ms');
+    expect(await errOf(r.call('LLM.RUN', 'a', '--TIMEOUT', '200'))).toBe('ERR failed to predict with openai: LLM request timed out after 200 ms');
     const ms = performance.now() - t0;
     expect(ms).toBeGreaterThanOrEqual(190);
     expect(ms).toBeLessThan(600);
@@ -711,7 +711,7 @@ describe('provider calls are asynchronous, bounded, retried', () => {
     await r.call('LLM.CREATE-APP', 'a', '--LLM', 'm', '--PROMPT', 'x');
     fake.setBehavior({ fault: { type: 'hang' } });
     const t0 = performance.now();
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR LLM request timed out after 300 ms');
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR failed to predict with openai: LLM request timed out after 300 ms');
     expect(performance.now() - t0).toBeLessThan(800);
     // --TIMEOUT overrides it.
     fake.setBehavior({ fault: null, responseDelayMs: 500 });
@@ -728,26 +728,26 @@ describe('provider calls are asynchronous, bounded, retried', () => {
 
     fake.reset();
     fake.setBehavior({ fault: { type: 'status', status: 500 } });
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR LLM request failed: 500 Internal Server Error');
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toMatch(/^ERR failed to predict with openai: failed to do post: 500 Internal Server Error(: .+)?$/);
     expect(fake.calls()).toBe(3); // first attempt + max_retries (2)
 
     fake.reset();
     fake.setBehavior({ fault: { type: 'status', status: 503 } });
     await r.call('LLM.CREATE-LLM', 'm', '--PARAMS', openaiParams({}, { max_retries: 0 }));
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR LLM request failed: 503 Service Unavailable');
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toMatch(/^ERR failed to predict with openai: failed to do post: 503 Service Unavailable(: .+)?$/);
     expect(fake.calls()).toBe(1);
 
     fake.reset();
     fake.setBehavior({ fault: { type: 'status', status: 400 } });
     await r.call('LLM.CREATE-LLM', 'm', '--PARAMS', openaiParams());
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR LLM request failed: 400 Bad Request');
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toMatch(/^ERR failed to predict with openai: failed to do post: 400 Bad Request(: .+)?$/);
     expect(fake.calls()).toBe(1); // not retried
 
     fake.reset();
     fake.enqueue({ type: 'destroy' }, 1);
     expect(await r.call('LLM.RUN', 'a')).toBe('echo: x'); // network error retried
     fake.setBehavior({ fault: { type: 'malformed' } });
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR LLM response was malformed');
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR failed to predict with openai: LLM response was malformed');
   });
 
   it('connection refused names the cause', async () => {
@@ -756,7 +756,7 @@ describe('provider calls are asynchronous, bounded, retried', () => {
     await dead.close();
     await r.call('LLM.CREATE-LLM', 'm', '--PARAMS', JSON.stringify({ api_key: LIT_KEY, base_url: url, http: { retry_backoff: '5ms' } }));
     await r.call('LLM.CREATE-APP', 'a', '--LLM', 'm', '--PROMPT', 'x');
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR LLM request failed: connection refused');
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR failed to predict with openai: LLM request failed: connection refused');
   });
 
   it('http.pool.size is honoured; pool.wait_timeout bounds the wait for a slot', async () => {
@@ -776,7 +776,7 @@ describe('provider calls are asynchronous, bounded, retried', () => {
     const [c1, c2] = [newClient(), newClient()];
     const first = c1.call('LLM.RUN', 'a', '--VARS', '{"i":1}');
     await new Promise((res) => setTimeout(res, 50));
-    expect(await errOf(c2.call('LLM.RUN', 'a', '--VARS', '{"i":2}'))).toBe('ERR LLM request failed: no free connection within 50 ms (pool size 1)');
+    expect(await errOf(c2.call('LLM.RUN', 'a', '--VARS', '{"i":2}'))).toBe('ERR failed to predict with openai: LLM request failed: no free connection within 50 ms (pool size 1)');
     expect(await first).toBe('echo: 1');
     expect(fake.maxInFlight).toBe(1);
   });
@@ -876,13 +876,13 @@ describe('deleting or renaming the LLM an app uses', () => {
     await new Promise((res) => setTimeout(res, 100));
     expect(await r.del('openai')).toBe(1);
     expect(await inFlight).toBe('echo: x');
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR LLM model does not exist');
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR LLM model not exist: openai');
     // Recreated: works again.
     fake.setBehavior({ responseDelayMs: 0 });
     await r.call('LLM.CREATE-LLM', 'openai', '--PARAMS', openaiParams());
     expect(await r.call('LLM.RUN', 'a')).toBe('echo: x');
     expect(await r.rename('openai', 'renamed')).toBe('OK');
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR LLM model does not exist');
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR LLM model not exist: openai');
     expect(await r.call('LLM.CREATE-APP', 'a', '--XX', '--LLM', 'renamed', '--PROMPT', 'x')).toBe(1);
     expect(await r.call('LLM.RUN', 'a')).toBe('echo: x');
   });

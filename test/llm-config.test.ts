@@ -118,7 +118,7 @@ describe('parseLlmConfig: openai', () => {
     [{ api_key: KEY, chat_path: 'http://evil/x' }, /'chat_path' must be a URL path/],
     [{ api_key: KEY, chat_path: '/a/../b' }, /'chat_path' must not contain/],
     [{ api_key: KEY, http: 'fast' }, /'http' must be a JSON object/],
-    [{ api_key: KEY, http: { socket_timeout: '12abc' } }, /'http.socket_timeout' must be a duration/],
+    [{ api_key: KEY, http: { socket_timeout: '1.2.3s' } }, /'http.socket_timeout' must be a duration/],
     [{ api_key: KEY, http: { socket_timeout: -1 } }, /'http.socket_timeout' must be a duration/],
     [{ api_key: KEY, http: { socket_timeout: '0s' } }, /'http.socket_timeout' must be a duration/],
     [{ api_key: KEY, http: { connect_timeout: true } }, /'http.connect_timeout' must be a duration/],
@@ -136,6 +136,11 @@ describe('parseLlmConfig: openai', () => {
     expect(e.message).toMatch(/^invalid LLM params: /);
     expect(e.message).toMatch(re);
     expect(e.message).not.toContain(KEY);
+  });
+
+  it.each(['12abc', '5x', '3 days'])("a duration with an unknown unit names it, in the original's words: %j", (v) => {
+    const e = errorOf(() => parseLlmConfig('openai', { api_key: KEY, http: { connect_timeout: v } }));
+    expect(e.message).toBe(`unknown timeout unit: ${v.replace(/^[\d ]+/, '')} (in 'http.connect_timeout': use ms, s, m or h)`);
   });
 });
 

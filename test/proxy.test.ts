@@ -238,7 +238,7 @@ describe('local commands', () => {
     expect(await r.call('COMMAND', 'COUNT')).toBe(base + LLM_COMMANDS.length);
     const info = (await r.call('COMMAND', 'INFO', 'get', 'llm.add', 'nosuch')) as unknown[];
     expect((info[0] as unknown[])[0]).toBe('get');
-    expect((info[1] as unknown[]).slice(0, 2)).toEqual(['llm.add', -3]);
+    expect((info[1] as unknown[]).slice(0, 2)).toEqual(['llm.add', -1]);
     expect(info[2]).toBeNull();
     const docs = (await r.call('COMMAND', 'DOCS', 'llm.knn')) as unknown[];
     expect(docs[0]).toBe('llm.knn');
@@ -292,7 +292,7 @@ describe('argument conventions', () => {
     expect(await r.call('LLM.ADD', 'argstore', '--embedding', '1,2', '--id', '5', '--', '--ID')).toBe(5);
     expect(await r.call('LLM.GET', 'argstore', '5')).toEqual(['--ID', '1,2']);
     await expect(r.call('LLM.ADD', 'argstore', '--ID')).rejects.toThrow('syntax error');
-    await expect(r.call('LLM.ADD', 'argstore', '--EMBEDDING', '1,2', 'a', 'b')).rejects.toThrow("wrong number of arguments for 'llm.add' command");
+    await expect(r.call('LLM.ADD', 'argstore', '--EMBEDDING', '1,2', 'a', 'b')).rejects.toThrow("wrong number of arguments for 'LLM.ADD' command");
     await r.del('argstore');
   });
 });

@@ -170,7 +170,7 @@ describe('with a backing Redis', () => {
     await shut(server);
     fake.reset();
     ({ server, r } = await boot({ redis: redis.url, secret: SECRET_B }));
-    expect(await r.type('gpt')).toBe('llm-model');
+    expect(await r.type('gpt')).toBe('LLMMOD-SW');
     expect(await errOf(r.call('LLM.RUN', 'app', '--VARS', '{"name":"Ann"}'))).toBe(OTHER_SECRET_ERROR);
     expect(await errOf(r.call('LLM.ADD', 'kb', 'more text'))).toBe(OTHER_SECRET_ERROR);
     expect(await errOf(r.call('LLM.KNN', 'kb', '--K', '1', 'memory'))).toBe(OTHER_SECRET_ERROR);
@@ -233,10 +233,10 @@ describe('with a backing Redis', () => {
     // Created after the followers started: they get it from the catalog events.
     await w.call('LLM.CREATE-LLM', 'gpt', '--PARAMS', JSON.stringify({ api_key: KEY, base_url: fake.url }));
     await w.call('LLM.CREATE-APP', 'app', '--LLM', 'gpt', '--PROMPT', 'from {{who}}');
-    await eventually(async () => expect(await f.type('app')).toBe('llm-app'));
+    await eventually(async () => expect(await f.type('app')).toBe('LLMAPP-SW'));
     expect(await f.call('LLM.RUN', 'app', '--VARS', '{"who":"the follower"}')).toBe('echo: from the follower');
     expect(authOfLast()).toBe(`Bearer ${KEY}`);
-    await eventually(async () => expect(await other.type('app')).toBe('llm-app'));
+    await eventually(async () => expect(await other.type('app')).toBe('LLMAPP-SW'));
     const before = fake.requests.length;
     expect(await errOf(other.call('LLM.RUN', 'app', '--VARS', '{"who":"x"}'))).toBe(OTHER_SECRET_ERROR);
     expect(fake.requests).toHaveLength(before);
@@ -372,7 +372,7 @@ describe('the server secret', () => {
       expect(await c.call('LLM.RUN', 'app')).toBe('echo: child');
       // The secret is not an api_key a client can name.
       expect(await errOf(c.call('LLM.CREATE-LLM', 'x', '--PARAMS', '{"api_key":"$REDIS_LLM_SECRET","base_url":"http://127.0.0.1:9"}'))).toBe(
-        'ERR invalid LLM params: api_key must not refer to REDIS_LLM_SECRET (the server secret)',
+        'ERR failed to parse openai options: api_key must not refer to REDIS_LLM_SECRET (the server secret)',
       );
       expect(child.output()).not.toContain(SECRET_B);
     } finally {

@@ -111,7 +111,7 @@ describe("the original's documented examples", () => {
     expect(await call('LLM.CREATE-VECTOR-STORE', 'store')).toBe(1);
     expect(await call('LLM.ADD', 'store', '--ID', '1', '--EMBEDDING', '1,2,3', 'some data')).toBe(1);
     // "will fail, since the added embedding does not match the dimension of the store"
-    expect(await errOf(call('LLM.ADD', 'store', '--ID', '2', '--EMBEDDING', '1,2', 'some other data'))).toBe('ERR vector dimension does not match');
+    expect(await errOf(call('LLM.ADD', 'store', '--ID', '2', '--EMBEDDING', '1,2', 'some other data'))).toMatch(/^ERR vector dimension does not match: store has \d+, got \d+$/);
     expect(await call('LLM.ADD', 'store', '--ID', '2', '--EMBEDDING', '1,2,5', 'some other data')).toBe(2);
     expect(await call('LLM.GET', 'store', '1')).toEqual(['some data', '1,2,3']);
     expect(await call('LLM.SIZE', 'store')).toBe(2);
@@ -436,10 +436,10 @@ describe('id semantics', () => {
     expect(await call('LLM.SIZE', 'edge')).toBe(1);
   });
 
-  it('ids outside uint32 or not integers are `invalid id` (ADD, GET, REM) and change nothing', async () => {
+  it('ids outside uint64 or not integers are `invalid id` (ADD, GET, REM) and change nothing', async () => {
     await call('LLM.CREATE-VECTOR-STORE', 'badid');
     await call('LLM.ADD', 'badid', '--ID', '1', '--EMBEDDING', '1,2', 'one');
-    for (const bad of ['4294967296', '-1', '1.5', '12abc', '', ' 1', '1e3', '+1', '0x10', '18446744073709551617']) {
+    for (const bad of ['18446744073709551616', '-1', '1.5', '12abc', '', ' 1', '1e3', '+1', '0x10', '18446744073709551617']) {
       await unchanged('badid', [1, 12], async () => {
         expect(await errOf(call('LLM.ADD', 'badid', '--ID', bad, '--EMBEDDING', '3,4', 'x')), `ADD --ID '${bad}'`).toBe('ERR invalid id');
         expect(await errOf(call('LLM.GET', 'badid', bad)), `GET '${bad}'`).toBe('ERR invalid id');
@@ -480,7 +480,7 @@ describe('pipelined LLM.ADDs on one connection', () => {
           break;
         case 2: // a wrong dimension: an error in its place, nothing else changes
           p.call('LLM.ADD', 'pipe', '--EMBEDDING', '1,2', `bad-${i}`);
-          want.push('ERR vector dimension does not match');
+          want.push('ERR vector dimension does not match: store has 3, got 2');
           break;
         case 3: // a local command that is not pipelined sees everything before it
           p.call('LLM.GET', 'pipe', String(base));
@@ -577,46 +577,48 @@ describe('REM, growth and input checks', () => {
     expect(await call('LLM.KNN', 'dims', '--EMBEDDING', '1,2,3')).toEqual([]); // empty store
     await call('LLM.ADD', 'dims', '--ID', '1', '--EMBEDDING', '1,2,3', 'three');
     await unchanged('dims', [1, 2], async () => {
-      expect(await errOf(call('LLM.ADD', 'dims', '--ID', '2', '--EMBEDDING', '1,2', 'two'))).toBe('ERR vector dimension does not match');
-      expect(await errOf(call('LLM.ADD', 'dims', '--ID', '2', '--EMBEDDING-FP32', fp32([1, 2, 3, 4]), 'four'))).toBe('ERR vector dimension does not match');
-      expect(await errOf(call('LLM.ADD', 'dims', '--ID', '1', '--EMBEDDING', '1,2,3,4', 'update'))).toBe('ERR vector dimension does not match');
+      expect(await errOf(call('LLM.ADD', 'dims', '--ID', '2', '--EMBEDDING', '1,2', 'two'))).toMatch(/^ERR vector dimension does not match: store has \d+, got \d+$/);
+      expect(await errOf(call('LLM.ADD', 'dims', '--ID', '2', '--EMBEDDING-FP32', fp32([1, 2, 3, 4]), 'four'))).toMatch(/^ERR vector dimension does not match: store has \d+, got \d+$/);
+      expect(await errOf(call('LLM.ADD', 'dims', '--ID', '1', '--EMBEDDING', '1,2,3,4', 'update'))).toMatch(/^ERR vector dimension does not match: store has \d+, got \d+$/);
     });
-    expect(await errOf(call('LLM.KNN', 'dims', '--EMBEDDING', '1,2'))).toBe('ERR vector dimension does not match');
-    expect(await errOf(call('LLM.KNN', 'dims', '--EMBEDDING-FP32', fp32([1, 2, 3, 4])))).toBe('ERR vector dimension does not match');
+    expect(await errOf(call('LLM.KNN', 'dims', '--EMBEDDING', '1,2'))).toMatch(/^ERR vector dimension does not match: store has \d+, got \d+$/);
+    expect(await errOf(call('LLM.KNN', 'dims', '--EMBEDDING-FP32', fp32([1, 2, 3, 4])))).toMatch(/^ERR vector dimension does not match: store has \d+, got \d+$/);
     await call('LLM.CREATE-VECTOR-STORE', 'dims4', '--PARAMS', '{"dim": 4}');
-    expect(await errOf(call('LLM.ADD', 'dims4', '--EMBEDDING', '1,2,3', 'x'))).toBe('ERR vector dimension does not match');
-    expect(await errOf(call('LLM.KNN', 'dims4', '--EMBEDDING', '1,2,3'))).toBe('ERR vector dimension does not match');
+    expect(await errOf(call('LLM.ADD', 'dims4', '--EMBEDDING', '1,2,3', 'x'))).toMatch(/^ERR vector dimension does not match: store has \d+, got \d+$/);
+    expect(await errOf(call('LLM.KNN', 'dims4', '--EMBEDDING', '1,2,3'))).toMatch(/^ERR vector dimension does not match: store has \d+, got \d+$/);
     expect(await call('LLM.SIZE', 'dims4')).toBe(0);
     // the store LLM's dimension is checked too (local embedder: 64 dims)
     await call('LLM.CREATE-LLM', 'e64', '--TYPE', 'local', '--PARAMS', '{"dim":64}');
     await call('LLM.CREATE-VECTOR-STORE', 'dims8', '--LLM', 'e64', '--PARAMS', '{"dim": 8}');
-    expect(await errOf(call('LLM.ADD', 'dims8', 'some text'))).toBe('ERR vector dimension does not match');
-    expect(await errOf(call('LLM.KNN', 'dims8', 'some text'))).toBe('ERR vector dimension does not match');
+    expect(await errOf(call('LLM.ADD', 'dims8', 'some text'))).toMatch(/^ERR vector dimension does not match: store has \d+, got \d+$/);
+    expect(await errOf(call('LLM.KNN', 'dims8', 'some text'))).toMatch(/^ERR vector dimension does not match: store has \d+, got \d+$/);
   });
 
   it('strict numbers and vectors: leftovers, signs, fractions, NaN are errors and change nothing', async () => {
     await call('LLM.CREATE-VECTOR-STORE', 'strict');
     await call('LLM.ADD', 'strict', '--ID', '1', '--EMBEDDING', '1,2,3', 'one');
     await unchanged('strict', [1, 2], async () => {
-      for (const k of ['12abc', '0', '-1', '1.5', '', ' 3', '1e1']) {
-        expect(await errOf(call('LLM.KNN', 'strict', '--K', k, '--EMBEDDING', '1,2,3')), `--K '${k}'`).toMatch(/^ERR --K is not an integer or out of range/);
+      for (const k of ['12abc', '-1', '1.5', '', ' 3', '1e1', '100001']) {
+        expect(await errOf(call('LLM.KNN', 'strict', '--K', k, '--EMBEDDING', '1,2,3')), `--K '${k}'`).toMatch(/^ERR invalid k: /);
       }
       expect(await errOf(call('LLM.KNN', 'strict', '--EF', '12abc', '--EMBEDDING', '1,2,3'))).toMatch(/^ERR --EF/);
-      expect(await errOf(call('LLM.ADD', 'strict', '--TIMEOUT', '12abc', '--EMBEDDING', '1,2,3', 'x'))).toMatch(/^ERR --TIMEOUT/);
+      expect(await errOf(call('LLM.ADD', 'strict', '--TIMEOUT', '12abc', '--EMBEDDING', '1,2,3', 'x'))).toMatch(/^ERR timeout should be a number: /);
       for (const e of ['1,2,x', '1,,3', '1,2,3abc', 'nan,1,2', '1,inf,2', '1,2,1e39', '0x1,2,3', '1;2;3']) {
         expect(await errOf(call('LLM.ADD', 'strict', '--ID', '2', '--EMBEDDING', e, 'x')), `--EMBEDDING '${e}'`).toBe('ERR invalid embedding');
         expect(await errOf(call('LLM.KNN', 'strict', '--EMBEDDING', e)), `KNN --EMBEDDING '${e}'`).toBe('ERR invalid embedding');
       }
-      expect(await errOf(call('LLM.ADD', 'strict', '--ID', '2', '--EMBEDDING', '', 'x'))).toBe('ERR invalid embedding: size is 0');
+      expect(await errOf(call('LLM.ADD', 'strict', '--ID', '2', '--EMBEDDING', ' ', 'x'))).toBe('ERR invalid embedding: size is 0');
+      // '' is no vector, as in the original: the text needs the store's LLM
+      expect(await errOf(call('LLM.ADD', 'strict', '--ID', '2', '--EMBEDDING', '', 'x'))).toMatch(/^ERR LLM model for vector store does not exist/);
       expect(await errOf(call('LLM.ADD', 'strict', '--ID', '2', '--EMBEDDING-FP32', Buffer.alloc(0), 'x'))).toBe('ERR invalid embedding: size is 0');
       expect(await errOf(call('LLM.ADD', 'strict', '--ID', '2', '--EMBEDDING-FP32', Buffer.alloc(11), 'x'))).toBe('ERR invalid embedding');
       expect(await errOf(call('LLM.ADD', 'strict', '--ID', '2', '--EMBEDDING-FP32', fp32([1, NaN, 3]), 'x'))).toBe('ERR invalid embedding');
       expect(await errOf(call('LLM.KNN', 'strict', '--EMBEDDING-FP32', fp32([1, Infinity, 3])))).toBe('ERR invalid embedding');
       // an option missing its value; leftover arguments
       expect(await errOf(call('LLM.KNN', 'strict', '--K'))).toBe('ERR syntax error');
-      expect(await errOf(call('LLM.ADD', 'strict', '--EMBEDDING', '1,2,3', 'a', 'b'))).toBe("ERR wrong number of arguments for 'llm.add' command");
-      expect(await errOf(call('LLM.GET', 'strict'))).toBe("ERR wrong number of arguments for 'llm.get' command");
-      expect(await errOf(call('LLM.ADD', 'strict', '--EMBEDDING', '1,2,3'))).toBe("ERR wrong number of arguments for 'llm.add' command");
+      expect(await errOf(call('LLM.ADD', 'strict', '--EMBEDDING', '1,2,3', 'a', 'b'))).toBe("ERR wrong number of arguments for 'LLM.ADD' command");
+      expect(await errOf(call('LLM.GET', 'strict'))).toBe("ERR wrong number of arguments for 'LLM.GET' command");
+      expect(await errOf(call('LLM.ADD', 'strict', '--EMBEDDING', '1,2,3'))).toBe("ERR wrong number of arguments for 'LLM.ADD' command");
     });
     // blanks around numbers are fine, as the original's strtof
     expect(await call('LLM.ADD', 'strict', '--ID', '3', '--EMBEDDING', ' 1, 2 ,3 ', 'blanks')).toBe(3);
@@ -627,28 +629,29 @@ describe('REM, growth and input checks', () => {
 
 describe("the original's errors; missing keys", () => {
   it('error texts', async () => {
-    expect(await errOf(call('LLM.ADD', 'no-such-store', '--EMBEDDING', '1,2', 'x'))).toBe('ERR vector store does not exist');
+    expect(await errOf(call('LLM.ADD', 'no-such-store', '--EMBEDDING', '1,2', 'x'))).toBe('ERR vector store does not exist: no-such-store');
     await call('LLM.CREATE-VECTOR-STORE', 'nollm');
-    expect(await errOf(call('LLM.ADD', 'nollm', 'text needs an LLM'))).toBe('ERR LLM model for vector store does not exist');
+    expect(await errOf(call('LLM.ADD', 'nollm', 'text needs an LLM'))).toBe("ERR LLM model for vector store does not exist: vector store 'nollm' has no --LLM");
     await call('LLM.ADD', 'nollm', '--EMBEDDING', '1,2', 'x');
-    expect(await errOf(call('LLM.KNN', 'nollm', 'text needs an LLM'))).toBe('ERR LLM model for vector store does not exist');
+    expect(await errOf(call('LLM.KNN', 'nollm', 'text needs an LLM'))).toBe("ERR LLM model for vector store does not exist: vector store 'nollm' has no --LLM");
     await call('LLM.CREATE-VECTOR-STORE', 'deadllm', '--LLM', 'no-such-llm');
-    expect(await errOf(call('LLM.ADD', 'deadllm', 'x'))).toBe('ERR LLM model for vector store does not exist');
-    expect(await errOf(call('LLM.KNN', 'nollm'))).toBe('ERR no query is specified');
+    expect(await errOf(call('LLM.ADD', 'deadllm', 'x'))).toBe('ERR LLM model for vector store does not exist: no-such-llm');
+    // Neither a query nor a vector: the original's arity error for `LLM.KNN key`, else its words.
+    expect(await errOf(call('LLM.KNN', 'nollm'))).toBe("ERR wrong number of arguments for 'LLM.KNN' command");
     expect(await errOf(call('LLM.KNN', 'nollm', '--K', '3'))).toBe('ERR no query is specified');
     expect(await errOf(call('LLM.CREATE-VECTOR-STORE', 'typed', '--TYPE', 'x'))).toBe('ERR unknown vector store: x');
     expect(await call('EXISTS', 'typed')).toBe(0);
     expect(await errOf(call('LLM.CREATE-VECTOR-STORE', 'badjson', '--PARAMS', '{nope'))).toMatch(/^ERR failed to parse json: /);
-    expect(await errOf(call('LLM.CREATE-VECTOR-STORE', 'badparam', '--PARAMS', '{"space":"hamming"}'))).toMatch(/^ERR invalid vector store params: space/);
-    expect(await errOf(call('LLM.CREATE-VECTOR-STORE', 'badparam', '--PARAMS', '{"m": 1.5}'))).toMatch(/^ERR invalid vector store params: m/);
+    expect(await errOf(call('LLM.CREATE-VECTOR-STORE', 'badparam', '--PARAMS', '{"space":"hamming"}'))).toMatch(/^ERR failed to parse vector store options: space/);
+    expect(await errOf(call('LLM.CREATE-VECTOR-STORE', 'badparam', '--PARAMS', '{"m": 1.5}'))).toMatch(/^ERR failed to parse vector store options: m/);
     expect(await call('EXISTS', 'badjson', 'badparam')).toBe(0);
   });
 
-  it('GET/REM/SIZE/KNN on missing keys: nil / 0 / 0 / empty', async () => {
+  it('GET/REM/SIZE/KNN on missing keys: nil / 0 / 0 / the original error', async () => {
     expect(await call('LLM.GET', 'missing-key', '1')).toBeNull();
     expect(await call('LLM.REM', 'missing-key', '1')).toBe(0);
     expect(await call('LLM.SIZE', 'missing-key')).toBe(0);
-    expect(await call('LLM.KNN', 'missing-key', '--EMBEDDING', '1,2')).toEqual([]);
+    expect(await errOf(call('LLM.KNN', 'missing-key', '--EMBEDDING', '1,2'))).toBe('ERR vector store does not exist: missing-key');
     await call('LLM.CREATE-VECTOR-STORE', 'empty');
     expect(await call('LLM.GET', 'empty', '1')).toBeNull();
     expect(await call('LLM.REM', 'empty', '1')).toBe(0);
@@ -682,11 +685,15 @@ describe('LLM objects are keys', () => {
   });
 
   it('TYPE names', async () => {
-    expect(await r.type('k-llm')).toBe('llm-model');
-    expect(await r.type('k-app')).toBe('llm-app');
-    expect(await r.type('k-store')).toBe('llm-vector-store');
-    expect(await r.type('k-search')).toBe('llm-search');
-    expect(await r.type('k-chat')).toBe('llm-chat');
+    expect(await r.type('k-llm')).toBe('LLMMOD-SW');
+    expect(await r.type('k-app')).toBe('LLMAPP-SW');
+    expect(await r.type('k-store')).toBe('LLMVEC-SW');
+    expect(await r.type('k-search')).toBe('LLMAPP-SW');
+    expect(await r.type('k-chat')).toBe('LLMAPP-SW');
+    // The descriptive kind is in LLM.INFO.
+    const kinds: string[] = [];
+    for (const k of ['k-llm', 'k-app', 'k-store', 'k-search', 'k-chat']) kinds.push(((await call('LLM.INFO', k)) as string[])[1]!);
+    expect(kinds).toEqual(['llm-model', 'llm-app', 'llm-vector-store', 'llm-search', 'llm-chat']);
     await r.set('k-str', 'x');
     expect(await r.type('k-str')).toBe('string');
     expect(await r.type('k-none')).toBe('none');
@@ -705,7 +712,7 @@ describe('LLM objects are keys', () => {
     expect(await call('LLM.SIZE', 'm1')).toBe(0);
     expect(await r.unlink('m2', 'o2', 'm3', 'o3', 'o3')).toBe(4);
     expect(await r.exists('m2', 'm3', 'o2', 'o3')).toBe(0);
-    expect(await errOf(call('LLM.ADD', 'm2', '--EMBEDDING', '1', 'x'))).toBe('ERR vector store does not exist');
+    expect(await errOf(call('LLM.ADD', 'm2', '--EMBEDDING', '1', 'x'))).toBe('ERR vector store does not exist: m2');
     // and the name is free for any type again
     expect(await r.set('m2', 'now a string')).toBe('OK');
     expect(await r.type('m2')).toBe('string');
@@ -716,7 +723,7 @@ describe('LLM objects are keys', () => {
     await call('LLM.ADD', 'rn-a', '--ID', '1', '--EMBEDDING', '1,2', 'a1');
     expect(await r.rename('rn-a', 'rn-b')).toBe('OK');
     expect(await r.exists('rn-a')).toBe(0);
-    expect(await r.type('rn-b')).toBe('llm-vector-store');
+    expect(await r.type('rn-b')).toBe('LLMVEC-SW');
     expect(await call('LLM.GET', 'rn-b', '1')).toEqual(['a1', '1,2']);
     // new writes go to the renamed store
     expect(await call('LLM.ADD', 'rn-b', '--EMBEDDING', '3,4', 'b2')).toBe(2);
@@ -725,7 +732,7 @@ describe('LLM objects are keys', () => {
     expect(await r.renamenx('rn-b', 'rn-str')).toBe(0);
     expect(await r.get('rn-str')).toBe('v');
     expect(await r.rename('rn-b', 'rn-str')).toBe('OK');
-    expect(await r.type('rn-str')).toBe('llm-vector-store');
+    expect(await r.type('rn-str')).toBe('LLMVEC-SW');
     expect(await call('LLM.SIZE', 'rn-str')).toBe(2);
     // onto another object: RENAME replaces it, RENAMENX refuses
     await call('LLM.CREATE-VECTOR-STORE', 'rn-other');
@@ -743,7 +750,7 @@ describe('LLM objects are keys', () => {
     // an ordinary key onto an object: RENAME overwrites the object, RENAMENX refuses
     await r.set('rn-s2', 'string wins');
     expect(await r.renamenx('rn-s2', 'rn-free')).toBe(0);
-    expect(await r.type('rn-free')).toBe('llm-vector-store');
+    expect(await r.type('rn-free')).toBe('LLMVEC-SW');
     expect(await r.rename('rn-s2', 'rn-free')).toBe('OK');
     expect(await r.get('rn-free')).toBe('string wins');
     expect(await errOf(call('LLM.SIZE', 'rn-free'))).toMatch(/^WRONGTYPE/);
@@ -751,7 +758,7 @@ describe('LLM objects are keys', () => {
     expect(await errOf(r.rename('rn-missing', 'rn-x'))).toBe('ERR no such key');
     await call('LLM.CREATE-VECTOR-STORE', 'rn-target');
     expect(await errOf(r.rename('rn-missing', 'rn-target'))).toBe('ERR no such key');
-    expect(await r.type('rn-target')).toBe('llm-vector-store');
+    expect(await r.type('rn-target')).toBe('LLMVEC-SW');
   });
 
   it('ordinary commands on an LLM key: WRONGTYPE; creating an object over an ordinary key: WRONGTYPE', async () => {
@@ -763,7 +770,7 @@ describe('LLM objects are keys', () => {
     expect(await errOf(r.incr('k-search'))).toMatch(wrong);
     expect(await errOf(r.expire('k-chat', 100))).toMatch(wrong);
     expect(await errOf(r.mget('k-str', 'k-store'))).toMatch(wrong);
-    expect(await r.type('k-store')).toBe('llm-vector-store');
+    expect(await r.type('k-store')).toBe('LLMVEC-SW');
     // another db does not see the object
     const db1 = c({ db: 1 });
     expect(await db1.get('k-store')).toBeNull();
@@ -779,7 +786,7 @@ describe('LLM objects are keys', () => {
     // an object of another kind: WRONGTYPE too
     expect(await errOf(call('LLM.CREATE-VECTOR-STORE', 'k-llm'))).toMatch(wrong);
     expect(await errOf(call('LLM.CREATE-LLM', 'k-store', '--TYPE', 'local'))).toMatch(wrong);
-    expect(await r.type('k-llm')).toBe('llm-model');
+    expect(await r.type('k-llm')).toBe('LLMMOD-SW');
   });
 
   it('KEYS and SCAN list objects (MATCH, TYPE) and never the storage keys', async () => {
@@ -804,13 +811,16 @@ describe('LLM objects are keys', () => {
     expect(new Set(seen)).toEqual(new Set(keys));
     const [, matched] = await r.scan('0', 'MATCH', 'k-s*', 'COUNT', 1000);
     expect(matched.sort()).toEqual(['k-search', 'k-store', 'k-str']);
-    const [cur, stores] = await r.scan('0', 'TYPE', 'llm-vector-store');
+    const [cur, stores] = await r.scan('0', 'TYPE', 'LLMVEC-SW');
     expect(cur).toBe('0');
     expect(stores).toContain('k-store');
     expect(stores).not.toContain('k-llm');
     expect(stores).not.toContain('k-str');
-    const [, models] = await r.scan('0', 'MATCH', 'k-*', 'TYPE', 'llm-model');
+    const [, models] = await r.scan('0', 'MATCH', 'k-*', 'TYPE', 'LLMMOD-SW');
     expect(models).toEqual(['k-llm']);
+    // The original's type names; every app kind is LLMAPP-SW, and SCAN's TYPE is case-insensitive as in Redis.
+    const [, apps] = await r.scan('0', 'MATCH', 'k-*', 'TYPE', 'llmapp-sw');
+    expect(apps.sort()).toEqual(['k-app', 'k-chat', 'k-search']);
     const strings: string[] = [];
     cursor = '0';
     do {
@@ -859,7 +869,7 @@ describe('LLM objects are keys', () => {
     expect(await errOf(r.call('ZUNIONSTORE', 'zout', '2', 'zin', log))).toMatch(reserved);
     expect(await errOf(r.call('SWAPDB', '0', '5'))).toMatch(/^ERR SWAPDB is not supported/);
     expect(await r.call('SWAPDB', '6', '7')).toBe('OK');
-    expect(await r.type('k-store')).toBe('llm-vector-store');
+    expect(await r.type('k-store')).toBe('LLMVEC-SW');
   });
 
   it('inside MULTI: commands involving LLM objects or storage keys are refused and abort the transaction; others queue', async () => {
@@ -882,7 +892,7 @@ describe('LLM objects are keys', () => {
       expect(await execAbort((t) => { t.set('tx-a', '1'); queue(t); })).toMatch(/EXECABORT/);
       expect(await m.exists('tx-a')).toBe(0); // nothing of the transaction ran
       expect(await call('LLM.SIZE', 'tx-store')).toBe(1);
-      expect(await m.type('tx-store')).toBe('llm-vector-store');
+      expect(await m.type('tx-store')).toBe('LLMVEC-SW');
     }
     // ordinary keys only: queued and run by EXEC as usual
     const res = await m.multi().set('tx-b', '1').del('tx-b', 'tx-c').exists('tx-b').exec();
@@ -900,14 +910,14 @@ describe('LLM objects are keys', () => {
     await call('LLM.CREATE-SEARCH', 'run-app', '--LLM', 'run-llm', '--VECTOR-STORE', 'run-store');
     expect(await call('LLM.RUN', 'run-app', 'who is the author of redis-llm')).toMatch(/sewenew/);
     expect(await r.del('run-store')).toBe(1);
-    expect(await errOf(call('LLM.RUN', 'run-app', 'who is the author of redis-llm'))).toBe('ERR vector store does not exist');
-    expect(await r.type('run-app')).toBe('llm-search');
+    expect(await errOf(call('LLM.RUN', 'run-app', 'who is the author of redis-llm'))).toBe('ERR vector store does not exist: run-store');
+    expect(await r.type('run-app')).toBe('LLMAPP-SW');
     await call('LLM.CREATE-VECTOR-STORE', 'run-store', '--LLM', 'run-llm');
     await call('LLM.ADD', 'run-store', 'redis-llm was rewritten in TypeScript');
     expect(await call('LLM.RUN', 'run-app', 'who rewrote redis-llm')).toMatch(/TypeScript/);
     // a store renamed away is gone for the app too
     await r.rename('run-store', 'run-store-2');
-    expect(await errOf(call('LLM.RUN', 'run-app', 'q'))).toBe('ERR vector store does not exist');
+    expect(await errOf(call('LLM.RUN', 'run-app', 'q'))).toBe('ERR vector store does not exist: run-store');
   });
 
   it('FLUSHDB drops the objects of that db only; FLUSHALL drops every object', async () => {

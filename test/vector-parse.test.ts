@@ -23,12 +23,17 @@ function errorOf(f: () => unknown): string {
 }
 
 describe('parseId', () => {
-  const ok: [string, number][] = [
+  const ok: [string, number | bigint][] = [
     ['0', 0],
     ['1', 1],
     ['42', 42],
     ['4294967295', 4294967295],
     ['2147483648', 2147483648],
+    // unsigned 64-bit, as the original's: a number while safe, a bigint above
+    ['4294967296', 4294967296],
+    ['9007199254740991', 9007199254740991],
+    ['9007199254740992', 9007199254740992n],
+    ['18446744073709551615', 18446744073709551615n],
   ];
   it.each(ok)('accepts %j', (s, n) => {
     expect(parseId(s)).toBe(n);
@@ -36,7 +41,7 @@ describe('parseId', () => {
   });
 
   const bad = [
-    '4294967296', '99999999999', '-1', '-0', '+1', '1.5', '1.0', '12abc', 'abc', '', ' 1', '1 ', '1e3',
+    '18446744073709551616', '99999999999999999999', '100000000000000000000', '-1', '-0', '+1', '1.5', '1.0', '12abc', 'abc', '', ' 1', '1 ', '1e3',
     '0x10', '01', '00', '\t1', '1\n', 'Infinity', 'NaN', '١', '1_000',
   ];
   it.each(bad)('rejects %j with "invalid id"', (s) => {
@@ -196,7 +201,7 @@ describe('parseStoreParams', () => {
   ];
   it.each(bad)('rejects %s', (_n, json, msg) => {
     const m = errorOf(() => parseStoreParams(json));
-    expect(m.startsWith('invalid vector store params: ')).toBe(true);
+    expect(m.startsWith('failed to parse vector store options: ')).toBe(true);
     expect(m).toContain(msg);
   });
 });

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { CommandError } from '../errors.js';
+import { OPERATION, withOperation } from '../llm/errors.js';
 import { logger } from '../log.js';
 import type { ChatMessage } from '../llm/index.js';
 import type { AppObject, ModelObject } from '../objects/objects.js';
@@ -70,7 +71,11 @@ export async function complete(
     }
     if (cache?.cfg.semantic) {
       const embedder = cache.cfg.semantic.llm ? deps.model(cache.cfg.semantic.llm) : model;
-      [vec] = (await embedder.provider.embed([semanticText], { timeoutMs: req.timeoutMs })).map((v) => Float32Array.from(v));
+      [vec] = (
+        await embedder.provider.embed([semanticText], { timeoutMs: req.timeoutMs }).catch((e: unknown) => {
+          throw withOperation(e, OPERATION.embed);
+        })
+      ).map((v) => Float32Array.from(v));
       const hit = await cache.getSemantic(`${scope}\u0000${context}`, vec);
       if (hit) {
         app.usage.hitsSemantic++;
@@ -92,7 +97,11 @@ export async function complete(
       model.usage.rateLimited++;
       throw err;
     }
-    const res = await model.provider.chat(messages, { timeoutMs: req.timeoutMs, onDelta: req.onDelta, signal: req.signal, body: app.def.params });
+    const res = await model.provider
+      .chat(messages, { timeoutMs: req.timeoutMs, onDelta: req.onDelta, signal: req.signal, body: app.def.params })
+      .catch((e: unknown) => {
+        throw withOperation(e, app.kind === 'chat' ? OPERATION.chat : OPERATION.predict);
+      });
     app.usage.tokens(res.usage);
     const used = res.usage.promptTokens + res.usage.completionTokens;
     await Promise.all(limiters.map((l, i) => l.record(scope, tickets[i], used)));

@@ -15,6 +15,7 @@ import type { ChatObject } from '../objects/chat.js';
 import type { LogEntry } from '../storage/types.js';
 import { compileTemplate, renderTemplate } from '../objects/template.js';
 import { compileFilter } from '../vector/filter.js';
+import { dimensionMismatch, type ItemId } from '../vector/index.js';
 
 export interface AppDeps {
   /** The LLM object at key; throws a clear error when missing. */
@@ -22,6 +23,8 @@ export interface AppDeps {
   /** The vector store at key; throws a clear error when missing (e.g. deleted). */
   store(key: string | null | undefined): StoreObject;
   embed(store: StoreObject, texts: string[], timeoutMs?: number): Promise<Float32Array[]>;
+  /** Checks that the store's LLM exists (search apps: the original's `LLM model does not exist: <key>`). */
+  storeModel?(store: StoreObject): void;
   /** The app's answer: rate limits, caches, provider, accounting (see complete.ts). */
   complete(app: AppObject, model: ModelObject, messages: ChatMessage[], req: RunRequest, semanticText: string): Promise<RunResult>;
 }
@@ -49,7 +52,9 @@ export interface RunResult {
   cached?: 'exact' | 'semantic';
   similarity?: number;
   /** search apps: ids of the items used as context */
-  contextIds?: number[];
+  contextIds?: ItemId[];
+  /** The rendered request (LLM.RUN --VERBOSE): the prompt sent; for chat apps every message as `role: content`. */
+  request?: string;
 }
 
 export async function runPromptApp(app: AppObject, req: RunRequest, deps: AppDeps): Promise<RunResult> {
@@ -59,7 +64,7 @@ export async function runPromptApp(app: AppObject, req: RunRequest, deps: AppDep
   const content = prompt && input ? `${prompt}\n\n${input}` : prompt || input;
   if (!content) throw new CommandError('nothing to send: the prompt and the input are both empty');
   const messages: ChatMessage[] = [{ role: 'user', content }];
-  return deps.complete(app, model, messages, req, content);
+  return { ...(await deps.complete(app, model, messages, req, content)), request: content };
 }
 
 export async function runSearchApp(app: AppObject, req: RunRequest, deps: AppDeps): Promise<RunResult> {
@@ -67,10 +72,12 @@ export async function runSearchApp(app: AppObject, req: RunRequest, deps: AppDep
   if (!question) throw new CommandError('no question is specified');
   const store = deps.store(app.def.store);
   const model = deps.model(app.def.llm);
+  // As the original, a store without a usable LLM is an error even while it is empty.
+  deps.storeModel?.(store);
   let hits: Array<{ id: number; distance: number }> = [];
   if (store.index.size > 0) {
     const [vec] = await deps.embed(store, [question], req.timeoutMs);
-    if (store.index.dim !== undefined && vec.length !== store.index.dim) throw new CommandError('vector dimension does not match');
+    if (store.index.dim !== undefined && vec.length !== store.index.dim) throw dimensionMismatch(store.index.dim, vec.length);
     const filters = [app.def.filter, req.filter].filter((f): f is string => !!f).map(compileFilter);
     const attrs = store.attrs;
     hits = store.index.knn(vec, app.def.k ?? 3, filters.length ? { filter: (id) => filters.every((f) => f(attrs.get(id))) } : {});
@@ -78,7 +85,7 @@ export async function runSearchApp(app: AppObject, req: RunRequest, deps: AppDep
   const context = hits.map((h) => store.index.getData(h.id) ?? '').join('\n');
   const content = renderTemplate(app.template!, { ...req.vars, context, question });
   const res = await deps.complete(app, model, [{ role: 'user', content }], req, question);
-  return { ...res, contextIds: hits.map((h) => h.id) };
+  return { ...res, contextIds: hits.map((h) => store.aliases.idOf(h.id)), request: content };
 }
 
 // ---- chat apps ---------------------------------------------------------------------------------
@@ -87,7 +94,7 @@ export interface ChatDeps extends AppDeps {
   /** Appends chat memory entries durably (then they are applied to the chat object). */
   remember(chat: ChatObject, entries: LogEntry[]): Promise<void>;
   /** Embeds `text` with the store's LLM and adds it as an item; resolves the item id. */
-  addToStore(store: StoreObject, text: string, timeoutMs?: number): Promise<number>;
+  addToStore(store: StoreObject, text: string, timeoutMs?: number): Promise<ItemId>;
   /** Forgets a session durably (its summaries leave the store); called in the session's queue. */
   forget(chat: ChatObject, session: string): Promise<unknown>;
 }
@@ -116,7 +123,8 @@ export async function runChatApp(chat: ChatObject, req: ChatRequest, deps: ChatD
     const s = chat.session(req.session);
     let history = '';
     if (store && s && h.summary_ctx_cnt > 0) {
-      const ids = new Set(s.summaryIds.filter((id) => store.index.has(id)));
+      // Summary ids are item ids; the index answers in labels (the same unless aliased, see id-alias.ts).
+      const ids = new Set(s.summaryIds.map((id) => store.aliases.labelOf(id)).filter((l): l is number => l !== undefined && store.index.has(l)));
       if (ids.size > 0) {
         const [vec] = await deps.embed(store, [input], req.timeoutMs);
         const hits = store.index.knn(vec, Math.min(h.summary_ctx_cnt, ids.size), { filter: (id) => ids.has(id) });
@@ -126,7 +134,7 @@ export async function runChatApp(chat: ChatObject, req: ChatRequest, deps: ChatD
     const system = renderTemplate(chat.template!, { ...req.vars, history });
     const recent = s && h.msg_ctx_cnt > 0 ? s.messages.slice(-h.msg_ctx_cnt) : [];
     const messages: ChatMessage[] = [{ role: 'system', content: system }, ...recent, { role: 'user', content: input }];
-    const res = await deps.complete(chat, model, messages, req, input);
+    const res = { ...(await deps.complete(chat, model, messages, req, input)), request: messages.map((m) => `${m.role}: ${m.content}`).join('\n') };
     await deps.remember(chat, [{ op: 'turn', session: req.session, user: input, assistant: res.text, ts: String(Date.now()) }]);
     const after = chat.session(req.session);
     if (store && h.summary_cnt > 0 && after && after.sinceSummary >= h.summary_cnt) {

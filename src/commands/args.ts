@@ -7,7 +7,8 @@ import { optionName, type CommandSpec, type OptionSpec, type ParsedArgs } from '
 /** Arity as Redis checks it: argv includes the command name. */
 export function checkArity(spec: CommandSpec, argc: number): void {
   const a = spec.arity;
-  if ((a > 0 && argc !== a) || (a < 0 && argc < -a)) throw arityError(spec.name);
+  // Every LLM.* command names a key; -1 (the original's declared arity) leaves that check to us.
+  if (argc < 2 || (a > 0 && argc !== a) || (a < 0 && argc < -a)) throw arityError(spec.name);
 }
 
 const INT_RE = /^-?(0|[1-9][0-9]*)$/;
@@ -56,6 +57,13 @@ export function parseJson(b: Buffer | string): unknown {
 function convert(opt: OptionSpec, raw: Buffer): unknown {
   switch (opt.type) {
     case 'integer':
+      if (opt.invalid !== undefined) {
+        try {
+          return parseInteger(raw, opt.token.toUpperCase(), opt.min, opt.max);
+        } catch {
+          throw new CommandError(`${opt.invalid}: ${opt.token.toUpperCase()} must be an integer in [${opt.min ?? 0}, ${opt.max ?? Number.MAX_SAFE_INTEGER}]`);
+        }
+      }
       return parseInteger(raw, opt.token.toUpperCase(), opt.min, opt.max);
     case 'double': {
       const s = raw.toString('latin1');

@@ -26,6 +26,8 @@ export interface OptionSpec {
   /** Integer bounds, inclusive. */
   min?: number;
   max?: number;
+  /** Error text for a bad value, before `: <detail>` (the original's words, e.g. `invalid k`). */
+  invalid?: string;
 }
 
 export interface PositionalSpec {
@@ -48,7 +50,11 @@ export interface CommandSpec {
   summary: string;
   complexity?: string;
   since: string;
-  /** Redis arity: positive = exact count (name included), negative = at least |arity|. */
+  /**
+   * Redis arity: positive = exact count (name included), negative = at least |arity|. The
+   * original module registered every command with -1 (COMMAND INFO shows it); the key and the
+   * positional arguments are still checked by parseCommandArgs (the standard arity error).
+   */
   arity: number;
   /** COMMAND INFO flags: write, readonly, denyoom, fast, ... (`module` is added automatically). */
   flags: string[];

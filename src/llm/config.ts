@@ -319,6 +319,9 @@ function optDuration(o: JsonObject, key: string, path: string, allowZero: boolea
   const v = o[key];
   if (v === undefined || v === null) return undefined;
   const ms = parseDuration(v);
+  // The original's text for "5x" / "5sec": the unit is named.
+  const unit = ms === undefined && typeof v === 'string' ? /^\s*\d+(?:\.\d+)?\s*([A-Za-z]+)\s*$/.exec(v)?.[1] : undefined;
+  if (unit !== undefined && !/^(ms|s|m|min|h)$/i.test(unit)) throw new CommandError(`unknown timeout unit: ${unit} (in '${path}': use ms, s, m or h)`);
   if (ms === undefined || (!allowZero && ms === 0)) {
     bad(`'${path}' must be a duration such as "5s", "500ms", "1m" or a number of ms${allowZero ? '' : ' (> 0)'}, at most 24h`);
   }

@@ -1,8 +1,12 @@
 /**
- * Failure mapping for provider calls. Every failure becomes ONE `LlmError` whose message we
- * build from whitelisted pieces (HTTP status, a sanitised error code, a fixed cause phrase):
- * never from SDK or server text, which can echo the API key (OpenAI's 401 body does) or a
- * proxy URL with credentials. `scrub` is only for log lines, as a second line of defence.
+ * Failure mapping for provider calls. Every failure becomes ONE `LlmError`. A provider that
+ * answered with an error status gets the original module's text, with what the provider said:
+ * `failed to do post: <status> <reason> (<code>): <its message>`; the app layer puts the
+ * original's words for the operation before it (withOperation: `failed to predict with openai: ...`).
+ * What the provider said can echo the API key (OpenAI's 401 body does) or a proxy URL with
+ * credentials, so it is scrubbed (the keys of the call, bearer tokens, `sk-` keys, URL
+ * credentials) and cut to PROVIDER_TEXT_MAX characters. Other failures (timeouts, connections)
+ * are built from whitelisted pieces only (a fixed cause phrase).
  */
 import { STATUS_CODES } from 'node:http';
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
@@ -119,6 +123,32 @@ function connectionCause(err: unknown): { phrase: string; retryable: boolean } {
   return { phrase: 'connection error', retryable: true };
 }
 
+/** Longest piece of a provider's error text put in a reply. */
+export const PROVIDER_TEXT_MAX = 500;
+
+/**
+ * What the provider said in an error answer: `error.message` of an OpenAI-style body, else the
+ * body (a string, or JSON), scrubbed of secrets, on one line, cut to PROVIDER_TEXT_MAX.
+ */
+export function providerText(body: unknown, secrets: readonly (string | undefined)[] = []): string {
+  let text: string;
+  const o = body as { message?: unknown; error?: unknown } | null;
+  if (typeof body === 'string') text = body;
+  else if (o && typeof o === 'object' && typeof o.message === 'string') text = o.message;
+  else if (o && typeof o === 'object' && o.error && typeof (o.error as { message?: unknown }).message === 'string') text = (o.error as { message: string }).message;
+  else if (body === undefined || body === null) return '';
+  else {
+    try {
+      text = JSON.stringify(body);
+    } catch {
+      return '';
+    }
+  }
+  text = scrub(text, secrets).replace(/\s+/g, ' ').trim();
+  // A secret cut in half by the length limit would slip past scrub: scrub first, then cut.
+  return text.length > PROVIDER_TEXT_MAX ? `${text.slice(0, PROVIDER_TEXT_MAX)}... (${text.length} chars)` : text;
+}
+
 /**
  * Maps anything a provider call can throw to an LlmError. `streaming` tells that response
  * chunks had started to arrive: a broken connection is then a broken stream. `secrets` (the
@@ -138,7 +168,10 @@ export function toLlmError(err: unknown, ctx: { streaming?: boolean; secrets?: r
     if (typeof err.status === 'number') {
       const status = err.status;
       const code = safeCode(err.code, secrets);
-      return new LlmError(`LLM request failed: ${status} ${reason(status)}${code ? ` (${code})` : ''}`, 'http', {
+      // A JSON body's `error` (the SDK keeps only that), else a text body (in the SDK's message).
+      const textBody = /^\d{3} status code \(no body\)$/.test(err.message) ? '' : err.message.replace(/^\d{3} /, '');
+      const said = providerText(err.error !== undefined && err.error !== null ? err.error : textBody, secrets);
+      return new LlmError(`failed to do post: ${status} ${reason(status)}${code ? ` (${code})` : ''}${said ? `: ${said}` : ''}`, 'http', {
         status,
         retryable: isRetryableStatus(status),
         retryAfterMs: retryAfterMs(err.headers),
@@ -158,6 +191,28 @@ export function toLlmError(err: unknown, ctx: { streaming?: boolean; secrets?: r
     return new LlmError(`LLM request failed: ${phrase}`, 'connection', { retryable });
   }
   return new LlmError('LLM request failed: unexpected error', 'connection');
+}
+
+/** The original module's words for each operation, put before a provider failure. */
+export const OPERATION = {
+  /** LLM.RUN of a prompt or search app */
+  predict: 'failed to predict with openai',
+  /** LLM.RUN of a chat app */
+  chat: 'failed to predict',
+  /** an embedding (LLM.ADD / LLM.KNN of a text, a search question, a semantic cache key) */
+  embed: 'failed to request embedding',
+} as const;
+
+/**
+ * A provider failure with the original's words for the operation before it, e.g. `failed to
+ * predict with openai: failed to do post: 429 Too Many Requests ...` or `failed to request
+ * embedding: LLM request timed out after 5000 ms`. Configuration errors of this server's own
+ * features (sealed keys, allowed hosts and variables) and anything that is not a provider
+ * failure pass unchanged.
+ */
+export function withOperation(err: unknown, what: string): unknown {
+  if (!(err instanceof LlmError) || err.kind === 'config' || err.kind === 'unsupported' || err.message.startsWith(`${what}: `)) return err;
+  return new LlmError(`${what}: ${err.message}`, err.kind, { status: err.status, retryable: false, retryAfterMs: err.retryAfterMs });
 }
 
 /**

@@ -4,8 +4,9 @@
 import { CommandError } from '../errors.js';
 import { compileTemplate } from './template.js';
 
+/** The original's summary prompt, verbatim. */
 export const DEFAULT_SUMMARY_PROMPT =
-  'Summarize the following conversation concisely, keeping names, facts, preferences and decisions:\n\n{{conversation}}';
+  'Give a concise and comprehensive summary of the given conversation (in JSON format). The summary should capture the main points and supporting details.\nConversation: """\n{{conversation}}\n"""\nSummary: ';
 
 export interface HistoryParams {
   summary_cnt: number;

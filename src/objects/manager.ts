@@ -12,7 +12,7 @@ import vm from 'node:vm';
 import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
 import type { CatalogEvent, LogEntry, Storage } from '../storage/types.js';
-import { VectorIndex, parseFp32Vector, vectorToFp32, MAX_ID, IDS_EXHAUSTED } from '../vector/index.js';
+import { IdAliases, VectorIndex, parseFp32Vector, vectorToFp32, MAX_ID, IDS_EXHAUSTED, dimensionMismatch, itemIdFromText, type AliasState, type ItemId } from '../vector/index.js';
 import { isInternalKey, comparePos, nextPos, RESERVED_KEY_ERROR } from '../storage/index.js';
 import { LlmObject, ModelObject, StoreObject } from './objects.js';
 import { objectFromRecord } from './factory.js';
@@ -164,11 +164,11 @@ export class ObjectManager {
    * Adds or updates one item. `id` undefined → a fresh auto id. Checks everything that could
    * make the apply fail before logging, so a logged entry always applies.
    */
-  async storeAdd(store: StoreObject, id: number | undefined, vector: Float32Array, data: string, attrs?: Attrs): Promise<number> {
+  async storeAdd(store: StoreObject, id: ItemId | undefined, vector: Float32Array, data: string, attrs?: Attrs): Promise<ItemId> {
     this.checkWritable();
     this.checkLive(store);
     const dim = store.expectedDim;
-    if (dim !== undefined && vector.length !== dim) throw new CommandError('vector dimension does not match');
+    if (dim !== undefined && vector.length !== dim) throw dimensionMismatch(dim, vector.length);
     if (store.params.space === 'cosine' && vector.every((x) => x === 0)) {
       throw new CommandError('invalid embedding: zero vector has no direction in cosine space');
     }
@@ -185,7 +185,8 @@ export class ObjectManager {
       entry.hint = String(hint);
     } else {
       entry.id = String(id);
-      store.hintNext = Math.max(store.hintNext, id + 1);
+      // Ids of 2^32 and more are out of the auto ids' range: they do not move them.
+      if (typeof id === 'number' && id <= MAX_ID) store.hintNext = Math.max(store.hintNext, id + 1);
     }
     if (attrs && Object.keys(attrs).length > 0) entry.attrs = JSON.stringify(attrs);
     let appended: { positions: string[]; prev: string | undefined };
@@ -197,22 +198,24 @@ export class ObjectManager {
     }
     const result = await this.settle(store, appended.positions[0]!, appended.prev, entry, vector);
     // Only another instance's concurrent ADDs can make an applied auto id run out here.
-    if (typeof result !== 'number') throw new CommandError(id === undefined ? IDS_EXHAUSTED : 'the item could not be added');
+    if (typeof result !== 'number' && typeof result !== 'bigint') throw new CommandError(id === undefined ? IDS_EXHAUSTED : 'the item could not be added');
     return result;
   }
 
-  async storeRem(store: StoreObject, id: number): Promise<boolean> {
+  async storeRem(store: StoreObject, id: ItemId): Promise<boolean> {
     this.checkLive(store);
-    if (!store.index.has(id)) return false;
+    const label = store.aliases.labelOf(id);
+    if (label === undefined || !store.index.has(label)) return false;
     const entry: LogEntry = { op: 'rem', id: String(id) };
     const { positions, prev } = await this.appendEntries(store.id, [entry]);
     return (await this.settle(store, positions[0]!, prev, entry)) === true;
   }
 
   /** Replaces an item's attributes (`{}` clears them). False when the item does not exist. */
-  async storeSetAttrs(store: StoreObject, id: number, attrs: Attrs): Promise<boolean> {
+  async storeSetAttrs(store: StoreObject, id: ItemId, attrs: Attrs): Promise<boolean> {
     this.checkLive(store);
-    if (!store.index.has(id)) return false;
+    const label = store.aliases.labelOf(id);
+    if (label === undefined || !store.index.has(label)) return false;
     const entry: LogEntry = { op: 'attrs', id: String(id), attrs: JSON.stringify(attrs) };
     const { positions, prev } = await this.appendEntries(store.id, [entry]);
     return (await this.settle(store, positions[0]!, prev, entry)) === true;
@@ -223,7 +226,7 @@ export class ObjectManager {
    * command waited (for an embedding, or for an earlier write of another client).
    */
   private checkLive(store: StoreObject): void {
-    if (this.get(store.db, store.name) !== store) throw new CommandError('vector store does not exist');
+    if (this.get(store.db, store.name) !== store) throw new CommandError(`vector store does not exist: ${store.name}`);
   }
 
   /** Appends entries; `prev` is the position that preceded them when the storage can tell. */
@@ -311,32 +314,48 @@ export class ObjectManager {
   }
 
   /** Applies one log entry (live or replayed). Returns the op's result. */
-  private apply(store: StoreObject, pos: string, entry: LogEntry, vector?: Float32Array): number | boolean | undefined {
+  private apply(store: StoreObject, pos: string, entry: LogEntry, vector?: Float32Array): ItemId | boolean | undefined {
     store.appliedPos = pos;
     store.changesSinceSnapshot++;
     store.logLength++;
     const op = String(entry.op);
-    let id = Number(String(entry.id));
+    const rawId = String(entry.id);
     try {
-      if (op === 'add' && String(entry.id) === 'auto') {
-        id = Math.max(store.index.nextAutoId, Number(String(entry.hint)) || 1);
-        store.hintNext = Math.max(store.hintNext, id + 1);
-      }
       if (op === 'add') {
+        // The log holds item ids (up to 2^64 − 1); the index holds labels (see id-alias.ts).
+        let ext: ItemId;
+        if (rawId === 'auto') {
+          ext = Math.max(store.index.nextAutoId, Number(String(entry.hint)) || 1);
+          store.hintNext = Math.max(store.hintNext, ext + 1);
+        } else {
+          ext = itemIdFromText(rawId);
+        }
         const vec = vector ?? parseFp32Vector(entry.vec as Buffer);
-        store.index.add(id, vec, String(entry.data ?? ''));
+        const label = store.aliases.labelForAdd(ext, (l) => store.index.has(l));
+        const small = typeof ext === 'number' && ext <= MAX_ID;
+        try {
+          store.index.add(label, vec, String(entry.data ?? ''), small && label === ext);
+        } catch (err) {
+          if (!store.index.has(label)) store.aliases.release(label);
+          throw err;
+        }
+        if (small && label !== ext) store.index.ensureNextId((ext as number) + 1);
         store.pendingDim = undefined;
         // ADD replaces the whole item: attributes too.
-        if (entry.attrs !== undefined) store.attrs.set(id, JSON.parse(String(entry.attrs)) as Attrs);
-        else store.attrs.delete(id);
-        return id;
+        if (entry.attrs !== undefined) store.attrs.set(label, JSON.parse(String(entry.attrs)) as Attrs);
+        else store.attrs.delete(label);
+        return ext;
       }
+      const id = store.aliases.labelOf(itemIdFromText(rawId));
       if (op === 'rem') {
+        if (id === undefined) return false;
         store.attrs.delete(id);
-        return store.index.remove(id);
+        const removed = store.index.remove(id);
+        if (removed) store.aliases.release(id);
+        return removed;
       }
       if (op === 'attrs') {
-        if (!store.index.has(id)) return false;
+        if (id === undefined || !store.index.has(id)) return false;
         const attrs = JSON.parse(String(entry.attrs)) as Attrs;
         if (Object.keys(attrs).length === 0) store.attrs.delete(id);
         else store.attrs.set(id, attrs);
@@ -595,7 +614,9 @@ export class ObjectManager {
         onCapture: () => {
           pos = store.appliedPos;
           changes = store.changesSinceSnapshot;
-          attrs = JSON.stringify([...store.attrs]);
+          const aliases = store.aliases.state();
+          // Without aliases, the format every earlier version wrote and reads.
+          attrs = JSON.stringify(aliases ? { attrs: [...store.attrs], aliases } : [...store.attrs]);
         },
       });
       const data = wrapStoreSnapshot(graph, attrs);
@@ -671,8 +692,9 @@ export class ObjectManager {
     const t0 = Date.now();
     const snap = await this.storage.readSnapshot(store.id);
     if (snap) {
-      const { graph, attrs } = unwrapStoreSnapshot(snap.data);
+      const { graph, attrs, aliases } = unwrapStoreSnapshot(snap.data);
       store.index = await VectorIndex.deserialize(graph);
+      store.aliases = IdAliases.fromState(aliases);
       store.attrs.clear();
       for (const [id, a] of attrs) store.attrs.set(id, a);
       store.appliedPos = snap.pos;
@@ -709,7 +731,9 @@ export class ObjectManager {
 
 /**
  * A store snapshot: "RLST" | u32 graph length | the VectorIndex snapshot | attributes as JSON
- * ([[id, attrs], ...]). A bare VectorIndex snapshot (no attributes) is read as well.
+ * ([[label, attrs], ...]), or, when the store has id aliases (ids of 2^32 and more),
+ * {"attrs": [[label, attrs], ...], "aliases": {"aliases": [[label, "id"], ...], "next": n}}.
+ * A bare VectorIndex snapshot (no attributes) is read as well.
  */
 const STORE_MAGIC = 'RLST';
 
@@ -721,12 +745,14 @@ export function wrapStoreSnapshot(graph: Buffer, attrsJson: string): Buffer {
   return Buffer.concat([head, graph, attrs]);
 }
 
-export function unwrapStoreSnapshot(buf: Buffer): { graph: Buffer; attrs: Array<[number, Attrs]> } {
-  if (buf.length < 8 || buf.toString('latin1', 0, 4) !== STORE_MAGIC) return { graph: buf, attrs: [] };
+export function unwrapStoreSnapshot(buf: Buffer): { graph: Buffer; attrs: Array<[number, Attrs]>; aliases: AliasState | null } {
+  if (buf.length < 8 || buf.toString('latin1', 0, 4) !== STORE_MAGIC) return { graph: buf, attrs: [], aliases: null };
   const len = buf.readUInt32LE(4);
   if (8 + len > buf.length) throw new Error('corrupt store snapshot: truncated');
   const rest = buf.subarray(8 + len);
-  return { graph: buf.subarray(8, 8 + len), attrs: rest.length ? (JSON.parse(rest.toString('utf8')) as Array<[number, Attrs]>) : [] };
+  const tail = rest.length ? (JSON.parse(rest.toString('utf8')) as Array<[number, Attrs]> | { attrs: Array<[number, Attrs]>; aliases: AliasState }) : [];
+  if (Array.isArray(tail)) return { graph: buf.subarray(8, 8 + len), attrs: tail, aliases: null };
+  return { graph: buf.subarray(8, 8 + len), attrs: tail.attrs ?? [], aliases: tail.aliases ?? null };
 }
 
 function takeResult(store: StoreObject, pos: string): unknown {

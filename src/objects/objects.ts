@@ -6,7 +6,7 @@
 import { CommandError } from '../errors.js';
 import { createProvider, parseRequestFields, parseStoredConfig, sealConfig, unsealedSecrets, type LlmConfig, type LlmProvider } from '../llm/index.js';
 import type { SecretBox } from '../util/secret.js';
-import { VectorIndex, paramsToJson, parseStoreParams, type VectorIndexParams } from '../vector/index.js';
+import { IdAliases, VectorIndex, paramsToJson, parseStoreParams, type VectorIndexParams } from '../vector/index.js';
 import { compileTemplate, type Template } from './template.js';
 import type { ObjectRecord } from '../storage/types.js';
 import type { HistoryParams } from './history.js';
@@ -19,8 +19,20 @@ import type { KV } from '../storage/kv.js';
 export type ObjectKind = 'llm' | 'app' | 'search' | 'chat' | 'store';
 
 
-/** What TYPE answers for each kind. */
+/**
+ * What TYPE answers for each kind: the original module's type names (its RedisModuleType names),
+ * so scripts that check `TYPE` (or `SCAN ... TYPE`) keep working. Every app kind is `LLMAPP-SW`.
+ */
 export const TYPE_NAMES: Record<ObjectKind, string> = {
+  llm: 'LLMMOD-SW',
+  app: 'LLMAPP-SW',
+  search: 'LLMAPP-SW',
+  chat: 'LLMAPP-SW',
+  store: 'LLMVEC-SW',
+};
+
+/** The descriptive kind of each object, shown by LLM.INFO (`type`), where TYPE cannot tell apps apart. */
+export const KIND_NAMES: Record<ObjectKind, string> = {
   llm: 'llm-model',
   app: 'llm-app',
   search: 'llm-search',
@@ -28,12 +40,12 @@ export const TYPE_NAMES: Record<ObjectKind, string> = {
   store: 'llm-vector-store',
 };
 
+/** The original's default prompts, verbatim (apps created before keep the prompt they were created with). */
 export const DEFAULT_SEARCH_PROMPT =
-  'Answer the question using only the context below. If the context does not contain the answer, say that you do not know.\n\n' +
-  'Context: """{{context}}"""\n\nQuestion: """{{question}}"""\n\nAnswer: ';
+  'Please answer the following question based on the given context.\nContext: """\n{{context}}\n"""\nQuestion: """\n{{question}}\n"""\nAnswer: ';
 
 export const DEFAULT_CHAT_PROMPT =
-  'You are a helpful assistant. Here is a summary of earlier parts of the conversation that may be relevant:\n{{history}}';
+  'You are a friendly chatbot. The following is a summary of parts of your chat history with user: """\n{{history}}\n"""';
 
 export abstract class LlmObject {
   abstract readonly kind: ObjectKind;
@@ -98,7 +110,8 @@ export interface LlmRef {
   params?: Record<string, unknown>;
 }
 
-export function parseLlmRef(raw: string | undefined): LlmRef | null {
+/** `kind`: which request the params are fields of (a store embeds, an app chats). */
+export function parseLlmRef(raw: string | undefined, kind: 'chat' | 'embedding' = 'embedding'): LlmRef | null {
   if (raw === undefined) return null;
   const t = raw.trim();
   if (t.startsWith('{')) {
@@ -111,7 +124,7 @@ export function parseLlmRef(raw: string | undefined): LlmRef | null {
     const o = v as { key?: unknown; params?: unknown };
     if (typeof o.key !== 'string' || o.key === '') throw new CommandError("--LLM JSON needs a string 'key'");
     if (o.params === undefined) return { key: o.key };
-    return { key: o.key, params: parseRequestFields('embedding', o.params, "--LLM 'params'") };
+    return { key: o.key, params: parseRequestFields(kind, o.params, "--LLM 'params'") };
   }
   return { key: raw };
 }
@@ -122,8 +135,10 @@ export class StoreObject extends LlmObject {
   appliedPos = '';
   /** Mutations since the last snapshot. */
   changesSinceSnapshot = 0;
-  /** Item attributes (LLM.ADD --ATTRS, LLM.SETATTRS), by id. */
+  /** Item attributes (LLM.ADD --ATTRS, LLM.SETATTRS), by index label (see aliases). */
   readonly attrs = new Map<number, Attrs>();
+  /** Labels of ids that cannot be their own (2^32 and more): ids are 64-bit, labels uint32. */
+  aliases = new IdAliases();
   /** A new store waits a full interval (or enough changes) before its first snapshot. */
   lastSnapshotAt = Date.now();
   /** Writes this instance made since the last snapshot (followers leave snapshots to writers). */

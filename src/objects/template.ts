@@ -114,6 +114,6 @@ export function renderTemplate(t: Template, vars: Record<string, unknown>): stri
 /** --VARS must be a JSON object. */
 export function checkVars(v: unknown): Record<string, unknown> {
   if (v === undefined) return {};
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new CommandError('--VARS must be a JSON object');
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new CommandError('failed to render prompt: --VARS must be a JSON object');
   return v as Record<string, unknown>;
 }

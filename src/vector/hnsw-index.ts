@@ -37,6 +37,9 @@ import { DEFAULT_PARAMS, PARAM_LIMITS, type Space, type VectorIndexParams, parse
 const { HierarchicalNSW } = hnswlib;
 
 export const DIMENSION_MISMATCH = 'vector dimension does not match';
+/** The original's text, then both dimensions: `vector dimension does not match: store has 64, got 3`. */
+export const dimensionMismatch = (expected: number, got: number): CommandError =>
+  new CommandError(`${DIMENSION_MISMATCH}: store has ${expected}, got ${got}`);
 export const ZERO_VECTOR_COSINE = 'invalid embedding: zero vector has no direction in cosine space';
 export const IDS_EXHAUSTED = 'no more auto ids available (explicit ids reached 4294967295)';
 
@@ -197,7 +200,7 @@ export class VectorIndex {
     this.space = parseSpace(p.space);
     const int = (name: string, v: number, [lo, hi]: readonly [number, number]) => {
       if (!Number.isInteger(v) || v < lo || v > hi) {
-        throw new CommandError(`invalid vector store params: ${name} must be an integer in [${lo}, ${hi}]`);
+        throw new CommandError(`failed to parse vector store options: ${name} must be an integer in [${lo}, ${hi}]`);
       }
       return v;
     };
@@ -290,14 +293,14 @@ export class VectorIndex {
    * Errors: `invalid id`, `invalid embedding`, `invalid embedding: size is 0`,
    * `vector dimension does not match`, and in cosine space the zero-vector error.
    */
-  add(id: number, vector: Float32Array, data: string | Uint8Array): boolean {
+  add(id: number, vector: Float32Array, data: string | Uint8Array, advanceAuto = true): boolean {
     this.assertMutable();
     if (!isValidId(id)) throw new CommandError(INVALID_ID);
     checkFinite(vector);
     if (this._dim === undefined) {
       this.setDim(vector.length);
     } else if (vector.length !== this._dim) {
-      throw new CommandError(DIMENSION_MISMATCH);
+      throw dimensionMismatch(this._dim, vector.length);
     }
 
     // Everything that can fail on input happens before the graph is touched.
@@ -368,7 +371,8 @@ export class VectorIndex {
       if (exact) this.exactCopies.set(id, Float32Array.from(vector));
       else this.exactCopies.delete(id);
     }
-    if (id >= this.nextAuto) this.nextAuto = id + 1;
+    // An alias label (an id of 2^32 or more, see id-alias.ts) is no id: it does not move the auto ids.
+    if (advanceAuto && id >= this.nextAuto) this.nextAuto = id + 1;
     return isNew;
   }
 
@@ -434,7 +438,7 @@ export class VectorIndex {
    */
   knnExplain(query: Float32Array, k: number, opts: KnnOptions = {}): KnnExplain {
     checkFinite(query);
-    if (this._dim !== undefined && query.length !== this._dim) throw new CommandError(DIMENSION_MISMATCH);
+    if (this._dim !== undefined && query.length !== this._dim) throw dimensionMismatch(this._dim, query.length);
     if (opts.ef !== undefined && (!Number.isInteger(opts.ef) || opts.ef < 1)) {
       throw new CommandError('invalid ef: must be a positive integer');
     }

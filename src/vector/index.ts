@@ -5,3 +5,4 @@
 export * from './hnsw-index.js';
 export * from './params.js';
 export * from './parse.js';
+export * from './id-alias.js';

@@ -62,7 +62,7 @@ const KEYS: Record<string, keyof VectorIndexParams> = {
 };
 
 function paramError(detail: string): CommandError {
-  return new CommandError(`invalid vector store params: ${detail}`);
+  return new CommandError(`failed to parse vector store options: ${detail}`);
 }
 
 function intParam(name: string, v: unknown, [lo, hi]: readonly [number, number]): number {
@@ -83,7 +83,7 @@ export function parseSpace(v: unknown): Space {
 
 /**
  * Validates the parsed `--PARAMS` JSON of a vector store. `undefined`/`null` → all defaults.
- * Errors: `invalid vector store params: <detail>`.
+ * Errors: `failed to parse vector store options: <detail>`.
  */
 export function parseStoreParams(json: unknown): VectorIndexParams {
   const out: VectorIndexParams = { ...DEFAULT_PARAMS };

@@ -7,13 +7,14 @@
  * garbage (`12abc`), signs on ids, wrapped negatives, blanks around ids, NaN or infinities.
  */
 import { CommandError } from '../errors.js';
+import { MAX_ITEM_ID, itemIdFromText, type ItemId } from './id-alias.js';
 
 export const INVALID_ID = 'invalid id';
 export const INVALID_EMBEDDING = 'invalid embedding';
 export const EMPTY_EMBEDDING = 'invalid embedding: size is 0';
 export const NOT_AN_INTEGER = 'value is not an integer or out of range';
 
-/** Largest id: ids are hnswlib labels, stored as uint32. */
+/** Largest hnswlib label (uint32), and the largest auto id. Item ids go up to 2^64 − 1 (see id-alias.ts). */
 export const MAX_ID = 0xffff_ffff;
 
 type Input = string | Buffer | Uint8Array;
@@ -28,15 +29,15 @@ const UNSIGNED_RE = /^(?:0|[1-9][0-9]*)$/;
 const SIGNED_RE = /^(?:0|-?[1-9][0-9]*)$/;
 
 /**
- * An item id: a decimal integer in [0, 4294967295], written as Redis writes integers
- * (no sign, no blanks, no leading zeros, no exponent). Anything else → `invalid id`.
+ * An item id: a decimal integer in [0, 18446744073709551615] (unsigned 64-bit, as the original's),
+ * written as Redis writes integers (no sign, no blanks, no leading zeros, no exponent). Anything
+ * else → `invalid id`. A number when it is a safe integer, else a bigint.
  */
-export function parseId(s: Input): number {
+export function parseId(s: Input): ItemId {
   const t = asText(s);
-  if (t.length === 0 || t.length > 10 || !UNSIGNED_RE.test(t)) throw new CommandError(INVALID_ID);
-  const n = Number(t);
-  if (n > MAX_ID) throw new CommandError(INVALID_ID);
-  return n;
+  if (t.length === 0 || t.length > 20 || !UNSIGNED_RE.test(t)) throw new CommandError(INVALID_ID);
+  if (t.length === 20 && BigInt(t) > MAX_ITEM_ID) throw new CommandError(INVALID_ID);
+  return itemIdFromText(t);
 }
 
 /** True when `n` is a valid id value (used for ids that do not come from text). */

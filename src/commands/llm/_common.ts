@@ -3,8 +3,9 @@ import { defineCommand, type CommandSpec, type OptionSpec } from '../spec.js';
 
 export const NX: OptionSpec = { token: '--NX', type: 'pure-token', summary: 'Only create the key if it does not exist (reply 0 otherwise).' };
 export const XX: OptionSpec = { token: '--XX', type: 'pure-token', summary: 'Only overwrite an existing key (reply 0 otherwise).' };
-export const TIMEOUT: OptionSpec = { token: '--TIMEOUT', type: 'integer', value: 'ms', min: 1, max: 86_400_000, summary: 'Give up on the LLM call after this many milliseconds.' };
-export const LLM_REF: OptionSpec = { token: '--LLM', type: 'string', value: 'llm', summary: 'Key of the LLM (created with LLM.CREATE-LLM) this object calls.' };
+export const TIMEOUT: OptionSpec = { token: '--TIMEOUT', type: 'integer', value: 'ms', min: 1, max: 86_400_000, invalid: 'timeout should be a number', summary: 'Give up on the LLM call after this many milliseconds.' };
+export const LLM_REF: OptionSpec = { token: '--LLM', type: 'string', value: 'llm', summary: 'LLM this app calls: a key (LLM.CREATE-LLM), or JSON {"key":...,"params":{...}} whose params are chat request fields for this app\'s calls.' };
+export const APP_PARAMS: OptionSpec = { token: '--PARAMS', type: 'json', value: 'json', summary: 'Chat request fields for this app\'s calls, laid over the LLM\'s "chat" params, e.g. {"temperature":0}; the original\'s keys "prompt", "vector-store", "k" and "history" stand for those options when they are not given.' };
 export const PROMPT: OptionSpec = { token: '--PROMPT', type: 'string', value: 'template', summary: 'Mustache template of the prompt (no HTML escaping).' };
 export const EMBEDDING: OptionSpec = { token: '--EMBEDDING', type: 'string', value: 'f1,f2,...', summary: 'The vector as comma-separated numbers instead of embedding the text.' };
 export const EMBEDDING_FP32: OptionSpec = { token: '--EMBEDDING-FP32', type: 'blob', value: 'bytes', summary: 'The vector as little-endian float32 bytes (fast binary form of --EMBEDDING).' };
@@ -16,7 +17,7 @@ export const VECTOR_STORE: OptionSpec = { token: '--VECTOR-STORE', type: 'string
 export function defineCreateCommand(spec: Pick<CommandSpec, 'name' | 'summary' | 'examples' | 'handler'> & { options: OptionSpec[] }): CommandSpec {
   return defineCommand({
     since: '0.1.0',
-    arity: -2,
+    arity: -1,
     flags: ['write', 'denyoom'],
     aclCategories: ['@write', '@slow'],
     keySpec: { access: 'OW', op: 'UPDATE' },

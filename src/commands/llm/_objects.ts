@@ -3,6 +3,7 @@
  * typed lookups with the original's error texts, and vector/embedding input.
  */
 import { CommandError, syntaxError, wrongTypeError } from '../../errors.js';
+import { OPERATION, withOperation } from '../../llm/errors.js';
 import { newObjectId } from '../../storage/index.js';
 import { KeyedSerialQueue } from '../../util/serial.js';
 import { PARAM_LIMITS, parseCsvVector, parseFp32Vector } from '../../vector/index.js';
@@ -79,9 +80,10 @@ export function storeOf(ctx: CommandContext, key: Buffer | string): StoreObject 
   return lookup<StoreObject>(ctx, key, ['store']);
 }
 
+/** The LLM at key; `missing` is the error text, the key is appended (`LLM model does not exist: gpt`). */
 export function modelOf(ctx: CommandContext, key: string, missing = 'LLM model does not exist'): ModelObject {
   const obj = objectsOf(ctx).get(ctx.client.db, key);
-  if (!obj || !(obj instanceof ModelObject)) throw new CommandError(missing);
+  if (!obj || !(obj instanceof ModelObject)) throw new CommandError(`${missing}: ${key}`);
   return obj;
 }
 
@@ -98,16 +100,22 @@ function checkDim(v: Float32Array | number[], what: string): void {
 
 /** Embeds texts with the store's LLM. */
 export async function embedForStore(ctx: CommandContext, store: StoreObject, texts: string[], timeoutMs?: number): Promise<Float32Array[]> {
-  if (!store.llmRef) throw new CommandError('LLM model for vector store does not exist');
+  if (!store.llmRef) throw new CommandError(`LLM model for vector store does not exist: vector store '${store.name}' has no --LLM`);
   const model = modelOf(ctx, store.llmRef.key, 'LLM model for vector store does not exist');
-  const vecs = await model.provider.embed(texts, { timeoutMs, body: store.llmRef.params });
+  const vecs = await model.provider.embed(texts, { timeoutMs, body: store.llmRef.params }).catch((e: unknown) => {
+    throw withOperation(e, OPERATION.embed);
+  });
   for (const v of vecs) checkDim(v, 'the embedding from the LLM has too many dimensions');
   return vecs.map((v) => Float32Array.from(v));
 }
 
-/** The vector given with --EMBEDDING / --EMBEDDING-FP32, if any. */
+/**
+ * The vector given with --EMBEDDING / --EMBEDDING-FP32, if any. `--EMBEDDING ''` gives none, as in
+ * the original (its parser splits '' into no numbers, and an empty embedding means "embed the text").
+ */
 export function givenVector(args: ParsedArgs): Float32Array | undefined {
-  const csv = args.opts.get('embedding') as Buffer | undefined;
+  const given = args.opts.get('embedding') as Buffer | undefined;
+  const csv = given?.length === 0 ? undefined : given;
   const fp32 = args.opts.get('embedding-fp32') as Buffer | undefined;
   if (csv && fp32) throw new CommandError('use either --EMBEDDING or --EMBEDDING-FP32, not both');
   const v = csv ? parseCsvVector(csv) : fp32 ? parseFp32Vector(fp32) : undefined;
@@ -132,5 +140,5 @@ export async function requireApp<T extends AppObject = AppObject>(ctx: CommandCo
   const app = lookup<T>(ctx, key, kinds);
   if (app) return app;
   if (await existsInBackend(ctx, key).catch(() => false)) throw wrongTypeError();
-  throw new CommandError('Application does not exist');
+  throw new CommandError(`Application does not exist: ${keyName(key)}`);
 }

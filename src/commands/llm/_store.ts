@@ -29,6 +29,6 @@ export async function storeForCommand(ctx: CommandContext, key: Buffer): Promise
 /** As storeForCommand, with the original's error when there is no store. */
 export async function requireStoreForCommand(ctx: CommandContext, key: Buffer): Promise<StoreObject> {
   const store = await storeForCommand(ctx, key);
-  if (!store) throw new CommandError('vector store does not exist');
+  if (!store) throw new CommandError(`vector store does not exist: ${key.toString('utf8')}`);
   return store;
 }

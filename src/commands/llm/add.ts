@@ -1,5 +1,5 @@
 import { defineCommand } from '../spec.js';
-import { parseId } from '../../vector/index.js';
+import { MAX_ID, idReply, parseId } from '../../vector/index.js';
 import { parseAttrs } from '../../vector/filter.js';
 import { embedForStore, givenVector, objectsOf, storeOf } from './_objects.js';
 import { isInternalKey } from '../../storage/index.js';
@@ -10,12 +10,12 @@ export default defineCommand({
   name: 'LLM.ADD',
   summary: 'Adds (or, with an existing --ID, replaces) an item of a vector store; replies its id.',
   since: '0.1.0',
-  arity: -3,
+  arity: -1,
   flags: ['write', 'denyoom'],
   aclCategories: ['@write', '@slow'],
   keySpec: { access: 'RW', op: 'INSERT' },
   options: [
-    { token: '--ID', type: 'string', value: 'id', summary: 'Item id, an integer in [0, 4294967295] (default: the next free id).' },
+    { token: '--ID', type: 'string', value: 'id', summary: 'Item id, an integer in [0, 18446744073709551615] (default: the next free id).' },
     EMBEDDING,
     EMBEDDING_FP32,
     TIMEOUT,
@@ -36,10 +36,10 @@ export default defineCommand({
     if (!vector) {
       // An explicit id is reserved when the command arrives, not after the embedding call: an auto
       // ADD answered meanwhile must not be handed the same id (and then be overwritten).
-      if (id !== undefined) store.index.ensureNextId(id + 1);
+      if (typeof id === 'number' && id <= MAX_ID) store.index.ensureNextId(id + 1);
       vector = (await embedForStore(ctx, store, [data], args.opts.get('timeout') as number | undefined))[0]!;
     }
-    return objectsOf(ctx).storeAdd(store, id, vector, data, attrs);
+    return idReply(await objectsOf(ctx).storeAdd(store, id, vector, data, attrs));
   },
   // With a given vector and an existing store, nothing is awaited before storeAdd queues the append.
   pipelined(ctx, args) {
@@ -49,12 +49,8 @@ export default defineCommand({
     if (!store) return null;
     const rawId = args.opts.get('id') as Buffer | undefined;
     const attrsArg = args.opts.get('attrs');
-    return objectsOf(ctx).storeAdd(
-      store,
-      rawId === undefined ? undefined : parseId(rawId),
-      vector,
-      args.positionals[0].toString('utf8'),
-      attrsArg === undefined ? undefined : parseAttrs(attrsArg),
-    );
+    return objectsOf(ctx)
+      .storeAdd(store, rawId === undefined ? undefined : parseId(rawId), vector, args.positionals[0].toString('utf8'), attrsArg === undefined ? undefined : parseAttrs(attrsArg))
+      .then(idReply);
   },
 });

@@ -5,7 +5,7 @@ export default defineCommand({
   name: 'LLM.CACHE-CLEAR',
   summary: "Removes an app's cached answers (all, or one scope's).",
   since: '0.1.0',
-  arity: -2,
+  arity: -1,
   flags: ['write'],
   aclCategories: ['@write', '@slow'],
   keySpec: { access: 'RW', op: 'DELETE' },

@@ -1,7 +1,7 @@
 import { parseRateLimit } from '../../objects/ratelimit.js';
 import { defineCreateCommand, RATELIMIT } from './_common.js';
 import { CommandError } from '../../errors.js';
-import { parseLlmConfig } from '../../llm/index.js';
+import { parseLlmConfig, type LlmConfig } from '../../llm/index.js';
 import { ModelObject } from '../../objects/objects.js';
 import { createObject, objectsOf, optString } from './_objects.js';
 import { checkJsonDepth } from '../args.js';
@@ -23,6 +23,24 @@ function parseParams(raw: Buffer | undefined): unknown {
   }
 }
 
+/**
+ * The provider config, with the original's error text for bad params: `failed to parse openai
+ * options: <detail>` (the original used it for azure_openai too). Unlike the original, the detail
+ * never includes the params (they carry the API key).
+ */
+function parseOptions(type: string, params: unknown): LlmConfig {
+  try {
+    return parseLlmConfig(type, params);
+  } catch (e) {
+    const prefix = 'invalid LLM params: ';
+    if (e instanceof CommandError && e.message.startsWith(prefix)) {
+      const kind = type.toLowerCase() === 'local' ? 'local' : 'openai';
+      throw new CommandError(`failed to parse ${kind} options: ${e.message.slice(prefix.length)}`, e.prefix);
+    }
+    throw e;
+  }
+}
+
 export default defineCreateCommand({
   name: 'LLM.CREATE-LLM',
   summary: 'Creates an LLM provider object: OpenAI, Azure OpenAI, any OpenAI-compatible endpoint, or the offline local embedder.',
@@ -38,6 +56,6 @@ export default defineCreateCommand({
     const params = parseParams(args.opts.get('params') as Buffer | undefined);
     const ratelimit = parseRateLimit(args.opts.get('ratelimit'));
     const secrets = objectsOf(ctx).secrets;
-    return createObject(ctx, args, 'llm', (id, db, name, at) => new ModelObject(id, db, name, at, parseLlmConfig(type, params), ratelimit, secrets));
+    return createObject(ctx, args, 'llm', (id, db, name, at) => new ModelObject(id, db, name, at, parseOptions(type, params), ratelimit, secrets));
   },
 });

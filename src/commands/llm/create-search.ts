@@ -4,7 +4,8 @@ import { CommandError } from '../../errors.js';
 import { AppObject, DEFAULT_SEARCH_PROMPT } from '../../objects/objects.js';
 import { createObject, optString } from './_objects.js';
 import { compileFilter } from '../../vector/filter.js';
-import { defineCreateCommand, LLM_REF, PROMPT, VECTOR_STORE, FILTER, CACHE, RATELIMIT } from './_common.js';
+import { defineCreateCommand, LLM_REF, PROMPT, VECTOR_STORE, FILTER, CACHE, RATELIMIT, APP_PARAMS } from './_common.js';
+import { appSources } from './_app-def.js';
 
 export default defineCreateCommand({
   name: 'LLM.CREATE-SEARCH',
@@ -12,22 +13,24 @@ export default defineCreateCommand({
   options: [
     LLM_REF,
     VECTOR_STORE,
+    APP_PARAMS,
     PROMPT,
-    { token: '--K', type: 'integer', value: 'n', min: 1, max: 10000, summary: 'How many nearest items become the context (default 3).' },
+    { token: '--K', type: 'integer', value: 'n', min: 1, max: 10000, invalid: 'invalid k', summary: 'How many nearest items become the context (default 3).' },
     FILTER,
     CACHE,
     RATELIMIT,
   ],
   examples: ['LLM.CREATE-SEARCH search --LLM openai --VECTOR-STORE docs'],
   handler(ctx, args) {
-    const store = optString(args, 'vector-store');
+    const src = appSources(args, 'search');
+    const store = src.store;
     if (!store) throw new CommandError('no vector store is specified');
     const def = {
-      llm: optString(args, 'llm') ?? null,
-      prompt: optString(args, 'prompt') ?? DEFAULT_SEARCH_PROMPT,
-      params: {},
+      llm: src.llm,
+      prompt: src.prompt ?? DEFAULT_SEARCH_PROMPT,
+      params: src.params,
       store,
-      k: (args.opts.get('k') as number | undefined) ?? 3,
+      k: src.k ?? 3,
       filter: optString(args, 'filter') ?? null,
       cache: parseCacheConfig(args.opts.get('cache')),
       ratelimit: parseRateLimit(args.opts.get('ratelimit')),

@@ -7,7 +7,7 @@ export default defineCommand({
   name: 'LLM.FORGET',
   summary: "Forgets a chat session: its messages and its summaries in the vector store.",
   since: '0.1.0',
-  arity: -2,
+  arity: -1,
   flags: ['write'],
   aclCategories: ['@write', '@slow'],
   keySpec: { access: 'RW', op: 'DELETE' },

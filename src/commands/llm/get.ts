@@ -7,9 +7,9 @@ export default defineCommand({
   name: 'LLM.GET',
   summary: 'Gets the text and vector of an item.',
   since: '0.1.0',
-  arity: -3,
-  flags: ['readonly', 'fast'],
-  aclCategories: ['@read', '@fast'],
+  arity: -1,
+  flags: ['readonly'],
+  aclCategories: ['@read', '@slow'],
   keySpec: { access: 'RO', op: 'ACCESS' },
   options: [{ token: '--WITHATTRS', type: 'pure-token', summary: 'Add the item attributes (JSON, or nil) as a third element.' }],
   args: [{ name: 'id', type: 'integer', summary: 'Item id.' }],
@@ -18,10 +18,11 @@ export default defineCommand({
   async handler(ctx, args) {
     const id = parseId(args.positionals[0]);
     const store = await storeForCommand(ctx, args.key);
-    const item = store?.index.get(id);
+    const label = store?.aliases.labelOf(id);
+    const item = label === undefined ? null : store!.index.get(label);
     if (!item) return null;
     if (!args.opts.has('withattrs')) return [item.data, formatVector(item.vector)];
-    const attrs = store!.attrs.get(id);
+    const attrs = store!.attrs.get(label!);
     return [item.data, formatVector(item.vector), attrs ? JSON.stringify(attrs) : null];
   },
 });

@@ -7,7 +7,7 @@ export default defineCommand({
   name: 'LLM.HISTORY',
   summary: "Lists a chat session's recent messages, oldest first.",
   since: '0.1.0',
-  arity: -2,
+  arity: -1,
   flags: ['readonly'],
   aclCategories: ['@read', '@slow'],
   keySpec: { access: 'RO', op: 'ACCESS' },

@@ -1,6 +1,6 @@
 import { defineCommand } from '../spec.js';
 import { redactConfig } from '../../llm/index.js';
-import { ModelObject, TYPE_NAMES } from '../../objects/objects.js';
+import { ModelObject, KIND_NAMES } from '../../objects/objects.js';
 import { objectStats } from '../../objects/stats.js';
 import type { RespValue } from '../../protocol/resp.js';
 import { objectsOf, keyName } from './_objects.js';
@@ -10,7 +10,7 @@ export default defineCommand({
   name: 'LLM.INFO',
   summary: 'Shows how an LLM object is configured (secrets redacted) and its counters.',
   since: '0.1.0',
-  arity: 2,
+  arity: -1,
   flags: ['readonly', 'fast'],
   aclCategories: ['@read', '@fast'],
   keySpec: { access: 'RO', op: 'ACCESS' },
@@ -21,7 +21,7 @@ export default defineCommand({
   handler(ctx, args) {
     const obj = objectsOf(ctx).get(ctx.client.db, keyName(args.key));
     if (!obj) return null;
-    const out: RespValue[] = ['type', TYPE_NAMES[obj.kind], 'created_at', Math.floor(obj.createdAt / 1000)];
+    const out: RespValue[] = ['type', KIND_NAMES[obj.kind], 'created_at', Math.floor(obj.createdAt / 1000)];
     if (obj instanceof ModelObject) {
       out.push('config', JSON.stringify(redactConfig(obj.llm)));
     } else {

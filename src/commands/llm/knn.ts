@@ -1,8 +1,9 @@
 import { defineCommand } from '../spec.js';
-import { CommandError } from '../../errors.js';
+import { CommandError, arityError } from '../../errors.js';
+import { dimensionMismatch, idReply } from '../../vector/index.js';
 import { RespDouble, type RespValue } from '../../protocol/resp.js';
 import { embedForStore, givenVector } from './_objects.js';
-import { storeForCommand } from './_store.js';
+import { requireStoreForCommand } from './_store.js';
 import { EMBEDDING, EMBEDDING_FP32, FILTER, TIMEOUT } from './_common.js';
 import { compileFilter } from '../../vector/filter.js';
 
@@ -10,12 +11,12 @@ export default defineCommand({
   name: 'LLM.KNN',
   summary: 'Finds the nearest items to a text or a vector.',
   since: '0.1.0',
-  arity: -2,
+  arity: -1,
   flags: ['readonly'],
   aclCategories: ['@read', '@slow'],
   keySpec: { access: 'RO', op: 'ACCESS' },
   options: [
-    { token: '--K', type: 'integer', value: 'n', min: 1, max: 100000, summary: 'How many neighbours (default 10).' },
+    { token: '--K', type: 'integer', value: 'n', min: 0, max: 100000, invalid: 'invalid k', summary: 'How many neighbours (default 10; 0 replies an empty array).' },
     EMBEDDING,
     EMBEDDING_FP32,
     { token: '--EF', type: 'integer', value: 'n', min: 1, max: 100000, summary: 'HNSW search breadth for this query (default: the store ef).' },
@@ -36,14 +37,14 @@ export default defineCommand({
     const predicate = filterSrc === undefined ? undefined : compileFilter(filterSrc.toString('utf8'));
     const explain = args.opts.has('explain');
     let vector = givenVector(args);
-    if (!vector && query === undefined) throw new CommandError('no query is specified');
-    const store = await storeForCommand(ctx, args.key);
+    // Neither a query nor a vector: the original's arity error for `LLM.KNN key`, else its words.
+    if (!vector && query === undefined) throw args.opts.size === 0 ? arityError('LLM.KNN') : new CommandError('no query is specified');
+    const store = await requireStoreForCommand(ctx, args.key);
     const empty = () => (explain ? [[], ['path', 'none']] : []);
-    if (!store) return empty();
     vector ??= (await embedForStore(ctx, store, [query!], args.opts.get('timeout') as number | undefined))[0];
     const dim = store.index.dim;
     if (dim === undefined) return empty();
-    if (vector.length !== dim) throw new CommandError('vector dimension does not match');
+    if (vector.length !== dim) throw dimensionMismatch(dim, vector.length);
     const attrs = store.attrs;
     const res = store.index.knnExplain(vector, k, {
       ...(ef === undefined ? {} : { ef }),
@@ -53,7 +54,7 @@ export default defineCommand({
     // -1.2e-7): cosine distances are reported within their range [0, 2].
     const cosine = store.params.space === 'cosine';
     const rows = res.hits.map((h): RespValue => {
-      const row: RespValue[] = [h.id, new RespDouble(cosine ? Math.min(2, Math.max(0, h.distance)) : h.distance)];
+      const row: RespValue[] = [idReply(store.aliases.idOf(h.id)), new RespDouble(cosine ? Math.min(2, Math.max(0, h.distance)) : h.distance)];
       if (withData) row.push(store.index.getData(h.id) ?? '');
       return row;
     });

@@ -12,19 +12,25 @@ import { ChatObject, DEFAULT_SESSION } from '../../objects/chat.js';
 import type { CommandContext } from '../plan.js';
 import { TIMEOUT, SESSION, FILTER } from './_common.js';
 import { compileFilter } from '../../vector/filter.js';
+import { idReply } from '../../vector/index.js';
 import { requireApp, embedForStore, modelOf, objectsOf, storeOf } from './_objects.js';
 
 function depsFor(ctx: CommandContext): ChatDeps {
   const objects = objectsOf(ctx);
   return {
+    // The original's texts, then the missing name.
     model: (key) => {
-      if (!key) throw new CommandError('no LLM is specified for this application');
-      return modelOf(ctx, key);
+      if (!key) throw new CommandError('LLM model not exist: no --LLM was given to this application');
+      return modelOf(ctx, key, 'LLM model not exist');
     },
     store: (key) => {
       const s = key ? storeOf(ctx, key) : undefined;
-      if (!s) throw new CommandError('vector store does not exist');
+      if (!s) throw new CommandError(`vector store does not exist: ${key ?? ''}`);
       return s;
+    },
+    storeModel: (store) => {
+      if (!store.llmRef) throw new CommandError(`LLM model does not exist: vector store '${store.name}' has no --LLM`);
+      modelOf(ctx, store.llmRef.key);
     },
     embed: (store, texts, timeoutMs) => embedForStore(ctx, store, texts, timeoutMs),
     remember: (chat, entries) => objects.chatAppend(chat, entries),
@@ -42,9 +48,10 @@ export default defineCommand({
   name: 'LLM.RUN',
   summary: 'Runs an application (prompt, search or chat) and replies the LLM answer.',
   since: '0.1.0',
-  arity: -2,
-  flags: ['write'],
-  aclCategories: ['@write', '@slow'],
+  arity: -1,
+  flags: ['readonly'],
+  // As Redis derives them for a module command from its flags.
+  aclCategories: ['@read', '@slow'],
   keySpec: { access: 'RW', op: 'ACCESS' },
   options: [
     { token: '--VARS', type: 'json', value: 'json', summary: 'Template variables as a JSON object.' },
@@ -56,6 +63,7 @@ export default defineCommand({
     { token: '--NOCACHE', type: 'pure-token', summary: 'Skip the response caches for this run (the answer is not stored either).' },
     { token: '--STREAM', type: 'string', value: 'stream-key', summary: 'Also append the answer, chunk by chunk as the provider streams it, to this Redis Stream (fields: run, seq, chunk; a final entry with done, finish_reason and token counts, or error).' },
     { token: '--ASYNC', type: 'pure-token', summary: 'With --STREAM: reply the run id at once and keep streaming in the background.' },
+    { token: '--VERBOSE', type: 'pure-token', summary: 'Reply the rendered request, a blank line, then the answer.' },
     { token: '--MAXLEN', type: 'integer', value: 'n', min: 1, max: 1_000_000_000, summary: 'With --STREAM: cap the stream at about n entries (default: stream-maxlen, 10000).' },
   ],
   args: [{ name: 'input', type: 'string', optional: true, summary: 'User input appended to the prompt (or the question / chat message).' }],
@@ -101,7 +109,11 @@ export default defineCommand({
       if (app.kind === 'search') return runSearchApp(app, r, deps);
       return runChatApp(app as ChatObject, { ...r, session: session ?? DEFAULT_SESSION }, deps);
     };
-    const reply = (r: RunResult) => (args.opts.has('withcontext') ? [r.text, r.contextIds ?? []] : r.text);
+    const verbose = args.opts.has('verbose');
+    const reply = (r: RunResult) => {
+      const text = verbose ? `${r.request ?? ''}\n\n${r.text}` : r.text;
+      return args.opts.has('withcontext') ? [text, (r.contextIds ?? []).map(idReply)] : text;
+    };
     if (!streamKey) return reply(await run(req));
 
     const db = ctx.client.db;

@@ -9,7 +9,7 @@ export default defineCommand({
   name: 'LLM.SETATTRS',
   summary: "Replaces an item's attributes (used by --FILTER); '{}' clears them.",
   since: '0.1.0',
-  arity: 4,
+  arity: -1,
   flags: ['write', 'fast'],
   aclCategories: ['@write', '@fast'],
   keySpec: { access: 'RW', op: 'UPDATE' },

@@ -11,7 +11,7 @@ export default defineCommand({
   name: 'LLM.STATS',
   summary: 'Usage of an LLM or an app (calls, errors, cache hits and misses, rate-limited runs, tokens, latency p50/p99) or the state of a vector store (items, dim, memory, ...): the fields of "Usage".',
   since: '0.1.0',
-  arity: -2,
+  arity: -1,
   flags: ['readonly', 'fast'],
   aclCategories: ['@read', '@fast'],
   keySpec: { access: 'RO', op: 'ACCESS' },

@@ -184,13 +184,13 @@ const scan: Intercept = (args) => {
     if (opt === 'match') match = globToRegExp(name(args[i + 1]));
     if (opt === 'type') typeFilter = name(args[i + 1]).toLowerCase();
   }
-  const ourTypes = Object.values(TYPE_NAMES) as string[];
+  const ourTypes = Object.values(TYPE_NAMES).map((t) => t.toLowerCase()); // Redis compares type names case-insensitively
   return local(async (ctx, objects) => {
     const first = args[1].toString('latin1') === '0';
     const mine = (): string[] => {
       if (!first) return [];
       return [...objects.inDb(ctx.client.db)]
-        .filter((o) => (!match || match.test(o.name)) && (!typeFilter || TYPE_NAMES[o.kind] === typeFilter))
+        .filter((o) => (!match || match.test(o.name)) && (!typeFilter || TYPE_NAMES[o.kind].toLowerCase() === typeFilter))
         .map((o) => o.name);
     };
     if (typeFilter && ourTypes.includes(typeFilter)) return ['0', mine()];
