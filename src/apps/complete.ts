@@ -70,7 +70,7 @@ export async function complete(
     }
     if (cache?.cfg.semantic) {
       const embedder = cache.cfg.semantic.llm ? deps.model(cache.cfg.semantic.llm) : model;
-      [vec] = (await embedder.provider.embed([semanticText], { timeoutMs: req.timeoutMs })).map((v) => Float32Array.from(v));
+      [vec] = (await embedder.provider.embed([semanticText], { timeoutMs: req.timeoutMs, env: req.env })).map((v) => Float32Array.from(v));
       const hit = await cache.getSemantic(`${scope}\u0000${context}`, vec);
       if (hit) {
         app.usage.hitsSemantic++;
@@ -89,7 +89,7 @@ export async function complete(
       model.usage.rateLimited++;
       throw err;
     }
-    const res = await model.provider.chat(messages, { timeoutMs: req.timeoutMs, onDelta: req.onDelta, signal: req.signal, body: app.def.params });
+    const res = await model.provider.chat(messages, { timeoutMs: req.timeoutMs, onDelta: req.onDelta, signal: req.signal, body: app.def.params, env: req.env });
     app.usage.tokens(res.usage);
     const used = res.usage.promptTokens + res.usage.completionTokens;
     await Promise.all(limiters.map((l, i) => l.record(scope, tickets[i], used)));

@@ -21,7 +21,7 @@ import { Follower } from '../objects/follower.js';
 import { randomBytes } from 'node:crypto';
 import { FileStorage, RedisStorage } from '../storage/index.js';
 import type { Storage } from '../storage/types.js';
-import { setAllowedEnv, setAllowedHosts } from '../llm/index.js';
+import { RouterProvider, routerInfoLines, setAllowedEnv, setAllowedHosts } from '../llm/index.js';
 import { StoreObject, ModelObject, AppObject } from '../objects/objects.js';
 import { configuredSecret, generatedSecret, type SecretBox } from '../util/secret.js';
 
@@ -75,6 +75,10 @@ export class LlmServer implements Services {
     return (this._kv ??= this.backend ? new RedisKV(this.backend.client as Redis) : new MemoryKV());
   }
 
+  get llmTimeoutMs(): number {
+    return this.config.llmTimeout > 0 ? this.config.llmTimeout : 60_000;
+  }
+
   get streamMaxlen(): number {
     return this.config.streamMaxlen;
   }
@@ -125,14 +129,16 @@ export class LlmServer implements Services {
     let m = 0;
     let v = 0;
     let a = 0;
+    let t = 0;
     for (const o of this.objects.all()) {
       if (o instanceof ModelObject) {
         const st = o.provider.stats.snapshot();
         lines.push(
           `model${m++}:name=${infoSafe(o.name)},db=${o.db},type=${o.provider.type},requests=${st.requests},errors=${st.errors},` +
             `prompt_tokens=${st.promptTokens},completion_tokens=${st.completionTokens},latency_p50_ms=${st.latencyP50Ms},latency_p99_ms=${st.latencyP99Ms},` +
-            `cache_hits_exact=${o.usage.hitsExact},cache_hits_semantic=${o.usage.hitsSemantic},rate_limited=${o.usage.rateLimited}`,
+            `cache_hits_exact=${o.usage.hitsExact},cache_hits_semantic=${o.usage.hitsSemantic},rate_limited=${o.usage.rateLimited},retries=${st.retries}`,
         );
+        if (o.provider instanceof RouterProvider) lines.push(...routerInfoLines(o.name, o.db, o.provider, () => t++, infoSafe));
       } else if (o instanceof AppObject) {
         const u = o.usage.snapshot();
         lines.push(`app${a++}:name=${infoSafe(o.name)},db=${o.db},kind=${o.kind},` + Object.entries(u).map(([k, v]) => `${k}=${v}`).join(','));

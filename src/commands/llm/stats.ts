@@ -3,12 +3,16 @@ import { CommandError } from '../../errors.js';
 import { AppObject, ModelObject } from '../../objects/objects.js';
 import type { RespValue } from '../../protocol/resp.js';
 import { objectsOf, keyName } from './_objects.js';
+import { RouterProvider } from '../../llm/index.js';
+
+/** latencyP50Ms -> latency_p50_ms */
+const snake = (k: string): string => k.replace(/P(\d+)Ms$/, '_p$1_ms').replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 const flat = (o: Record<string, number>): RespValue[] => Object.entries(o).flatMap(([k, v]) => [k, String(v)]);
 
 export default defineCommand({
   name: 'LLM.STATS',
-  summary: 'Usage of an LLM or an app: calls, cache hits and misses, tokens, errors, rate-limited calls, latency p50/p99.',
+  summary: 'Usage of an LLM or an app: calls, cache hits and misses, tokens, errors, retries, rate-limited calls, latency p50/p99; for a router, per target: state, calls, failures, retries, fallbacks, cooldowns, latency.',
   since: '0.1.0',
   arity: -2,
   flags: ['readonly', 'fast'],
@@ -37,9 +41,18 @@ export default defineCommand({
         cache_hits_semantic: u.cache_hits_semantic,
         rate_limited: u.rate_limited,
       });
+      // A router: per target, `target.<key>.<counter>` (state as this instance last saw it).
+      if (obj.provider instanceof RouterProvider) {
+        for (const t of obj.provider.targetSnapshots()) {
+          const { name, state, ...counters } = t;
+          out.push(`target.${name}.state`, state);
+          for (const [k, v] of Object.entries(counters)) out.push(`target.${name}.${snake(k)}`, String(v));
+        }
+      }
       if (args.opts.has('reset')) {
         obj.provider.stats.reset();
         obj.usage.reset();
+        if (obj.provider instanceof RouterProvider) obj.provider.resetTargets();
       }
     } else {
       out = flat(obj.usage.snapshot());
