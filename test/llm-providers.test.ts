@@ -259,7 +259,7 @@ describe('azure_openai', () => {
   it('a wrong key gives 401 without echoing the key', async () => {
     srv.setBehavior({ azureApiKey: 'the-right-key' });
     const e = await failure(azure().chat(user('x')));
-    expect(e.message).toBe('LLM request failed: 401 Unauthorized (401)');
+    expect(e.message).toBe('LLM request failed: 401 Unauthorized (401): Access denied due to invalid subscription key [redacted]. Make sure to provide a valid key for an active subscription.');
     expect(e.message).not.toContain(AZ_KEY);
     expect(srv.calls()).toBe(1); // 401 is not retried
   });
@@ -327,7 +327,7 @@ describe('retries', () => {
     srv.setBehavior({ fault: { type: 'status', status: 500 } });
     const p = openai({}, { max_retries: 3 });
     const e = await failure(p.chat(user('x')));
-    expect(e.message).toBe('LLM request failed: 500 Internal Server Error');
+    expect(e.message).toBe('LLM request failed: 500 Internal Server Error: injected 500');
     expect(e.status).toBe(500);
     expect(srv.calls()).toBe(4);
     expect(p.stats.snapshot()).toMatchObject({ requests: 1, errors: 1, retries: 3 });
@@ -336,18 +336,18 @@ describe('retries', () => {
   it('429 after the retries names the status and the server code', async () => {
     srv.setBehavior({ fault: { type: 'status', status: 429, retryAfterMs: 1 } });
     const e = await failure(openai({}, { max_retries: 1 }).chat(user('x')));
-    expect(e.message).toBe('LLM request failed: 429 Too Many Requests (rate_limit_exceeded)');
+    expect(e.message).toBe('LLM request failed: 429 Too Many Requests (rate_limit_exceeded): injected 429');
     expect(srv.calls()).toBe(2);
   });
 
   it('does not retry 400 / 404', async () => {
     srv.enqueue({ type: 'status', status: 400 });
     const e = await failure(openai().chat(user('x')));
-    expect(e.message).toBe('LLM request failed: 400 Bad Request');
+    expect(e.message).toBe('LLM request failed: 400 Bad Request: injected 400');
     expect(srv.calls()).toBe(1);
     srv.reset();
     const e404 = await failure(openai({ chat_path: '/nope' }).chat(user('x')));
-    expect(e404.message).toBe('LLM request failed: 404 Not Found (not_found)');
+    expect(e404.message).toBe('LLM request failed: 404 Not Found (not_found): no route for POST /nope');
     expect(srv.calls()).toBe(1);
   });
 
@@ -460,7 +460,7 @@ describe('failures', () => {
   it('does not follow redirects', async () => {
     srv.enqueue({ type: 'status', status: 307, headers: { location: 'http://169.254.169.254/latest/meta-data' } });
     const e = await failure(openai().chat(user('x')));
-    expect(e.message).toBe('LLM request failed: 307 Temporary Redirect');
+    expect(e.message).toBe('LLM request failed: 307 Temporary Redirect: injected 307');
     expect(srv.calls()).toBe(1);
   });
 
@@ -615,7 +615,7 @@ describe('secrets never leak', () => {
         viaProxy.chat(user('x'), { timeoutMs: 2000 }),
       ].map((a) => failure(a));
       for (const a of attempts) messages.push((await a).message);
-      expect(messages[0]).toBe('LLM request failed: 401 Unauthorized (invalid_api_key)');
+      expect(messages[0]).toBe('LLM request failed: 401 Unauthorized (invalid_api_key): Incorrect API key provided: [redacted]. You can find your API key at https://platform.openai.com/account/api-keys.');
       srv.setBehavior({ apiKey: undefined });
       for (const fault of [
         { type: 'status', status: 500 },
