@@ -215,17 +215,17 @@ describe('LLM endpoint faults: one clear -ERR per call, nothing applied, other c
   beforeEach(() => fake.reset());
 
   const FAULTS: Array<{ name: string; fault: Fault; timeout: number; error: string; streamError?: string }> = [
-    { name: 'hang', fault: { type: 'hang' }, timeout: 150, error: 'ERR LLM request timed out after 150 ms' },
-    { name: '429', fault: { type: 'status', status: 429 }, timeout: 5000, error: 'ERR LLM request failed: 429 Too Many Requests (rate_limit_exceeded)' },
-    { name: '500', fault: { type: 'status', status: 500 }, timeout: 5000, error: 'ERR LLM request failed: 500 Internal Server Error' },
-    { name: 'connection closed', fault: { type: 'destroy' }, timeout: 5000, error: 'ERR LLM request failed: connection reset' },
-    { name: 'malformed JSON', fault: { type: 'malformed' }, timeout: 5000, error: 'ERR LLM response was malformed' },
+    { name: 'hang', fault: { type: 'hang' }, timeout: 150, error: "ERR LLM 'm' request timed out after 150 ms" },
+    { name: '429', fault: { type: 'status', status: 429 }, timeout: 5000, error: "ERR LLM 'm' request failed: 429 Too Many Requests (rate_limit_exceeded): injected 429" },
+    { name: '500', fault: { type: 'status', status: 500 }, timeout: 5000, error: "ERR LLM 'm' request failed: 500 Internal Server Error: injected 500" },
+    { name: 'connection closed', fault: { type: 'destroy' }, timeout: 5000, error: "ERR LLM 'm' request failed: connection reset" },
+    { name: 'malformed JSON', fault: { type: 'malformed' }, timeout: 5000, error: "ERR LLM 'm' response was malformed" },
     {
       name: 'broken stream',
       fault: { type: 'break-stream', afterChunks: 1 },
       timeout: 5000,
-      error: 'ERR LLM request failed: connection reset',
-      streamError: 'ERR LLM response stream was interrupted',
+      error: "ERR LLM 'm' request failed: connection reset",
+      streamError: "ERR LLM 'm' response stream was interrupted",
     },
   ];
 
@@ -314,7 +314,7 @@ describe('LLM endpoint faults: one clear -ERR per call, nothing applied, other c
     // Percentiles, not the max: the test shares its CPUs (a GC or a busy neighbour is not the server's doing).
     expect(pct(0.5)).toBeLessThan(20);
     expect(pct(0.95)).toBeLessThan(100);
-    expect(errors).toEqual(calls.map(() => 'ERR LLM request timed out after 2000 ms'));
+    expect(errors).toEqual(calls.map(() => "ERR LLM 'm' request timed out after 2000 ms"));
     expect(elapsed).toBeLessThan(4000); // concurrent, not queued behind each other
     expect(await r.call('LLM.SIZE', 's')).toBe(2 + added);
     // Reset the store for the other tests.
@@ -1131,7 +1131,7 @@ describe('security', () => {
     texts.push(await errOf(r.call('LLM.RUN', 'app', '--STREAM', 'answers')));
     texts.push(await errOf(r.call('LLM.ADD', 'vs', 'some text')));
     texts.push(await errOf(r.call('LLM.KNN', 'vs', 'a query')));
-    expect(texts).toEqual(Array(4).fill('ERR LLM request failed: 401 Unauthorized (invalid_api_key)'));
+    expect(texts).toEqual(Array(4).fill("ERR LLM 'wrongkey' request failed: 401 Unauthorized (invalid_api_key): Incorrect API key provided: [redacted]. You can find your API key at https://platform.openai.com/account/api-keys."));
     expect(fake.lastRequest()!.headers.authorization).toBe(`Bearer ${LIT_KEY}`);
     // A stream error entry made of a server error that contains the key in its message and code.
     fake.setBehavior({ apiKey: undefined, fault: { type: 'status', status: 500, body: { error: { message: `key ${LIT_KEY} failed`, code: LIT_KEY } } } });
@@ -1221,7 +1221,7 @@ describe('security', () => {
   it('--llm-allow-hosts: ... the definition stays a key and its calls are refused naming the host (call-time check)', async () => {
     await narrowedServer(async (n, _other, otherHost) => {
       expect(await n.type('elsewhere')).toBe('llm-model');
-      const refusal = `ERR base_url host '${otherHost}' is not in the allowed LLM hosts`;
+      const refusal = `ERR LLM 'elsewhere': base_url host '${otherHost}' is not in the allowed LLM hosts`;
       expect(await errOf(n.call('LLM.RUN', 'app'))).toBe(refusal);
       expect(await errOf(n.call('LLM.RUN', 'app', '--STREAM', 'st'))).toBe(refusal);
       expect(await errOf(n.call('LLM.ADD', 'vs', 'text'))).toBe(refusal);
@@ -1255,7 +1255,7 @@ describe('security', () => {
       const before = fake.calls();
       expect(await until(async () => (await r.exists('envapp')) === 1, 5000)).toBe(true);
       expect(await errOf(r.call('LLM.RUN', 'envapp'))).toBe(
-        'ERR api_key may name only environment variables matching llm-env-allow (*_API_KEY): LLM_E2E_TOKEN does not',
+        "ERR LLM 'envllm': api_key may name only environment variables matching llm-env-allow (*_API_KEY): LLM_E2E_TOKEN does not",
       );
       expect(fake.calls()).toBe(before);
     } finally {
@@ -1276,7 +1276,7 @@ describe('security', () => {
       await r.call('LLM.CREATE-LLM', 'strict', '--PARAMS', params());
       await r.call('LLM.CREATE-APP', 'sapp', '--LLM', 'strict', '--PROMPT', 'over tls');
       await r.call('LLM.CREATE-VECTOR-STORE', 'svs', '--LLM', 'strict');
-      const tlsError = 'ERR LLM request failed: TLS certificate verification failed';
+      const tlsError = "ERR LLM 'strict' request failed: TLS certificate verification failed";
       expect(await errOf(r.call('LLM.RUN', 'sapp'))).toBe(tlsError);
       expect(await errOf(r.call('LLM.RUN', 'sapp', '--STREAM', 'tls-out'))).toBe(tlsError);
       expect(await errOf(r.call('LLM.ADD', 'svs', 'text'))).toBe(tlsError);

@@ -204,15 +204,16 @@ export class RouterProvider implements LlmProvider {
   ): Promise<T> {
     const start = performance.now();
     const name = this.name();
+    const routerError = (bare: string, kind: LlmError['kind']) => new LlmError(`LLM '${name}': ${bare}`, kind, { bare });
     const fail = (err: LlmError): never => {
       this.stats.record(performance.now() - start, false);
       throw err;
     };
-    if (this.closed) fail(new LlmError(`LLM '${name}': the LLM is closed`, 'pool'));
+    if (this.closed) fail(routerError('the LLM is closed', 'pool'));
     const env = opts.env;
-    if (!env) fail(new LlmError(`LLM '${name}': a router LLM can only be called through the server`, 'config'));
+    if (!env) fail(routerError('a router LLM can only be called through the server', 'config'));
     const via = opts.via ?? [];
-    if (via.includes(this)) fail(new LlmError(`LLM '${name}': the router reaches itself through its targets`, 'config'));
+    if (via.includes(this)) fail(routerError('the router reaches itself through its targets', 'config'));
     let timeoutMs: number;
     try {
       timeoutMs = checkTimeout(opts.timeoutMs) ?? this.cfg.timeoutMs ?? env!.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -307,7 +308,7 @@ export class RouterProvider implements LlmProvider {
           }
           const bare = bareMessage(err);
           if (!moves) return fail(err.withMessage(/^(request|response)\b/.test(bare) ? `${what} ${bare}` : `${what}: ${bare}`));
-          errors.push(`'${target}' ${bare}`);
+          errors.push(/^(request|response)\b/.test(bare) ? `'${target}' ${bare}` : `'${target}': ${bare}`);
           if (i < order.length - 1) {
             ts.fallbacks++;
             logger.debug({ llm: name, target, cause: err.message }, 'router: falling back to the next target');
@@ -321,13 +322,13 @@ export class RouterProvider implements LlmProvider {
           logger.info({ llm: name, target }, 'router: target answered its probe, cooldown over');
         }
         const unusable = check(target, r);
-        if (unusable) return fail(new LlmError(`LLM '${name}': ${unusable}`, 'unsupported'));
+        if (unusable) return fail(routerError(unusable, 'unsupported'));
         const u = usageOf(r);
         this.stats.record(performance.now() - start, true, u.promptTokens, u.completionTokens);
         return r;
       }
       const kind = lastKind === 'timeout' || errors.some((e) => e.includes('timed out')) ? 'timeout' : lastKind;
-      return fail(new LlmError(`LLM '${name}': every target failed: ${errors.join('; ')}`, kind));
+      return fail(routerError(`every target failed: ${errors.join('; ')}`, kind));
     } finally {
       this.stats.inFlight--;
     }
