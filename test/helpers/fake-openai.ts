@@ -92,6 +92,8 @@ export interface FakeOpenAIOptions {
   chunkDelayMs?: number;
   /** Delay before every answer, ms. Default 0. */
   responseDelayMs?: number;
+  /** The permanent fault (setBehavior's `fault`) hits only this share of requests (0..1). Default 1. */
+  faultRate?: number;
   /** Require "Authorization: Bearer <apiKey>". */
   apiKey?: string;
   /** Require "api-key: <azureApiKey>" on Azure deployment paths. */
@@ -165,7 +167,9 @@ export async function startFakeOpenAI(initial: FakeOpenAIOptions = {}): Promise<
       if (--q.left <= 0) queue.splice(i, 1);
       return q.fault;
     }
-    if (permanent && (permanent.path === undefined || path.includes(permanent.path))) return permanent.fault;
+    if (permanent && (permanent.path === undefined || path.includes(permanent.path))) {
+      if (opts.faultRate === undefined || Math.random() < opts.faultRate) return permanent.fault;
+    }
     return undefined;
   }
 
