@@ -45,7 +45,7 @@ export default defineCreateCommand({
   name: 'LLM.CREATE-LLM',
   summary: 'Creates an LLM provider object: OpenAI, Azure OpenAI, any OpenAI-compatible endpoint, or the offline local embedder.',
   options: [
-    { token: '--TYPE', type: 'string', value: 'openai|azure_openai|local|router', summary: 'Provider type (default openai); router: other LLM keys with fallbacks, load balancing and shared cooldowns (see "Resilience").' },
+    { token: '--TYPE', type: 'string', value: 'openai|azure_openai|local|router', summary: 'Provider type (default openai); router: other LLM keys with fallbacks, load balancing and shared cooldowns (see "Deadlines, retries, routers and cooldowns").' },
     // Declared as a string: parsed by parseParams (see above).
     { token: '--PARAMS', type: 'string', value: 'json', summary: 'Provider parameters: api_key, base_url, chat, embedding, timeout, retries, http, ...; a router: targets, strategy, weights, fallback_on, cooldown.' },
     RATELIMIT,
