@@ -202,8 +202,8 @@ async function main(): Promise<void> {
     await r.call('LLM.CREATE-APP', 'routed', '--LLM', 'pool', '--PROMPT', 'say hi');
     for (const rate of [0, 0.2, 0.5]) {
       await fakes.setRate(rate);
-      await measure(r, 'single', 50, { ok: 0, n: 0, lat: [] }); // warm-up
-      await measure(r, 'routed', 50, { ok: 0, n: 0, lat: [] });
+      await measure(r, 'single', 200, { ok: 0, n: 0, lat: [] }); // warm-up
+      await measure(r, 'routed', 200, { ok: 0, n: 0, lat: [] });
       // Each row starts with closed circuits and zero counters.
       const keys = await direct.keys('__llm__:{cb:*');
       if (keys.length) await direct.del(...keys);

@@ -13,7 +13,9 @@ import { client, startServer } from './helpers/server.js';
 import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
 import { errOf, leaks } from './helpers/replies.js';
 import { MemoryKV, RedisKV, type KV } from '../src/apps/kv.js';
-import { circuitBase } from '../src/llm/index.js';
+import { circuitBase, parseLlmConfig, parseStoredConfig, sealConfig } from '../src/llm/index.js';
+import { parseResetDuration, providerMessage, rateLimitWaitMs } from '../src/llm/errors.js';
+import { SecretBox } from '../src/util/secret.js';
 import type { LlmServer } from '../src/server/server.js';
 
 const KEY = 'sk-proj-RESILIENCE-0123456789abcdefXYZ';
@@ -101,6 +103,46 @@ beforeEach(async () => {
   const keys = await direct.keys('__llm__:{cb:*');
   if (keys.length) await direct.del(...keys);
   direct.disconnect();
+});
+
+describe('parsing', () => {
+  it('x-ratelimit-reset durations and the wait a 429 asks for', () => {
+    expect(parseResetDuration('1s')).toBe(1000);
+    expect(parseResetDuration('6m0s')).toBe(360_000);
+    expect(parseResetDuration('20ms')).toBe(20);
+    expect(parseResetDuration('1h2m3.5s')).toBe(3_723_500);
+    expect(parseResetDuration('2')).toBe(2000);
+    expect(parseResetDuration('soon')).toBeUndefined();
+    expect(parseResetDuration('1s garbage')).toBeUndefined();
+    expect(rateLimitWaitMs(new Headers({ 'retry-after-ms': '120', 'x-ratelimit-reset-requests': '5s' }))).toBe(120);
+    expect(rateLimitWaitMs(new Headers({ 'x-ratelimit-reset-requests': '1s', 'x-ratelimit-reset-tokens': '1.5s' }))).toBe(1500);
+    expect(rateLimitWaitMs(new Headers({}))).toBeUndefined();
+  });
+
+  it("the provider's message is kept without secrets, on one line, bounded", () => {
+    const azureKey = '0123456789abcdef0123456789abcdef';
+    expect(providerMessage({ message: `Incorrect API key provided: ${KEY}.` }, [KEY])).toBe('Incorrect API key provided: [redacted].');
+    expect(providerMessage({ message: 'key sk-proj-****wxyz is wrong' }, [])).toBe('key [redacted] is wrong');
+    expect(providerMessage({ message: `Access denied due to invalid subscription key ${azureKey}.` }, [])).toBe('Access denied due to invalid subscription key [redacted].');
+    expect(providerMessage({ message: 'via http://user:pw@proxy:3128/ failed\n\tline two' }, [])).toBe('via http://[redacted]@proxy:3128/ failed line two');
+    expect(providerMessage({ message: 'Bearer abc.def-ghi denied' }, [])).toBe('Bearer [redacted] denied');
+    expect(providerMessage({ message: 'x'.repeat(500) }, [])!.length).toBe(200);
+    expect(providerMessage({ code: 'x' }, [])).toBeUndefined();
+  });
+
+  it('timeout, idle_timeout and retries are kept through storage; routers too', () => {
+    const box = SecretBox.fromSecret('a-test-secret-of-some-length');
+    const cfg = parseLlmConfig('openai', { api_key: KEY, timeout: '20s', idle_timeout: 5000, retries: 4 });
+    expect(cfg).toMatchObject({ timeoutMs: 20_000, idleTimeoutMs: 5000, http: { maxRetries: 4 } });
+    const sealed = sealConfig(cfg, box);
+    expect(sealed.params).toMatchObject({ timeout: '20000ms', idle_timeout: '5000ms', http: { max_retries: 4 } });
+    expect(parseStoredConfig(sealed.type, sealed.params, box)).toEqual(cfg);
+    expect(() => parseLlmConfig('openai', { api_key: KEY, retries: 11 })).toThrow("invalid LLM params: 'retries' must be an integer between 0 and 10");
+    expect(() => parseLlmConfig('openai', { api_key: KEY, timeout: 'soon' })).toThrow(/'timeout' must be a duration/);
+    const rc = parseLlmConfig('router', { targets: ['a', 'b'], strategy: 'least-busy', fallback_on: ['503', '4xx'], cooldown: 0.5, target_timeout: '2s' });
+    const rs = sealConfig(rc, box);
+    expect(parseStoredConfig(rs.type, rs.params, box)).toEqual(rc);
+  });
 });
 
 describe('deadlines', () => {

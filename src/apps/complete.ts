@@ -27,6 +27,8 @@ function modelIdentity(model: ModelObject, app: AppObject): unknown {
     version: c.apiVersion ?? null,
     // The request body base: model, temperature and every other parameter sent.
     chat: c.chat ?? null,
+    // A router answers with whichever target: its targets are part of what answered.
+    ...(c.type === 'router' ? { targets: c.targets } : {}),
     ...(Object.keys(app.def.params ?? {}).length > 0 ? { params: app.def.params } : {}),
   };
 }
