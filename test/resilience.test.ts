@@ -13,7 +13,7 @@ import { client, startServer } from './helpers/server.js';
 import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
 import { errOf, leaks } from './helpers/replies.js';
 import { MemoryKV, RedisKV, type KV } from '../src/apps/kv.js';
-import { circuitBase, parseLlmConfig, parseStoredConfig, sealConfig } from '../src/llm/index.js';
+import { CIRCUIT_CACHE_MS, circuitBase, parseLlmConfig, parseStoredConfig, sealConfig } from '../src/llm/index.js';
 import { parseResetDuration, providerMessage, rateLimitWaitMs } from '../src/llm/errors.js';
 import { SecretBox } from '../src/util/secret.js';
 import type { LlmServer } from '../src/server/server.js';
@@ -533,6 +533,22 @@ describe('cooldowns shared by every instance', () => {
     expect(await r2.call('LLM.RUN', 'a')).toBe('from a');
     expect(fa.calls()).toBe(5);
     expect((await stats(r1, 'pool'))['target.ga.state']).toBe('closed');
+  });
+
+  it('an instance that just saw the target healthy learns of a cooldown opened elsewhere within CIRCUIT_CACHE_MS', async () => {
+    await openaiLlm(r1, 'ga', fa.url, { retries: 0 });
+    await openaiLlm(r1, 'gb', fb.url, { retries: 0 });
+    await router(r1, 'pool', { targets: ['ga', 'gb'], cooldown: 5, failures: 1 });
+    await app(r1, 'seen-a', 'pool');
+    await eventually(async () => expect(await r2.type('seen-a')).toBe('llm-app'));
+    expect(await r2.call('LLM.RUN', 'seen-a')).toBe('from a'); // s2 now holds a fresh "closed" reading
+    fa.setBehavior({ fault: { type: 'status', status: 500 } });
+    expect(await r1.call('LLM.RUN', 'seen-a')).toBe('from b'); // s1 opens the circuit
+    const before = fa.calls();
+    await sleep(CIRCUIT_CACHE_MS + 20);
+    expect(await r2.call('LLM.RUN', 'seen-a')).toBe('from b');
+    expect(fa.calls()).toBe(before); // s2 skipped ga without calling it
+    expect((await stats(r2, 'pool'))['target.ga.state']).toBe('open');
   });
 
   it('only one caller probes a half-open target, whichever instance it is on', async () => {

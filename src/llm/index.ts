@@ -54,7 +54,7 @@ export { LlmError, type LlmErrorKind } from './errors.js';
 export { LlmStats, LATENCY_WINDOW } from './stats.js';
 export { localEmbed, tokenize, LocalProvider } from './local.js';
 export { OpenAICompatibleProvider, MAX_EMBED_BATCH, DEFAULT_IDLE_TIMEOUT_MS } from './openai-provider.js';
-export { RouterProvider, routerInfoLines, circuitBase, knownEmbeddingDim, type TargetSnapshot } from './router.js';
+export { RouterProvider, routerInfoLines, circuitBase, CIRCUIT_CACHE_MS, knownEmbeddingDim, type TargetSnapshot } from './router.js';
 
 /**
  * A provider for a parsed config. No network happens here. A config whose sealed secrets could not

@@ -7,7 +7,8 @@
  * flight or queued; lowest-latency: lowest p50 of this router's successful calls, untried first).
  * Each target in turn, while the call's deadline lasts:
  *   - its circuit is checked in the circuit store (the backing Redis: shared by every instance).
- *     Open (cooling down): skipped. Half-open (the cooldown ran out): one caller, on any instance,
+ *     (a closed reading is trusted for CIRCUIT_CACHE_MS, an open one until it ends). Open
+ *     (cooling down): skipped. Half-open (the cooldown ran out): one caller, on any instance,
  *     probes it; the others skip it until the probe ends. A probe that succeeds closes the circuit,
  *     one that fails opens it again for `cooldown` s.
  *   - it gets a share of the deadline left (target_timeout, its own `timeout`, else an equal share
@@ -40,6 +41,13 @@ export function knownEmbeddingDim(cfg: LlmConfig): number | undefined {
   return typeof d === 'number' ? d : undefined;
 }
 
+/**
+ * How long a closed circuit read from the store is trusted before asking again: the hot path of a
+ * router makes no store round trip per call, and an instance learns that another one opened a
+ * circuit within this time (at once when it sees a failure of that target itself).
+ */
+export const CIRCUIT_CACHE_MS = 100;
+
 export interface TargetSnapshot {
   name: string;
   /** What this instance last saw of the circuit: closed, open or half-open. */
@@ -60,6 +68,8 @@ class TargetStats {
   fallbacks = 0;
   cooldowns = 0;
   state: TargetSnapshot['state'] = 'closed';
+  /** This instance's recent reading of the circuit (see CIRCUIT_CACHE_MS). */
+  cached: { state: 0 | 1; until: number } | undefined;
   /** Latency of successful calls through this router. */
   readonly latency = new LatencyWindow(1024);
 
@@ -255,11 +265,19 @@ export class RouterProvider implements LlmProvider {
         let probe = false;
         if (this.cfg.cooldownS > 0) {
           let state: [number, number] = [0, 0];
-          try {
-            state = await env!.circuits.circuitCheck(base, Date.now(), attemptMs + 1000);
-          } catch (e) {
-            // The store is unreachable: the target is tried (a cooldown is an optimisation).
-            logger.debug({ llm: name, target, err: (e as Error).message }, 'router: circuit state unavailable');
+          const cached = ts.cached && ts.cached.until > performance.now() ? ts.cached : undefined;
+          if (cached) {
+            state = cached.state === 1 ? [1, cached.until - performance.now()] : [0, 0];
+          } else {
+            try {
+              state = await env!.circuits.circuitCheck(base, Date.now(), attemptMs + 1000);
+              // Closed: trusted for CIRCUIT_CACHE_MS; open: until the cooldown ends (it cannot close earlier).
+              if (state[0] === 0) ts.cached = { state: 0, until: performance.now() + CIRCUIT_CACHE_MS };
+              else if (state[0] === 1) ts.cached = { state: 1, until: performance.now() + state[1] };
+            } catch (e) {
+              // The store is unreachable: the target is tried (a cooldown is an optimisation).
+              logger.debug({ llm: name, target, err: (e as Error).message }, 'router: circuit state unavailable');
+            }
           }
           if (state[0] === 1 || state[0] === 3) {
             ts.state = state[0] === 1 ? 'open' : 'half-open';
@@ -287,6 +305,7 @@ export class RouterProvider implements LlmProvider {
         } catch (e) {
           const err = toLlmError(e);
           ts.failures++;
+          ts.cached = undefined; // the next call asks the store again
           lastKind = err.kind;
           const what = `LLM '${name}' target '${target}'`;
           if (err.kind === 'aborted' && opts.signal?.aborted) return fail(err.withMessage(`LLM '${name}' request aborted`));
@@ -300,6 +319,7 @@ export class RouterProvider implements LlmProvider {
             if (opened) {
               ts.cooldowns++;
               ts.state = 'open';
+              ts.cached = { state: 1, until: performance.now() + this.cfg.cooldownS * 1000 };
               logger.warn({ llm: name, target, cooldownS: this.cfg.cooldownS, cause: err.message }, 'router: target cooled down');
             }
           } else if (probe) {
