@@ -197,17 +197,24 @@ async function main(): Promise<void> {
   await mk('b', fakes.b);
   await r.call('LLM.CREATE-APP', 'single', '--LLM', 'b', '--PROMPT', 'say hi');
   const rows: string[] = [];
+  // Warm the server's paths (JIT, connections) before the first row.
+  await r.call('LLM.CREATE-LLM', 'pool', '--TYPE', 'router', '--PARAMS', JSON.stringify({ targets: ['a', 'b'] }));
+  await r.call('LLM.CREATE-APP', 'routed', '--LLM', 'pool', '--PROMPT', 'say hi');
+  await measure(r, 'single', 500, { ok: 0, n: 0, lat: [] });
+  await measure(r, 'routed', 500, { ok: 0, n: 0, lat: [] });
   for (const cooldown of [opts.cooldown, 0]) {
-    await r.call('LLM.CREATE-LLM', 'pool', '--TYPE', 'router', '--PARAMS', JSON.stringify({ targets: ['a', 'b'], strategy: 'fallback', cooldown }));
+    const createPool = () => r.call('LLM.CREATE-LLM', 'pool', '--TYPE', 'router', '--PARAMS', JSON.stringify({ targets: ['a', 'b'], strategy: 'fallback', cooldown }));
+    await createPool();
     await r.call('LLM.CREATE-APP', 'routed', '--LLM', 'pool', '--PROMPT', 'say hi');
     for (const rate of [0, 0.2, 0.5]) {
       await fakes.setRate(rate);
       await measure(r, 'single', 200, { ok: 0, n: 0, lat: [] }); // warm-up
       await measure(r, 'routed', 200, { ok: 0, n: 0, lat: [] });
-      // Each row starts with closed circuits and zero counters.
+      // Each row starts with closed circuits, zero counters and no local reading of the circuits:
+      // the router is created again (its app finds it by key).
       const keys = await direct.keys('__llm__:{cb:*');
       if (keys.length) await direct.del(...keys);
-      await r.call('LLM.STATS', 'pool', '--RESET');
+      await createPool();
       const single: PathResult = { ok: 0, n: 0, lat: [] };
       const routed: PathResult = { ok: 0, n: 0, lat: [] };
       for (let done = 0, round = 0; done < opts.runs; done += opts.block, round++) {

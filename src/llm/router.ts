@@ -311,7 +311,8 @@ export class RouterProvider implements LlmProvider {
           if (err.kind === 'aborted' && opts.signal?.aborted) return fail(err.withMessage(`LLM '${name}' request aborted`));
           const moves = !emitted && this.fallsBack(err);
           // A failure of the target itself (not of the input) counts toward its cooldown.
-          const counts = moves && !err.contextLength && err.kind !== 'config' && err.kind !== 'unsupported';
+          // (Not its input's fault, not this instance's own pool being full, not a config it lacks.)
+          const counts = moves && !err.contextLength && err.kind !== 'config' && err.kind !== 'unsupported' && err.kind !== 'pool';
           if (counts && this.cfg.cooldownS > 0) {
             const opened = await env!.circuits
               .circuitFail(base, this.cfg.failures, this.cfg.failureWindowS * 1000, this.cfg.cooldownS * 1000, probe)
@@ -322,9 +323,10 @@ export class RouterProvider implements LlmProvider {
               ts.cached = { state: 1, until: performance.now() + this.cfg.cooldownS * 1000 };
               logger.warn({ llm: name, target, cooldownS: this.cfg.cooldownS, cause: err.message }, 'router: target cooled down');
             }
-          } else if (probe) {
-            // The probe ended without judging the target (e.g. a 400 of this input): let another probe.
-            await env!.circuits.circuitFail(base, this.cfg.failures, this.cfg.failureWindowS * 1000, this.cfg.cooldownS * 1000, false).catch(() => false);
+          } else if (probe && (err.kind === 'http' || err.contextLength)) {
+            // The target answered (a 400 of this input, say): it is up, the probe closes the circuit.
+            // A probe that never reached it leaves its lease to run out, and another caller probes.
+            await env!.circuits.circuitOk(base).catch(() => undefined);
           }
           const bare = bareMessage(err);
           if (!moves) return fail(err.withMessage(/^(request|response)\b/.test(bare) ? `${what} ${bare}` : `${what}: ${bare}`));
