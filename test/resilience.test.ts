@@ -571,6 +571,26 @@ describe('cooldowns shared by every instance', () => {
     expect(fa.calls()).toBe(2);
   });
 
+  it('a probe the target answers with a 400 closes the circuit (the target is up; the input was refused)', async () => {
+    await openaiLlm(r1, 'ga', fa.url, { retries: 0 });
+    await openaiLlm(r1, 'gb', fb.url, { retries: 0 });
+    await router(r1, 'pool', { targets: ['ga', 'gb'], cooldown: 1, failures: 1 });
+    await app(r1, 'p400', 'pool');
+    fa.setBehavior({ fault: { type: 'status', status: 500 } });
+    expect(await r1.call('LLM.RUN', 'p400')).toBe('from b');
+    await sleep(1100);
+    fa.setBehavior({ fault: { type: 'status', status: 400 } });
+    expect(await errOf(r1.call('LLM.RUN', 'p400'))).toBe("ERR LLM 'pool' target 'ga' request failed: 400 Bad Request: injected 400");
+    fa.setBehavior({ fault: null });
+    expect(await r1.call('LLM.RUN', 'p400')).toBe('from a');
+    const direct = new Redis(redis.url);
+    try {
+      expect(await direct.keys(`${circuitBase(0, 'ga')}:*`)).toEqual([]); // closed for every instance
+    } finally {
+      direct.disconnect();
+    }
+  });
+
   it('circuit store: the same semantics in Redis and in memory', async () => {
     const direct = new Redis(redis.url);
     try {
