@@ -3,7 +3,9 @@
  *
  *   const cfg = parseLlmConfig(type, params);    // CREATE-LLM validation (throws CommandError)
  *   const llm = createProvider(cfg);             // cheap, no network
- *   await llm.chat([{ role: 'user', content }], { timeoutMs, signal, onDelta });
+ *   await llm.chat([{ role: 'user', content }], { timeoutMs, signal, onDelta, env });
+ *                                                // env: router targets by key, the circuit store
+ *                                                // (shared cooldowns), the server's llm-timeout
  *   await llm.embed(texts, { timeoutMs, signal });
  *   llm.stats.snapshot();                        // INFO llm
  *   redactConfig(cfg);                           // LLM.INFO (no secrets)
