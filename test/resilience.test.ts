@@ -8,7 +8,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { startRedis, type RedisServerHandle } from './helpers/redis-server.js';
+import { startRedis, startRedisCluster, type RedisServerHandle } from './helpers/redis-server.js';
 import { client, startServer } from './helpers/server.js';
 import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
 import { errOf, leaks } from './helpers/replies.js';
@@ -623,5 +623,43 @@ describe('cooldowns shared by every instance', () => {
     } finally {
       direct.disconnect();
     }
+  });
+});
+
+describe('on Redis Cluster', () => {
+  const nodes: RedisServerHandle[] = [];
+  const servers: LlmServer[] = [];
+  const cs: Redis[] = [];
+  beforeAll(async () => {
+    nodes.push(...(await startRedisCluster(3)));
+    const url = `redis+cluster://${nodes.map((x) => `127.0.0.1:${x.port}`).join(',')}`;
+    for (let i = 0; i < 2; i++) {
+      const s = await startServer({ redis: url });
+      await s.loadingDone;
+      servers.push(s);
+      cs.push(client(s.port));
+    }
+  }, 60_000);
+  afterAll(async () => {
+    for (const c of cs) c.disconnect();
+    for (const s of servers) await s.stop();
+    for (const n of nodes) await n.stop();
+  });
+
+  it('two instances on a cluster share a cooldown (the circuit keys of a target share one slot)', async () => {
+    const [c1, c2] = cs as [Redis, Redis];
+    await openaiLlm(c1, 'ga', fa.url, { retries: 0 });
+    await openaiLlm(c1, 'gb', fb.url, { retries: 0 });
+    await router(c1, 'pool', { targets: ['ga', 'gb'], cooldown: 5, failures: 2 });
+    await app(c1, 'cl', 'pool');
+    await eventually(async () => expect(await c2.type('cl')).toBe('llm-app'), 5000);
+    fa.setBehavior({ fault: { type: 'status', status: 500 } });
+    expect(await c1.call('LLM.RUN', 'cl')).toBe('from b');
+    expect(await c2.call('LLM.RUN', 'cl')).toBe('from b');
+    expect(fa.calls()).toBe(2);
+    for (const c of [c1, c2, c1, c2]) expect(await c.call('LLM.RUN', 'cl')).toBe('from b');
+    expect(fa.calls()).toBe(2);
+    expect((await stats(c1, 'pool'))['target.ga.state']).toBe('open');
+    expect((await stats(c2, 'pool'))['target.ga.state']).toBe('open');
   });
 });
