@@ -386,6 +386,24 @@ describe('router LLMs', () => {
     expect(leaks(JSON.stringify(await r1.call('LLM.STATS', 'all')), KEY)).toBe(false);
   });
 
+  it("a target's own retries happen inside its share and are counted per target", async () => {
+    await openaiLlm(r1, 'ga', fa.url, { retries: 2 });
+    await openaiLlm(r1, 'gb', fb.url, { retries: 0 });
+    await router(r1, 'pool', { targets: ['ga', 'gb'], cooldown: 0 });
+    await app(r1, 'a', 'pool');
+    fa.enqueue({ type: 'status', status: 503 }, 1);
+    expect(await r1.call('LLM.RUN', 'a')).toBe('from a'); // retried on ga, no fallback
+    fa.enqueue({ type: 'status', status: 503 }, 3);
+    expect(await r1.call('LLM.RUN', 'a')).toBe('from b'); // ga's retries used up: the next target
+    const st = await stats(r1, 'pool');
+    expect(st.retries).toBe('3');
+    expect(st['target.ga.retries']).toBe('3');
+    expect(st['target.ga.calls']).toBe('2');
+    expect(st['target.ga.failures']).toBe('1');
+    expect(st['target.ga.fallbacks']).toBe('1');
+    expect((await stats(r1, 'ga')).retries).toBe('3');
+  });
+
   it('a stream that delivered text is not moved to another target', async () => {
     await openaiLlm(r1, 'ga', fa.url, { retries: 0 });
     await openaiLlm(r1, 'gb', fb.url, { retries: 0 });
