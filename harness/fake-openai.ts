@@ -45,6 +45,13 @@
  *    content chunks, default 2; non-stream: after half the body).
  *  - length: a normal answer whose finish_reason is "length".
  *  - delay: a normal answer after `ms`.
+ *  - stall: start the answer, then send nothing more and keep the connection open (stream: after
+ *    `afterChunks` content chunks, default 1; non-stream: the headers only).
+ *  - context-length: 400 with code context_length_exceeded, as OpenAI answers an input too long.
+ *  A 429 with `retryAfterMs: null` sends no retry-after header (use `headers` for
+ *  x-ratelimit-reset-requests / -tokens).
+ * `connections` is the number of TCP connections open to the fake right now (a deadline that
+ * aborts a request must leave none behind).
  */
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
@@ -64,7 +71,9 @@ export interface RecordedRequest {
 }
 
 export type Fault =
-  | { type: 'status'; status: number; retryAfterMs?: number; body?: unknown; headers?: Record<string, string> }
+  | { type: 'status'; status: number; retryAfterMs?: number | null; body?: unknown; headers?: Record<string, string> }
+  | { type: 'stall'; afterChunks?: number }
+  | { type: 'context-length' }
   | { type: 'hang' }
   | { type: 'malformed' }
   | { type: 'destroy' }
@@ -83,6 +92,8 @@ export interface FakeOpenAIOptions {
   chunkDelayMs?: number;
   /** Delay before every answer, ms. Default 0. */
   responseDelayMs?: number;
+  /** The permanent fault (setBehavior's `fault`) hits only this share of requests (0..1). Default 1. */
+  faultRate?: number;
   /** Require "Authorization: Bearer <apiKey>". */
   apiKey?: string;
   /** Require "api-key: <azureApiKey>" on Azure deployment paths. */
@@ -101,6 +112,8 @@ export interface FakeOpenAI {
   calls(pathFragment?: string): number;
   /** The last request whose path contains `pathFragment`. */
   lastRequest(pathFragment?: string): RecordedRequest | undefined;
+  /** TCP connections open to the fake right now. */
+  readonly connections: number;
   /** Requests being answered right now / the peak since start or reset(). */
   readonly inFlight: number;
   readonly maxInFlight: number;
@@ -154,7 +167,9 @@ export async function startFakeOpenAI(initial: FakeOpenAIOptions = {}): Promise<
       if (--q.left <= 0) queue.splice(i, 1);
       return q.fault;
     }
-    if (permanent && (permanent.path === undefined || path.includes(permanent.path))) return permanent.fault;
+    if (permanent && (permanent.path === undefined || path.includes(permanent.path))) {
+      if (opts.faultRate === undefined || Math.random() < opts.faultRate) return permanent.fault;
+    }
     return undefined;
   }
 
@@ -195,7 +210,7 @@ export async function startFakeOpenAI(initial: FakeOpenAIOptions = {}): Promise<
       switch (fault.type) {
         case 'status': {
           const headers: Record<string, string> = { ...fault.headers };
-          if (fault.status === 429) {
+          if (fault.status === 429 && fault.retryAfterMs !== null) {
             const ms = fault.retryAfterMs ?? 10;
             headers['retry-after-ms'] = String(ms);
             headers['retry-after'] = String(Math.ceil(ms / 1000));
@@ -206,6 +221,21 @@ export async function startFakeOpenAI(initial: FakeOpenAIOptions = {}): Promise<
         case 'hang':
           hung.add(res);
           return;
+        case 'stall':
+          if (isEmbed || rec.body.stream !== true) {
+            res.writeHead(200, { 'content-type': 'application/json' });
+            res.flushHeaders();
+            hung.add(res);
+            return;
+          }
+          break;
+        case 'context-length':
+          return sendError(
+            res,
+            400,
+            "This model's maximum context length is 4097 tokens. However, your messages resulted in 5000 tokens. Please reduce the length of the messages.",
+            'context_length_exceeded',
+          );
         case 'destroy':
           req.socket.destroy();
           return;
@@ -299,8 +329,13 @@ export async function startFakeOpenAI(initial: FakeOpenAIOptions = {}): Promise<
     await send(chunk({ role: 'assistant', content: '' }, null));
     const pieces = text.match(/\S+\s*|\s+/g) ?? [];
     const breakAfter = fault?.type === 'break-stream' ? (fault.afterChunks ?? 2) : Infinity;
+    const stallAfter = fault?.type === 'stall' ? (fault.afterChunks ?? 1) : Infinity;
     let sent = 0;
     for (const p of pieces) {
+      if (sent >= stallAfter) {
+        hung.add(res);
+        return;
+      }
       if (sent >= breakAfter) break;
       await send(chunk({ content: p }, null));
       sent++;
@@ -375,6 +410,9 @@ export async function startFakeOpenAI(initial: FakeOpenAIOptions = {}): Promise<
     lastRequest: (frag) => [...requests].reverse().find((r) => frag === undefined || r.path.includes(frag)),
     get inFlight() {
       return inFlight;
+    },
+    get connections() {
+      return sockets.size;
     },
     get maxInFlight() {
       return maxInFlight;

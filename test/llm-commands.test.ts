@@ -195,7 +195,7 @@ describe('the README flow', () => {
     expect(fake.lastRequest()!.headers.authorization).toBe(`Bearer ${rotated}`);
     delete process.env.OPENAI_API_KEY;
     const n = fake.calls();
-    expect(await errOf(r.call('LLM.RUN', 'app'))).toBe('ERR api_key refers to environment variable OPENAI_API_KEY, which is not set');
+    expect(await errOf(r.call('LLM.RUN', 'app'))).toBe("ERR LLM 'openai': api_key refers to environment variable OPENAI_API_KEY, which is not set");
     expect(fake.calls()).toBe(n);
     // What is stored (and shown) is the reference, not the value.
     expect((await configOf(r, 'openai')).params.api_key).toBe('$OPENAI_API_KEY');
@@ -404,7 +404,7 @@ describe('create semantics', () => {
     await r.call('LLM.CREATE-LLM', 'az3', '--TYPE', 'azure_openai', '--PARAMS', JSON.stringify({ ...params, api_key: LIT_KEY }));
     await r.call('LLM.CREATE-APP', 'a3', '--LLM', 'az3', '--PROMPT', 'x');
     const e = await errOf(r.call('LLM.RUN', 'a3'));
-    expect(e).toMatch(/^ERR failed to predict with openai: failed to do post: 401 Unauthorized \(401\)(: .+)?$/);
+    expect(e).toMatch(/^ERR failed to predict with openai: LLM 'az3': failed to do post: 401 Unauthorized \(401\)(: .+)?$/);
     expect(e).not.toContain(LIT_KEY);
 
     // Missing required azure params.
@@ -562,7 +562,7 @@ describe('secrets', () => {
     await r.call('LLM.CREATE-APP', 'a', '--LLM', 'lit', '--PROMPT', 'x');
     const replies: string[] = [];
     const e401 = await errOf(r.call('LLM.RUN', 'a'));
-    expect(e401).toMatch(/^ERR failed to predict with openai: failed to do post: 401 Unauthorized \(invalid_api_key\)(: .+)?$/);
+    expect(e401).toMatch(/^ERR failed to predict with openai: LLM 'lit': failed to do post: 401 Unauthorized \(invalid_api_key\)(: .+)?$/);
     expect(fake.lastRequest()!.headers.authorization).toBe(`Bearer ${LIT_KEY}`);
     replies.push(e401);
     const cfg = await configOf(r, 'lit');
@@ -584,11 +584,11 @@ describe('secrets', () => {
     fake.setBehavior({ apiKey: undefined });
     fake.enqueue({ type: 'status', status: 401, body: { error: { message: `bad key ${LIT_KEY}`, code: LIT_KEY } } }, 1);
     const eCode = await errOf(r.call('LLM.RUN', 'a'));
-    expect(eCode).toMatch(/^ERR failed to predict with openai: failed to do post: 401 Unauthorized(: .+)?$/);
+    expect(eCode).toMatch(/^ERR failed to predict with openai: LLM 'lit': failed to do post: 401 Unauthorized(: .+)?$/);
     replies.push(eCode);
     fake.enqueue({ type: 'status', status: 403, body: { error: { message: 'x', code: 'LITKEY-fedcba9876543210' } } }, 1);
     replies.push(await errOf(r.call('LLM.RUN', 'a')));
-    expect(replies.at(-1)).toMatch(/^ERR failed to predict with openai: failed to do post: 403 Forbidden(: .+)?$/);
+    expect(replies.at(-1)).toMatch(/^ERR failed to predict with openai: LLM 'lit': failed to do post: 403 Forbidden(: .+)?$/);
     // A key-like fragment of the literal key must not appear either.
     for (const text of replies) expect(leaks(text, LIT_KEY), text).toBe(false);
     expect(await r.exists('x')).toBe(0);
@@ -634,11 +634,11 @@ describe('secrets', () => {
       fake.enqueue({ type: 'status', status: 429, body: { error: { message: `rate limited for key ${LIT_KEY}`, code: LIT_KEY } } }, 1);
       expect(await c.call('LLM.RUN', 'logapp')).toBe('echo: x');
       fake.setBehavior({ fault: { type: 'status', status: 500, body: { error: { message: `boom ${LIT_KEY}` } } } });
-      expect(await errOf(c.call('LLM.RUN', 'logapp'))).toMatch(/^ERR failed to predict with openai: failed to do post: 500 Internal Server Error(: .+)?$/);
+      expect(await errOf(c.call('LLM.RUN', 'logapp'))).toMatch(/^ERR failed to predict with openai: LLM 'logkey': failed to do post: 500 Internal Server Error(: .+)?$/);
       fake.setBehavior({ fault: { type: 'malformed' } });
-      expect(await errOf(c.call('LLM.RUN', 'logapp'))).toBe('ERR failed to predict with openai: LLM response was malformed');
+      expect(await errOf(c.call('LLM.RUN', 'logapp'))).toBe('ERR failed to predict with openai: LLM 'logkey' response was malformed');
       fake.setBehavior({ fault: { type: 'hang' } });
-      expect(await errOf(c.call('LLM.RUN', 'logapp', '--TIMEOUT', '100'))).toBe('ERR failed to predict with openai: LLM request timed out after 100 ms');
+      expect(await errOf(c.call('LLM.RUN', 'logapp', '--TIMEOUT', '100'))).toBe('ERR failed to predict with openai: LLM 'logkey' request timed out after 100 ms');
       fake.setBehavior({ fault: null });
       await errOf(c.call('LLM.CREATE-LLM', 'logkey2', '--PARAMS', `{"api_key":${LIT_KEY}}`));
       await errOf(c.call('LLM.CREATE-LLM', 'logkey2', '--PARAMS', JSON.stringify({ ...p, chat: 'x' })));
@@ -699,7 +699,7 @@ describe('provider calls are asynchronous, bounded, retried', () => {
     await r.call('LLM.CREATE-APP', 'a', '--LLM', 'm', '--PROMPT', 'x');
     fake.setBehavior({ fault: { type: 'hang' } });
     const t0 = performance.now();
-    expect(await errOf(r.call('LLM.RUN', 'a', '--TIMEOUT', '200'))).toBe('ERR failed to predict with openai: LLM request timed out after 200 ms');
+    expect(await errOf(r.call('LLM.RUN', 'a', '--TIMEOUT', '200'))).toBe('ERR failed to predict with openai: LLM 'm' request timed out after 200 ms');
     const ms = performance.now() - t0;
     expect(ms).toBeGreaterThanOrEqual(190);
     expect(ms).toBeLessThan(600);
@@ -711,7 +711,7 @@ describe('provider calls are asynchronous, bounded, retried', () => {
     await r.call('LLM.CREATE-APP', 'a', '--LLM', 'm', '--PROMPT', 'x');
     fake.setBehavior({ fault: { type: 'hang' } });
     const t0 = performance.now();
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR failed to predict with openai: LLM request timed out after 300 ms');
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR failed to predict with openai: LLM 'm' request timed out after 300 ms');
     expect(performance.now() - t0).toBeLessThan(800);
     // --TIMEOUT overrides it.
     fake.setBehavior({ fault: null, responseDelayMs: 500 });
@@ -728,26 +728,26 @@ describe('provider calls are asynchronous, bounded, retried', () => {
 
     fake.reset();
     fake.setBehavior({ fault: { type: 'status', status: 500 } });
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toMatch(/^ERR failed to predict with openai: failed to do post: 500 Internal Server Error(: .+)?$/);
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toMatch(/^ERR failed to predict with openai: LLM 'm': failed to do post: 500 Internal Server Error(: .+)?$/);
     expect(fake.calls()).toBe(3); // first attempt + max_retries (2)
 
     fake.reset();
     fake.setBehavior({ fault: { type: 'status', status: 503 } });
     await r.call('LLM.CREATE-LLM', 'm', '--PARAMS', openaiParams({}, { max_retries: 0 }));
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toMatch(/^ERR failed to predict with openai: failed to do post: 503 Service Unavailable(: .+)?$/);
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toMatch(/^ERR failed to predict with openai: LLM 'm': failed to do post: 503 Service Unavailable(: .+)?$/);
     expect(fake.calls()).toBe(1);
 
     fake.reset();
     fake.setBehavior({ fault: { type: 'status', status: 400 } });
     await r.call('LLM.CREATE-LLM', 'm', '--PARAMS', openaiParams());
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toMatch(/^ERR failed to predict with openai: failed to do post: 400 Bad Request(: .+)?$/);
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toMatch(/^ERR failed to predict with openai: LLM 'm': failed to do post: 400 Bad Request(: .+)?$/);
     expect(fake.calls()).toBe(1); // not retried
 
     fake.reset();
     fake.enqueue({ type: 'destroy' }, 1);
     expect(await r.call('LLM.RUN', 'a')).toBe('echo: x'); // network error retried
     fake.setBehavior({ fault: { type: 'malformed' } });
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR failed to predict with openai: LLM response was malformed');
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR failed to predict with openai: LLM 'm' response was malformed');
   });
 
   it('connection refused names the cause', async () => {
@@ -756,7 +756,7 @@ describe('provider calls are asynchronous, bounded, retried', () => {
     await dead.close();
     await r.call('LLM.CREATE-LLM', 'm', '--PARAMS', JSON.stringify({ api_key: LIT_KEY, base_url: url, http: { retry_backoff: '5ms' } }));
     await r.call('LLM.CREATE-APP', 'a', '--LLM', 'm', '--PROMPT', 'x');
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR failed to predict with openai: LLM request failed: connection refused');
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR failed to predict with openai: LLM 'm' request failed: connection refused');
   });
 
   it('http.pool.size is honoured; pool.wait_timeout bounds the wait for a slot', async () => {
@@ -776,7 +776,7 @@ describe('provider calls are asynchronous, bounded, retried', () => {
     const [c1, c2] = [newClient(), newClient()];
     const first = c1.call('LLM.RUN', 'a', '--VARS', '{"i":1}');
     await new Promise((res) => setTimeout(res, 50));
-    expect(await errOf(c2.call('LLM.RUN', 'a', '--VARS', '{"i":2}'))).toBe('ERR failed to predict with openai: LLM request failed: no free connection within 50 ms (pool size 1)');
+    expect(await errOf(c2.call('LLM.RUN', 'a', '--VARS', '{"i":2}'))).toBe('ERR failed to predict with openai: LLM 'm' request failed: no free connection within 50 ms (pool size 1)');
     expect(await first).toBe('echo: 1');
     expect(fake.maxInFlight).toBe(1);
   });

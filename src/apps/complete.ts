@@ -28,6 +28,8 @@ function modelIdentity(model: ModelObject, app: AppObject): unknown {
     version: c.apiVersion ?? null,
     // The request body base: model, temperature and every other parameter sent.
     chat: c.chat ?? null,
+    // A router answers with whichever target: its targets are part of what answered.
+    ...(c.type === 'router' ? { targets: c.targets } : {}),
     ...(Object.keys(app.def.params ?? {}).length > 0 ? { params: app.def.params } : {}),
   };
 }
@@ -72,7 +74,7 @@ export async function complete(
     if (cache?.cfg.semantic) {
       const embedder = cache.cfg.semantic.llm ? deps.model(cache.cfg.semantic.llm) : model;
       [vec] = (
-        await embedder.provider.embed([semanticText], { timeoutMs: req.timeoutMs }).catch((e: unknown) => {
+        await embedder.provider.embed([semanticText], { timeoutMs: req.timeoutMs, env: req.env }).catch((e: unknown) => {
           throw withOperation(e, OPERATION.embed);
         })
       ).map((v) => Float32Array.from(v));
@@ -98,7 +100,7 @@ export async function complete(
       throw err;
     }
     const res = await model.provider
-      .chat(messages, { timeoutMs: req.timeoutMs, onDelta: req.onDelta, signal: req.signal, body: app.def.params })
+      .chat(messages, { timeoutMs: req.timeoutMs, onDelta: req.onDelta, signal: req.signal, body: app.def.params, env: req.env })
       .catch((e: unknown) => {
         throw withOperation(e, app.kind === 'chat' ? OPERATION.chat : OPERATION.predict);
       });

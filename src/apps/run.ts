@@ -8,7 +8,7 @@
  *   items, render the template with `context` (their texts, one per line) and `question`.
  */
 import { CommandError } from '../errors.js';
-import type { ChatMessage } from '../llm/index.js';
+import type { ChatMessage, LlmEnv } from '../llm/index.js';
 import { logger } from '../log.js';
 import type { AppObject, ModelObject, StoreObject } from '../objects/objects.js';
 import type { ChatObject } from '../objects/chat.js';
@@ -40,6 +40,8 @@ export interface RunRequest {
   signal?: AbortSignal;
   /** Cache and rate-limit partition (LLM.RUN --SCOPE). */
   scope?: string;
+  /** The server around the LLM calls (router targets, circuit store, default deadline). */
+  env?: LlmEnv;
   /** Skip the caches for this run (LLM.RUN --NOCACHE). */
   noCache?: boolean;
 }
@@ -146,7 +148,7 @@ export async function runChatApp(chat: ChatObject, req: ChatRequest, deps: ChatD
         const tpl = compileTemplate(h.summary_prompt);
         const rendered = renderTemplate(tpl, { ...req.vars, conversation });
         const prompt = h.summary_prompt.includes('conversation') ? rendered : `${rendered}\n\n${conversation}`;
-        const summary = await model.provider.chat([{ role: 'user', content: prompt }], { timeoutMs: req.timeoutMs, body: chat.def.params });
+        const summary = await model.provider.chat([{ role: 'user', content: prompt }], { timeoutMs: req.timeoutMs, body: chat.def.params, env: req.env });
         const id = await deps.addToStore(store, summary.text, req.timeoutMs);
         await deps.remember(chat, [{ op: 'summary', session: req.session, id: String(id) }]);
       } catch (err) {

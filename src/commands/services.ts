@@ -34,6 +34,8 @@ export interface Services {
   xadd(db: number, key: Buffer, maxlen: number, fields: string[]): Promise<void>;
   /** Where caches and rate-limit counters live (the backing Redis, or memory when standalone). */
   readonly kv: KV;
+  /** Deadline (ms) of an LLM call when neither --TIMEOUT nor the LLM's own timeout sets one (llm-timeout). */
+  readonly llmTimeoutMs: number;
   /** Default MAXLEN ~ of streams written by LLM.RUN --STREAM. */
   readonly streamMaxlen: number;
   /** --read-only: writes to LLM objects are refused. */

@@ -34,6 +34,8 @@ export interface Config {
   /** Use a managed redis-server child when no --redis is given (else standalone). */
   managedRedis: boolean;
   streamMaxlen: number;
+  /** Deadline (ms) of an LLM call when neither the command (--TIMEOUT) nor the LLM (timeout) sets one. */
+  llmTimeout: number;
   /** Apply the other instances' writes to LLM objects (followers of the log). */
   follow: boolean;
   /** Refuse writes to LLM objects (a read-only follower). */
@@ -72,6 +74,7 @@ export const SETTINGS: Setting[] = [
   { key: 'llmEnvAllow', name: 'llm-env-allow', kind: 'list', default: null, arg: 'names...', help: 'environment variables an api_key "$NAME" may name: names or * patterns (default: *_API_KEY; * = any)' },
   { key: 'secretFile', name: 'secret-file', kind: 'string', default: null, arg: 'path', help: 'file holding the server secret that seals literal API keys at rest; every instance on one Redis needs the same (default: environment REDIS_LLM_SECRET, else <dir>/secret.key, generated on first start)' },
   { key: 'streamMaxlen', name: 'stream-maxlen', kind: 'int', default: 10000, arg: 'n', help: 'approximate length cap (XADD MAXLEN ~) of streams written by LLM.RUN --STREAM' },
+  { key: 'llmTimeout', name: 'llm-timeout', kind: 'int', default: 60000, arg: 'ms', help: 'deadline of an LLM call when neither --TIMEOUT nor the LLM\'s timeout param sets one' },
   { key: 'follow', name: 'follow', kind: 'bool', default: true, arg: 'yes|no', help: 'follow the LLM-object writes of other instances on the same Redis' },
   { key: 'readOnly', name: 'read-only', kind: 'bool', default: false, arg: 'yes|no', help: 'refuse writes to LLM objects (a read-only follower)' },
   { key: 'managedRedis', name: 'managed-redis', kind: 'bool', default: true, arg: 'yes|no', help: 'without --redis, start redis-server as a child when it is on PATH' },

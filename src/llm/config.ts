@@ -20,8 +20,26 @@
  *   chat_deployment_id / embedding_deployment_id (at least one of them, or the original's
  *   deployment_id which serves both; an operation whose deployment is missing fails when used);
  *   chat, embedding (body bases, no default model: the deployment decides), http.
+ *   timeout         deadline of each call ("30s", "500ms", a number of ms): waiting for a pool slot,
+ *                   every attempt and backoff. Default: http.socket_timeout, else the server's llm-timeout (60 s).
+ *                   A command's --TIMEOUT overrides it.
+ *   idle_timeout    streaming: longest wait for the next chunk (default 30 s, never past the deadline)
+ *   retries         attempts after the first on connection errors, 408, 429 and 5xx (0..10, default 2;
+ *                   the same as http.max_retries, which it overrides)
  * local:
  *   dim             embedding dimension, default 256 (8..4096)
+ * router (see router.ts):
+ *   targets         other LLM keys of the same db, tried in the order the strategy gives
+ *   strategy        fallback (default) | round-robin | weighted | least-busy | lowest-latency
+ *   weights         for weighted: one positive number per target
+ *   fallback_on     failures that move on to the next target: "429", "5xx", "4xx", a status such as
+ *                   "503", "timeout", "connection", "context_length" (default: 429, 5xx, timeout,
+ *                   connection, context_length)
+ *   cooldown        seconds a failing target is skipped by every instance (default 30; 0 = never)
+ *   failures        failures within failure_window that cool a target down (default 3)
+ *   failure_window  seconds (default 60)
+ *   timeout         deadline of the whole call (as above); target_timeout: longest share of one target
+ *                   (default: the deadline left divided among the targets left)
  * http (openai and azure_openai):
  *   socket_timeout  default per-call deadline ("5s", "500ms", "1m", or a number of ms); default 60 s
  *   connect_timeout TCP/TLS connect timeout, default 5 s
@@ -92,7 +110,33 @@ export interface LocalConfig {
   dim: number;
 }
 
-export type LlmConfig = OpenAIConfig | AzureOpenAIConfig | LocalConfig;
+/** Call limits of openai / azure_openai LLMs given at the top level of the params. */
+export interface CallLimits {
+  /** `timeout`: the LLM's own call deadline (ms). */
+  timeoutMs?: number;
+  /** `idle_timeout`: streaming, longest wait for the next chunk (ms). */
+  idleTimeoutMs?: number;
+}
+
+export type RouterStrategy = 'fallback' | 'round-robin' | 'weighted' | 'least-busy' | 'lowest-latency';
+export const ROUTER_STRATEGIES: readonly RouterStrategy[] = ['fallback', 'round-robin', 'weighted', 'least-busy', 'lowest-latency'];
+export const DEFAULT_FALLBACK_ON: readonly string[] = ['429', '5xx', 'timeout', 'connection', 'context_length'];
+
+export interface RouterConfig {
+  type: 'router';
+  targets: string[];
+  strategy: RouterStrategy;
+  weights?: number[];
+  fallbackOn: string[];
+  cooldownS: number;
+  failures: number;
+  failureWindowS: number;
+  timeoutMs?: number;
+  targetTimeoutMs?: number;
+  locked?: never;
+}
+
+export type LlmConfig = ((OpenAIConfig | AzureOpenAIConfig) & CallLimits) | LocalConfig | RouterConfig;
 
 export const DEFAULT_TIMEOUT_MS = 60_000;
 export const DEFAULT_BASE_URL = 'https://api.openai.com';
@@ -495,13 +539,14 @@ export function parseLlmConfig(type: string | undefined, params: unknown, opts: 
     if (opts.checkHosts !== false) assertHostAllowed(url, what);
   };
   const t = (type ?? 'openai').toLowerCase();
-  if (t !== 'openai' && t !== 'azure_openai' && t !== 'local') throw new CommandError(`unknown LLM model: ${type}`);
+  if (t !== 'openai' && t !== 'azure_openai' && t !== 'local' && t !== 'router') throw new CommandError(`unknown LLM model: ${type}`);
   if (params !== undefined && params !== null && !isPlainObject(params)) bad('expected a JSON object');
   const o: JsonObject = (params as JsonObject | null | undefined) ?? {};
 
   if (t === 'local') {
     return { type: 'local', dim: optInt(o, 'dim', 'dim', 8, 4096) ?? DEFAULT_LOCAL_DIM };
   }
+  if (t === 'router') return parseRouter(o);
 
   const apiKey = reqString(o, 'api_key', 'api_key', t);
   if (!HEADER_SAFE.test(apiKey)) bad(`'api_key' must be printable ASCII (it is sent in an HTTP header)`);
@@ -509,6 +554,13 @@ export function parseLlmConfig(type: string | undefined, params: unknown, opts: 
   if (ref === SECRET_ENV || (ref !== undefined && opts.checkHosts !== false && !isEnvAllowed(ref))) bad(envNotAllowed(ref));
   const http = parseHttp(o);
   if (http.proxyUrl !== undefined) checkHost(http.proxyUrl, 'proxy');
+  const retries = optInt(o, 'retries', 'retries', 0, 10);
+  if (retries !== undefined) http.maxRetries = retries;
+  const limits: CallLimits = {};
+  const timeoutMs = optDuration(o, 'timeout', 'timeout', false);
+  if (timeoutMs !== undefined) limits.timeoutMs = timeoutMs;
+  const idleTimeoutMs = optDuration(o, 'idle_timeout', 'idle_timeout', false);
+  if (idleTimeoutMs !== undefined) limits.idleTimeoutMs = idleTimeoutMs;
 
   if (t === 'openai') {
     const baseText = stripTrailingSlash(optString(o, 'base_url', 'base_url') ?? DEFAULT_BASE_URL);
@@ -528,6 +580,7 @@ export function parseLlmConfig(type: string | undefined, params: unknown, opts: 
       chat: bodyBase(o, 'chat', DEFAULT_CHAT_MODEL),
       embedding: bodyBase(o, 'embedding', DEFAULT_EMBEDDING_MODEL),
       http,
+      ...limits,
     };
   }
 
@@ -568,7 +621,74 @@ export function parseLlmConfig(type: string | undefined, params: unknown, opts: 
     chat: bodyBase(o, 'chat', undefined),
     embedding: bodyBase(o, 'embedding', undefined),
     http,
+    ...limits,
   };
+}
+
+function parseRouter(o: JsonObject): RouterConfig {
+  const targets = o.targets;
+  if (!Array.isArray(targets) || targets.length === 0) bad(`'targets' must be a non-empty list of LLM keys`);
+  if (targets.length > 32) bad(`'targets' may list at most 32 LLMs`);
+  if (!targets.every((x) => typeof x === 'string' && x.length > 0 && x.length <= 512)) bad(`'targets' must be LLM keys (non-empty strings)`);
+  if (new Set(targets).size !== targets.length) bad(`'targets' lists an LLM twice`);
+  const strategy = (optString(o, 'strategy', 'strategy') ?? 'fallback') as RouterStrategy;
+  if (!ROUTER_STRATEGIES.includes(strategy)) bad(`'strategy' must be one of ${ROUTER_STRATEGIES.join(', ')}`);
+  let weights: number[] | undefined;
+  if (o.weights !== undefined && o.weights !== null) {
+    const w = o.weights;
+    if (!Array.isArray(w) || w.length !== targets.length || !w.every((x) => typeof x === 'number' && Number.isFinite(x) && x > 0 && x <= 1e6)) {
+      bad(`'weights' must list one positive number per target (${targets.length})`);
+    }
+    weights = w as number[];
+  }
+  if (strategy === 'weighted' && weights === undefined) bad(`strategy 'weighted' needs 'weights'`);
+  let fallbackOn = [...DEFAULT_FALLBACK_ON];
+  if (o.fallback_on !== undefined && o.fallback_on !== null) {
+    const f = o.fallback_on;
+    if (!Array.isArray(f) || !f.every((x) => typeof x === 'string' && /^([45]\d\d|[45]xx|timeout|connection|context_length)$/.test(x))) {
+      bad(`'fallback_on' must list "429", "5xx", "4xx", a status such as "503", "timeout", "connection" or "context_length"`);
+    }
+    fallbackOn = [...new Set(f as string[])];
+  }
+  const num = (k: string, min: number, max: number, dflt: number): number => {
+    const v = o[k];
+    if (v === undefined || v === null) return dflt;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) bad(`'${k}' must be a number between ${min} and ${max}`);
+    return v;
+  };
+  const cfg: RouterConfig = {
+    type: 'router',
+    targets: [...(targets as string[])],
+    strategy,
+    fallbackOn,
+    cooldownS: num('cooldown', 0, 86400, 30),
+    failures: Math.round(num('failures', 1, 1000, 3)),
+    failureWindowS: num('failure_window', 1, 86400, 60),
+  };
+  if (weights) cfg.weights = [...weights];
+  const timeoutMs = optDuration(o, 'timeout', 'timeout', false);
+  if (timeoutMs !== undefined) cfg.timeoutMs = timeoutMs;
+  const targetTimeoutMs = optDuration(o, 'target_timeout', 'target_timeout', false);
+  if (targetTimeoutMs !== undefined) cfg.targetTimeoutMs = targetTimeoutMs;
+  return cfg;
+}
+
+function routerToParams(cfg: RouterConfig): JsonObject {
+  const out: JsonObject = { targets: [...cfg.targets], strategy: cfg.strategy };
+  if (cfg.weights) out.weights = [...cfg.weights];
+  out.fallback_on = [...cfg.fallbackOn];
+  out.cooldown = cfg.cooldownS;
+  out.failures = cfg.failures;
+  out.failure_window = cfg.failureWindowS;
+  if (cfg.timeoutMs !== undefined) out.timeout = `${cfg.timeoutMs}ms`;
+  if (cfg.targetTimeoutMs !== undefined) out.target_timeout = `${cfg.targetTimeoutMs}ms`;
+  return out;
+}
+
+function limitsToParams(cfg: CallLimits, out: JsonObject): JsonObject {
+  if (cfg.timeoutMs !== undefined) out.timeout = `${cfg.timeoutMs}ms`;
+  if (cfg.idleTimeoutMs !== undefined) out.idle_timeout = `${cfg.idleTimeoutMs}ms`;
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -642,8 +762,10 @@ function paramsOf(cfg: LlmConfig, secret: SecretOut): JsonObject {
   switch (cfg.type) {
     case 'local':
       return { dim: cfg.dim };
+    case 'router':
+      return routerToParams(cfg);
     case 'openai':
-      return {
+      return limitsToParams(cfg, {
         api_key: key(cfg.apiKey),
         base_url: cfg.baseUrl,
         chat_path: cfg.chatPath,
@@ -651,7 +773,7 @@ function paramsOf(cfg: LlmConfig, secret: SecretOut): JsonObject {
         chat: structuredClone(cfg.chat),
         embedding: structuredClone(cfg.embedding),
         http: httpToParams(cfg.http, secret),
-      };
+      });
     case 'azure_openai': {
       const out: JsonObject = { api_key: key(cfg.apiKey), api_version: cfg.apiVersion };
       if (cfg.endpointGiven) out.endpoint = cfg.endpoint;
@@ -661,7 +783,7 @@ function paramsOf(cfg: LlmConfig, secret: SecretOut): JsonObject {
       out.chat = structuredClone(cfg.chat);
       out.embedding = structuredClone(cfg.embedding);
       out.http = httpToParams(cfg.http, secret);
-      return out;
+      return limitsToParams(cfg, out);
     }
   }
 }
@@ -707,7 +829,7 @@ export function parseStoredConfig(type: string | undefined, params: unknown, box
     delete plain.http.proxy_port;
   }
   const cfg = parseLlmConfig(type, plain, { checkHosts: false });
-  if (failure && cfg.type !== 'local') cfg.locked = { fields, reason: failure.reason, keyId: failure.keyId, params: structuredClone(params) };
+  if (failure && cfg.type !== 'local' && cfg.type !== 'router') cfg.locked = { fields, reason: failure.reason, keyId: failure.keyId, params: structuredClone(params) };
   return cfg;
 }
 
@@ -738,7 +860,7 @@ export function lockedMessage(locked: LockedSecrets, name?: string): string {
  */
 export function redactConfig(cfg: LlmConfig): JsonObject {
   const params = paramsOf(cfg, (value, label) => (label === API_KEY_LABEL ? REDACTED : redactUrlCredentials(value)));
-  if (cfg.type !== 'local' && cfg.locked?.fields.includes(PROXY_HOST_LABEL)) {
+  if (cfg.type !== 'local' && cfg.type !== 'router' && cfg.locked?.fields.includes(PROXY_HOST_LABEL)) {
     const stored = cfg.locked.params.http as JsonObject;
     (params.http as JsonObject).proxy_host = REDACTED;
     if (stored.proxy_port !== undefined) (params.http as JsonObject).proxy_port = stored.proxy_port;

@@ -1,12 +1,13 @@
 /**
  * Failure mapping for provider calls. Every failure becomes ONE `LlmError`. A provider that
  * answered with an error status gets the original module's text, with what the provider said:
- * `failed to do post: <status> <reason> (<code>): <its message>`; the app layer puts the
- * original's words for the operation before it (withOperation: `failed to predict with openai: ...`).
- * What the provider said can echo the API key (OpenAI's 401 body does) or a proxy URL with
- * credentials, so it is scrubbed (the keys of the call, bearer tokens, `sk-` keys, URL
- * credentials) and cut to PROVIDER_TEXT_MAX characters. Other failures (timeouts, connections)
- * are built from whitelisted pieces only (a fixed cause phrase).
+ * `failed to do post: <status> <reason> (<code>): <its message>`; a named LLM puts its name in
+ * front (namedError: `LLM 'gpt': failed to do post: ...`) and the app layer the original's words
+ * for the operation (withOperation: `failed to predict with openai: ...`). What the provider said
+ * can echo the API key (OpenAI's 401 body does) or a proxy URL with credentials, so the keys sent,
+ * bearer tokens, key-shaped words and URL credentials are removed and the text is cut to
+ * PROVIDER_MESSAGE_MAX characters. Other failures (timeouts, connections) are built from
+ * whitelisted pieces only (a fixed cause phrase).
  */
 import { STATUS_CODES } from 'node:http';
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
@@ -29,13 +30,20 @@ export class LlmError extends CommandError {
   readonly status?: number;
   /** Whether the retry policy may try again. */
   readonly retryable: boolean;
-  /** Server-requested wait (retry-after-ms / retry-after) in ms, if any. */
+  /** Server-requested wait (retry-after-ms / retry-after / x-ratelimit-reset-*) in ms, if any. */
   readonly retryAfterMs?: number;
+  /** The provider said the input does not fit the model's context window. */
+  readonly contextLength: boolean;
+  /**
+   * The message without the naming of the LLM ("request failed: 500 ..."), so a router can name
+   * the target inside its own message. Unset for messages that were never named.
+   */
+  readonly bare?: string;
 
   constructor(
     message: string,
     kind: LlmErrorKind,
-    extra: { status?: number; retryable?: boolean; retryAfterMs?: number } = {},
+    extra: { status?: number; retryable?: boolean; retryAfterMs?: number; contextLength?: boolean; bare?: string } = {},
   ) {
     super(message);
     this.name = 'LlmError';
@@ -43,16 +51,76 @@ export class LlmError extends CommandError {
     this.status = extra.status;
     this.retryable = extra.retryable ?? false;
     this.retryAfterMs = extra.retryAfterMs;
+    this.contextLength = extra.contextLength ?? false;
+    this.bare = extra.bare;
   }
+
+  /** The same failure with another message (kind, status, retry facts kept). */
+  withMessage(message: string, bare?: string): LlmError {
+    return new LlmError(message, this.kind, {
+      status: this.status,
+      retryable: this.retryable,
+      retryAfterMs: this.retryAfterMs,
+      contextLength: this.contextLength,
+      bare,
+    });
+  }
+}
+
+/** The part of a message after "LLM " / "LLM '<name>' " (what a router quotes per target). */
+export function bareMessage(err: LlmError): string {
+  if (err.bare !== undefined) return err.bare;
+  return err.message.startsWith('LLM ') ? err.message.slice(4) : err.message;
+}
+
+/**
+ * The error as the LLM `name` reports it: "LLM request timed out after 100 ms" becomes
+ * "LLM 'gpt' request timed out after 100 ms"; other messages get the prefix "LLM 'gpt': ".
+ */
+export function namedError(err: LlmError, name: string): LlmError {
+  const bare = bareMessage(err);
+  const msg = /^(request|response)\b/.test(bare) ? `LLM '${name}' ${bare}` : `LLM '${name}': ${bare}`;
+  return err.withMessage(msg, bare);
 }
 
 export const timeoutError = (ms: number) => new LlmError(`LLM request timed out after ${ms} ms`, 'timeout');
 export const abortedError = () => new LlmError('LLM request aborted', 'aborted');
 export const malformedError = () => new LlmError('LLM response was malformed', 'malformed');
 
-/** Statuses worth another attempt (as the OpenAI SDK: 408, 409, 429 and 5xx). */
+/** Statuses worth another attempt: 408, 429 and 5xx. */
 export function isRetryableStatus(status: number): boolean {
-  return status === 408 || status === 409 || status === 429 || status >= 500;
+  return status === 408 || status === 429 || status >= 500;
+}
+
+/** Longest provider message kept in an error reply. */
+export const PROVIDER_MESSAGE_MAX = 200;
+
+/** The provider's own error message, made safe to show: secrets removed, one line, bounded. */
+export function providerMessage(body: unknown, secrets: readonly (string | undefined)[]): string | undefined {
+  let text: unknown;
+  if (typeof body === 'string') text = body;
+  else if (body && typeof body === 'object') {
+    const o = body as { message?: unknown; error?: unknown };
+    text = typeof o.message === 'string' ? o.message : o.error && typeof o.error === 'object' ? (o.error as { message?: unknown }).message : undefined;
+  }
+  if (typeof text !== 'string') return undefined;
+  let t = scrub(text, secrets)
+    // Key-shaped words a server may echo (Azure keys are 32 hex digits; long base64-ish tokens).
+    .replace(/\b[A-Fa-f0-9]{24,}\b/g, '[redacted]')
+    .replace(/\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{32,}\b/g, '[redacted]')
+    .replace(/[\x00-\x1f\x7f]+/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  if (t.length === 0) return undefined;
+  if (t.length > PROVIDER_MESSAGE_MAX) t = `${t.slice(0, PROVIDER_MESSAGE_MAX - 3)}...`;
+  return t;
+}
+
+/** A context-window overflow, as OpenAI-compatible servers report it. */
+function isContextLength(status: number | undefined, code: unknown, message: string | undefined): boolean {
+  if (code === 'context_length_exceeded' || code === 'string_above_max_length') return true;
+  if (status !== undefined && status !== 400 && status !== 413) return false;
+  return message !== undefined && /context[ _-]?(length|window)|maximum context|too many tokens|prompt is too long/i.test(message);
 }
 
 /**
@@ -90,6 +158,35 @@ export function retryAfterMs(headers: Headers | undefined | null): number | unde
   return undefined;
 }
 
+/** OpenAI's reset durations: "1s", "6m0s", "20ms", "1h2m3.5s", or a number of seconds. */
+export function parseResetDuration(text: string): number | undefined {
+  const t = text.trim();
+  if (/^\d+(\.\d+)?$/.test(t)) return Number(t) * 1000;
+  if (!/^(\d+(\.\d+)?(ms|h|m|s))+$/.test(t)) return undefined;
+  let ms = 0;
+  for (const m of t.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)) {
+    const n = Number(m[1]);
+    ms += m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60_000 : n * 3_600_000;
+  }
+  return ms;
+}
+
+/**
+ * The wait a 429 asks for: retry-after-ms / retry-after, else the longest of the
+ * x-ratelimit-reset-requests / x-ratelimit-reset-tokens durations.
+ */
+export function rateLimitWaitMs(headers: Headers | undefined | null): number | undefined {
+  const ra = retryAfterMs(headers);
+  if (ra !== undefined || !headers || typeof headers.get !== 'function') return ra;
+  let best: number | undefined;
+  for (const name of ['x-ratelimit-reset-requests', 'x-ratelimit-reset-tokens', 'x-ratelimit-reset']) {
+    const v = headers.get(name);
+    const ms = v == null ? undefined : parseResetDuration(v);
+    if (ms !== undefined && (best === undefined || ms > best)) best = ms;
+  }
+  return best;
+}
+
 /** All `code` values and error names in an error's cause chain. */
 function causeCodes(err: unknown): string[] {
   const out: string[] = [];
@@ -123,32 +220,6 @@ function connectionCause(err: unknown): { phrase: string; retryable: boolean } {
   return { phrase: 'connection error', retryable: true };
 }
 
-/** Longest piece of a provider's error text put in a reply. */
-export const PROVIDER_TEXT_MAX = 500;
-
-/**
- * What the provider said in an error answer: `error.message` of an OpenAI-style body, else the
- * body (a string, or JSON), scrubbed of secrets, on one line, cut to PROVIDER_TEXT_MAX.
- */
-export function providerText(body: unknown, secrets: readonly (string | undefined)[] = []): string {
-  let text: string;
-  const o = body as { message?: unknown; error?: unknown } | null;
-  if (typeof body === 'string') text = body;
-  else if (o && typeof o === 'object' && typeof o.message === 'string') text = o.message;
-  else if (o && typeof o === 'object' && o.error && typeof (o.error as { message?: unknown }).message === 'string') text = (o.error as { message: string }).message;
-  else if (body === undefined || body === null) return '';
-  else {
-    try {
-      text = JSON.stringify(body);
-    } catch {
-      return '';
-    }
-  }
-  text = scrub(text, secrets).replace(/\s+/g, ' ').trim();
-  // A secret cut in half by the length limit would slip past scrub: scrub first, then cut.
-  return text.length > PROVIDER_TEXT_MAX ? `${text.slice(0, PROVIDER_TEXT_MAX)}... (${text.length} chars)` : text;
-}
-
 /**
  * Maps anything a provider call can throw to an LlmError. `streaming` tells that response
  * chunks had started to arrive: a broken connection is then a broken stream. `secrets` (the
@@ -165,21 +236,25 @@ export function toLlmError(err: unknown, ctx: { streaming?: boolean; secrets?: r
     return new LlmError(`LLM request failed: ${phrase}`, 'connection', { retryable });
   }
   if (err instanceof APIError) {
+    // A JSON body's `error` (the SDK keeps only that), else a text body (in the SDK's message).
+    const textBody = typeof err.status === 'number' && !/^\d{3} status code \(no body\)$/.test(err.message) ? err.message.replace(/^\d{3} /, '') : undefined;
+    const said = providerMessage(err.error !== undefined && err.error !== null ? err.error : textBody, secrets);
+    const tail = said ? `: ${said}` : '';
     if (typeof err.status === 'number') {
       const status = err.status;
       const code = safeCode(err.code, secrets);
-      // A JSON body's `error` (the SDK keeps only that), else a text body (in the SDK's message).
-      const textBody = /^\d{3} status code \(no body\)$/.test(err.message) ? '' : err.message.replace(/^\d{3} /, '');
-      const said = providerText(err.error !== undefined && err.error !== null ? err.error : textBody, secrets);
-      return new LlmError(`failed to do post: ${status} ${reason(status)}${code ? ` (${code})` : ''}${said ? `: ${said}` : ''}`, 'http', {
+      return new LlmError(`failed to do post: ${status} ${reason(status)}${code ? ` (${code})` : ''}${tail}`, 'http', {
         status,
         retryable: isRetryableStatus(status),
-        retryAfterMs: retryAfterMs(err.headers),
+        retryAfterMs: status === 429 ? rateLimitWaitMs(err.headers) : retryAfterMs(err.headers),
+        contextLength: isContextLength(status, err.code, said),
       });
     }
     // An `error` object sent inside a stream (no HTTP status).
     const code = safeCode(err.code, secrets) ?? safeCode(err.type, secrets);
-    return new LlmError(`LLM request failed: the server reported an error${code ? ` (${code})` : ''}`, 'http');
+    return new LlmError(`LLM request failed: the server reported an error${code ? ` (${code})` : ''}${tail}`, 'http', {
+      contextLength: isContextLength(undefined, err.code, said),
+    });
   }
   if (err instanceof SyntaxError) return malformedError();
   if (err && typeof err === 'object' && (err as { name?: unknown }).name === 'AbortError') return abortedError();

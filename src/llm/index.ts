@@ -3,7 +3,9 @@
  *
  *   const cfg = parseLlmConfig(type, params);    // CREATE-LLM validation (throws CommandError)
  *   const llm = createProvider(cfg);             // cheap, no network
- *   await llm.chat([{ role: 'user', content }], { timeoutMs, signal, onDelta });
+ *   await llm.chat([{ role: 'user', content }], { timeoutMs, signal, onDelta, env });
+ *                                                // env: router targets by key, the circuit store
+ *                                                // (shared cooldowns), the server's llm-timeout
  *   await llm.embed(texts, { timeoutMs, signal });
  *   llm.stats.snapshot();                        // INFO llm
  *   redactConfig(cfg);                           // LLM.INFO (no secrets)
@@ -19,6 +21,7 @@ import { lockedMessage, type LlmConfig } from './config.js';
 import { LocalProvider } from './local.js';
 import { LockedProvider } from './locked.js';
 import { OpenAICompatibleProvider } from './openai-provider.js';
+import { RouterProvider } from './router.js';
 import type { LlmProvider } from './types.js';
 
 export * from './types.js';
@@ -45,13 +48,15 @@ export {
   type OpenAIConfig,
   type AzureOpenAIConfig,
   type LocalConfig,
+  type RouterConfig,
   type HttpConfig,
   type LockedSecrets,
 } from './config.js';
 export { LlmError, type LlmErrorKind } from './errors.js';
 export { LlmStats, LATENCY_WINDOW } from './stats.js';
 export { localEmbed, tokenize, LocalProvider } from './local.js';
-export { OpenAICompatibleProvider, MAX_EMBED_BATCH } from './openai-provider.js';
+export { OpenAICompatibleProvider, MAX_EMBED_BATCH, DEFAULT_IDLE_TIMEOUT_MS } from './openai-provider.js';
+export { RouterProvider, routerInfoLines, circuitBase, CIRCUIT_CACHE_MS, knownEmbeddingDim, type TargetSnapshot } from './router.js';
 
 /**
  * A provider for a parsed config. No network happens here. A config whose sealed secrets could not
@@ -67,6 +72,8 @@ export function createProvider(config: LlmConfig, name?: () => string): LlmProvi
       return new LocalProvider(config.dim);
     case 'openai':
     case 'azure_openai':
-      return new OpenAICompatibleProvider(config);
+      return new OpenAICompatibleProvider(config, name);
+    case 'router':
+      return new RouterProvider(config, name);
   }
 }

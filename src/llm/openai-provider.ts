@@ -23,10 +23,11 @@ import {
   assertHostAllowed,
   resolveApiKey,
   type AzureOpenAIConfig,
+  type CallLimits,
   type JsonObject,
   type OpenAIConfig,
 } from './config.js';
-import { LlmError, abortedError, malformedError, scrub, timeoutError, toLlmError } from './errors.js';
+import { LlmError, abortedError, malformedError, namedError, scrub, timeoutError, toLlmError } from './errors.js';
 import { Limiter } from './limiter.js';
 import { LlmStats } from './stats.js';
 import type { CallOptions, ChatMessage, ChatOptions, ChatResult, EmbedOptions, LlmProvider } from './types.js';
@@ -42,7 +43,12 @@ interface AttemptContext {
   remainingMs: number;
   /** Set by a streaming attempt once text was reported: no retry after that. */
   emitted: boolean;
+  /** Streaming: (re)starts the wait for the next chunk (the idle limit). */
+  armIdle: () => void;
 }
+
+/** Streaming: default longest wait for the next chunk. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 
 interface Usage {
   promptTokens: number;
@@ -103,7 +109,11 @@ export class OpenAICompatibleProvider implements LlmProvider {
   private readonly limiter: Limiter;
   private closed = false;
 
-  constructor(private readonly cfg: OpenAIConfig | AzureOpenAIConfig) {
+  constructor(
+    private readonly cfg: (OpenAIConfig | AzureOpenAIConfig) & CallLimits,
+    /** The LLM's key: errors name it (it follows RENAME). */
+    private readonly name?: () => string,
+  ) {
     this.type = cfg.type;
     const h = cfg.http;
     const agentOpts = {
@@ -154,6 +164,21 @@ export class OpenAICompatibleProvider implements LlmProvider {
     }
   }
 
+  get configuredTimeoutMs(): number | undefined {
+    return this.cfg.timeoutMs ?? this.cfg.http.socketTimeoutMs;
+  }
+
+  /** The call's deadline: --TIMEOUT, else the LLM's timeout / socket_timeout, else the server's llm-timeout. */
+  private deadlineOf(opts: CallOptions): number {
+    return checkTimeout(opts.timeoutMs) ?? this.configuredTimeoutMs ?? opts.env?.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  /** Errors leave the provider naming the LLM when it has a name. */
+  private named(e: unknown): LlmError {
+    const err = toLlmError(e);
+    return this.name ? namedError(err, this.name()) : err;
+  }
+
   // -------------------------------------------------------------------------------------------
 
   private authHeaders(key: string): Record<string, string> {
@@ -196,7 +221,7 @@ export class OpenAICompatibleProvider implements LlmProvider {
     let timeoutMs: number;
     let key: string | undefined;
     try {
-      timeoutMs = checkTimeout(opts.timeoutMs) ?? this.cfg.http.socketTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+      timeoutMs = this.deadlineOf(opts);
       if (this.closed) throw new LlmError('LLM provider is closed', 'pool');
       const url = this.url(op);
       assertHostAllowed(url, this.cfg.type === 'openai' ? 'base_url' : 'endpoint');
@@ -214,14 +239,27 @@ export class OpenAICompatibleProvider implements LlmProvider {
       timedOut = true;
       controller.abort();
     }, timeoutMs);
+    // Streaming: the wait for the next chunk is bounded too (a stalled stream is aborted).
+    const idleMs = this.cfg.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    let idleFired = false;
+    let idleTimer: NodeJS.Timeout | undefined;
+    const armIdle = () => {
+      if (idleTimer) clearTimeout(idleTimer);
+      if (idleMs >= deadline - performance.now()) return; // the deadline comes first anyway
+      idleTimer = setTimeout(() => {
+        idleFired = true;
+        controller.abort();
+      }, idleMs);
+    };
     const userSignal = opts.signal;
     const onUserAbort = () => controller.abort();
     if (userSignal?.aborted) controller.abort();
     else userSignal?.addEventListener('abort', onUserAbort, { once: true });
 
-    const ctx: AttemptContext = { signal: controller.signal, remainingMs: timeoutMs, emitted: false };
+    const ctx: AttemptContext = { signal: controller.signal, remainingMs: timeoutMs, emitted: false, armIdle };
     const classify = (e: unknown): LlmError => {
       if (timedOut) return timeoutError(timeoutMs);
+      if (idleFired) return new LlmError(`LLM request timed out after ${idleMs} ms without a stream chunk`, 'timeout');
       if (userSignal?.aborted) return abortedError();
       const err = toLlmError(e, { streaming: ctx.emitted, secrets: [key, this.cfg.apiKey] });
       if (ctx.emitted && err.retryable) return new LlmError(err.message, err.kind, { status: err.status, retryable: false });
@@ -260,6 +298,7 @@ export class OpenAICompatibleProvider implements LlmProvider {
           const wait = this.backoff(attempts - 1, err.retryAfterMs);
           if (performance.now() + wait >= deadline) throw err;
           this.stats.retries++;
+          opts.onRetry?.();
           logger.debug({ llm: this.type, op, attempt: attempts, waitMs: Math.round(wait), cause: err.message }, 'LLM call retrying');
           await sleep(wait, controller.signal);
         }
@@ -285,6 +324,7 @@ export class OpenAICompatibleProvider implements LlmProvider {
       throw err;
     } finally {
       clearTimeout(timer);
+      if (idleTimer) clearTimeout(idleTimer);
       userSignal?.removeEventListener('abort', onUserAbort);
       if (release) {
         this.stats.inFlight--;
@@ -296,6 +336,14 @@ export class OpenAICompatibleProvider implements LlmProvider {
   // -------------------------------------------------------------------------------------------
 
   async chat(messages: ChatMessage[], opts: ChatOptions = {}): Promise<ChatResult> {
+    try {
+      return await this.chatUnnamed(messages, opts);
+    } catch (e) {
+      throw this.named(e);
+    }
+  }
+
+  private async chatUnnamed(messages: ChatMessage[], opts: ChatOptions): Promise<ChatResult> {
     if (!Array.isArray(messages) || messages.length === 0 || !messages.every((m) => isObj(m) && ROLES.has(m.role as string) && typeof m.content === 'string')) {
       this.stats.record(0, false);
       throw new LlmError('chat: messages must be a non-empty list of {role, content}', 'config');
@@ -364,7 +412,9 @@ export class OpenAICompatibleProvider implements LlmProvider {
     let finishReason: string | null = null;
     let usage: Usage = { promptTokens: 0, completionTokens: 0 };
     let answeredModel = model;
+    ctx.armIdle();
     for await (const chunk of stream) {
+      ctx.armIdle();
       if (!isObj(chunk)) throw malformedError();
       if (typeof chunk.model === 'string' && chunk.model) answeredModel = chunk.model;
       if (isObj(chunk.usage)) usage = parseUsage(chunk.usage);
@@ -390,6 +440,14 @@ export class OpenAICompatibleProvider implements LlmProvider {
   // -------------------------------------------------------------------------------------------
 
   async embed(texts: string[], opts: EmbedOptions = {}): Promise<number[][]> {
+    try {
+      return await this.embedUnnamed(texts, opts);
+    } catch (e) {
+      throw this.named(e);
+    }
+  }
+
+  private async embedUnnamed(texts: string[], opts: EmbedOptions): Promise<number[][]> {
     if (!Array.isArray(texts) || !texts.every((t) => typeof t === 'string')) {
       this.stats.record(0, false);
       throw new LlmError('embed: texts must be strings', 'config');
@@ -397,7 +455,7 @@ export class OpenAICompatibleProvider implements LlmProvider {
     if (texts.length === 0) return [];
     if (texts.length <= MAX_EMBED_BATCH) return this.embedBatch(texts, opts);
     // Split: one deadline for all the batches.
-    const timeoutMs = checkTimeout(opts.timeoutMs) ?? this.cfg.http.socketTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const timeoutMs = this.deadlineOf(opts);
     const deadline = performance.now() + timeoutMs;
     const out: number[][] = [];
     for (let i = 0; i < texts.length; i += MAX_EMBED_BATCH) {

@@ -13,12 +13,50 @@ export interface ChatMessage {
   content: string;
 }
 
+/**
+ * Where a router keeps the circuit (cooldown) state of its targets: the backing Redis (shared by
+ * every instance) or memory. `base` is the key prefix of one target (one hash tag).
+ */
+export interface CircuitStore {
+  /**
+   * The circuit of a target now: [0, 0] closed; [1, ms] open (cooling down, ms left); [2, 0]
+   * this caller holds the one probe of a half-open circuit for `probeMs`; [3, ms] another
+   * caller is probing.
+   */
+  circuitCheck(base: string, now: number, probeMs: number): Promise<[number, number]>;
+  /**
+   * Counts a failure; opens the circuit for `cooldownMs` when `threshold` failures fell within
+   * `windowMs`, or at once when the failed call was the probe. Resolves true when it opened.
+   */
+  circuitFail(base: string, threshold: number, windowMs: number, cooldownMs: number, probe: boolean): Promise<boolean>;
+  /** A probe succeeded: the circuit is closed again. */
+  circuitOk(base: string): Promise<void>;
+}
+
+/** What a router needs from the server: its targets by key, the circuit store, the server default deadline. */
+export interface LlmEnv {
+  /** The db the keys are resolved in. */
+  db: number;
+  /** The provider of the LLM at `key` in that db; undefined when there is none. */
+  resolve(key: string): LlmProvider | undefined;
+  circuits: CircuitStore;
+  /** The server's llm-timeout (ms): the deadline when neither the call nor the LLM sets one. */
+  defaultTimeoutMs?: number;
+}
+
 export interface CallOptions {
   /**
    * Deadline for the whole call in ms: waiting for a pool slot, every attempt and every
-   * retry backoff. Default: the config's `http.socket_timeout`, else 60 s.
+   * retry backoff. Default: the LLM's `timeout`, else its `http.socket_timeout`, else the
+   * server's llm-timeout (`env.defaultTimeoutMs`), else 60 s.
    */
   timeoutMs?: number;
+  /** The server around the call (needed by routers; gives the default deadline). */
+  env?: LlmEnv;
+  /** Called at every retry the provider makes (a router counts them per target). */
+  onRetry?: () => void;
+  /** Routers the call went through (a router refuses to reach itself). */
+  via?: readonly LlmProvider[];
   /** Cancels the call (waiting in the queue or in flight); it then fails with `LLM request aborted`. */
   signal?: AbortSignal;
   /**
@@ -50,7 +88,7 @@ export interface ChatResult {
 
 export type EmbedOptions = CallOptions;
 
-export type LlmType = 'openai' | 'azure_openai' | 'local';
+export type LlmType = 'openai' | 'azure_openai' | 'local' | 'router';
 
 export interface LlmProvider {
   readonly type: LlmType;
@@ -59,6 +97,8 @@ export interface LlmProvider {
   /** One vector per text, in input order. `embed([])` resolves to `[]` without a request. */
   embed(texts: string[], opts?: EmbedOptions): Promise<number[][]>;
   readonly stats: LlmStats;
+  /** The deadline the LLM's own config sets (`timeout` / `http.socket_timeout`), if any. */
+  readonly configuredTimeoutMs?: number;
   /** Releases connections; calls still waiting for a slot fail. Idempotent. */
   close(): void;
 }

@@ -16,6 +16,7 @@
  *                         runs (app, cache hits included).
  * LLMs add retries, in_flight and queued; stores have their own fields (items, dim, ...).
  */
+import { RouterProvider } from '../llm/index.js';
 import { AppObject, ModelObject, StoreObject, type LlmObject } from './objects.js';
 
 export type StatValue = number | string;
@@ -76,11 +77,30 @@ export function objectStats(o: LlmObject): Record<string, StatValue> | null {
   return null;
 }
 
+/** latencyP50Ms -> latency_p50_ms */
+const snake = (k: string): string => k.replace(/P(\d+)Ms$/, '_p$1_ms').replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/**
+ * A router's targets, as LLM.STATS lists them after the LLM's own fields: `target.<key>.<field>`
+ * (state as this instance last saw it, then its counters). Empty for an LLM that is no router.
+ */
+export function routerTargetStats(o: ModelObject): Record<string, StatValue> {
+  const out: Record<string, StatValue> = {};
+  if (!(o.provider instanceof RouterProvider)) return out;
+  for (const t of o.provider.targetSnapshots()) {
+    const { name, state, ...counters } = t;
+    out[`target.${name}.state`] = state;
+    for (const [k, v] of Object.entries(counters)) out[`target.${name}.${snake(k)}`] = v as StatValue;
+  }
+  return out;
+}
+
 /** `LLM.STATS --RESET`: counters back to zero (a store's fields describe its state and stay). */
 export function resetStats(o: LlmObject): void {
   if (o instanceof ModelObject) {
     o.provider.stats.reset();
     o.usage.reset();
+    if (o.provider instanceof RouterProvider) o.provider.resetTargets();
   } else if (o instanceof AppObject) {
     o.usage.reset();
   }

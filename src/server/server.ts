@@ -21,7 +21,7 @@ import { Follower } from '../objects/follower.js';
 import { randomBytes } from 'node:crypto';
 import { FileStorage, RedisStorage } from '../storage/index.js';
 import type { Storage } from '../storage/types.js';
-import { setAllowedEnv, setAllowedHosts } from '../llm/index.js';
+import { RouterProvider, routerInfoLines, setAllowedEnv, setAllowedHosts } from '../llm/index.js';
 import { StoreObject, ModelObject, AppObject } from '../objects/objects.js';
 import { objectStats, type StatValue } from '../objects/stats.js';
 import { configuredSecret, generatedSecret, type SecretBox } from '../util/secret.js';
@@ -76,6 +76,10 @@ export class LlmServer implements Services {
     return (this._kv ??= this.backend ? new RedisKV(this.backend.client as Redis) : new MemoryKV());
   }
 
+  get llmTimeoutMs(): number {
+    return this.config.llmTimeout > 0 ? this.config.llmTimeout : 60_000;
+  }
+
   get streamMaxlen(): number {
     return this.config.streamMaxlen;
   }
@@ -126,11 +130,13 @@ export class LlmServer implements Services {
     let m = 0;
     let v = 0;
     let a = 0;
-    // The fields of LLM.STATS and LLM.INFO (src/objects/stats.ts).
+    // The fields of LLM.STATS and LLM.INFO (src/objects/stats.ts); a router's targets on lines of their own.
     const fields = (st: Record<string, StatValue> | null) => Object.entries(st ?? {}).map(([k, x]) => `,${k}=${x}`).join('');
+    let t = 0;
     for (const o of this.objects.all()) {
       if (o instanceof ModelObject) {
         lines.push(`model${m++}:name=${infoSafe(o.name)},db=${o.db},type=${o.provider.type}${fields(objectStats(o))}`);
+        if (o.provider instanceof RouterProvider) lines.push(...routerInfoLines(o.name, o.db, o.provider, () => t++, infoSafe));
       } else if (o instanceof AppObject) {
         lines.push(`app${a++}:name=${infoSafe(o.name)},db=${o.db},kind=${o.kind}${fields(objectStats(o))}`);
       } else if (o instanceof StoreObject) {

@@ -4,8 +4,10 @@
  * standalone mode, in memory.
  */
 import type { Redis } from 'ioredis';
+import type { CircuitStore } from '../llm/types.js';
 
-export interface KV {
+/** Also the circuit (cooldown) state of router targets: see CircuitStore and src/llm/router.ts. */
+export interface KV extends CircuitStore {
   readonly shared: boolean;
   get(key: string): Promise<string | null>;
   /** ttlMs 0 = no expiry */
@@ -52,6 +54,43 @@ redis.call('PEXPIRE', KEYS[1], window)
 return -1
 `;
 
+// Circuit keys of one target: <base>:open (PX cooldown), <base>:tripped (was opened, needs a
+// probe), <base>:probe (the probe's lease), <base>:fails (failures in the window). One hash tag.
+const CIRCUIT_CHECK = `
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then return {1, ttl} end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[1]) then return {2, 0} end
+  local p = redis.call('PTTL', KEYS[3])
+  if p < 1 then p = 1 end
+  return {3, p}
+end
+return {0, 0}
+`;
+
+const CIRCUIT_FAIL = `
+local threshold = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local cooldown = tonumber(ARGV[3])
+local tripped = cooldown * 2 + 60000
+if ARGV[4] == '1' then
+  redis.call('SET', KEYS[2], '1', 'PX', cooldown)
+  redis.call('SET', KEYS[3], '1', 'PX', tripped)
+  redis.call('DEL', KEYS[1], KEYS[4])
+  return 1
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], window) end
+if n >= threshold then
+  redis.call('SET', KEYS[2], '1', 'PX', cooldown)
+  redis.call('SET', KEYS[3], '1', 'PX', tripped)
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+`;
+
 export class RedisKV implements KV {
   readonly shared = true;
   constructor(private readonly redis: Redis) {}
@@ -85,6 +124,18 @@ export class RedisKV implements KV {
   async rateTokens(tokKey: string, now: number, windowMs: number, member: string, tokens: number) {
     await this.redis.zadd(tokKey, now, `${member}:${Math.max(0, Math.round(tokens))}`);
     await this.redis.pexpire(tokKey, windowMs);
+  }
+  async circuitCheck(base: string, _now: number, probeMs: number): Promise<[number, number]> {
+    const r = (await this.redis.eval(CIRCUIT_CHECK, 3, `${base}:open`, `${base}:tripped`, `${base}:probe`, Math.max(1, Math.ceil(probeMs)))) as number[];
+    return [Number(r[0]), Number(r[1])];
+  }
+  async circuitFail(base: string, threshold: number, windowMs: number, cooldownMs: number, probe: boolean): Promise<boolean> {
+    const keys = [`${base}:fails`, `${base}:open`, `${base}:tripped`, `${base}:probe`];
+    const r = await this.redis.eval(CIRCUIT_FAIL, 4, ...keys, threshold, Math.max(1, Math.ceil(windowMs)), Math.max(1, Math.ceil(cooldownMs)), probe ? '1' : '0');
+    return Number(r) === 1;
+  }
+  async circuitOk(base: string): Promise<void> {
+    await this.redis.del(`${base}:tripped`, `${base}:probe`, `${base}:fails`);
   }
 }
 
@@ -146,5 +197,40 @@ export class MemoryKV implements KV {
   }
   async rateTokens(tokKey: string, now: number, _windowMs: number, member: string, tokens: number) {
     this.z(tokKey).set(`${member}:${Math.max(0, Math.round(tokens))}`, now);
+  }
+  private pttl(key: string): number {
+    const e = this.live(key);
+    if (!e) return -2;
+    return e.exp > 0 ? e.exp - Date.now() : -1;
+  }
+  async circuitCheck(base: string, _now: number, probeMs: number): Promise<[number, number]> {
+    const ttl = this.pttl(`${base}:open`);
+    if (ttl > 0) return [1, ttl];
+    if (this.live(`${base}:tripped`)) {
+      if (!this.live(`${base}:probe`)) {
+        await this.set(`${base}:probe`, '1', Math.max(1, Math.ceil(probeMs)));
+        return [2, 0];
+      }
+      return [3, Math.max(1, this.pttl(`${base}:probe`))];
+    }
+    return [0, 0];
+  }
+  async circuitFail(base: string, threshold: number, windowMs: number, cooldownMs: number, probe: boolean): Promise<boolean> {
+    const open = async () => {
+      await this.set(`${base}:open`, '1', cooldownMs);
+      await this.set(`${base}:tripped`, '1', cooldownMs * 2 + 60_000);
+      await this.del([`${base}:fails`, ...(probe ? [`${base}:probe`] : [])]);
+      return true;
+    };
+    if (probe) return open();
+    if (this.live(`${base}:open`)) return false;
+    const cur = this.live(`${base}:fails`);
+    const n = (cur ? Number(cur.v) : 0) + 1;
+    if (cur) cur.v = String(n);
+    else await this.set(`${base}:fails`, String(n), windowMs);
+    return n >= threshold ? open() : false;
+  }
+  async circuitOk(base: string): Promise<void> {
+    await this.del([`${base}:tripped`, `${base}:probe`, `${base}:fails`]);
   }
 }

@@ -10,6 +10,7 @@ import { PARAM_LIMITS, parseCsvVector, parseFp32Vector } from '../../vector/inde
 import { ModelObject, StoreObject, AppObject, type LlmObject, type ObjectKind } from '../../objects/objects.js';
 import type { ObjectManager } from '../../objects/manager.js';
 import type { CommandContext } from '../plan.js';
+import type { LlmEnv } from '../../llm/index.js';
 import type { ParsedArgs } from '../spec.js';
 
 export function objectsOf(ctx: CommandContext): ObjectManager {
@@ -98,11 +99,28 @@ function checkDim(v: Float32Array | number[], what: string): void {
   if (v.length > MAX_DIM) throw new CommandError(`${what}: ${v.length} dimensions, more than the limit of ${MAX_DIM}`);
 }
 
+/**
+ * What an LLM call needs from the server: the LLM keys of the client's db (a router's targets),
+ * the circuit store of router targets (the backing Redis) and the default deadline (llm-timeout).
+ */
+export function llmEnv(ctx: CommandContext): LlmEnv {
+  const db = ctx.client.db;
+  return {
+    db,
+    resolve: (key) => {
+      const o = ctx.services.objects?.get(db, key);
+      return o instanceof ModelObject ? o.provider : undefined;
+    },
+    circuits: ctx.services.kv,
+    defaultTimeoutMs: ctx.services.llmTimeoutMs,
+  };
+}
+
 /** Embeds texts with the store's LLM. */
 export async function embedForStore(ctx: CommandContext, store: StoreObject, texts: string[], timeoutMs?: number): Promise<Float32Array[]> {
   if (!store.llmRef) throw new CommandError(`LLM model for vector store does not exist: vector store '${store.name}' has no --LLM`);
   const model = modelOf(ctx, store.llmRef.key, 'LLM model for vector store does not exist');
-  const vecs = await model.provider.embed(texts, { timeoutMs, body: store.llmRef.params }).catch((e: unknown) => {
+  const vecs = await model.provider.embed(texts, { timeoutMs, body: store.llmRef.params, env: llmEnv(ctx) }).catch((e: unknown) => {
     throw withOperation(e, OPERATION.embed);
   });
   for (const v of vecs) checkDim(v, 'the embedding from the LLM has too many dimensions');

@@ -1,7 +1,7 @@
 import { parseRateLimit } from '../../objects/ratelimit.js';
 import { defineCreateCommand, RATELIMIT } from './_common.js';
 import { CommandError } from '../../errors.js';
-import { parseLlmConfig, type LlmConfig } from '../../llm/index.js';
+import { knownEmbeddingDim, parseLlmConfig, type LlmConfig } from '../../llm/index.js';
 import { ModelObject } from '../../objects/objects.js';
 import { createObject, objectsOf, optString } from './_objects.js';
 import { checkJsonDepth } from '../args.js';
@@ -34,10 +34,28 @@ function parseOptions(type: string, params: unknown): LlmConfig {
   } catch (e) {
     const prefix = 'invalid LLM params: ';
     if (e instanceof CommandError && e.message.startsWith(prefix)) {
-      const kind = type.toLowerCase() === 'local' ? 'local' : 'openai';
+      const kind = type.toLowerCase() === 'local' || type.toLowerCase() === 'router' ? type.toLowerCase() : 'openai';
       throw new CommandError(`failed to parse ${kind} options: ${e.message.slice(prefix.length)}`, e.prefix);
     }
     throw e;
+  }
+}
+
+/**
+ * A router may not list itself, and the targets whose embedding dimension their config tells
+ * must agree (the others are checked when they answer). Targets need not exist yet.
+ */
+function checkRouter(targets: string[], self: string, configOf: (key: string) => LlmConfig | undefined): void {
+  if (targets.includes(self)) throw new CommandError(`invalid LLM params: a router may not list itself ('${self}') in 'targets'`);
+  let first: { key: string; dim: number } | undefined;
+  for (const t of targets) {
+    const cfg = configOf(t);
+    const dim = cfg ? knownEmbeddingDim(cfg) : undefined;
+    if (dim === undefined) continue;
+    if (!first) first = { key: t, dim };
+    else if (first.dim !== dim) {
+      throw new CommandError(`invalid LLM params: target '${t}' gives ${dim}-dimensional embeddings, '${first.key}' gives ${first.dim}: the targets of a router must give one dimension`);
+    }
   }
 }
 
@@ -45,17 +63,28 @@ export default defineCreateCommand({
   name: 'LLM.CREATE-LLM',
   summary: 'Creates an LLM provider object: OpenAI, Azure OpenAI, any OpenAI-compatible endpoint, or the offline local embedder.',
   options: [
-    { token: '--TYPE', type: 'string', value: 'openai|azure_openai|local', summary: 'Provider type (default openai).' },
+    { token: '--TYPE', type: 'string', value: 'openai|azure_openai|local|router', summary: 'Provider type (default openai); router: other LLM keys with fallbacks, load balancing and shared cooldowns (see "Deadlines, retries, routers and cooldowns").' },
     // Declared as a string: parsed by parseParams (see above).
-    { token: '--PARAMS', type: 'string', value: 'json', summary: 'Provider parameters: api_key, base_url, chat, embedding, http, ...' },
+    { token: '--PARAMS', type: 'string', value: 'json', summary: 'Provider parameters: api_key, base_url, chat, embedding, timeout, retries, http, ...; a router: targets, strategy, weights, fallback_on, cooldown.' },
     RATELIMIT,
   ],
-  examples: [`LLM.CREATE-LLM openai --PARAMS '{"api_key":"$OPENAI_API_KEY"}'`],
+  examples: [
+    `LLM.CREATE-LLM openai --PARAMS '{"api_key":"$OPENAI_API_KEY","timeout":"20s","retries":2}'`,
+    `LLM.CREATE-LLM pool --TYPE router --PARAMS '{"targets":["gpt-a","gpt-b"],"strategy":"fallback","cooldown":30}'`,
+  ],
   handler(ctx, args) {
     const type = optString(args, 'type') ?? 'openai';
     const params = parseParams(args.opts.get('params') as Buffer | undefined);
     const ratelimit = parseRateLimit(args.opts.get('ratelimit'));
-    const secrets = objectsOf(ctx).secrets;
-    return createObject(ctx, args, 'llm', (id, db, name, at) => new ModelObject(id, db, name, at, parseOptions(type, params), ratelimit, secrets));
+    const objects = objectsOf(ctx);
+    const secrets = objects.secrets;
+    return createObject(ctx, args, 'llm', (id, db, name, at) => {
+      const cfg = parseOptions(type, params);
+      if (cfg.type === 'router') checkRouter(cfg.targets, name, (key) => {
+        const o = objects.get(db, key);
+        return o instanceof ModelObject ? o.llm : undefined;
+      });
+      return new ModelObject(id, db, name, at, cfg, ratelimit, secrets);
+    });
   },
 });

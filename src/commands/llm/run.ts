@@ -13,7 +13,7 @@ import type { CommandContext } from '../plan.js';
 import { TIMEOUT, SESSION, FILTER } from './_common.js';
 import { compileFilter } from '../../vector/filter.js';
 import { idReply } from '../../vector/index.js';
-import { requireApp, embedForStore, modelOf, objectsOf, storeOf } from './_objects.js';
+import { requireApp, embedForStore, llmEnv, modelOf, objectsOf, storeOf } from './_objects.js';
 
 function depsFor(ctx: CommandContext): ChatDeps {
   const objects = objectsOf(ctx);
@@ -83,6 +83,7 @@ export default defineCommand({
       filter: (args.opts.get('filter') as Buffer | undefined)?.toString('utf8'),
       scope: (args.opts.get('scope') as Buffer | undefined)?.toString('utf8'),
       noCache: args.opts.has('nocache'),
+      env: llmEnv(ctx),
     };
     if (req.filter !== undefined) compileFilter(req.filter);
     if (ctx.services.readOnly && app.kind === 'chat') throw new CommandError(READONLY_TEXT, 'READONLY');

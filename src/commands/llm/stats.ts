@@ -1,6 +1,7 @@
 import { defineCommand } from '../spec.js';
 import { CommandError } from '../../errors.js';
-import { objectStats, resetStats, type StatValue } from '../../objects/stats.js';
+import { ModelObject } from '../../objects/objects.js';
+import { objectStats, resetStats, routerTargetStats, type StatValue } from '../../objects/stats.js';
 import type { RespValue } from '../../protocol/resp.js';
 import { objectsOf, keyName } from './_objects.js';
 import { fieldsReply } from './_reply.js';
@@ -9,7 +10,7 @@ const flat = (o: Record<string, StatValue>): RespValue[] => Object.entries(o).fl
 
 export default defineCommand({
   name: 'LLM.STATS',
-  summary: 'Usage of an LLM or an app (calls, errors, cache hits and misses, rate-limited runs, tokens, latency p50/p99) or the state of a vector store (items, dim, memory, ...): the fields of "Usage".',
+  summary: 'Usage of an LLM or an app (calls, errors, retries, cache hits and misses, rate-limited runs, tokens, latency p50/p99), per target for a router (state, calls, failures, retries, fallbacks, cooldowns, latency), or the state of a vector store (items, dim, memory, ...): the fields of "Usage".',
   since: '0.1.0',
   arity: -1,
   flags: ['readonly', 'fast'],
@@ -23,7 +24,8 @@ export default defineCommand({
     const obj = objectsOf(ctx).get(ctx.client.db, keyName(args.key));
     const stats = obj ? objectStats(obj) : null;
     if (!obj || !stats) throw new CommandError('no such LLM or app');
+    const out = { ...stats, ...(obj instanceof ModelObject ? routerTargetStats(obj) : {}) };
     if (args.opts.has('reset')) resetStats(obj);
-    return fieldsReply(ctx, flat(stats));
+    return fieldsReply(ctx, flat(out));
   },
 });
