@@ -4,11 +4,19 @@
  * standalone mode, in memory.
  */
 import type { Redis } from 'ioredis';
-import type { CircuitStore } from '../llm/types.js';
 
-/** Also the circuit (cooldown) state of router targets: see CircuitStore and src/llm/router.ts. */
-export interface KV extends CircuitStore {
+/**
+ * Also the circuit (cooldown) state of router targets: a KV is the llm layer's CircuitStore
+ * (src/llm/types.ts, src/llm/router.ts), by shape; storage does not import llm.
+ */
+export interface KV {
   readonly shared: boolean;
+  /** [0, 0] closed; [1, ms] open (ms left); [2, 0] this caller holds the probe for `probeMs`; [3, ms] another caller probes. */
+  circuitCheck(base: string, now: number, probeMs: number): Promise<[number, number]>;
+  /** Counts a failure; opens the circuit for `cooldownMs` at `threshold` failures within `windowMs`, or at once after a failed probe. True when it opened. */
+  circuitFail(base: string, threshold: number, windowMs: number, cooldownMs: number, probe: boolean): Promise<boolean>;
+  /** A probe succeeded: the circuit is closed again. */
+  circuitOk(base: string): Promise<void>;
   get(key: string): Promise<string | null>;
   /** ttlMs 0 = no expiry */
   set(key: string, value: string, ttlMs: number): Promise<void>;
