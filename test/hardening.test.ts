@@ -213,17 +213,17 @@ describe('LLM endpoint faults: one clear -ERR per call, nothing applied, other c
 
   // The failure; the reply puts the original's words for the operation before it (see `want` below).
   const FAULTS: Array<{ name: string; fault: Fault; timeout: number; error: string; streamError?: string }> = [
-    { name: 'hang', fault: { type: 'hang' }, timeout: 150, error: 'LLM 'm' request timed out after 150 ms' },
-    { name: '429', fault: { type: 'status', status: 429 }, timeout: 5000, error: 'LLM 'm': failed to do post: 429 Too Many Requests (rate_limit_exceeded): injected 429' },
-    { name: '500', fault: { type: 'status', status: 500 }, timeout: 5000, error: 'LLM 'm': failed to do post: 500 Internal Server Error: injected 500' },
-    { name: 'connection closed', fault: { type: 'destroy' }, timeout: 5000, error: 'LLM 'm' request failed: connection reset' },
-    { name: 'malformed JSON', fault: { type: 'malformed' }, timeout: 5000, error: 'LLM 'm' response was malformed' },
+    { name: 'hang', fault: { type: 'hang' }, timeout: 150, error: "LLM 'm' request timed out after 150 ms" },
+    { name: '429', fault: { type: 'status', status: 429 }, timeout: 5000, error: "LLM 'm': failed to do post: 429 Too Many Requests (rate_limit_exceeded): injected 429" },
+    { name: '500', fault: { type: 'status', status: 500 }, timeout: 5000, error: "LLM 'm': failed to do post: 500 Internal Server Error: injected 500" },
+    { name: 'connection closed', fault: { type: 'destroy' }, timeout: 5000, error: "LLM 'm' request failed: connection reset" },
+    { name: 'malformed JSON', fault: { type: 'malformed' }, timeout: 5000, error: "LLM 'm' response was malformed" },
     {
       name: 'broken stream',
       fault: { type: 'break-stream', afterChunks: 1 },
       timeout: 5000,
-      error: 'LLM 'm' request failed: connection reset',
-      streamError: 'LLM 'm' response stream was interrupted',
+      error: "LLM 'm' request failed: connection reset",
+      streamError: "LLM 'm' response stream was interrupted",
     },
   ];
 
@@ -1134,7 +1134,7 @@ describe('security', () => {
     texts.push(await errOf(r.call('LLM.ADD', 'vs', 'some text')));
     texts.push(await errOf(r.call('LLM.KNN', 'vs', 'a query')));
     // What the provider said is in the reply, with the key it echoed scrubbed out.
-    const said = ': LLM 'wrongkey': failed to do post: 401 Unauthorized (invalid_api_key): Incorrect API key provided: [redacted]. You can find your API key at https://platform.openai.com/account/api-keys.';
+    const said = ": LLM 'wrongkey': failed to do post: 401 Unauthorized (invalid_api_key): Incorrect API key provided: [redacted]. You can find your API key at https://platform.openai.com/account/api-keys.";
     expect(texts).toEqual([`ERR failed to predict with openai${said}`, `ERR failed to predict with openai${said}`, `ERR failed to request embedding${said}`, `ERR failed to request embedding${said}`]);
     expect(fake.lastRequest()!.headers.authorization).toBe(`Bearer ${LIT_KEY}`);
     // A stream error entry made of a server error that contains the key in its message and code.
@@ -1280,7 +1280,7 @@ describe('security', () => {
       await r.call('LLM.CREATE-LLM', 'strict', '--PARAMS', params());
       await r.call('LLM.CREATE-APP', 'sapp', '--LLM', 'strict', '--PROMPT', 'over tls');
       await r.call('LLM.CREATE-VECTOR-STORE', 'svs', '--LLM', 'strict');
-      const tlsError = 'LLM 'strict' request failed: TLS certificate verification failed';
+      const tlsError = "LLM 'strict' request failed: TLS certificate verification failed";
       expect(await errOf(r.call('LLM.RUN', 'sapp'))).toBe(`ERR failed to predict with openai: ${tlsError}`);
       expect(await errOf(r.call('LLM.RUN', 'sapp', '--STREAM', 'tls-out'))).toBe(`ERR failed to predict with openai: ${tlsError}`);
       expect(await errOf(r.call('LLM.ADD', 'svs', 'text'))).toBe(`ERR failed to request embedding: ${tlsError}`);

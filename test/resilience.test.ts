@@ -12,7 +12,7 @@ import { startRedis, startRedisCluster, type RedisServerHandle } from '../harnes
 import { client, startServer } from '../harness/server.js';
 import { startFakeOpenAI, type FakeOpenAI } from '../harness/fake-openai.js';
 import { errOf, leaks } from '../harness/replies.js';
-import { MemoryKV, RedisKV, type KV } from '../src/apps/kv.js';
+import { MemoryKV, RedisKV, type KV } from '../src/storage/kv.js';
 import { CIRCUIT_CACHE_MS, circuitBase, parseLlmConfig, parseStoredConfig, sealConfig } from '../src/llm/index.js';
 import { parseResetDuration, providerMessage, rateLimitWaitMs } from '../src/llm/errors.js';
 import { SecretBox } from '../src/util/secret.js';
@@ -159,14 +159,14 @@ describe('deadlines', () => {
       await app(r, 'a-slow', 'slow');
       await app(r, 'a-own', 'own');
       let t0 = performance.now();
-      expect(await errOf(r.call('LLM.RUN', 'a-slow'))).toBe("ERR LLM 'slow' request timed out after 300 ms");
+      expect(await errOf(r.call('LLM.RUN', 'a-slow'))).toBe("ERR failed to predict with openai: LLM 'slow' request timed out after 300 ms");
       expect(performance.now() - t0).toBeLessThan(2000);
       t0 = performance.now();
-      expect(await errOf(r.call('LLM.RUN', 'a-own'))).toBe("ERR LLM 'own' request timed out after 200 ms");
-      expect(await errOf(r.call('LLM.RUN', 'a-own', '--TIMEOUT', '100'))).toBe("ERR LLM 'own' request timed out after 100 ms");
+      expect(await errOf(r.call('LLM.RUN', 'a-own'))).toBe("ERR failed to predict with openai: LLM 'own' request timed out after 200 ms");
+      expect(await errOf(r.call('LLM.RUN', 'a-own', '--TIMEOUT', '100'))).toBe("ERR failed to predict with openai: LLM 'own' request timed out after 100 ms");
       // Embeddings too (a store's LLM).
       expect(await r.call('LLM.CREATE-VECTOR-STORE', 'vs', '--LLM', 'own')).toBe(1);
-      expect(await errOf(r.call('LLM.ADD', 'vs', 'text'))).toBe("ERR LLM 'own' request timed out after 200 ms");
+      expect(await errOf(r.call('LLM.ADD', 'vs', 'text'))).toBe("ERR failed to request embedding: LLM 'own' request timed out after 200 ms");
       expect(hang.calls()).toBe(4);
       // Every aborted request closed its connection: nothing is left open at the provider.
       await eventually(() => expect(hang.connections).toBe(0));
@@ -185,7 +185,7 @@ describe('deadlines', () => {
       st.setBehavior({ fault: { type: 'stall', afterChunks: 1 }, reply: () => 'one two three' });
       const t0 = performance.now();
       const e = await errOf(r1.call('LLM.RUN', 'a', '--STREAM', 'out'));
-      expect(e).toBe("ERR LLM 'm' request timed out after 200 ms without a stream chunk");
+      expect(e).toBe("ERR failed to predict with openai: LLM 'm' request timed out after 200 ms without a stream chunk");
       expect(performance.now() - t0).toBeLessThan(3000);
       const entries = (await r1.xrange('out', '-', '+')) as Array<[string, string[]]>;
       expect(entries.some((x) => x[1].includes('chunk'))).toBe(true); // the first chunk was delivered
@@ -203,7 +203,7 @@ describe('deadlines', () => {
     fa.setBehavior({ fault: { type: 'hang' } });
     await openaiLlm(r1, 'm', fa.url, { retries: 0 }, { socket_timeout: '150ms', connect_timeout: '1s' });
     await app(r1, 'a', 'm');
-    expect(await errOf(r1.call('LLM.RUN', 'a'))).toBe("ERR LLM 'm' request timed out after 150 ms");
+    expect(await errOf(r1.call('LLM.RUN', 'a'))).toBe("ERR failed to predict with openai: LLM 'm' request timed out after 150 ms");
     const info = (await r1.call('LLM.INFO', 'm')) as string[];
     const cfg = JSON.parse(info[info.indexOf('config') + 1]!);
     expect(cfg.params.http.socket_timeout).toBe('150ms');
@@ -238,7 +238,7 @@ describe('retries', () => {
     fb.enqueue({ type: 'status', status: 429, retryAfterMs: 5000 }, 1);
     const t0 = performance.now();
     expect(await errOf(r1.call('LLM.RUN', 'a', '--TIMEOUT', '1000'))).toBe(
-      "ERR LLM 'm' request failed: 429 Too Many Requests (rate_limit_exceeded): injected 429",
+      "ERR failed to predict with openai: LLM 'm': failed to do post: 429 Too Many Requests (rate_limit_exceeded): injected 429",
     );
     expect(performance.now() - t0).toBeLessThan(900);
     expect(fb.calls()).toBe(1);
@@ -258,14 +258,14 @@ describe('retries', () => {
     expect(fb.calls()).toBe(2);
     fb.reset();
     fb.enqueue({ type: 'status', status: 400 }, 1);
-    expect(await errOf(r1.call('LLM.RUN', 'a'))).toBe("ERR LLM 'm' request failed: 400 Bad Request: injected 400");
+    expect(await errOf(r1.call('LLM.RUN', 'a'))).toBe("ERR failed to predict with openai: LLM 'm': failed to do post: 400 Bad Request: injected 400");
     expect(fb.calls()).toBe(1);
     expect((await stats(r1, 'm')).retries).toBe('4');
     fb.reset();
     await openaiLlm(r1, 'once', fb.url, { retries: 0 });
     await app(r1, 'b', 'once');
     fb.enqueue({ type: 'status', status: 503 }, 1);
-    expect(await errOf(r1.call('LLM.RUN', 'b'))).toBe("ERR LLM 'once' request failed: 503 Service Unavailable: injected 503");
+    expect(await errOf(r1.call('LLM.RUN', 'b'))).toBe("ERR failed to predict with openai: LLM 'once': failed to do post: 503 Service Unavailable: injected 503");
     expect(fb.calls()).toBe(1);
   });
 
@@ -278,7 +278,7 @@ describe('retries', () => {
     await app(r1, 'a', 'm');
     fb.setBehavior({ reply: () => 'one two three four' });
     fb.enqueue({ type: 'break-stream', afterChunks: 1 }, 1);
-    expect(await errOf(r1.call('LLM.RUN', 'a', '--STREAM', 'out'))).toBe("ERR LLM 'm' response stream was interrupted");
+    expect(await errOf(r1.call('LLM.RUN', 'a', '--STREAM', 'out'))).toBe("ERR failed to predict with openai: LLM 'm' response stream was interrupted");
     expect(fb.calls('/chat')).toBe(1);
   });
 });
@@ -286,14 +286,14 @@ describe('retries', () => {
 describe('router LLMs', () => {
   it('create: params are checked; a router may not list itself; LLM.INFO shows the normalised config', async () => {
     const bad: Array<[Record<string, unknown>, string]> = [
-      [{}, "ERR invalid LLM params: 'targets' must be a non-empty list of LLM keys"],
-      [{ targets: ['a', 'a'] }, "ERR invalid LLM params: 'targets' lists an LLM twice"],
-      [{ targets: ['a'], strategy: 'random' }, "ERR invalid LLM params: 'strategy' must be one of fallback, round-robin, weighted, least-busy, lowest-latency"],
-      [{ targets: ['a', 'b'], strategy: 'weighted' }, "ERR invalid LLM params: strategy 'weighted' needs 'weights'"],
-      [{ targets: ['a', 'b'], weights: [1] }, "ERR invalid LLM params: 'weights' must list one positive number per target (2)"],
-      [{ targets: ['a'], fallback_on: ['teapot'] }, `ERR invalid LLM params: 'fallback_on' must list "429", "5xx", "4xx", a status such as "503", "timeout", "connection" or "context_length"`],
-      [{ targets: ['a'], cooldown: -1 }, "ERR invalid LLM params: 'cooldown' must be a number between 0 and 86400"],
-      [{ targets: ['pool', 'a'] }, "ERR invalid LLM params: a router may not list itself ('pool') in 'targets'"],
+      [{}, "ERR failed to parse router options: 'targets' must be a non-empty list of LLM keys"],
+      [{ targets: ['a', 'a'] }, "ERR failed to parse router options: 'targets' lists an LLM twice"],
+      [{ targets: ['a'], strategy: 'random' }, "ERR failed to parse router options: 'strategy' must be one of fallback, round-robin, weighted, least-busy, lowest-latency"],
+      [{ targets: ['a', 'b'], strategy: 'weighted' }, "ERR failed to parse router options: strategy 'weighted' needs 'weights'"],
+      [{ targets: ['a', 'b'], weights: [1] }, "ERR failed to parse router options: 'weights' must list one positive number per target (2)"],
+      [{ targets: ['a'], fallback_on: ['teapot'] }, `ERR failed to parse router options: 'fallback_on' must list "429", "5xx", "4xx", a status such as "503", "timeout", "connection" or "context_length"`],
+      [{ targets: ['a'], cooldown: -1 }, "ERR failed to parse router options: 'cooldown' must be a number between 0 and 86400"],
+      [{ targets: ['pool', 'a'] }, "ERR failed to parse router options: a router may not list itself ('pool') in 'targets'"],
     ];
     for (const [params, want] of bad) {
       expect(await errOf(r1.call('LLM.CREATE-LLM', 'pool', '--TYPE', 'router', '--PARAMS', JSON.stringify(params))), JSON.stringify(params)).toBe(want);
@@ -314,9 +314,9 @@ describe('router LLMs', () => {
         timeout: '2000ms',
       },
     });
-    expect(await r1.type('pool')).toBe('llm-model');
+    expect(await r1.type('pool')).toBe('LLMMOD-SW');
     // The other instance follows the definition.
-    await eventually(async () => expect(await r2.type('pool')).toBe('llm-model'));
+    await eventually(async () => expect(await r2.type('pool')).toBe('LLMMOD-SW'));
   });
 
   it('fallback on 500, 429, 503, timeout, connection refused and context length; the answer comes from the healthy target', async () => {
@@ -344,7 +344,7 @@ describe('router LLMs', () => {
     fa.setBehavior({ fault: { type: 'status', status: 500 } });
     expect(await r1.call('LLM.RUN', 'a', '--STREAM', 'out')).toBe('from b');
     const st = await stats(r1, 'pool');
-    expect(st.requests).toBe('6');
+    expect(st.calls).toBe('6');
     expect(st.errors).toBe('0');
     expect(st['target.ga.calls']).toBe('6');
     expect(st['target.ga.failures']).toBe('6');
@@ -364,13 +364,13 @@ describe('router LLMs', () => {
     await router(r1, 'pool', { targets: ['ga', 'gb'], cooldown: 0 });
     await app(r1, 'a', 'pool');
     fa.setBehavior({ fault: { type: 'status', status: 400 } });
-    expect(await errOf(r1.call('LLM.RUN', 'a'))).toBe("ERR LLM 'pool' target 'ga' request failed: 400 Bad Request: injected 400");
+    expect(await errOf(r1.call('LLM.RUN', 'a'))).toBe("ERR failed to predict with openai: LLM 'pool' target 'ga': failed to do post: 400 Bad Request: injected 400");
     expect(fb.calls()).toBe(0);
     // fallback_on without 5xx: a 500 is the answer.
     await router(r1, 'only429', { targets: ['ga', 'gb'], cooldown: 0, fallback_on: ['429'] });
     await app(r1, 'b', 'only429');
     fa.setBehavior({ fault: { type: 'status', status: 500 } });
-    expect(await errOf(r1.call('LLM.RUN', 'b'))).toBe("ERR LLM 'only429' target 'ga' request failed: 500 Internal Server Error: injected 500");
+    expect(await errOf(r1.call('LLM.RUN', 'b'))).toBe("ERR failed to predict with openai: LLM 'only429' target 'ga': failed to do post: 500 Internal Server Error: injected 500");
     // Every target failing: each one's last error, briefly; a missing target is named too.
     fb.setBehavior({ fault: { type: 'status', status: 503 } });
     fa.setBehavior({ apiKey: 'another-key', fault: null }); // 401 whose body echoes the key sent
@@ -378,9 +378,9 @@ describe('router LLMs', () => {
     await app(r1, 'c', 'all');
     const e = await errOf(r1.call('LLM.RUN', 'c'));
     expect(e).toBe(
-      "ERR LLM 'all': every target failed: 'ga' request failed: 401 Unauthorized (invalid_api_key): Incorrect API key provided: [redacted]. " +
+      "ERR failed to predict with openai: LLM 'all': every target failed: 'ga': failed to do post: 401 Unauthorized (invalid_api_key): Incorrect API key provided: [redacted]. " +
         "You can find your API key at https://platform.openai.com/account/api-keys.; 'refused' request failed: connection refused; " +
-        "'nosuch' does not exist or is not an LLM; 'gb' request failed: 503 Service Unavailable: injected 503",
+        "'nosuch' does not exist or is not an LLM; 'gb': failed to do post: 503 Service Unavailable: injected 503",
     );
     expect(leaks(e, KEY)).toBe(false);
     expect(leaks(JSON.stringify(await r1.call('LLM.STATS', 'all')), KEY)).toBe(false);
@@ -410,7 +410,7 @@ describe('router LLMs', () => {
     await router(r1, 'pool', { targets: ['ga', 'gb'], cooldown: 0 });
     await app(r1, 'a', 'pool');
     fa.setBehavior({ reply: () => 'one two three', fault: { type: 'break-stream', afterChunks: 1 } });
-    expect(await errOf(r1.call('LLM.RUN', 'a', '--STREAM', 'out'))).toBe("ERR LLM 'pool' target 'ga' response stream was interrupted");
+    expect(await errOf(r1.call('LLM.RUN', 'a', '--STREAM', 'out'))).toBe("ERR failed to predict with openai: LLM 'pool' target 'ga' response stream was interrupted");
     expect(fb.calls()).toBe(0);
   });
 
@@ -430,7 +430,7 @@ describe('router LLMs', () => {
     const t1 = performance.now();
     const e = await errOf(r1.call('LLM.RUN', 'a', '--TIMEOUT', '400'));
     expect(performance.now() - t1).toBeLessThan(1000);
-    expect(e).toMatch(/^ERR LLM 'pool': every target failed: 'ga' request timed out after (1\d\d|200) ms; 'gb' request timed out after (1\d\d|200) ms$/);
+    expect(e).toMatch(/^ERR failed to predict with openai: LLM 'pool': every target failed: 'ga' request timed out after (1\d\d|200) ms; 'gb' request timed out after (1\d\d|200) ms$/);
     await eventually(() => expect(fa.connections).toBe(0));
     // Both hanging requests were aborted with their sockets (the fake sees them close).
     await eventually(() => expect(fa.inFlight + fb.inFlight).toBe(0));
@@ -490,7 +490,7 @@ describe('router LLMs', () => {
     await r1.call('LLM.CREATE-LLM', 'l16', '--TYPE', 'local', '--PARAMS', '{"dim":16}');
     await r1.call('LLM.CREATE-LLM', 'l32', '--TYPE', 'local', '--PARAMS', '{"dim":32}');
     expect(await errOf(r1.call('LLM.CREATE-LLM', 'pool', '--TYPE', 'router', '--PARAMS', '{"targets":["l16","l32"]}'))).toBe(
-      "ERR invalid LLM params: target 'l32' gives 32-dimensional embeddings, 'l16' gives 16: the targets of a router must give one dimension",
+      "ERR failed to parse router options: target 'l32' gives 32-dimensional embeddings, 'l16' gives 16: the targets of a router must give one dimension",
     );
     // fa gives 16 dimensions like l16: the store works through the router, falling back to l16.
     await openaiLlm(r1, 'ea', fa.url, { retries: 0 });
@@ -518,7 +518,7 @@ describe('cooldowns shared by every instance', () => {
     await openaiLlm(r1, 'gb', fb.url, { retries: 0 });
     await router(r1, 'pool', { targets: ['ga', 'gb'], cooldown: 1, failures: 2 });
     await app(r1, 'a', 'pool');
-    await eventually(async () => expect(await r2.type('a')).toBe('llm-app'));
+    await eventually(async () => expect(await r2.type('a')).toBe('LLMAPP-SW'));
     await eventually(async () => expect(await r2.call('LLM.RUN', 'a')).toBe('from a')); // s2 applied this test's objects (fa healthy here)
     fa.reset();
     fb.reset();
@@ -536,7 +536,7 @@ describe('cooldowns shared by every instance', () => {
     // Every target cooling down: the reply says so without calling anyone.
     await router(r1, 'solo', { targets: ['ga'], cooldown: 1 });
     await app(r1, 'b', 'solo');
-    expect(await errOf(r1.call('LLM.RUN', 'b'))).toMatch(/^ERR LLM 'solo': every target failed: 'ga' cooling down \(1 s left\)$/);
+    expect(await errOf(r1.call('LLM.RUN', 'b'))).toMatch(/^ERR failed to predict with openai: LLM 'solo': every target failed: 'ga' cooling down \(1 s left\)$/);
     expect(fa.calls()).toBe(2);
     // After the cooldown, one probe: it fails, so the circuit opens again at once (one failure).
     await sleep(1100);
@@ -558,7 +558,7 @@ describe('cooldowns shared by every instance', () => {
     await openaiLlm(r1, 'gb', fb.url, { retries: 0 });
     await router(r1, 'pool', { targets: ['ga', 'gb'], cooldown: 5, failures: 1 });
     await app(r1, 'seen-a', 'pool');
-    await eventually(async () => expect(await r2.type('seen-a')).toBe('llm-app'));
+    await eventually(async () => expect(await r2.type('seen-a')).toBe('LLMAPP-SW'));
     expect(await r2.call('LLM.RUN', 'seen-a')).toBe('from a'); // s2 now holds a fresh "closed" reading
     fa.setBehavior({ fault: { type: 'status', status: 500 } });
     expect(await r1.call('LLM.RUN', 'seen-a')).toBe('from b'); // s1 opens the circuit
@@ -574,7 +574,7 @@ describe('cooldowns shared by every instance', () => {
     await openaiLlm(r1, 'gb', fb.url, { retries: 0 });
     await router(r1, 'pool', { targets: ['ga', 'gb'], cooldown: 1, failures: 1 });
     await app(r1, 'probe-a', 'pool');
-    await eventually(async () => expect(await r2.type('probe-a')).toBe('llm-app'));
+    await eventually(async () => expect(await r2.type('probe-a')).toBe('LLMAPP-SW'));
     fa.setBehavior({ fault: { type: 'status', status: 500 } });
     expect(await r1.call('LLM.RUN', 'probe-a')).toBe('from b');
     expect(fa.calls()).toBe(1);
@@ -598,7 +598,7 @@ describe('cooldowns shared by every instance', () => {
     expect(await r1.call('LLM.RUN', 'p400')).toBe('from b');
     await sleep(1100);
     fa.setBehavior({ fault: { type: 'status', status: 400 } });
-    expect(await errOf(r1.call('LLM.RUN', 'p400'))).toBe("ERR LLM 'pool' target 'ga' request failed: 400 Bad Request: injected 400");
+    expect(await errOf(r1.call('LLM.RUN', 'p400'))).toBe("ERR failed to predict with openai: LLM 'pool' target 'ga': failed to do post: 400 Bad Request: injected 400");
     fa.setBehavior({ fault: null });
     expect(await r1.call('LLM.RUN', 'p400')).toBe('from a');
     const direct = new Redis(redis.url);
@@ -670,7 +670,7 @@ describe('on Redis Cluster', () => {
     await openaiLlm(c1, 'gb', fb.url, { retries: 0 });
     await router(c1, 'pool', { targets: ['ga', 'gb'], cooldown: 5, failures: 2 });
     await app(c1, 'cl', 'pool');
-    await eventually(async () => expect(await c2.type('cl')).toBe('llm-app'), 5000);
+    await eventually(async () => expect(await c2.type('cl')).toBe('LLMAPP-SW'), 5000);
     fa.setBehavior({ fault: { type: 'status', status: 500 } });
     expect(await c1.call('LLM.RUN', 'cl')).toBe('from b');
     expect(await c2.call('LLM.RUN', 'cl')).toBe('from b');

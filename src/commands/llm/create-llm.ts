@@ -46,7 +46,7 @@ function parseOptions(type: string, params: unknown): LlmConfig {
  * must agree (the others are checked when they answer). Targets need not exist yet.
  */
 function checkRouter(targets: string[], self: string, configOf: (key: string) => LlmConfig | undefined): void {
-  if (targets.includes(self)) throw new CommandError(`invalid LLM params: a router may not list itself ('${self}') in 'targets'`);
+  if (targets.includes(self)) throw new CommandError(`failed to parse router options: a router may not list itself ('${self}') in 'targets'`);
   let first: { key: string; dim: number } | undefined;
   for (const t of targets) {
     const cfg = configOf(t);
@@ -54,7 +54,7 @@ function checkRouter(targets: string[], self: string, configOf: (key: string) =>
     if (dim === undefined) continue;
     if (!first) first = { key: t, dim };
     else if (first.dim !== dim) {
-      throw new CommandError(`invalid LLM params: target '${t}' gives ${dim}-dimensional embeddings, '${first.key}' gives ${first.dim}: the targets of a router must give one dimension`);
+      throw new CommandError(`failed to parse router options: target '${t}' gives ${dim}-dimensional embeddings, '${first.key}' gives ${first.dim}: the targets of a router must give one dimension`);
     }
   }
 }
@@ -69,7 +69,7 @@ export default defineCreateCommand({
     RATELIMIT,
   ],
   examples: [
-    `LLM.CREATE-LLM openai --PARAMS '{"api_key":"$OPENAI_API_KEY","timeout":"20s","retries":2}'`,
+    `LLM.CREATE-LLM openai-patient --PARAMS '{"api_key":"$OPENAI_API_KEY","timeout":"20s","retries":2}'`,
     `LLM.CREATE-LLM pool --TYPE router --PARAMS '{"targets":["gpt-a","gpt-b"],"strategy":"fallback","cooldown":30}'`,
   ],
   handler(ctx, args) {
