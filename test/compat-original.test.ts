@@ -16,7 +16,7 @@ import { APIError } from 'openai';
 import { LlmError, OPERATION, toLlmError, withOperation } from '../src/llm/errors.js';
 import type { StoreObject } from '../src/objects/objects.js';
 import { IdAliases } from '../src/vector/id-alias.js';
-import { unwrapStoreSnapshot, wrapStoreSnapshot } from '../src/objects/manager.js';
+import { unwrapStoreSnapshot, wrapStoreSnapshot } from '../src/objects/snapshot-format.js';
 
 const KEY = 'sk-compat-COMPATKEY-0123456789abcdef';
 

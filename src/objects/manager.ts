@@ -1,5 +1,7 @@
 /**
- * The object layer: every LLM object by (db, key), made durable through a Storage.
+ * The object layer: every LLM object by (db, key) (the registry, registry.ts), made durable through
+ * a Storage. Chat memory is chat-memory.ts; the snapshot bytes snapshot-format.ts; following other
+ * instances is follower.ts, which calls applyFollowed / applyCatalogEvent here.
  *
  * Write path of a store mutation: validate → append to the object's log (group-committed,
  * durable when it resolves) → apply to the in-memory index → reply. Appends of one object
@@ -7,42 +9,41 @@
  * Snapshots (graph + items) are taken in the background after enough changes or time; a restart
  * loads the latest snapshot and replays only the log after it.
  */
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
 import type { CatalogEvent, LogEntry, Storage } from '../storage/types.js';
 import { IdAliases, VectorIndex, parseFp32Vector, vectorToFp32, MAX_ID, IDS_EXHAUSTED, dimensionMismatch, itemIdFromText, type AliasState, type ItemId } from '../vector/index.js';
-import { isInternalKey, comparePos, nextPos, RESERVED_KEY_ERROR } from '../storage/index.js';
+import { isInternalKey, comparePos, RESERVED_KEY_ERROR } from '../storage/index.js';
 import { LlmObject, ModelObject, StoreObject } from './objects.js';
 import { objectFromRecord } from './factory.js';
 import { ChatObject } from './chat.js';
 import type { Attrs } from '../vector/filter.js';
 import type { SecretBox } from '../util/secret.js';
+import { collectGarbage } from '../util/gc.js';
+import { ObjectRegistry } from './registry.js';
+import { ChatMemory } from './chat-memory.js';
+import { appendedRightAfter } from './log-order.js';
+import { unwrapStoreSnapshot, wrapStoreSnapshot } from './snapshot-format.js';
 
 export interface ManagerOptions {
   /** Snapshot a store after this many logged changes. */
   snapshotChanges: number;
   /** ... or when it has changes and this much time passed since its last snapshot. */
   snapshotIntervalMs: number;
-  /** How often chat sessions idle past their app's history ttl are forgotten (see expireChatSessions). */
+  /** How often chat sessions idle past their app's history ttl are forgotten (ChatMemory.expireSessions). */
   sessionSweepMs: number;
 }
 
 export const DEFAULT_MANAGER_OPTIONS: ManagerOptions = { snapshotChanges: 20_000, snapshotIntervalMs: 60_000, sessionSweepMs: 60_000 };
 
-const keyOf = (db: number, name: string) => `${db}\u0000${name}`;
-
-export class ObjectManager {
-  private readonly objects = new Map<string, LlmObject>();
-  private readonly perDb = new Map<number, number>();
+export class ObjectManager extends ObjectRegistry {
   loading = true;
   private timer: NodeJS.Timeout | null = null;
   /** --read-only: every change to LLM objects is refused (following others still applies theirs). */
   readOnly = false;
-  /** Called when the set of objects changes (the follower re-arms its blocking read). */
-  onChange: () => void = () => {};
   private readonly opts: ManagerOptions;
+  /** Chat apps' memory: turns, summaries, forgets, snapshots, the idle-session sweep (chat-memory.ts). */
+  readonly chats: ChatMemory = new ChatMemory(this);
 
   constructor(
     readonly storage: Storage,
@@ -50,57 +51,14 @@ export class ObjectManager {
     readonly secrets: SecretBox,
     opts: Partial<ManagerOptions> = {},
   ) {
+    super();
     this.opts = { ...DEFAULT_MANAGER_OPTIONS, ...opts };
-  }
-
-  // ---- registry ----------------------------------------------------------------------------
-
-  get(db: number, name: string): LlmObject | undefined {
-    return this.objects.get(keyOf(db, name));
-  }
-
-  /** Number of objects in a db (0 lets the proxy skip key checks entirely). */
-  countInDb(db: number): number {
-    return this.perDb.get(db) ?? 0;
-  }
-
-  get size(): number {
-    return this.objects.size;
-  }
-
-  *inDb(db: number): IterableIterator<LlmObject> {
-    for (const o of this.objects.values()) if (o.db === db) yield o;
-  }
-
-  all(): IterableIterator<LlmObject> {
-    return this.objects.values();
-  }
-
-  private register(obj: LlmObject): void {
-    const k = keyOf(obj.db, obj.name);
-    const old = this.objects.get(k);
-    if (old) old.close();
-    else this.perDb.set(obj.db, (this.perDb.get(obj.db) ?? 0) + 1);
-    this.objects.set(k, obj);
-    this.onChange();
-  }
-
-  private unregister(db: number, name: string): LlmObject | undefined {
-    const k = keyOf(db, name);
-    const old = this.objects.get(k);
-    if (!old) return undefined;
-    this.objects.delete(k);
-    const n = (this.perDb.get(db) ?? 1) - 1;
-    if (n <= 0) this.perDb.delete(db);
-    else this.perDb.set(db, n);
-    this.onChange();
-    return old;
   }
 
   // ---- mutations of the keyspace -----------------------------------------------------------
 
   /** Creates or overwrites (db, name) with `obj`: durable first, then visible. */
-  private checkWritable(): void {
+  checkWritable(): void {
     if (this.readOnly) throw new CommandError('this instance is read-only (--read-only): change LLM objects on another instance', 'READONLY');
   }
 
@@ -191,7 +149,7 @@ export class ObjectManager {
     if (attrs && Object.keys(attrs).length > 0) entry.attrs = JSON.stringify(attrs);
     let appended: { positions: string[]; prev: string | undefined };
     try {
-      appended = await this.appendEntries(store.id, [entry]);
+      appended = await this.appendLog(store.id, [entry]);
     } catch (err) {
       if (fixesDim && store.index.dim === undefined) store.pendingDim = undefined;
       throw err;
@@ -207,7 +165,7 @@ export class ObjectManager {
     const label = store.aliases.labelOf(id);
     if (label === undefined || !store.index.has(label)) return false;
     const entry: LogEntry = { op: 'rem', id: String(id) };
-    const { positions, prev } = await this.appendEntries(store.id, [entry]);
+    const { positions, prev } = await this.appendLog(store.id, [entry]);
     return (await this.settle(store, positions[0]!, prev, entry)) === true;
   }
 
@@ -217,7 +175,7 @@ export class ObjectManager {
     const label = store.aliases.labelOf(id);
     if (label === undefined || !store.index.has(label)) return false;
     const entry: LogEntry = { op: 'attrs', id: String(id), attrs: JSON.stringify(attrs) };
-    const { positions, prev } = await this.appendEntries(store.id, [entry]);
+    const { positions, prev } = await this.appendLog(store.id, [entry]);
     return (await this.settle(store, positions[0]!, prev, entry)) === true;
   }
 
@@ -230,15 +188,9 @@ export class ObjectManager {
   }
 
   /** Appends entries; `prev` is the position that preceded them when the storage can tell. */
-  private async appendEntries(id: string, entries: LogEntry[]): Promise<{ positions: string[]; prev: string | undefined }> {
+  async appendLog(id: string, entries: LogEntry[]): Promise<{ positions: string[]; prev: string | undefined }> {
     if (this.storage.appendAfter) return this.storage.appendAfter(id, entries);
     return { positions: await this.storage.append(id, entries), prev: undefined };
-  }
-
-  /** Was `first` appended right after `appliedPos` (no other writer's entry in between)? */
-  private static adjacent(appliedPos: string, first: string, prev: string | undefined): boolean {
-    if (prev !== undefined) return prev === appliedPos;
-    return appliedPos !== '' && first === nextPos(appliedPos);
   }
 
   /**
@@ -251,7 +203,7 @@ export class ObjectManager {
     store.ownWrites++;
     await this.mutable(store);
     if (store.appliedPos !== '' && comparePos(pos, store.appliedPos) <= 0) return takeResult(store, pos);
-    if (ObjectManager.adjacent(store.appliedPos, pos, prev)) return this.apply(store, pos, entry, vector);
+    if (appendedRightAfter(store.appliedPos, pos, prev)) return this.apply(store, pos, entry, vector);
     await this.catchUp(store, pos);
     return takeResult(store, pos);
   }
@@ -293,7 +245,7 @@ export class ObjectManager {
       await this.mutable(obj);
       await this.loadStore(obj);
     } else {
-      await this.loadChat(obj);
+      await this.chats.load(obj);
     }
   }
 
@@ -393,7 +345,7 @@ export class ObjectManager {
 
   /** Applies entries another instance logged; returns the positions actually applied. */
   async applyFollowed(id: string, entries: Array<{ pos: string; entry: LogEntry }>): Promise<string[]> {
-    const obj = [...this.objects.values()].find((o) => o.id === id);
+    const obj = this.byId(id);
     const applied: string[] = [];
     if ((obj instanceof StoreObject || obj instanceof ChatObject) && (await this.behindSnapshot(obj))) {
       // Entries between what is applied and this batch were trimmed by another instance's snapshot.
@@ -445,7 +397,7 @@ export class ObjectManager {
       return;
     }
     if (local?.id === rec.id) return;
-    const moved = [...this.objects.values()].find((o) => o.id === rec.id);
+    const moved = this.byId(rec.id);
     if (moved) {
       this.unregister(moved.db, moved.name);
       this.unregister(db, name)?.close();
@@ -456,7 +408,7 @@ export class ObjectManager {
     const obj = objectFromRecord(rec, this.secrets);
     if (obj instanceof ModelObject) this.warnSecrets(obj);
     if (obj instanceof StoreObject) await this.loadStore(obj);
-    else if (obj instanceof ChatObject) await this.loadChat(obj);
+    else if (obj instanceof ChatObject) await this.chats.load(obj);
     if (this.get(db, name)?.id === rec.id) {
       obj.close();
       return;
@@ -477,118 +429,21 @@ export class ObjectManager {
     return pos;
   }
 
-  // ---- chat memory -------------------------------------------------------------------------
-
-  /** Appends chat memory entries durably, then applies them. */
-  async chatAppend(chat: ChatObject, entries: LogEntry[]): Promise<void> {
-    this.checkWritable();
-    const { positions, prev } = await this.appendEntries(chat.id, entries);
-    const first = positions[0]!;
-    if (chat.appliedPos !== '' && comparePos(first, chat.appliedPos) <= 0) return; // a follower applied them
-    if (ObjectManager.adjacent(chat.appliedPos, first, prev)) {
-      entries.forEach((e, i) => chat.apply(positions[i]!, e));
-      return;
-    }
-    // Another instance may have written in between: apply the log in order up to ours.
-    const last = positions[positions.length - 1]!;
-    for await (const batch of this.storage.readLog(chat.id, chat.appliedPos || undefined)) {
-      for (const { pos, entry } of batch) {
-        if (comparePos(pos, last) > 0) return;
-        if (chat.appliedPos === '' || comparePos(pos, chat.appliedPos) > 0) chat.apply(pos, entry);
-      }
-    }
-  }
-
-  private async snapshotChat(chat: ChatObject): Promise<void> {
-    if (chat.snapshotting || chat.changesSinceSnapshot === 0 || chat.appliedPos === '') return;
-    chat.snapshotting = true;
-    try {
-      const pos = chat.appliedPos;
-      const changes = chat.changesSinceSnapshot;
-      await this.storage.writeSnapshot(chat.id, chat.serializeState(), pos);
-      chat.changesSinceSnapshot -= changes;
-    } catch (err) {
-      logger.warn({ chat: chat.name, err: (err as Error).message }, 'chat snapshot failed; will retry');
-    } finally {
-      chat.snapshotting = false;
-    }
-  }
-
-  private async loadChat(chat: ChatObject): Promise<void> {
-    const snap = await this.storage.readSnapshot(chat.id);
-    if (snap) chat.restoreState(snap.data, snap.pos);
-    for await (const batch of this.storage.readLog(chat.id, snap?.pos)) {
-      for (const { pos, entry } of batch) chat.apply(pos, entry);
-    }
-  }
-
   // ---- snapshots ---------------------------------------------------------------------------
 
   startSnapshots(): void {
     if (this.timer) return;
     this.timer = setInterval(() => {
       void this.snapshotDue();
-      if (Date.now() - this.lastSessionSweep >= this.opts.sessionSweepMs) void this.expireChatSessions();
+      if (Date.now() - this.chats.lastSweep >= this.opts.sessionSweepMs) void this.chats.expireSessions();
     }, Math.min(1000, this.opts.sessionSweepMs));
     this.timer.unref();
-  }
-
-  private lastSessionSweep = Date.now();
-  private sweeping = false;
-
-  /**
-   * Forgets the chat sessions idle for longer than their app's history ttl, as LLM.FORGET does:
-   * their summaries leave the store and a `forget` entry is logged, so neither memory nor snapshot
-   * keeps sessions nobody can see any more. Only an instance that may write does it.
-   */
-  async expireChatSessions(): Promise<number> {
-    if (this.readOnly || this.sweeping) return 0;
-    this.sweeping = true;
-    this.lastSessionSweep = Date.now();
-    let forgotten = 0;
-    try {
-      for (const chat of [...this.objects.values()]) {
-        if (!(chat instanceof ChatObject) || chat.history.ttl <= 0) continue;
-        for (const [name, s] of [...chat.sessions]) {
-          if (!chat.expired(s, Date.now())) continue;
-          try {
-            // In the session's queue, and checked again there: a turn may have revived it meanwhile.
-            const done = await chat.serialize(name, async () => {
-              const current = chat.sessions.get(name);
-              if (this.get(chat.db, chat.name) !== chat || !current || !chat.expired(current, Date.now())) return false;
-              return this.forgetChatSession(chat, name);
-            });
-            if (done) forgotten++;
-          } catch (err) {
-            logger.warn({ chat: chat.name, err: (err as Error).message }, 'could not forget an expired chat session; will retry');
-          }
-        }
-      }
-    } finally {
-      this.sweeping = false;
-    }
-    if (forgotten > 0) logger.debug({ sessions: forgotten }, 'expired chat sessions forgotten');
-    return forgotten;
-  }
-
-  /**
-   * Forgets one chat session durably: its summaries leave the chat's store (when the store still
-   * exists), then a `forget` entry is logged. False when there is no such session. The caller runs
-   * this in the session's queue (chat.serialize).
-   */
-  async forgetChatSession(chat: ChatObject, name: string): Promise<boolean> {
-    const s = chat.sessions.get(name);
-    if (!s) return false;
-    const store = chat.def.store ? this.get(chat.db, chat.def.store) : undefined;
-    if (store instanceof StoreObject) for (const id of s.summaryIds) await this.storeRem(store, id);
-    await this.chatAppend(chat, [{ op: 'forget', session: name }]);
-    return true;
   }
 
   private async snapshotDue(): Promise<void> {
     const now = Date.now();
     for (const o of this.objects.values()) {
-      if (o instanceof ChatObject && o.changesSinceSnapshot >= Math.min(1000, this.opts.snapshotChanges)) await this.snapshotChat(o);
+      if (o instanceof ChatObject && o.changesSinceSnapshot >= Math.min(1000, this.opts.snapshotChanges)) await this.chats.snapshot(o);
       // Only an instance that wrote to the store since its last snapshot takes the next one (followers
       // would otherwise all serialize and store the same graph).
       if (!(o instanceof StoreObject) || o.snapshotting || o.changesSinceSnapshot === 0 || o.ownWrites === 0) continue;
@@ -657,7 +512,7 @@ export class ObjectManager {
         await this.loadStore(obj);
         vectors += obj.index.size;
       } else if (obj instanceof ChatObject) {
-        await this.loadChat(obj);
+        await this.chats.load(obj);
       }
       this.register(obj);
     }
@@ -723,36 +578,10 @@ export class ObjectManager {
     this.timer = null;
     for (const o of this.objects.values()) {
       if (o instanceof StoreObject && o.changesSinceSnapshot > 0) await this.snapshot(o);
-      if (o instanceof ChatObject) await this.snapshotChat(o);
+      if (o instanceof ChatObject) await this.chats.snapshot(o);
     }
     for (const o of this.objects.values()) o.close();
   }
-}
-
-/**
- * A store snapshot: "RLST" | u32 graph length | the VectorIndex snapshot | attributes as JSON
- * ([[label, attrs], ...]), or, when the store has id aliases (ids of 2^32 and more),
- * {"attrs": [[label, attrs], ...], "aliases": {"aliases": [[label, "id"], ...], "next": n}}.
- * A bare VectorIndex snapshot (no attributes) is read as well.
- */
-const STORE_MAGIC = 'RLST';
-
-export function wrapStoreSnapshot(graph: Buffer, attrsJson: string): Buffer {
-  const attrs = Buffer.from(attrsJson, 'utf8');
-  const head = Buffer.alloc(8);
-  head.write(STORE_MAGIC, 0, 'latin1');
-  head.writeUInt32LE(graph.length, 4);
-  return Buffer.concat([head, graph, attrs]);
-}
-
-export function unwrapStoreSnapshot(buf: Buffer): { graph: Buffer; attrs: Array<[number, Attrs]>; aliases: AliasState | null } {
-  if (buf.length < 8 || buf.toString('latin1', 0, 4) !== STORE_MAGIC) return { graph: buf, attrs: [], aliases: null };
-  const len = buf.readUInt32LE(4);
-  if (8 + len > buf.length) throw new Error('corrupt store snapshot: truncated');
-  const rest = buf.subarray(8 + len);
-  const tail = rest.length ? (JSON.parse(rest.toString('utf8')) as Array<[number, Attrs]> | { attrs: Array<[number, Attrs]>; aliases: AliasState }) : [];
-  if (Array.isArray(tail)) return { graph: buf.subarray(8, 8 + len), attrs: tail, aliases: null };
-  return { graph: buf.subarray(8, 8 + len), attrs: tail.attrs ?? [], aliases: tail.aliases ?? null };
 }
 
 function takeResult(store: StoreObject, pos: string): unknown {
@@ -762,13 +591,3 @@ function takeResult(store: StoreObject, pos: string): unknown {
 }
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-/** One full garbage collection (V8's gc(), exposed for this call only). */
-function collectGarbage(): void {
-  try {
-    v8.setFlagsFromString('--expose-gc');
-    (vm.runInNewContext('gc') as () => void)();
-  } catch (err) {
-    logger.debug({ err: (err as Error).message }, 'could not run a garbage collection after loading');
-  }
-}

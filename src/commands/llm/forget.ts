@@ -19,6 +19,6 @@ export default defineCommand({
     const chat = await requireApp<ChatObject>(ctx, args.key, ['chat']);
     const name = (args.opts.get('session') as Buffer | undefined)?.toString('utf8') ?? DEFAULT_SESSION;
     const objects = objectsOf(ctx);
-    return chat.serialize(name, async () => ((await objects.forgetChatSession(chat, name)) ? 1 : 0));
+    return chat.serialize(name, async () => ((await objects.chats.forget(chat, name)) ? 1 : 0));
   },
 });

@@ -33,8 +33,8 @@ function depsFor(ctx: CommandContext): ChatDeps {
       modelOf(ctx, store.llmRef.key);
     },
     embed: (store, texts, timeoutMs) => embedForStore(ctx, store, texts, timeoutMs),
-    remember: (chat, entries) => objects.chatAppend(chat, entries),
-    forget: (chat, session) => objects.forgetChatSession(chat, session),
+    remember: (chat, entries) => objects.chats.append(chat, entries),
+    forget: (chat, session) => objects.chats.forget(chat, session),
     complete: (app, model, messages, req, semanticText) =>
       complete(app, model, messages, req, semanticText, { kv: ctx.services.kv, model: (key) => modelOf(ctx, key) }),
     addToStore: async (store, text, timeoutMs) => {
