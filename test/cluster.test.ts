@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, startRedisCluster, type RedisServerHandle } from '../harness/redis-server.js';
 import { client, expectSameExchanges, startServer } from '../harness/server.js';
@@ -312,6 +313,39 @@ describe('a 3-master Redis Cluster behind the server', () => {
       expect(String(info)).toMatch(/llm_following:1/);
     } finally {
       await B.stop();
+    }
+  });
+
+  it('RESP3 on a cluster: HELLO 3, maps and nulls from the nodes, pub/sub pushes, LLM.* maps, CLIENT REPLY; CLIENT TRACKING refused', async () => {
+    const sock = net.connect(server.port, '127.0.0.1');
+    let buf = '';
+    sock.on('data', (d) => (buf += d.toString('latin1')));
+    const cmd = (...a: string[]) => `*${a.length}\r\n${a.map((x) => `$${Buffer.byteLength(x)}\r\n${x}\r\n`).join('')}`;
+    const until = async (re: RegExp) => {
+      for (let i = 0; i < 300 && !re.test(buf); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(buf).toMatch(re);
+    };
+    try {
+      const r = c();
+      await r.hset('{r3c}h', 'a', '1');
+      await r.call('LLM.CREATE-VECTOR-STORE', 'r3c-vs', '--PARAMS', '{"dim":2}');
+      sock.write(
+        cmd('HELLO', '3') + cmd('HGETALL', '{r3c}h') + cmd('GET', '{r3c}missing') + cmd('LLM.SIZE', 'r3c-vs') + cmd('LLM.GET', 'r3c-vs', '1') +
+          cmd('CLIENT', 'REPLY', 'OFF') + cmd('SET', '{r3c}k', 'v') + cmd('CLIENT', 'REPLY', 'ON') + cmd('GET', '{r3c}k') + cmd('CLIENT', 'TRACKING', 'on') +
+          cmd('SUBSCRIBE', 'r3c-ch'),
+      );
+      await until(/>3\r\n\$9\r\nsubscribe\r\n/);
+      expect(buf).toMatch(/^%7\r\n/);
+      const afterHello = buf.slice(buf.indexOf('%1\r\n'));
+      const want = '%1\r\n$1\r\na\r\n$1\r\n1\r\n_\r\n:0\r\n_\r\n+OK\r\n$1\r\nv\r\n-ERR CLIENT TRACKING is not supported with a Redis Cluster backend';
+      expect(afterHello.slice(0, want.length)).toBe(want);
+      await r.publish('r3c-ch', 'hi');
+      await until(/>3\r\n\$7\r\nmessage\r\n\$6\r\nr3c-ch\r\n\$2\r\nhi\r\n/);
+      // RESP3: commands still run while subscribed.
+      sock.write(cmd('LLM.INFO', 'r3c-vs'));
+      await until(/%\d+\r\n\$4\r\ntype\r\n/);
+    } finally {
+      sock.destroy();
     }
   });
 

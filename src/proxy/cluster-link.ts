@@ -72,6 +72,7 @@ interface NodeSocket {
 }
 
 const EMPTY = Buffer.alloc(0);
+const RESET = encodeRequest(['RESET']);
 
 export class ClusterLink implements BackendLink {
   private readonly nodes = new Map<string, NodeSocket>();
@@ -80,6 +81,8 @@ export class ClusterLink implements BackendLink {
   private order: Entry[] = [];
   /** AUTH to replay on every new node socket, once the client authenticated. */
   private authRaw: Buffer | null = null;
+  /** HELLO 3 to send on every new node socket, once the client switched to RESP3. */
+  private helloRaw: Buffer | null = null;
   /** A transaction is open (MULTI was answered). */
   private inTx = false;
   /** MULTI: the pinned node and slot, and what waits to be sent until the node is known. */
@@ -108,11 +111,16 @@ export class ClusterLink implements BackendLink {
   /** CLIENT REPLY is kept here, not sent to the nodes (each node would need it): nothing to undo. */
   skipConsumedLocally(): void {}
 
+  /** RESET was answered by the home node: the client's other node sockets are reset too. */
   reset(): void {
     this.inTx = false;
     this.txNode = null;
     this.txHeld = [];
     this.authRaw = null;
+    this.helloRaw = null;
+    const home = this.home;
+    for (const l of this.nodes.values()) if (l.node !== home) this.send({ raw: RESET, out: null, discard: true, redirects: 0 }, l.node);
+    this.flush();
   }
 
   call(args: Array<string | Buffer>): Promise<Decoded> {
@@ -189,7 +197,7 @@ export class ClusterLink implements BackendLink {
       this.write(link, encodeRequest(['PING', this.sentinel]));
       return;
     }
-    if (hooks?.credentials) hooks = this.credentialHooks(hooks);
+    if (hooks?.credentials || hooks?.protocol) hooks = this.sessionHooks(hooks);
     const name = commandName(args[0]!);
     const slot = slotOfKeys(commandKeys(name, args, this.backend.keyRange(name)));
     if (this.inTx) {
@@ -276,21 +284,34 @@ export class ClusterLink implements BackendLink {
     return this.home;
   }
 
-  /** Credentials accepted by the home node are given to the client's other node sockets. */
-  private credentialHooks(hooks: ForwardHooks): ForwardHooks {
-    const authRaw = hooks.credentials!;
+  /**
+   * Credentials (AUTH) accepted by the home node are given to the client's other node sockets, and
+   * to every one opened later. The protocol (HELLO 2|3) is switched on them at once, in request
+   * order, so the replies of requests pipelined after HELLO come in the protocol asked for whatever
+   * node answers them.
+   */
+  private sessionHooks(hooks: ForwardHooks): ForwardHooks {
     const node = this.homeNode();
+    if (hooks.protocol) {
+      const hello = encodeRequest(['HELLO', String(hooks.protocol)]);
+      this.helloRaw = hooks.protocol === 3 ? hello : null;
+      this.replay(hello, node);
+    }
+    if (!hooks.credentials) return hooks;
+    const credentials = hooks.credentials;
     return {
       ...hooks,
       onReply: (r) => {
         hooks.onReply?.(r);
-        if (!(r instanceof ErrorReply)) this.rememberAuth(authRaw, node);
+        if (r instanceof ErrorReply) return;
+        this.authRaw = credentials;
+        this.replay(credentials, node);
       },
     };
   }
 
-  private rememberAuth(raw: Buffer, from: string): void {
-    this.authRaw = raw;
+  /** Sends `raw` on every node socket but `from`'s, its replies dropped. */
+  private replay(raw: Buffer, from: string): void {
     for (const l of this.nodes.values()) if (l.node !== from) this.send({ raw, out: null, discard: true, redirects: 0 }, l.node);
     this.flush();
   }
@@ -310,9 +331,10 @@ export class ClusterLink implements BackendLink {
     sock.on('drain', () => this.owner.resumeClient());
     sock.on('error', (err: Error) => logger.debug({ client: this.owner.id, node, err: err.message }, 'cluster node link error'));
     sock.on('close', () => this.onNodeClosed(l));
-    if (this.authRaw) {
-      l.pending.push({ raw: this.authRaw, out: null, discard: true, redirects: 0 });
-      this.write(l, this.authRaw);
+    for (const raw of [this.authRaw, this.helloRaw]) {
+      if (!raw) continue;
+      l.pending.push({ raw, out: null, discard: true, redirects: 0 });
+      this.write(l, raw);
     }
     return l;
   }

@@ -26,6 +26,8 @@ export interface ForwardHooks {
   tx?: 'begin' | 'exec' | 'discard';
   /** The request carries credentials (AUTH): once accepted, a cluster link replays them on the client's other nodes. */
   credentials?: Buffer;
+  /** HELLO 2|3: once accepted, a cluster link switches the client's other node sockets to that protocol too. */
+  protocol?: 2 | 3;
   /** CLIENT REPLY ON|OFF|SKIP: what the client asked (the connection keeps the reply order; see silent). */
   replyMode?: ReplyMode;
   /** The client gets no reply to this request (CLIENT REPLY OFF or SKIP): none is written. */

@@ -95,7 +95,10 @@ export const hello: Intercept = (args, view, services, opts) => {
       if (r instanceof ErrorReply) return;
       view.applyState({ ...(proto ? { proto } : {}), ...(authenticates ? { authenticated: true } : {}) });
     };
-    return { kind: 'forward', hooks: { onReply, ...(authenticates ? { credentials: encodeRequest(['AUTH', user!, pass!]) } : {}) } };
+    return {
+      kind: 'forward',
+      hooks: { onReply, ...(proto ? { protocol: proto } : {}), ...(authenticates ? { credentials: encodeRequest(['AUTH', user!, pass!]) } : {}) },
+    };
   }
   if (authAt >= 0) {
     if (!user || !pass) return errorPlan("Syntax error in HELLO option 'auth'");
