@@ -50,7 +50,7 @@ interface AttemptContext {
 /** Streaming: default longest wait for the next chunk. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 
-interface Usage {
+interface TokenUsage {
   promptTokens: number;
   completionTokens: number;
 }
@@ -63,7 +63,7 @@ function tokenCount(v: unknown): number {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.floor(v) : 0;
 }
 
-function parseUsage(u: unknown): Usage {
+function parseUsage(u: unknown): TokenUsage {
   if (!isObj(u)) return { promptTokens: 0, completionTokens: 0 };
   return { promptTokens: tokenCount(u.prompt_tokens), completionTokens: tokenCount(u.completion_tokens) };
 }
@@ -215,7 +215,7 @@ export class OpenAICompatibleProvider implements LlmProvider {
     op: 'chat' | 'embed',
     opts: CallOptions,
     attempt: (key: string, ctx: AttemptContext) => Promise<T>,
-    usageOf: (r: T) => Usage,
+    usageOf: (r: T) => TokenUsage,
   ): Promise<T> {
     const start = performance.now();
     let timeoutMs: number;
@@ -410,7 +410,7 @@ export class OpenAICompatibleProvider implements LlmProvider {
     })) as unknown as AsyncIterable<unknown>;
     let text = '';
     let finishReason: string | null = null;
-    let usage: Usage = { promptTokens: 0, completionTokens: 0 };
+    let usage: TokenUsage = { promptTokens: 0, completionTokens: 0 };
     let answeredModel = model;
     ctx.armIdle();
     for await (const chunk of stream) {
@@ -469,7 +469,7 @@ export class OpenAICompatibleProvider implements LlmProvider {
   private embedBatch(texts: string[], opts: EmbedOptions): Promise<number[][]> {
     // One text goes as a string (as the original sent it), several as an array.
     const body: JsonObject = { ...this.cfg.embedding, ...withoutControlled(opts.body, EMBEDDING_CONTROLLED), input: texts.length === 1 ? texts[0] : texts };
-    let usage: Usage = { promptTokens: 0, completionTokens: 0 };
+    let usage: TokenUsage = { promptTokens: 0, completionTokens: 0 };
     return this.call(
       'embed',
       opts,
@@ -483,7 +483,7 @@ export class OpenAICompatibleProvider implements LlmProvider {
     );
   }
 
-  private parseEmbeddings(res: unknown, n: number): { vectors: number[][]; usage: Usage } {
+  private parseEmbeddings(res: unknown, n: number): { vectors: number[][]; usage: TokenUsage } {
     if (!isObj(res) || !Array.isArray(res.data) || res.data.length !== n) throw malformedError();
     const vectors = new Array<number[] | undefined>(n);
     let dim = -1;

@@ -11,7 +11,7 @@ import { compileTemplate, type Template } from './template.js';
 import type { ObjectRecord } from '../storage/types.js';
 import type { HistoryParams } from './history.js';
 import type { Attrs } from '../vector/filter.js';
-import { Usage } from './usage.js';
+import { UsageCounters } from './usage.js';
 import { ResponseCache, type CacheConfig } from './cache.js';
 import { RateLimiter, type RateLimitConfig } from './ratelimit.js';
 import type { KV } from '../storage/kv.js';
@@ -67,7 +67,7 @@ export class ModelObject extends LlmObject {
   readonly kind = 'llm' as const;
   readonly provider: LlmProvider;
   /** Cache hits, misses and rate-limited runs of apps using this LLM (the provider counts the rest). */
-  readonly usage = new Usage();
+  readonly usage = new UsageCounters();
   /** Secrets its stored definition holds in plaintext (written before they were sealed; loaded records only). */
   unsealedAtRest: string[] = [];
   constructor(
@@ -204,7 +204,7 @@ export interface AppDefinition {
 
 export class AppObject extends LlmObject {
   readonly template: Template | null;
-  readonly usage = new Usage();
+  readonly usage = new UsageCounters();
   private cache: ResponseCache | null = null;
   cacheFor(kv: KV): ResponseCache | null {
     if (!this.def.cache) return null;

@@ -5,7 +5,7 @@
  */
 import { LatencyWindow } from '../util/latency-window.js';
 
-export class Usage {
+export class UsageCounters {
   calls = 0;
   hitsExact = 0;
   hitsSemantic = 0;
