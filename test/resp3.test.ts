@@ -403,3 +403,71 @@ describe('clients as users get them', () => {
     expect(await cli(args(server.port, 'LLM.INFO', 'r3:clivs'))).toMatch(/^ *1# "type" => "[^"]+"\n *2# "created_at" => \(integer\) \d+\n/);
   });
 });
+
+describe('clients as the server\'s clients see them (CLIENT LIST / INFO / KILL, INFO clients)', () => {
+  const local = (r: Redis) => {
+    const s = (r as unknown as { stream: net.Socket }).stream;
+    return `${s.localAddress!.replace(/^::ffff:/, '')}:${s.localPort}`;
+  };
+
+  it('CLIENT LIST and CLIENT INFO show a client\'s own address, never the server\'s own connections', async () => {
+    const a = io();
+    await a.ping();
+    const list = (await a.client('LIST')) as string;
+    expect(list).not.toContain('name=redis-llm-server');
+    const mine = list.split('\n').find((l) => l.includes(`addr=${local(a)} `));
+    expect(mine).toBeDefined();
+    expect(mine).toMatch(new RegExp(`laddr=127\\.0\\.0\\.1:${server.port} `));
+    expect(mine).toContain(`id=${await a.client('ID')} `);
+    const info = (await a.client('INFO')) as string;
+    expect(info).toContain(`addr=${local(a)} laddr=127.0.0.1:${server.port} `);
+    // Directly against Redis the server's own connections are there, named.
+    expect(await cli(['-p', String(redis.port), 'CLIENT', 'LIST'])).toContain('name=redis-llm-server');
+  });
+
+  it('INFO clients: connected_clients counts clients, blocked_clients a client in BLPOP but not the server\'s own blocking reads', async () => {
+    const field = (text: string, f: string) => Number(new RegExp(`^${f}:(\\d+)`, 'm').exec(text)![1]);
+    const a = io();
+    const before = await a.info('clients');
+    expect(field(before, 'blocked_clients')).toBe(0);
+    // Directly, Redis counts the server's own blocking reads (it follows other instances' writes).
+    expect(field(await cli(['-p', String(redis.port), 'INFO', 'clients']), 'blocked_clients')).toBeGreaterThan(0);
+    const blocker = io();
+    const blocked = blocker.blpop('r3:never', 0);
+    let now = 0;
+    for (let i = 0; i < 100 && now !== 1; i++) {
+      now = field(await a.info('clients'), 'blocked_clients');
+      if (now !== 1) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(now).toBe(1);
+    const connected = field(await a.info(), 'connected_clients');
+    expect(connected).toBe(server.sessions.size);
+    await a.lpush('r3:never', 'x');
+    await blocked;
+  });
+
+  it('CLIENT KILL ADDR (and the old form) kill the client with that address, with or without a link of its own', async () => {
+    const killer = io();
+    const victim = io({ retryStrategy: () => null });
+    await victim.ping(); // has a link
+    const closed = new Promise((r) => victim.once('end', r));
+    expect(await killer.client('KILL', 'ADDR', local(victim))).toBe(1);
+    await closed;
+    // A client that has sent nothing: no link to Redis, closed by the server itself.
+    const idle = net.connect(server.port, '127.0.0.1');
+    await new Promise((r) => idle.once('connect', r));
+    const idleClosed = new Promise((r) => idle.once('close', r));
+    expect(await killer.client('KILL', `${idle.localAddress}:${idle.localPort}`)).toBe('OK');
+    await idleClosed;
+    expect(await errOfCall(killer.client('KILL', '127.0.0.1:1'))).toMatch(/No such client/);
+  });
+});
+
+async function errOfCall(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return '';
+  } catch (e) {
+    return (e as Error).message;
+  }
+}

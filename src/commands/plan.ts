@@ -43,6 +43,10 @@ export interface SessionView {
   readonly backendUp: boolean;
   /** The backing store is a Redis Cluster (the connection presents itself as one node). */
   readonly cluster: boolean;
+  /** The client's socket addresses (`ip:port`), and the backing Redis's id of its link (null before it has one). */
+  readonly addr: string;
+  readonly laddr: string;
+  readonly backendId: number | null;
   /** Single-node transactions: what EXEC's reply will hold (see transactions.ts). */
   tx: TxLog | null;
   applyState(s: StateChange): void;

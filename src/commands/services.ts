@@ -42,4 +42,15 @@ export interface Services {
   readonly readOnly: boolean;
   /** Lines of the `# LLM` INFO section (without the header). */
   llmInfo(): string[];
+  /** The clients connected to this server (CLIENT LIST, CLIENT KILL and INFO clients describe them). */
+  clientConnections(): Iterable<ClientConnectionView>;
+}
+
+/** What CLIENT LIST / CLIENT KILL / INFO clients need of one client connection. */
+export interface ClientConnectionView {
+  readonly addr: string;
+  readonly laddr: string;
+  readonly backendId: number | null;
+  /** Closes the connection (CLIENT KILL of a client that has no link to the backing Redis). */
+  close(): void;
 }

@@ -108,6 +108,10 @@ export class ClusterLink implements BackendLink {
     return this.order.length > 0;
   }
 
+  /** A client has one connection per node: no one backend id (CLIENT LIST is not rewritten on a cluster). */
+  readonly backendId = null;
+  authenticatedNow(): void {}
+
   /** CLIENT REPLY is kept here, not sent to the nodes (each node would need it): nothing to undo. */
   skipConsumedLocally(): void {}
 

@@ -81,6 +81,10 @@ export interface BackendLink {
   resumeReads(): void;
   /** RESET was answered: subscriptions and transaction state are gone. */
   reset(): void;
+  /** The backing Redis's id of this client's connection (CLIENT ID), once known; null before (or on a cluster). */
+  readonly backendId: number | null;
+  /** The client is authenticated now: a link may learn its backend id. */
+  authenticatedNow(): void;
   /** A CLIENT REPLY SKIP was used up by a request answered here (never sent): the backend must not skip its next reply. */
   skipConsumedLocally(): void;
   /** The client connection ends after its last reply: end the backend sockets gracefully. */

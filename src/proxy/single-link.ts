@@ -32,6 +32,7 @@ interface ProxySlot {
 }
 
 const REPLY_ON = encodeRequest(['CLIENT', 'REPLY', 'ON']);
+const CLIENT_ID = encodeRequest(['CLIENT', 'ID']);
 const REPLY_OFF = encodeRequest(['CLIENT', 'REPLY', 'OFF']);
 
 /** Errors opening a backend link that mean this process is out of resources, not that the backend is down. */
@@ -62,6 +63,9 @@ export class SingleLink implements BackendLink {
   private refusal: string | null = null;
   /** CLIENT REPLY as the backing Redis has it for this connection (forwarded as the client sent it). */
   private replyState: ReplyMode = 'on';
+  /** The backing Redis's id of this connection (asked with CLIENT ID once the client may run it). */
+  backendId: number | null = null;
+  private askedId = false;
 
   // The socket is opened by the first request that needs it (ensureSocket): an idle client holds
   // one descriptor here and none in the backing Redis, so 10,000 idle clients need 10,000
@@ -83,6 +87,17 @@ export class SingleLink implements BackendLink {
   reset(): void {
     this.subCount = 0;
     this.shardCount = 0;
+  }
+
+  /**
+   * Asks the backing Redis for this connection's id (CLIENT LIST, CLIENT KILL and INFO clients
+   * through the server describe clients by it), in request order with the client's own requests.
+   */
+  authenticatedNow(): void {
+    if (this.askedId || !this.sock || this.replyState !== 'on') return;
+    this.askedId = true;
+    this.slots.push({ remaining: 1, resolve: (v) => { if (typeof v === 'number') this.backendId = v; }, reject: () => {} });
+    this.writes.push(CLIENT_ID);
   }
 
   call(args: Array<string | Buffer>): Promise<Decoded> {
@@ -190,6 +205,12 @@ export class SingleLink implements BackendLink {
       logger.debug({ client: this.owner.id, err: err.message }, 'backend link failed to connect');
     });
     sock.on('close', () => this.onClosed(sock));
+    // First on the new socket, before what the caller sends (which is written after it).
+    if (this.owner.authenticated) {
+      this.askedId = true;
+      this.slots.push({ remaining: 1, resolve: (v) => { if (typeof v === 'number') this.backendId = v; }, reject: () => {} });
+      sock.write(CLIENT_ID);
+    }
   }
 
   private onClosed(sock: net.Socket): void {

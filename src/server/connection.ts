@@ -131,7 +131,10 @@ export class ClientConnection implements SessionView, LinkOwner {
 
   applyState(s: StateChange): void {
     if (s.db !== undefined) this.db = s.db;
-    if (s.authenticated !== undefined) this.authenticated = s.authenticated;
+    if (s.authenticated !== undefined) {
+      this.authenticated = s.authenticated;
+      if (s.authenticated) this.link?.authenticatedNow();
+    }
     if (s.inMulti !== undefined) this.inMulti = s.inMulti;
     if (s.proto !== undefined) this.proto = s.proto;
     if (s.reset) {
@@ -163,6 +166,19 @@ export class ClientConnection implements SessionView, LinkOwner {
 
   lostAuth(): void {
     this.authenticated = false;
+  }
+
+  get backendId(): number | null {
+    return this.link?.backendId ?? null;
+  }
+
+  /** The client's address as Redis shows one (`ip:port`), and the address it connected to. */
+  get addr(): string {
+    return formatAddr(this.socket.remoteAddress, this.socket.remotePort);
+  }
+
+  get laddr(): string {
+    return formatAddr(this.socket.localAddress, this.socket.localPort);
   }
 
   write(frame: Buffer): void {
@@ -483,4 +499,10 @@ export class ClientConnection implements SessionView, LinkOwner {
  */
 export function protocolErrorReply(message: string): Buffer {
   return Buffer.from(`-ERR ${message.replace(/[\r\n]+/g, ' ')}\r\n`, 'latin1');
+}
+
+/** `ip:port` as Redis writes it (IPv6 without brackets, an IPv4-mapped address as IPv4). */
+function formatAddr(ip: string | undefined, port: number | undefined): string {
+  const host = (ip ?? '?').replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
+  return `${host}:${port ?? 0}`;
 }

@@ -108,6 +108,10 @@ export class LlmServer implements Services {
     return this.backend?.keyRange(name);
   }
 
+  clientConnections(): Iterable<ClientConnection> {
+    return this.sessions;
+  }
+
   llmInfo(): string[] {
     const lines = [
       `llm_server_mode:${this.mode}`,

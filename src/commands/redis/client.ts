@@ -1,23 +1,145 @@
 /**
- * The CLIENT family. CLIENT REPLY ON|OFF|SKIP is the one subcommand the server must follow: the
- * connection stops writing replies (OFF), or the next one (SKIP), keeping every later reply in
- * its place — for replies made here too. On one Redis it is also forwarded, so Redis stops
- * answering as it would; on a cluster it is kept by the link (each node would need it) and the
- * nodes' replies are dropped. CLIENT TRACKING on a cluster is refused (each node would track only
- * its own connection). Every other CLIENT subcommand is the backing Redis's own (CLIENT ID,
- * SETNAME, TRACKING, ... act on the client's own link).
+ * The CLIENT family, seen through the server: what the backing Redis says about clients is about
+ * this server's clients.
+ *
+ * - CLIENT REPLY ON|OFF|SKIP: the connection stops writing replies (OFF), or the next one (SKIP),
+ *   keeping every later reply in its place — for replies made here too. On one Redis it is also
+ *   forwarded, so Redis stops answering as it would; on a cluster it is kept by the link (each
+ *   node would need it) and the nodes' replies are dropped.
+ * - CLIENT LIST, CLIENT INFO (one Redis): the server's own connections (named redis-llm-server:
+ *   storage, following, blocking reads) are left out, and a client's `addr` / `laddr` are its own
+ *   socket's, not those of the server's link to Redis. `id` stays the link's id (CLIENT ID, KILL ID
+ *   and TRACKING REDIRECT agree with it). A client that has sent nothing Redis had to answer yet has
+ *   no link and is not listed.
+ * - CLIENT KILL ip:port / CLIENT KILL ADDR ip:port (one Redis) name a client by its own address:
+ *   its link is killed by id (the client's connection closes with it), or, without a link, the
+ *   client is closed here.
+ * - CLIENT TRACKING on a cluster is refused (each node would track only its own connection).
+ * Every other subcommand is the backing Redis's own (ID, SETNAME, GETNAME, TRACKING, CACHING,
+ * PAUSE, ... act on the client's own link).
  */
+import { decodeFrame, ErrorReply, OK, RawReply, type Proto, type RespValue } from '../../protocol/resp.js';
 import type { ReplyMode } from '../../proxy/link.js';
-import { errorPlan, type Intercept } from '../plan.js';
+import { OWN_CONNECTION_NAME } from '../../util/names.js';
+import { errorPlan, type CommandContext, type Intercept, type Plan, type SessionView } from '../plan.js';
+import type { ClientConnectionView, Services } from '../services.js';
 
 const MODES = new Set<string>(['on', 'off', 'skip']);
 
-export const client: Intercept = (args, view) => {
+export const client: Intercept = (args, view, services) => {
   const sub = args[1]?.toString('latin1').toLowerCase();
   // A tracking connection is one node's, and a client's commands go to several nodes here.
   if (sub === 'tracking' && view.cluster) return errorPlan('CLIENT TRACKING is not supported with a Redis Cluster backend (a client\'s commands are spread over several nodes, and each node tracks only its own connection)');
-  if (args.length !== 3 || sub !== 'reply') return null;
-  const mode = args[2]!.toString('latin1').toLowerCase();
-  if (!MODES.has(mode)) return null;
-  return { kind: 'forward', hooks: { replyMode: mode as ReplyMode } };
+  if (sub === 'reply' && args.length === 3) {
+    const mode = args[2]!.toString('latin1').toLowerCase();
+    if (MODES.has(mode)) return { kind: 'forward', hooks: { replyMode: mode as ReplyMode } };
+    return null;
+  }
+  if (view.cluster || view.inMulti || services.mode === 'standalone') return null;
+  if (sub === 'list' || sub === 'info') {
+    return { kind: 'forward', hooks: { transform: (frame) => rewriteClientLines(frame, view, services) } };
+  }
+  if (sub === 'kill') return killPlan(args, services);
+  return null;
 };
+
+/** The bulk (or RESP3 verbatim) text of a CLIENT LIST / CLIENT INFO / INFO reply, re-encoded after `edit`. */
+function editText(frame: Buffer, edit: (text: string) => string): Buffer {
+  if (frame[0] !== 36 && frame[0] !== 61) return frame; // an error
+  const { value } = decodeFrame(frame);
+  if (!Buffer.isBuffer(value)) return frame;
+  const out = Buffer.from(edit(value.toString('latin1')), 'latin1');
+  return frame[0] === 61 ? Buffer.concat([Buffer.from(`=${out.length + 4}\r\ntxt:`), out, Buffer.from('\r\n')]) : Buffer.concat([Buffer.from(`$${out.length}\r\n`), out, Buffer.from('\r\n')]);
+}
+
+function byBackendId(services: Services): Map<number, ClientConnectionView> {
+  const m = new Map<number, ClientConnectionView>();
+  for (const c of services.clientConnections()) if (c.backendId !== null) m.set(c.backendId, c);
+  return m;
+}
+
+/** Client lines as this server's clients see them (see the file's comment). */
+export function clientLines(text: string, services: Services): string[] {
+  const ours = byBackendId(services);
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    if (line.includes(` name=${OWN_CONNECTION_NAME} `)) continue;
+    const id = Number(/^id=(\d+) /.exec(line)?.[1]);
+    const c = ours.get(id);
+    out.push(c ? line.replace(/ addr=\S+/, ` addr=${c.addr}`).replace(/ laddr=\S+/, ` laddr=${c.laddr}`) : line);
+  }
+  return out;
+}
+
+function rewriteClientLines(frame: Buffer, _view: SessionView, services: Services): Buffer {
+  return editText(frame, (text) => {
+    const lines = clientLines(text, services);
+    return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+  });
+}
+
+/** CLIENT KILL by a client's own address: translated to its link's id, or closed here. */
+function killPlan(args: Buffer[], services: Services): Plan | null {
+  const target = (addr: string) => [...services.clientConnections()].find((c) => c.addr === addr);
+  if (args.length === 3) {
+    // The old form: CLIENT KILL ip:port → +OK or "No such client".
+    const c = target(args[2]!.toString('latin1'));
+    if (!c) return null;
+    return { kind: 'local', run: (ctx) => killOne(ctx, c, 'old') };
+  }
+  const at = args.findIndex((a, i) => i >= 2 && i % 2 === 0 && a.toString('latin1').toLowerCase() === 'addr');
+  if (at < 0 || at + 1 >= args.length) return null;
+  const c = target(args[at + 1]!.toString('latin1'));
+  if (!c) return null;
+  if (c.backendId === null) {
+    if (args.length !== 4) return null; // other filters too: a client Redis does not know matches none of them
+    return { kind: 'local', run: (ctx) => killOne(ctx, c, 'new') };
+  }
+  const rewritten = [...args];
+  rewritten[at] = Buffer.from('ID');
+  rewritten[at + 1] = Buffer.from(String(c.backendId));
+  return { kind: 'forward', args: rewritten };
+}
+
+async function killOne(ctx: CommandContext, c: ClientConnectionView, form: 'old' | 'new'): Promise<RespValue> {
+  let killed: boolean;
+  if (c.backendId !== null) {
+    const r = await ctx.client.backendCall(['CLIENT', 'KILL', 'ID', String(c.backendId)]);
+    killed = r === 1;
+  } else {
+    c.close();
+    killed = true;
+  }
+  if (form === 'new') return killed ? 1 : 0;
+  return killed ? OK : new ErrorReply('No such client');
+}
+
+/**
+ * INFO's `# Clients` section as this server's clients see it: connected_clients counts them (not
+ * the server's own connections, nor a link and its client twice), blocked_clients and
+ * clients_in_timeout_table leave out the server's own blocking reads. `lines` is CLIENT LIST's text (from the client's own link).
+ */
+export function clientsSection(info: string, clientList: string, services: Services): string {
+  const all = clientList.split('\n').filter((l) => l.trim() !== '');
+  const own = all.filter((l) => l.includes(` name=${OWN_CONNECTION_NAME} `));
+  const ownBlocked = own.filter((l) => /\bflags=\S*b/.test(l)).length;
+  const linked = byBackendId(services);
+  let connections = 0;
+  for (const _ of services.clientConnections()) connections++;
+  // Every line that is neither the server's own nor one of its clients' links is a client of the
+  // backing Redis itself (connected directly): still counted, as Redis counts it.
+  const direct = all.length - own.length - all.filter((l) => linked.has(Number(/^id=(\d+) /.exec(l)?.[1]))).length;
+  return info
+    .replace(/^connected_clients:\d+/m, `connected_clients:${connections + Math.max(0, direct)}`)
+    .replace(/^blocked_clients:(\d+)/m, (_m, n: string) => `blocked_clients:${Math.max(0, Number(n) - ownBlocked)}`)
+    .replace(/^clients_in_timeout_table:(\d+)/m, (_m, n: string) => `clients_in_timeout_table:${Math.max(0, Number(n) - ownBlocked)}`);
+}
+
+/** A text reply in the client's protocol: a bulk string, or RESP3's verbatim string. */
+export function textReply(text: string, proto: Proto): RawReply {
+  const body = Buffer.from(text, 'latin1');
+  if (proto === 3) return new RawReply(Buffer.concat([Buffer.from(`=${body.length + 4}\r\ntxt:`), body, Buffer.from('\r\n')]));
+  return new RawReply(Buffer.concat([Buffer.from(`$${body.length}\r\n`), body, Buffer.from('\r\n')]));
+}
+

@@ -1,18 +1,38 @@
 /**
  * INFO gains an `# LLM` section. `INFO llm` is answered here alone; `INFO`, `INFO all`,
- * `INFO everything` and lists that name `llm` get the backend's sections plus ours.
+ * `INFO everything` and lists that name `llm` get the backend's sections plus ours. On one Redis,
+ * the `# Clients` section describes this server's clients (client.ts, clientsSection): the
+ * server's own connections and blocking reads are not counted.
  */
-import { decodeFrame } from '../../protocol/resp.js';
+import { decodeFrame, ErrorReply } from '../../protocol/resp.js';
 import type { Services } from '../services.js';
 import type { Intercept } from '../plan.js';
+import { clientsSection, textReply } from './client.js';
+
+/** Does INFO with these (lower-cased) section names show the clients section? */
+const showsClients = (sections: string[]) => sections.length === 0 || sections.some((s) => s === 'clients' || s === 'default' || s === 'all' || s === 'everything');
 
 export function llmSection(services: Services): string {
   return ['# LLM', ...services.llmInfo()].join('\r\n') + '\r\n';
 }
 
-export const info: Intercept = (args, _view, services) => {
+export const info: Intercept = (args, view, services) => {
   const sections = args.slice(1).map((a) => a.toString('latin1').toLowerCase());
   const wantsLlm = sections.length === 0 || sections.some((s) => s === 'llm' || s === 'all' || s === 'everything' || s === 'default');
+  if (services.mode !== 'standalone' && !view.cluster && !view.inMulti && showsClients(sections)) {
+    const asked = sections.filter((s) => s !== 'llm');
+    return {
+      kind: 'local',
+      run: async (ctx) => {
+        const reply = await ctx.client.backendCall(['INFO', ...asked]);
+        if (!Buffer.isBuffer(reply)) return reply instanceof ErrorReply ? reply : null;
+        const list = await ctx.client.backendCall(['CLIENT', 'LIST']);
+        let text = clientsSection(reply.toString('latin1'), Buffer.isBuffer(list) ? list.toString('latin1') : '', services);
+        if (wantsLlm) text += `${text.length ? '\r\n' : ''}${llmSection(services)}`;
+        return textReply(text, view.proto);
+      },
+    };
+  }
   if (!wantsLlm) return null;
   const others = sections.filter((s) => s !== 'llm');
   if (services.mode === 'standalone' || (sections.length > 0 && others.length === 0)) {
