@@ -88,14 +88,42 @@ describe('ordinary commands', () => {
     expect(await r.get('w1')).toBe('changed');
   });
 
-  it('LLM.* inside MULTI is refused clearly and the transaction aborts', async () => {
-    const { text } = await rawExchange(server.port, 'MULTI\r\nSET tx 1\r\nLLM.SIZE s\r\nEXEC\r\nGET tx\r\n');
-    const lines = text.split('\r\n');
-    expect(lines[0]).toBe('+OK');
-    expect(lines[1]).toBe('+QUEUED');
-    expect(lines[2]).toMatch(/^-ERR LLM.SIZE cannot run inside MULTI/);
+  it('LLM.* inside MULTI is queued and runs at EXEC in its place; one that calls an LLM answers the original\'s error in its slot', async () => {
+    const r = c();
+    await r.call('LLM.CREATE-VECTOR-STORE', 'txs', '--PARAMS', '{"dim":2}');
+    const { text } = await rawExchange(
+      server.port,
+      'MULTI\r\nSET tx 1\r\nLLM.ADD txs --EMBEDDING 1,2 one\r\nLLM.SIZE txs\r\nLLM.RUN noapp hi\r\nLLM.ADD txs needs-an-embedding\r\nGET tx\r\nEXEC\r\nLLM.SIZE txs\r\n',
+    );
+    expect(text).toBe(
+      '+OK\r\n' + '+QUEUED\r\n'.repeat(6) +
+        '*6\r\n+OK\r\n:1\r\n:1\r\n-ERR Blocking module command called from transaction\r\n-ERR Blocking module command called from transaction\r\n$1\r\n1\r\n' +
+        ':1\r\n',
+    );
+  });
+
+  it('LLM.* inside MULTI: an arity error aborts the transaction (EXECABORT); DISCARD and a failed WATCH run none of them', async () => {
+    const r = c();
+    await r.call('LLM.CREATE-VECTOR-STORE', 'txs2', '--PARAMS', '{"dim":2}');
+    const aborted = await rawExchange(server.port, 'MULTI\r\nSET tx2 1\r\nLLM.ADD\r\nEXEC\r\nGET tx2\r\n');
+    const lines = aborted.text.split('\r\n');
+    expect(lines.slice(0, 3)).toEqual(['+OK', '+QUEUED', "-ERR wrong number of arguments for 'LLM.ADD' command"]);
     expect(lines[3]).toMatch(/^-EXECABORT/);
     expect(lines[4]).toBe('$-1');
+    const discarded = await rawExchange(server.port, 'MULTI\r\nLLM.ADD txs2 --EMBEDDING 1,1 x\r\nDISCARD\r\nLLM.SIZE txs2\r\n');
+    expect(discarded.text).toBe('+OK\r\n+QUEUED\r\n+OK\r\n:0\r\n');
+    const other = c();
+    await r.set('tx-w', 'a');
+    const watcher = net.connect(server.port, '127.0.0.1');
+    let out = '';
+    watcher.on('data', (d) => (out += d));
+    watcher.write('WATCH tx-w\r\nMULTI\r\nLLM.ADD txs2 --EMBEDDING 1,1 x\r\n');
+    for (let i = 0; i < 100 && !out.includes('QUEUED'); i++) await new Promise((res) => setTimeout(res, 10));
+    await other.set('tx-w', 'b');
+    watcher.write('EXEC\r\nLLM.SIZE txs2\r\n');
+    for (let i = 0; i < 100 && !out.endsWith(':0\r\n'); i++) await new Promise((res) => setTimeout(res, 10));
+    watcher.destroy();
+    expect(out).toBe('+OK\r\n+OK\r\n+QUEUED\r\n*-1\r\n:0\r\n');
   });
 
   it('BLPOP is released by another client', async () => {

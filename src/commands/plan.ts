@@ -13,9 +13,11 @@ export type { ForwardHooks };
 
 /** SLOWLOG/COMMANDLOG GETs queued since MULTI: position in EXEC's reply → the count asked for. */
 export interface TxLog {
-  /** Commands sent to the backend since MULTI (the next one's position in EXEC's reply). */
+  /** Commands queued since MULTI (the next one's position in EXEC's reply). */
   n: number;
   logGets: Map<number, number>;
+  /** LLM.* commands queued here (not sent to the backend): run at EXEC, their replies put at `pos`. */
+  queued: Array<{ pos: number; plan: Extract<Plan, { kind: 'local' }> }>;
 }
 
 export interface StateChange {
@@ -56,6 +58,8 @@ export interface SessionView {
    * with a CommandError when there is no backend.
    */
   backendCall(args: Array<string | Buffer>): Promise<Decoded>;
+  /** The same, resolving the reply's bytes (EXEC's reply, spliced with LLM.* replies). */
+  backendCallRaw(args: Array<string | Buffer>): Promise<Buffer>;
   /** How many masters the backend has (1 for one Redis). */
   masterCount(): number;
   /** The command on the i-th master (the one Redis when not a cluster). */

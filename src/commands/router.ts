@@ -13,12 +13,14 @@
  * ones of its kind are in flight; `intake` is what the transport must know as soon as a request is
  * parsed (QUIT, an HTTP request line, the pre-AUTH parsing hold).
  */
-import type { RespValue } from '../protocol/resp.js';
+import { ErrorReply, SimpleString, type RespValue } from '../protocol/resp.js';
+import { CommandError } from '../errors.js';
 import { parseCommandArgs } from './args.js';
 import {
   errorPlan,
   FORWARD,
   READONLY_TEXT,
+  refusedInMulti,
   runLocal,
   unknownCommandText,
   type CommandContext,
@@ -28,10 +30,12 @@ import {
   type SessionView,
 } from './plan.js';
 import type { Services } from './services.js';
+import type { CommandSpec, ParsedArgs } from './spec.js';
 import { commandTable } from './table.js';
 import { ALWAYS_PLANNED, intakeOf, NEEDS_BACKEND, noteForwarded, PLANNED_WITH_OBJECTS, REDIS_COMMANDS, specialKeyPlan, touchesSpecialKey, type Intake } from './redis/index.js';
 
 const ORDERED: Route = Object.freeze({ kind: 'ordered' });
+const QUEUED = new SimpleString('QUEUED');
 const NO_BACKEND_TEXT = 'no backing Redis: start with --redis <url> or install redis-server';
 
 export class Router {
@@ -102,12 +106,7 @@ export class Router {
     }
     if (!view.authenticated) return errorPlan('Authentication required.', 'NOAUTH');
     if (!spec) return errorPlan(unknownCommandText(args));
-    if (view.inMulti) {
-      // Sent on so the backing Redis flags the transaction (EXEC then answers EXECABORT, as for
-      // any command refused while queueing); the client sees our explanation instead.
-      const msg = `-ERR ${spec.name} cannot run inside MULTI: LLM commands are not transactional; run it before MULTI or after EXEC\r\n`;
-      return this.forwarded(name, { kind: 'forward', hooks: { transform: () => Buffer.from(msg) } }, view);
-    }
+    if (view.inMulti) return this.queueLlm(name, spec, args, view);
     if (this.opts.services.loading) {
       const why = this.opts.services.loadError;
       return errorPlan(why ? `LLM objects are not loaded yet: ${why} (retrying)` : 'LLM objects are being loaded in memory', 'LOADING');
@@ -121,6 +120,35 @@ export class Router {
         return spec.handler(ctx, parsed);
       },
     };
+  }
+
+  /**
+   * An LLM command inside MULTI, as the original module's: queued (+QUEUED), run at EXEC in its
+   * place (redis/transactions.ts); one that calls an LLM answers the original's "Blocking module
+   * command" error in its slot. A request refused while queueing (arity, syntax, loading, read-only)
+   * also makes the backing Redis abort the transaction (EXECABORT), as Redis does. On a cluster LLM
+   * commands are refused inside MULTI (the transaction runs on one node, pinned by the link).
+   */
+  private queueLlm(name: string, spec: CommandSpec, args: Buffer[], view: SessionView): Plan {
+    const tx = view.tx;
+    if (view.cluster || !tx) {
+      return this.forwarded(name, refusedInMulti(`ERR ${spec.name} cannot run inside MULTI on a Redis Cluster backend: run it before MULTI or after EXEC`), view);
+    }
+    let parsed: ParsedArgs;
+    try {
+      if (this.opts.services.loading) throw new CommandError('LLM objects are being loaded in memory', 'LOADING');
+      if (this.opts.services.readOnly && spec.flags.includes('write') && spec.name !== 'LLM.RUN') throw new CommandError(READONLY_TEXT, 'READONLY');
+      parsed = parseCommandArgs(spec, args);
+    } catch (e) {
+      if (!(e instanceof CommandError)) throw e;
+      return this.forwarded(name, refusedInMulti(`${e.prefix} ${e.message}`), view);
+    }
+    const blocking = spec.callsLlm?.(parsed) ?? false;
+    tx.queued.push({
+      pos: tx.n++,
+      plan: { kind: 'local', run: (ctx) => (blocking ? new ErrorReply('Blocking module command called from transaction') : spec.handler(ctx, parsed)) },
+    });
+    return { kind: 'local', run: () => QUEUED };
   }
 
   /**

@@ -75,6 +75,12 @@ export interface CommandSpec {
    * each. Throwing is the same as null: `handler` then runs and answers.
    */
   pipelined?(ctx: CommandContext, args: ParsedArgs): Promise<RespValue> | null;
+  /**
+   * Does this request call an LLM (a "blocking" command of the original module)? Inside MULTI such
+   * a request is queued but answers `ERR Blocking module command called from transaction` in its
+   * slot of EXEC's reply. Absent: never.
+   */
+  callsLlm?(args: ParsedArgs): boolean;
 }
 
 export const defineCommand = (spec: CommandSpec): CommandSpec => spec;

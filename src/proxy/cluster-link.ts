@@ -144,6 +144,11 @@ export class ClusterLink implements BackendLink {
     });
   }
 
+  /** Not used on a cluster (LLM.* inside MULTI is refused there): the decoded reply, re-encoded. */
+  async callRaw(args: Array<string | Buffer>): Promise<Buffer> {
+    return encode((await this.call(args)) as RespValue);
+  }
+
   masterCount(): number {
     return this.backend.masters().length;
   }

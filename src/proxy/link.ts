@@ -71,6 +71,8 @@ export interface BackendLink {
   forward(args: Buffer[], raw: Buffer, hooks: ForwardHooks | undefined): void;
   /** An internal call on the client's own link(s) (a cluster routes it by its keys). */
   call(args: Array<string | Buffer>): Promise<Decoded>;
+  /** The same, resolving the reply's bytes as the backend sent them. */
+  callRaw(args: Array<string | Buffer>): Promise<Buffer>;
   /** How many masters there are (1 for one Redis), and an internal call on the i-th one. */
   masterCount(): number;
   callMaster(index: number, args: Array<string | Buffer>): Promise<Decoded>;

@@ -29,6 +29,8 @@ interface ProxySlot {
   reject?: (e: Error) => void;
   /** A reply the link asked for itself (CLIENT REPLY ON around an internal call): dropped. */
   drop?: boolean;
+  /** An internal call that wants the reply's bytes, not the decoded value. */
+  raw?: boolean;
 }
 
 const REPLY_ON = encodeRequest(['CLIENT', 'REPLY', 'ON']);
@@ -114,6 +116,18 @@ export class SingleLink implements BackendLink {
       }
       this.slots.push({ remaining: 1, resolve, reject });
       this.sock!.write(encodeRequest(args));
+    });
+  }
+
+  callRaw(args: Array<string | Buffer>): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      if (!this.ensureSocket()) {
+        reject(new CommandError(this.owner.unavailableText()));
+        return;
+      }
+      this.slots.push({ remaining: 1, raw: true, resolve: resolve as (v: Decoded) => void, reject });
+      this.writes.push(encodeRequest(args));
+      this.flush();
     });
   }
 
@@ -418,7 +432,7 @@ export class SingleLink implements BackendLink {
     }
     if (head.resolve) {
       this.slots.shift();
-      head.resolve(decoded ?? decodeFrame(frame).value);
+      head.resolve(head.raw ? (Buffer.from(frame) as unknown as Decoded) : (decoded ?? decodeFrame(frame).value));
       return;
     }
     const hooks = head.hooks;

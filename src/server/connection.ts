@@ -153,6 +153,11 @@ export class ClientConnection implements SessionView, LinkOwner {
     return this.link.call(args);
   }
 
+  backendCallRaw(args: Array<string | Buffer>): Promise<Buffer> {
+    if (!this.link) return Promise.reject(new CommandError(this.unavailableText()));
+    return this.link.callRaw(args);
+  }
+
   masterCount(): number {
     return this.link?.masterCount() ?? 0;
   }

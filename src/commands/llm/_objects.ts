@@ -141,6 +141,12 @@ export function givenVector(args: ParsedArgs): Float32Array | undefined {
   return v;
 }
 
+/** Was a vector given (--EMBEDDING-FP32, or a non-empty --EMBEDDING), so no embedding call is needed? */
+export function givesVector(args: ParsedArgs): boolean {
+  const csv = args.opts.get('embedding') as Buffer | undefined;
+  return args.opts.has('embedding-fp32') || (csv !== undefined && csv.length > 0);
+}
+
 export function optString(args: ParsedArgs, name: string): string | undefined {
   const v = args.opts.get(name);
   return v === undefined ? undefined : (v as Buffer).toString('utf8');

@@ -1,7 +1,7 @@
 import { defineCommand } from '../spec.js';
 import { MAX_ID, idReply, parseId } from '../../vector/index.js';
 import { parseAttrs } from '../../vector/filter.js';
-import { embedForStore, givenVector, objectsOf, storeOf } from './_objects.js';
+import { embedForStore, givenVector, objectsOf, storeOf, givesVector } from './_objects.js';
 import { isInternalKey } from '../../storage/index.js';
 import { requireStoreForCommand } from './_store.js';
 import { EMBEDDING, EMBEDDING_FP32, TIMEOUT } from './_common.js';
@@ -24,6 +24,7 @@ export default defineCommand({
   args: [{ name: 'data', type: 'string', summary: 'The item text (embedded by the store LLM unless a vector is given).' }],
   reply: 'Integer: the item id.',
   examples: ['LLM.ADD store "Redis is an in-memory data store"', 'LLM.ADD store --ATTRS \'{"tenant":"acme","year":2024}\' "a document"', 'LLM.ADD vectors --ID 7 --EMBEDDING 0.1,0.2,0.3 "some text"'],
+  callsLlm: (args) => !givesVector(args),
   async handler(ctx, args) {
     const rawId = args.opts.get('id') as Buffer | undefined;
     const id = rawId === undefined ? undefined : parseId(rawId);

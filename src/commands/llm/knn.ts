@@ -2,7 +2,7 @@ import { defineCommand } from '../spec.js';
 import { CommandError, arityError } from '../../errors.js';
 import { dimensionMismatch, idReply } from '../../vector/index.js';
 import { RespDouble, type RespValue } from '../../protocol/resp.js';
-import { embedForStore, givenVector } from './_objects.js';
+import { embedForStore, givenVector, givesVector } from './_objects.js';
 import { requireStoreForCommand } from './_store.js';
 import { EMBEDDING, EMBEDDING_FP32, FILTER, TIMEOUT } from './_common.js';
 import { compileFilter } from '../../vector/filter.js';
@@ -28,6 +28,7 @@ export default defineCommand({
   args: [{ name: 'query', type: 'string', optional: true, summary: 'Text to embed with the store LLM (unless a vector is given).' }],
   reply: 'Array of [id, distance] pairs, nearest first (distance: a bulk string in RESP2, a double in RESP3).',
   examples: ['LLM.KNN store --K 3 "what is Redis"', 'LLM.KNN vectors --K 2 --EMBEDDING 0.1,0.2,0.3', 'LLM.KNN store --K 5 --FILTER \'tenant == "acme" and year >= 2023\' "pricing"'],
+  callsLlm: (args) => !givesVector(args) && args.positionals.length > 0,
   async handler(ctx, args) {
     const k = (args.opts.get('k') as number | undefined) ?? 10;
     const ef = args.opts.get('ef') as number | undefined;

@@ -13,7 +13,7 @@ import type { CommandContext } from '../plan.js';
 import { TIMEOUT, SESSION, FILTER } from './_common.js';
 import { compileFilter } from '../../vector/filter.js';
 import { idReply } from '../../vector/index.js';
-import { requireApp, embedForStore, llmEnv, modelOf, objectsOf, storeOf } from './_objects.js';
+import { requireApp, embedForStore, llmEnv, modelOf, objectsOf, storeOf, givesVector } from './_objects.js';
 
 function depsFor(ctx: CommandContext): ChatDeps {
   const objects = objectsOf(ctx);
@@ -74,6 +74,7 @@ export default defineCommand({
     'LLM.RUN chat --SESSION alice "My name is Alice"',
     'LLM.RUN hello-world --STREAM answers --VARS \'{"name":"LLM"}\'',
   ],
+  callsLlm: () => true,
   async handler(ctx, args) {
     const app = await requireApp(ctx, args.key);
     const req = {
