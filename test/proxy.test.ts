@@ -324,3 +324,87 @@ describe('argument conventions', () => {
     await r.del('argstore');
   });
 });
+
+describe('LLM objects are keys: expiry and DBSIZE', () => {
+  it('EXPIRE / PEXPIRE / EXPIREAT with NX, XX, GT, LT; TTL, PTTL, EXPIRETIME, PERSIST; the object is gone when it expires', async () => {
+    const r = c();
+    await r.call('LLM.CREATE-VECTOR-STORE', 'exp-s', '--PARAMS', '{"dim":2}');
+    expect(await r.ttl('exp-s')).toBe(-1);
+    expect(await r.call('EXPIRE', 'exp-s', '100', 'XX')).toBe(0);
+    expect(await r.call('EXPIRE', 'exp-s', '100', 'GT')).toBe(0); // no expiry is an infinite one
+    expect(await r.call('EXPIRE', 'exp-s', '100', 'NX')).toBe(1);
+    expect(await r.call('EXPIRE', 'exp-s', '50', 'NX')).toBe(0);
+    expect(await r.call('EXPIRE', 'exp-s', '200', 'LT')).toBe(0);
+    expect(await r.call('EXPIRE', 'exp-s', '200', 'GT')).toBe(1);
+    expect(await r.ttl('exp-s')).toBe(200);
+    expect(await r.pttl('exp-s')).toBeGreaterThan(199_000);
+    const at = Math.floor(Date.now() / 1000) + 500;
+    expect(await r.call('EXPIREAT', 'exp-s', String(at))).toBe(1);
+    expect(await r.call('EXPIRETIME', 'exp-s')).toBe(at);
+    expect(await r.call('PEXPIRETIME', 'exp-s')).toBe(at * 1000);
+    expect(await r.persist('exp-s')).toBe(1);
+    expect(await r.persist('exp-s')).toBe(0);
+    expect(await r.ttl('exp-s')).toBe(-1);
+    await expect(r.call('EXPIRE', 'exp-s', 'soon')).rejects.toThrow('ERR value is not an integer or out of range');
+    await expect(r.call('EXPIRE', 'exp-s', '10', 'NX', 'XX')).rejects.toThrow(/not compatible/);
+    // Ordinary keys are Redis's own.
+    await r.set('exp-k', 'v');
+    expect(await r.expire('exp-k', 100)).toBe(1);
+    expect(await r.ttl('exp-k')).toBe(100);
+    expect(await r.ttl('exp-none')).toBe(-2);
+    // Expiry: gone for every reader at once, and removed.
+    await r.call('LLM.ADD', 'exp-s', '--EMBEDDING', '1,1', 'x');
+    expect(await r.pexpire('exp-s', 150)).toBe(1);
+    expect(await r.type('exp-s')).not.toBe('none');
+    await new Promise((res) => setTimeout(res, 300));
+    expect(await r.type('exp-s')).toBe('none');
+    expect(await r.exists('exp-s')).toBe(0);
+    await expect(r.call('LLM.SIZE', 'exp-s')).resolves.toBe(0);
+    expect(await r.ttl('exp-s')).toBe(-2);
+    // A time in the past removes it at once.
+    await r.call('LLM.CREATE-VECTOR-STORE', 'exp-s2', '--PARAMS', '{"dim":2}');
+    expect(await r.call('EXPIREAT', 'exp-s2', '1')).toBe(1);
+    expect(await r.exists('exp-s2')).toBe(0);
+  });
+
+  it('an expiry is durable and seen by another instance; PERSIST there too', async () => {
+    const r = c();
+    await r.call('LLM.CREATE-VECTOR-STORE', 'exp-shared', '--PARAMS', '{"dim":2}');
+    expect(await r.expire('exp-shared', 1000)).toBe(1);
+    const second = await startServer({ redis: redis.url });
+    await second.loadingDone;
+    const r2 = client(second.port);
+    try {
+      const ttl = await r2.ttl('exp-shared');
+      expect(ttl).toBeGreaterThan(990);
+      expect(await r2.persist('exp-shared')).toBe(1);
+      let seen = 0;
+      for (let i = 0; i < 100; i++) {
+        seen = await r.ttl('exp-shared');
+        if (seen === -1) break;
+        await new Promise((res) => setTimeout(res, 20));
+      }
+      expect(seen).toBe(-1);
+    } finally {
+      r2.disconnect();
+      await second.stop();
+    }
+  });
+
+  it('DBSIZE counts LLM objects and not the server\'s own storage keys', async () => {
+    const r = c();
+    await r.select(7);
+    await r.flushdb();
+    await r.set('a', '1');
+    await r.call('LLM.CREATE-VECTOR-STORE', 'db7-store', '--PARAMS', '{"dim":2}');
+    expect(await r.dbsize()).toBe(2);
+    await r.select(0);
+    // The storage db holds the catalog and logs (__llm__: keys): KEYS hides them, DBSIZE does not count them.
+    const keys = await r.keys('*');
+    expect(keys.some((k) => k.startsWith('__llm__:'))).toBe(false);
+    expect(await r.dbsize()).toBe(keys.length);
+    const direct = client(redis.port);
+    expect(await direct.dbsize()).toBeGreaterThan(keys.length);
+    direct.disconnect();
+  });
+});

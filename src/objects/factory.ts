@@ -6,6 +6,12 @@ import { ChatObject } from './chat.js';
 
 /** `secrets` opens the sealed secrets of LLM definitions (and seals them again when rewritten). */
 export function objectFromRecord(rec: ObjectRecord, secrets: SecretBox): LlmObject {
+  const obj = build(rec, secrets);
+  obj.expiresAt = typeof rec.expiresAt === 'number' ? rec.expiresAt : null;
+  return obj;
+}
+
+function build(rec: ObjectRecord, secrets: SecretBox): LlmObject {
   switch (rec.kind) {
     case 'llm':
       return ModelObject.fromConfig(rec.id, rec.db, rec.name, rec.createdAt, rec.config, secrets);

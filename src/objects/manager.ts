@@ -97,6 +97,46 @@ export class ObjectManager extends ObjectRegistry {
     this.register(obj);
   }
 
+  // ---- expiry (EXPIRE and friends on LLM keys) ---------------------------------------------
+
+  /**
+   * Sets (a time in ms since the epoch) or clears (null) when an object expires: durable in its
+   * catalog record first (every instance sees it), then in effect. A time already past removes it.
+   */
+  async setExpiry(obj: LlmObject, at: number | null): Promise<void> {
+    this.checkWritable();
+    if (at !== null && at <= Date.now()) {
+      await this.dropExpired(obj);
+      return;
+    }
+    const before = obj.expiresAt;
+    obj.expiresAt = at;
+    try {
+      await this.storage.putRecord(obj.record());
+    } catch (err) {
+      obj.expiresAt = before;
+      throw err;
+    }
+  }
+
+  /** An expired object is gone for readers at once (registry.get); a writer removes it durably. */
+  protected override expired(obj: LlmObject): void {
+    if (this.readOnly || this.expiring.has(obj)) return;
+    this.expiring.add(obj);
+    void this.dropExpired(obj)
+      .catch((err: Error) => logger.warn({ key: obj.name, db: obj.db, err: err.message }, 'could not remove an expired LLM object; will retry'))
+      .finally(() => this.expiring.delete(obj));
+  }
+
+  private readonly expiring = new Set<LlmObject>();
+
+  private async dropExpired(obj: LlmObject): Promise<void> {
+    if (this.getRaw(obj.db, obj.name) !== obj) return;
+    await this.storage.deleteRecord(obj.db, obj.name);
+    if (this.getRaw(obj.db, obj.name) === obj) this.unregister(obj.db, obj.name);
+    obj.close();
+  }
+
   /** Removes every object of one db (FLUSHDB) or of all dbs (FLUSHALL). */
   async removeAll(db?: number): Promise<number> {
     const victims = [...this.objects.values()].filter((o) => db === undefined || o.db === db);
@@ -391,12 +431,15 @@ export class ObjectManager extends ObjectRegistry {
 
   private async reconcile(db: number, name: string): Promise<void> {
     const rec = await this.storage.getRecord(db, name);
-    const local = this.get(db, name);
+    const local = this.getRaw(db, name);
     if (!rec) {
       if (local) this.unregister(db, name)?.close();
       return;
     }
-    if (local?.id === rec.id) return;
+    if (local?.id === rec.id) {
+      local.expiresAt = typeof rec.expiresAt === 'number' ? rec.expiresAt : null; // EXPIRE / PERSIST elsewhere
+      return;
+    }
     const moved = this.byId(rec.id);
     if (moved) {
       this.unregister(moved.db, moved.name);
@@ -435,9 +478,16 @@ export class ObjectManager extends ObjectRegistry {
     if (this.timer) return;
     this.timer = setInterval(() => {
       void this.snapshotDue();
+      this.sweepExpired();
       if (Date.now() - this.chats.lastSweep >= this.opts.sessionSweepMs) void this.chats.expireSessions();
     }, Math.min(1000, this.opts.sessionSweepMs));
     this.timer.unref();
+  }
+
+  /** Expired objects nobody looked up are removed within a second (as Redis's active expiry). */
+  private sweepExpired(): void {
+    const now = Date.now();
+    for (const o of [...this.objects.values()]) if (o.expiresAt !== null && o.expiresAt <= now) this.expired(o);
   }
 
   private async snapshotDue(): Promise<void> {

@@ -58,8 +58,12 @@ export abstract class LlmObject {
   abstract get config(): unknown;
   /** Release resources (HTTP pools) when the key is overwritten or deleted. */
   close(): void {}
+  /** When the key expires (ms since the epoch; EXPIRE and friends), or null: never. Durable in the catalog. */
+  expiresAt: number | null = null;
   record(): ObjectRecord {
-    return { id: this.id, db: this.db, name: this.name, kind: this.kind, config: this.config, createdAt: this.createdAt };
+    const rec: ObjectRecord = { id: this.id, db: this.db, name: this.name, kind: this.kind, config: this.config, createdAt: this.createdAt };
+    if (this.expiresAt !== null) rec.expiresAt = this.expiresAt;
+    return rec;
   }
 }
 

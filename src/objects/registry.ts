@@ -13,9 +13,23 @@ export class ObjectRegistry {
   /** Called when the set of objects changes (the follower re-arms its blocking read). */
   onChange: () => void = () => {};
 
+  /** The object at (db, name); an expired one is gone for every reader (and removed: `expired`). */
   get(db: number, name: string): LlmObject | undefined {
+    const o = this.objects.get(keyOf(db, name));
+    if (o !== undefined && o.expiresAt !== null && o.expiresAt <= Date.now()) {
+      this.expired(o);
+      return undefined;
+    }
+    return o;
+  }
+
+  /** The object at (db, name) even when it has expired (the write path removing it). */
+  protected getRaw(db: number, name: string): LlmObject | undefined {
     return this.objects.get(keyOf(db, name));
   }
+
+  /** An object was found expired: the ObjectManager removes it durably. */
+  protected expired(_o: LlmObject): void {}
 
   /** Number of objects in a db (0 lets the proxy skip key checks entirely). */
   countInDb(db: number): number {
@@ -27,7 +41,8 @@ export class ObjectRegistry {
   }
 
   *inDb(db: number): IterableIterator<LlmObject> {
-    for (const o of this.objects.values()) if (o.db === db) yield o;
+    const now = Date.now();
+    for (const o of this.objects.values()) if (o.db === db && (o.expiresAt === null || o.expiresAt > now)) yield o;
   }
 
   all(): IterableIterator<LlmObject> {

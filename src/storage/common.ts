@@ -72,16 +72,20 @@ export interface StoredRecord {
   kind: string;
   config: unknown;
   createdAt: number;
+  expiresAt?: number;
 }
 
 export function encodeRecord(rec: ObjectRecord): string {
   const s: StoredRecord = { id: rec.id, kind: rec.kind, config: rec.config, createdAt: rec.createdAt };
+  if (typeof rec.expiresAt === 'number') s.expiresAt = rec.expiresAt;
   return JSON.stringify(s);
 }
 
 export function decodeRecord(db: number, name: string, json: string): ObjectRecord {
   const s = JSON.parse(json) as StoredRecord;
-  return { id: s.id, db, name, kind: s.kind, config: s.config, createdAt: s.createdAt };
+  const rec: ObjectRecord = { id: s.id, db, name, kind: s.kind, config: s.config, createdAt: s.createdAt };
+  if (typeof s.expiresAt === 'number') rec.expiresAt = s.expiresAt;
+  return rec;
 }
 
 /** Parses a position "<ms>-<seq>" (stream id form, used by both backends). */

@@ -22,6 +22,8 @@ export interface ObjectRecord {
   /** JSON-serialisable definition, stored as given (secrets arrive sealed by the objects layer, or as "$NAME" references). */
   config: unknown;
   createdAt: number;
+  /** When the key expires (ms since the epoch; EXPIRE and friends); absent: never. */
+  expiresAt?: number;
 }
 
 export interface SnapshotData {

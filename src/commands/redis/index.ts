@@ -8,7 +8,8 @@
  *   command.ts       COMMAND          info.ts  INFO          module.ts  MODULE
  *   slowlog.ts       SLOWLOG COMMANDLOG     client.ts  CLIENT REPLY
  *   keyspace.ts      TYPE EXISTS DEL UNLINK RENAME RENAMENX KEYS SCAN RANDOMKEY DBSIZE FLUSHDB
- *                    FLUSHALL SWAPDB, and WRONGTYPE for any other command naming an LLM object
+ *                    FLUSHALL SWAPDB, EXPIRE PEXPIRE EXPIREAT PEXPIREAT TTL PTTL EXPIRETIME
+ *                    PEXPIRETIME PERSIST, and WRONGTYPE for any other command naming an LLM object
  *
  * Every other command is forwarded untouched: WATCH, the rest of CLIENT and of Redis's commands
  * are the backing Redis's own.
@@ -48,7 +49,10 @@ export const REDIS_COMMANDS = new Map<string, Intercept>([
 /** Planned in order (after every earlier reply) on one Redis and on a cluster: answered here or merged. */
 export const ALWAYS_PLANNED = new Set(['quit', 'hello', 'command', 'info', 'module', 'keys', 'scan', 'flushdb', 'flushall', 'randomkey', 'swapdb']);
 /** Planned in order when the client's db holds LLM objects (they see LLM objects as keys). */
-export const PLANNED_WITH_OBJECTS = new Set(['type', 'exists', 'del', 'unlink', 'rename', 'renamenx']);
+export const PLANNED_WITH_OBJECTS = new Set([
+  'type', 'exists', 'del', 'unlink', 'rename', 'renamenx',
+  'expire', 'pexpire', 'expireat', 'pexpireat', 'ttl', 'pttl', 'expiretime', 'pexpiretime', 'persist',
+]);
 
 export { intakeOf, type Intake } from './connection.js';
 export { touchesSpecialKey, specialKeyPlan } from './keyspace.js';

@@ -76,11 +76,103 @@ async function clusterScan(ctx: CommandContext, args: Array<Buffer | string>): P
   return [Buffer.from(out.toString()), r[1]!];
 }
 
-/** DBSIZE: on a cluster (outside MULTI), the sum over the masters. */
-const dbsize: Intercept = (args, view) => {
-  if (!view.cluster || view.inMulti || !view.authenticated || view.pubsubMode) return null;
-  return { kind: 'local', run: (ctx) => backend(ctx, args, 0) };
+/**
+ * EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT (with NX / XX / GT / LT), TTL, PTTL, EXPIRETIME,
+ * PEXPIRETIME and PERSIST on an LLM object, as Redis answers them for a key; the expiry is durable
+ * and seen by every instance, and the object is gone when it expires. Other keys: the backing
+ * Redis's own.
+ */
+const EXPIRE_UNIT: Record<string, { ms: number; absolute: boolean }> = {
+  expire: { ms: 1000, absolute: false },
+  pexpire: { ms: 1, absolute: false },
+  expireat: { ms: 1000, absolute: true },
+  pexpireat: { ms: 1, absolute: true },
 };
+
+const expireCmd = (cmd: string): Intercept => (args) => {
+  if (args.length < 3) return null;
+  return local(async (ctx, objects) => {
+    const obj = objects.get(ctx.client.db, name(args[1]!));
+    if (!obj) return backend(ctx, args, 0);
+    const text = args[2]!.toString('latin1');
+    if (!/^-?\d{1,19}$/.test(text)) throw new CommandError('value is not an integer or out of range');
+    const flags = args.slice(3).map((a) => a.toString('latin1').toUpperCase());
+    for (const f of flags) if (!['NX', 'XX', 'GT', 'LT'].includes(f)) throw new CommandError(`Unsupported option ${f}`);
+    const has = (f: string) => flags.includes(f);
+    if (has('NX') && (has('XX') || has('GT') || has('LT'))) throw new CommandError('NX and XX, GT or LT options at the same time are not compatible');
+    if (has('GT') && has('LT')) throw new CommandError('GT and LT options at the same time are not compatible');
+    const unit = EXPIRE_UNIT[cmd]!;
+    const n = Number(text) * unit.ms;
+    if (!Number.isSafeInteger(n)) throw new CommandError(`invalid expire time in '${cmd}' command`);
+    const at = unit.absolute ? n : Date.now() + n;
+    const current = obj.expiresAt;
+    if (has('NX') && current !== null) return 0;
+    if (has('XX') && current === null) return 0;
+    // No expiry counts as an infinite one: GT never beats it, LT always does.
+    if (has('GT') && (current === null || at <= current)) return 0;
+    if (has('LT') && current !== null && at >= current) return 0;
+    await objects.setExpiry(obj, at);
+    return 1;
+  });
+};
+
+const ttlCmd = (cmd: 'ttl' | 'pttl' | 'expiretime' | 'pexpiretime'): Intercept => (args) => {
+  if (args.length !== 2) return null;
+  return local(async (ctx, objects) => {
+    const obj = objects.get(ctx.client.db, name(args[1]!));
+    if (!obj) return backend(ctx, args, -2);
+    const at = obj.expiresAt;
+    if (at === null) return -1;
+    switch (cmd) {
+      case 'ttl':
+        return Math.max(0, Math.round((at - Date.now()) / 1000));
+      case 'pttl':
+        return Math.max(0, at - Date.now());
+      case 'expiretime':
+        return Math.floor(at / 1000);
+      default:
+        return at;
+    }
+  });
+};
+
+const persist: Intercept = (args) => {
+  if (args.length !== 2) return null;
+  return local(async (ctx, objects) => {
+    const obj = objects.get(ctx.client.db, name(args[1]!));
+    if (!obj) return backend(ctx, args, 0);
+    if (obj.expiresAt === null) return 0;
+    await objects.setExpiry(obj, null);
+    return 1;
+  });
+};
+
+/**
+ * DBSIZE counts LLM objects as keys and not the server's own storage keys (`__llm__:`, in the db
+ * of the storage, counted with a SCAN: O(keys of that db)). On a cluster (outside MULTI) it is the
+ * sum over the masters, storage keys included.
+ */
+const dbsize: Intercept = (args, view, services) => {
+  if (args.length !== 1 || view.inMulti || !view.authenticated || view.pubsubMode) return null;
+  if (view.cluster) return { kind: 'local', run: (ctx) => backend(ctx, args, 0) };
+  return local(async (ctx, objects) => {
+    const db = ctx.client.db;
+    let n = Number(await backend(ctx, args, 0)) + objects.countInDb(db);
+    if (services.mode !== 'standalone' && db === services.storageDb) n -= await countInternalKeys(ctx);
+    return Math.max(0, n);
+  });
+};
+
+async function countInternalKeys(ctx: CommandContext): Promise<number> {
+  let n = 0;
+  let cursor = '0';
+  do {
+    const r = toReply(await ctx.client.backendCall(['SCAN', cursor, 'MATCH', '__llm__:*', 'COUNT', '1000'])) as RespValue[];
+    n += (r[1] as Buffer[]).length;
+    cursor = (r[0] as Buffer).toString('latin1');
+  } while (cursor !== '0');
+  return n;
+}
 
 function local(run: (ctx: CommandContext, objects: ObjectManager) => Promise<RespValue> | RespValue): Plan {
   return {
@@ -288,6 +380,15 @@ function multiAware(cmd: string, intercept: Intercept): Intercept {
 export const KEYSPACE_INTERCEPTS: Array<[string, Intercept]> = (
   [
     ['dbsize', dbsize],
+    ['expire', expireCmd('expire')],
+    ['pexpire', expireCmd('pexpire')],
+    ['expireat', expireCmd('expireat')],
+    ['pexpireat', expireCmd('pexpireat')],
+    ['ttl', ttlCmd('ttl')],
+    ['pttl', ttlCmd('pttl')],
+    ['expiretime', ttlCmd('expiretime')],
+    ['pexpiretime', ttlCmd('pexpiretime')],
+    ['persist', persist],
     ['randomkey', randomkey],
     ['swapdb', swapdb],
     ['type', type],
