@@ -408,3 +408,87 @@ describe('LLM objects are keys: expiry and DBSIZE', () => {
     direct.disconnect();
   });
 });
+
+describe('LLM objects are keys: DUMP, RESTORE and COPY', () => {
+  it('DUMP then RESTORE gives the same store (items, vectors, texts, attributes, KNN); BUSYKEY, REPLACE, TTL, ABSTTL', async () => {
+    const r = c();
+    await r.call('LLM.CREATE-VECTOR-STORE', 'dr-src', '--PARAMS', '{"dim":3,"space":"cosine"}');
+    for (let i = 1; i <= 30; i++) {
+      await r.call('LLM.ADD', 'dr-src', '--ID', String(i), '--EMBEDDING', `${i},${(i * 7) % 5},${(i * 3) % 11}`, '--ATTRS', JSON.stringify({ n: i, even: i % 2 === 0 }), `text ${i} ✓`);
+    }
+    await r.call('LLM.ADD', 'dr-src', '--ID', '18446744073709551615', '--EMBEDDING', '1,1,1', 'huge id');
+    const payload = (await r.callBuffer('DUMP', 'dr-src')) as Buffer;
+    expect(await r.call('RESTORE', 'dr-copy', '0', payload)).toBe('OK');
+    expect(await r.type('dr-copy')).toBe(await r.type('dr-src'));
+    expect(await r.call('LLM.SIZE', 'dr-copy')).toBe(31);
+    for (const id of ['1', '17', '30', '18446744073709551615']) {
+      expect(await r.call('LLM.GET', 'dr-copy', '--WITHATTRS', id)).toEqual(await r.call('LLM.GET', 'dr-src', '--WITHATTRS', id));
+    }
+    const q = ['--K', '5', '--EMBEDDING', '3,1,2'];
+    expect(await r.call('LLM.KNN', 'dr-copy', ...q)).toEqual(await r.call('LLM.KNN', 'dr-src', ...q));
+    await expect(r.call('RESTORE', 'dr-copy', '0', payload)).rejects.toThrow('BUSYKEY Target key name already exists.');
+    await r.set('dr-plain', 'x');
+    await expect(r.call('RESTORE', 'dr-plain', '0', payload)).rejects.toThrow(/BUSYKEY/);
+    expect(await r.call('RESTORE', 'dr-plain', '5000', payload, 'REPLACE')).toBe('OK');
+    expect(await r.call('LLM.SIZE', 'dr-plain')).toBe(31);
+    expect(await r.pttl('dr-plain')).toBeGreaterThan(4000);
+    const at = Date.now() + 60_000;
+    expect(await r.call('RESTORE', 'dr-abs', String(at), payload, 'ABSTTL')).toBe('OK');
+    expect(await r.call('PEXPIRETIME', 'dr-abs')).toBe(at);
+    const bad = Buffer.from(payload);
+    bad[bad.length - 20] ^= 0xff;
+    await expect(r.call('RESTORE', 'dr-bad', '0', bad)).rejects.toThrow('ERR DUMP payload version or checksum are wrong');
+    expect(await r.exists('dr-bad')).toBe(0);
+    // A second instance (and a restart) sees the restored items: they went through the store's log.
+    const second = await startServer({ redis: redis.url });
+    await second.loadingDone;
+    const r2 = client(second.port);
+    try {
+      expect(await r2.call('LLM.SIZE', 'dr-copy')).toBe(31);
+    } finally {
+      r2.disconnect();
+      await second.stop();
+    }
+  });
+
+  it('an LLM\'s payload never holds its API key in the clear; RESTORE gives the same definition. Redis\'s own DUMP/RESTORE untouched', async () => {
+    const r = c();
+    const key = 'sk-dumptest-0123456789abcdef';
+    await r.call('LLM.CREATE-LLM', 'dr-llm', '--PARAMS', JSON.stringify({ api_key: key, base_url: 'http://127.0.0.1:9/v1' }));
+    await r.call('LLM.CREATE-APP', 'dr-app', '--LLM', 'dr-llm', '--PROMPT', 'Hi {{name}}');
+    const p = (await r.callBuffer('DUMP', 'dr-llm')) as Buffer;
+    expect(p.toString('latin1')).not.toContain(key);
+    expect(await r.call('RESTORE', 'dr-llm2', '0', p)).toBe('OK');
+    const info = async (k: string) => {
+      const f = (await r.call('LLM.INFO', k)) as string[];
+      return f[f.indexOf('config') + 1];
+    };
+    expect(await info('dr-llm2')).toBe(await info('dr-llm'));
+    expect(await r.call('RESTORE', 'dr-app2', '0', await r.callBuffer('DUMP', 'dr-app'))).toBe('OK');
+    expect(await info('dr-app2')).toBe(await info('dr-app'));
+    await r.set('dr-str', 'value');
+    const redisPayload = await r.callBuffer('DUMP', 'dr-str');
+    expect(await r.call('RESTORE', 'dr-str2', '0', redisPayload)).toBe('OK');
+    expect(await r.get('dr-str2')).toBe('value');
+    await expect(r.call('RESTORE', 'dr-llm', '0', redisPayload)).rejects.toThrow(/BUSYKEY/);
+    expect(await r.call('RESTORE', 'dr-llm', '0', redisPayload, 'REPLACE')).toBe('OK');
+    expect(await r.get('dr-llm')).toBe('value');
+  });
+
+  it('COPY copies an LLM object with its TTL; 0 over an existing key unless REPLACE', async () => {
+    const r = c();
+    await r.call('LLM.CREATE-VECTOR-STORE', 'cp-src', '--PARAMS', '{"dim":2}');
+    await r.call('LLM.ADD', 'cp-src', '--EMBEDDING', '1,2', 'one');
+    await r.expire('cp-src', 1000);
+    expect(await r.copy('cp-src', 'cp-dst')).toBe(1);
+    expect(await r.call('LLM.SIZE', 'cp-dst')).toBe(1);
+    expect(await r.ttl('cp-dst')).toBeGreaterThan(990);
+    expect(await r.copy('cp-src', 'cp-dst')).toBe(0);
+    await r.call('LLM.ADD', 'cp-src', '--EMBEDDING', '3,4', 'two');
+    expect(await r.copy('cp-src', 'cp-dst', 'REPLACE')).toBe(1);
+    expect(await r.call('LLM.SIZE', 'cp-dst')).toBe(2);
+    // Copies are independent.
+    await r.call('LLM.ADD', 'cp-dst', '--EMBEDDING', '5,6', 'three');
+    expect(await r.call('LLM.SIZE', 'cp-src')).toBe(2);
+  });
+});

@@ -13,7 +13,8 @@ import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
 import type { CatalogEvent, LogEntry, Storage } from '../storage/types.js';
 import { IdAliases, VectorIndex, parseFp32Vector, vectorToFp32, MAX_ID, IDS_EXHAUSTED, dimensionMismatch, itemIdFromText, type AliasState, type ItemId } from '../vector/index.js';
-import { isInternalKey, comparePos, RESERVED_KEY_ERROR } from '../storage/index.js';
+import { isInternalKey, comparePos, newObjectId, RESERVED_KEY_ERROR } from '../storage/index.js';
+import type { DumpedObject } from './dump.js';
 import { LlmObject, ModelObject, StoreObject } from './objects.js';
 import { objectFromRecord } from './factory.js';
 import { ChatObject } from './chat.js';
@@ -95,6 +96,24 @@ export class ObjectManager extends ObjectRegistry {
     if (displaced) this.unregister(db, to)?.close();
     obj.name = to;
     this.register(obj);
+  }
+
+  // ---- RESTORE and COPY --------------------------------------------------------------------
+
+  /**
+   * Creates (db, name) from a DUMP payload's contents (dump.ts) under a new id, replacing what is
+   * there: the definition first (durable, as for a create), then a store's items through its log,
+   * so every instance and a restart see them.
+   */
+  async restore(db: number, name: string, dumped: DumpedObject, expiresAt: number | null): Promise<void> {
+    this.checkWritable();
+    const obj = objectFromRecord({ id: newObjectId(), db, name, kind: dumped.kind, config: dumped.config, createdAt: Date.now() }, this.secrets);
+    obj.expiresAt = expiresAt;
+    await this.put(obj);
+    if (obj instanceof StoreObject && dumped.items.length > 0) {
+      for (let i = 0; i < dumped.items.length; i += 1000) await this.appendLog(obj.id, dumped.items.slice(i, i + 1000));
+      await this.catchUp(obj);
+    }
   }
 
   // ---- expiry (EXPIRE and friends on LLM keys) ---------------------------------------------

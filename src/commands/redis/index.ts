@@ -9,7 +9,7 @@
  *   slowlog.ts       SLOWLOG COMMANDLOG     client.ts  CLIENT REPLY
  *   keyspace.ts      TYPE EXISTS DEL UNLINK RENAME RENAMENX KEYS SCAN RANDOMKEY DBSIZE FLUSHDB
  *                    FLUSHALL SWAPDB, EXPIRE PEXPIRE EXPIREAT PEXPIREAT TTL PTTL EXPIRETIME
- *                    PEXPIRETIME PERSIST, and WRONGTYPE for any other command naming an LLM object
+ *                    PEXPIRETIME PERSIST DUMP RESTORE COPY, and WRONGTYPE for any other command naming an LLM object
  *
  * Every other command is forwarded untouched: WATCH, the rest of CLIENT and of Redis's commands
  * are the backing Redis's own.
@@ -47,11 +47,11 @@ export const REDIS_COMMANDS = new Map<string, Intercept>([
 ]);
 
 /** Planned in order (after every earlier reply) on one Redis and on a cluster: answered here or merged. */
-export const ALWAYS_PLANNED = new Set(['quit', 'hello', 'command', 'info', 'module', 'keys', 'scan', 'flushdb', 'flushall', 'randomkey', 'swapdb']);
+export const ALWAYS_PLANNED = new Set(['quit', 'hello', 'command', 'info', 'module', 'keys', 'scan', 'flushdb', 'flushall', 'randomkey', 'swapdb', 'restore']);
 /** Planned in order when the client's db holds LLM objects (they see LLM objects as keys). */
 export const PLANNED_WITH_OBJECTS = new Set([
   'type', 'exists', 'del', 'unlink', 'rename', 'renamenx',
-  'expire', 'pexpire', 'expireat', 'pexpireat', 'ttl', 'pttl', 'expiretime', 'pexpiretime', 'persist',
+  'expire', 'pexpire', 'expireat', 'pexpireat', 'ttl', 'pttl', 'expiretime', 'pexpiretime', 'persist', 'dump', 'copy',
 ]);
 
 export { intakeOf, type Intake } from './connection.js';

@@ -11,6 +11,7 @@ import { CommandError, wrongTypeError } from '../../errors.js';
 import { ErrorReply, SimpleString, OK, type Decoded, type RespValue } from '../../protocol/resp.js';
 import { isInternalKey, RESERVED_KEY_ERROR } from '../../storage/index.js';
 import { TYPE_NAMES } from '../../objects/objects.js';
+import { BAD_PAYLOAD, dumpObject, isObjectDump, parseObjectDump } from '../../objects/dump.js';
 import type { ObjectManager } from '../../objects/manager.js';
 import { globToRegExp } from '../../util/glob.js';
 import { errorPlan, FORWARD, READONLY_TEXT, refusedInMultiPlan, type CommandContext, type Intercept, type Plan, type SessionView } from '../plan.js';
@@ -133,6 +134,94 @@ const ttlCmd = (cmd: 'ttl' | 'pttl' | 'expiretime' | 'pexpiretime'): Intercept =
       default:
         return at;
     }
+  });
+};
+
+/**
+ * DUMP, RESTORE and COPY of LLM objects: DUMP gives a payload (objects/dump.ts) that RESTORE on this
+ * server (REPLACE, ABSTTL, a TTL) turns back into the same object under its key; COPY copies one
+ * within its db (with its TTL). Redis's own payloads and keys are the backing Redis's.
+ */
+const dump: Intercept = (args) => {
+  if (args.length !== 2) return null;
+  return local(async (ctx, objects) => {
+    const obj = objects.get(ctx.client.db, name(args[1]!));
+    return obj ? dumpObject(obj) : backend(ctx, args, null);
+  });
+};
+
+const BUSYKEY = () => new CommandError('Target key name already exists.', 'BUSYKEY');
+
+const restore: Intercept = (args) => {
+  if (args.length < 4) return null;
+  return local(async (ctx, objects) => {
+    const db = ctx.client.db;
+    const key = name(args[1]!);
+    if (isInternalKey(args[1]!)) throw new CommandError(RESERVED_KEY_ERROR);
+    const flags = args.slice(4).map((a) => a.toString('latin1').toUpperCase());
+    const replace = flags.includes('REPLACE');
+    const ours = objects.get(db, key);
+    if (!isObjectDump(args[3]!)) {
+      // Redis's own payload: over an LLM object only with REPLACE (the object goes first).
+      if (ours && !replace) throw BUSYKEY();
+      if (ctx.services.mode === 'standalone') throw new CommandError(BAD_PAYLOAD);
+      if (ours) await objects.remove(db, key);
+      return backend(ctx, args, OK);
+    }
+    const ttlText = args[2]!.toString('latin1');
+    if (!/^\d{1,19}$/.test(ttlText)) throw new CommandError('Invalid TTL value, must be >= 0');
+    for (let i = 4; i < args.length; i++) {
+      const f = flags[i - 4]!;
+      if (f === 'IDLETIME' || f === 'FREQ') i++;
+      else if (f !== 'REPLACE' && f !== 'ABSTTL') throw new CommandError('syntax error');
+    }
+    const dumped = parseObjectDump(args[3]!);
+    const theirs = !ours && (await backend(ctx, ['EXISTS', args[1]!], 0)) === 1;
+    if ((ours || theirs) && !replace) throw BUSYKEY();
+    if (theirs) await backend(ctx, ['UNLINK', args[1]!], 0);
+    const ttl = Number(ttlText);
+    const at = ttl === 0 ? null : flags.includes('ABSTTL') ? ttl : Date.now() + ttl;
+    if (at !== null && at <= Date.now()) {
+      if (ours) await objects.remove(db, key);
+      return OK; // already expired, as Redis answers it
+    }
+    await objects.restore(db, key, dumped, at);
+    return OK;
+  });
+};
+
+const copy: Intercept = (args) => {
+  if (args.length < 3) return null;
+  return local(async (ctx, objects) => {
+    const db = ctx.client.db;
+    const src = objects.get(db, name(args[1]!));
+    const dst = name(args[2]!);
+    let replace = false;
+    let target = db;
+    for (let i = 3; i < args.length; i++) {
+      const f = args[i]!.toString('latin1').toUpperCase();
+      if (f === 'REPLACE') replace = true;
+      else if (f === 'DB' && i + 1 < args.length) target = Number(args[++i]!.toString('latin1'));
+      else throw new CommandError('syntax error');
+    }
+    if (!src) {
+      // An ordinary key onto an LLM object: as Redis, 0 unless REPLACE (the object goes first).
+      const over = objects.get(target, dst);
+      if (over) {
+        if (!replace) return 0;
+        await objects.remove(target, dst);
+      }
+      return backend(ctx, args, 0);
+    }
+    if (isInternalKey(args[2]!)) throw new CommandError(RESERVED_KEY_ERROR);
+    if (target !== db) throw new CommandError('COPY of an LLM object to another db is not supported');
+    if (src.name === dst) throw new CommandError('source and destination objects are the same');
+    const over = objects.get(db, dst);
+    const theirs = !over && (await backend(ctx, ['EXISTS', args[2]!], 0)) === 1;
+    if ((over || theirs) && !replace) return 0;
+    if (theirs) await backend(ctx, ['UNLINK', args[2]!], 0);
+    await objects.restore(db, dst, parseObjectDump(dumpObject(src)), src.expiresAt);
+    return 1;
   });
 };
 
@@ -389,6 +478,9 @@ export const KEYSPACE_INTERCEPTS: Array<[string, Intercept]> = (
     ['expiretime', ttlCmd('expiretime')],
     ['pexpiretime', ttlCmd('pexpiretime')],
     ['persist', persist],
+    ['dump', dump],
+    ['restore', restore],
+    ['copy', copy],
     ['randomkey', randomkey],
     ['swapdb', swapdb],
     ['type', type],
