@@ -471,3 +471,21 @@ async function errOfCall(p: Promise<unknown>): Promise<string> {
     return (e as Error).message;
   }
 }
+
+describe('CLIENT KILL with filters through the server', () => {
+  it('TYPE normal and SKIPME kill clients, never the server\'s own connections (the server keeps working)', async () => {
+    const killer = io();
+    await killer.ping();
+    const victims = [io({ retryStrategy: () => null }), io({ retryStrategy: () => null })];
+    for (const v of victims) await v.ping();
+    const ended = victims.map((v) => new Promise((r) => v.once('end', r)));
+    const n = (await killer.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes')) as number;
+    expect(n).toBeGreaterThanOrEqual(2);
+    await Promise.all(ended);
+    // The killer lives, and the server's own connections were not touched: LLM.* and storage work at once.
+    expect(await killer.ping()).toBe('PONG');
+    expect(await killer.call('LLM.CREATE-VECTOR-STORE', 'kill-vs', '--PARAMS', '{"dim":2}')).toBe(1);
+    expect(await killer.call('LLM.ADD', 'kill-vs', '--EMBEDDING', '1,2', 'x')).toBe(1);
+    expect(await cli(['-p', String(redis.port), 'CLIENT', 'LIST'])).toContain('name=redis-llm-server');
+  });
+});

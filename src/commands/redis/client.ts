@@ -11,13 +11,15 @@
  *   socket's, not those of the server's link to Redis. `id` stays the link's id (CLIENT ID, KILL ID
  *   and TRACKING REDIRECT agree with it). A client that has sent nothing Redis had to answer yet has
  *   no link and is not listed.
- * - CLIENT KILL ip:port / CLIENT KILL ADDR ip:port (one Redis) name a client by its own address:
- *   its link is killed by id (the client's connection closes with it), or, without a link, the
- *   client is closed here.
+ * - CLIENT KILL (one Redis): the old form names a client by its own address; the filter form is
+ *   evaluated here against the clients as CLIENT LIST shows them and each match is killed by its
+ *   link's id (its connection closes with it), or closed here when it has no link. The server's
+ *   own connections are never killed.
  * - CLIENT TRACKING on a cluster is refused (each node would track only its own connection).
  * Every other subcommand is the backing Redis's own (ID, SETNAME, GETNAME, TRACKING, CACHING,
  * PAUSE, ... act on the client's own link).
  */
+import { CommandError } from '../../errors.js';
 import { decodeFrame, ErrorReply, OK, RawReply, type Proto, type RespValue } from '../../protocol/resp.js';
 import type { ReplyMode } from '../../proxy/link.js';
 import { OWN_CONNECTION_NAME } from '../../util/names.js';
@@ -79,7 +81,13 @@ function rewriteClientLines(frame: Buffer, _view: SessionView, services: Service
   });
 }
 
-/** CLIENT KILL by a client's own address: translated to its link's id, or closed here. */
+/**
+ * CLIENT KILL. The old form (CLIENT KILL ip:port) names a client by its own address. The filter
+ * form (ID, ADDR, LADDR, USER, TYPE, SKIPME) is evaluated here against the clients as CLIENT LIST
+ * shows them through the server, and each match is killed by id: so ADDR is a client's own
+ * address, and the server's own connections are never killed (Redis would match them by TYPE or
+ * SKIPME). A matching client that has no link is closed here.
+ */
 function killPlan(args: Buffer[], services: Services): Plan | null {
   const target = (addr: string) => [...services.clientConnections()].find((c) => c.addr === addr);
   if (args.length === 3) {
@@ -88,18 +96,75 @@ function killPlan(args: Buffer[], services: Services): Plan | null {
     if (!c) return null;
     return { kind: 'local', run: (ctx) => killOne(ctx, c, 'old') };
   }
-  const at = args.findIndex((a, i) => i >= 2 && i % 2 === 0 && a.toString('latin1').toLowerCase() === 'addr');
-  if (at < 0 || at + 1 >= args.length) return null;
-  const c = target(args[at + 1]!.toString('latin1'));
-  if (!c) return null;
-  if (c.backendId === null) {
-    if (args.length !== 4) return null; // other filters too: a client Redis does not know matches none of them
-    return { kind: 'local', run: (ctx) => killOne(ctx, c, 'new') };
+  if (args.length % 2 !== 0) return null; // Redis's syntax error
+  const filters: Array<[string, string]> = [];
+  for (let i = 2; i < args.length; i += 2) filters.push([args[i]!.toString('latin1').toLowerCase(), args[i + 1]!.toString('latin1')]);
+  const known = new Set(['id', 'addr', 'laddr', 'user', 'type', 'skipme']);
+  if (filters.some(([f]) => !known.has(f))) return null; // Redis answers (syntax error, or a newer filter)
+  return { kind: 'local', run: (ctx) => killMatching(ctx, filters, services) };
+}
+
+async function killMatching(ctx: CommandContext, filters: Array<[string, string]>, services: Services): Promise<RespValue> {
+  let skipme = true;
+  for (const [f, v] of filters) {
+    if (f === 'skipme') {
+      const y = v.toLowerCase();
+      if (y !== 'yes' && y !== 'no') throw new CommandError('syntax error');
+      skipme = y === 'yes';
+    }
+    if (f === 'type' && !['normal', 'master', 'replica', 'slave', 'pubsub'].includes(v.toLowerCase())) throw new CommandError(`Unknown client type '${v}'`);
+    if (f === 'id' && !/^\d+$/.test(v)) throw new CommandError('client-id should be greater than 0');
   }
-  const rewritten = [...args];
-  rewritten[at] = Buffer.from('ID');
-  rewritten[at + 1] = Buffer.from(String(c.backendId));
-  return { kind: 'forward', args: rewritten };
+  const listed = await ctx.client.backendCall(['CLIENT', 'LIST']);
+  if (!Buffer.isBuffer(listed)) return listed instanceof ErrorReply ? listed : 0;
+  const me = ctx.client.backendId;
+  const field = (line: string, f: string) => new RegExp(`(?:^| )${f}=(\\S*)`).exec(line)?.[1] ?? '';
+  const typeOf = (line: string): string => {
+    const flags = field(line, 'flags');
+    if (flags.includes('M')) return 'master';
+    if (flags.includes('S')) return 'replica';
+    if (Number(field(line, 'sub')) + Number(field(line, 'psub')) + Number(field(line, 'ssub') || '0') > 0) return 'pubsub';
+    return 'normal';
+  };
+  const matches = (line: string): boolean =>
+    filters.every(([f, v]) => {
+      switch (f) {
+        case 'id':
+          return field(line, 'id') === v;
+        case 'addr':
+          return field(line, 'addr') === v;
+        case 'laddr':
+          return field(line, 'laddr') === v;
+        case 'user':
+          return field(line, 'user') === v;
+        case 'type': {
+          const t = v.toLowerCase() === 'slave' ? 'replica' : v.toLowerCase();
+          return typeOf(line) === t;
+        }
+        default:
+          return true;
+      }
+    });
+  let killed = 0;
+  const ids = new Set<number>();
+  for (const line of clientLines(listed.toString('latin1'), services)) {
+    const id = Number(field(line, 'id'));
+    if ((skipme && id === me) || !matches(line)) continue;
+    ids.add(id);
+  }
+  for (const id of ids) if ((await ctx.client.backendCall(['CLIENT', 'KILL', 'ID', String(id)])) === 1) killed++;
+  // Clients without a link (Redis does not know them) match ADDR / LADDR / TYPE normal filters alone.
+  if (filters.every(([f]) => f === 'addr' || f === 'laddr' || f === 'type' || f === 'skipme')) {
+    for (const c of services.clientConnections()) {
+      if (c.backendId !== null) continue;
+      const ok = filters.every(([f, v]) => (f === 'addr' ? c.addr === v : f === 'laddr' ? c.laddr === v : f === 'type' ? v.toLowerCase() === 'normal' : true));
+      if (ok && !(skipme && c === (ctx.client as unknown))) {
+        c.close();
+        killed++;
+      }
+    }
+  }
+  return killed;
 }
 
 async function killOne(ctx: CommandContext, c: ClientConnectionView, form: 'old' | 'new'): Promise<RespValue> {
