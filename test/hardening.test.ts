@@ -33,7 +33,6 @@ import { client, expectSameExchanges, rawExchange, rssOf, startChildServer, star
 import { startFakeOpenAI, type FakeOpenAI, type Fault } from '../harness/fake-openai.js';
 import { decodeFrame, ErrorReply, SimpleString, type Decoded } from '../src/protocol/resp.js';
 import { encodeRequest } from '../src/protocol/request-parser.js';
-import { setAllowedEnv, setAllowedHosts } from '../src/llm/index.js';
 import type { LlmServer } from '../src/server/server.js';
 import { errOf, leaks } from '../harness/replies.js';
 
@@ -213,17 +212,17 @@ describe('LLM endpoint faults: one clear -ERR per call, nothing applied, other c
 
   // The failure; the reply puts the original's words for the operation before it (see `want` below).
   const FAULTS: Array<{ name: string; fault: Fault; timeout: number; error: string; streamError?: string }> = [
-    { name: 'hang', fault: { type: 'hang' }, timeout: 150, error: 'LLM 'm' request timed out after 150 ms' },
-    { name: '429', fault: { type: 'status', status: 429 }, timeout: 5000, error: 'LLM 'm': failed to do post: 429 Too Many Requests (rate_limit_exceeded): injected 429' },
-    { name: '500', fault: { type: 'status', status: 500 }, timeout: 5000, error: 'LLM 'm': failed to do post: 500 Internal Server Error: injected 500' },
-    { name: 'connection closed', fault: { type: 'destroy' }, timeout: 5000, error: 'LLM 'm' request failed: connection reset' },
-    { name: 'malformed JSON', fault: { type: 'malformed' }, timeout: 5000, error: 'LLM 'm' response was malformed' },
+    { name: 'hang', fault: { type: 'hang' }, timeout: 150, error: "LLM 'm' request timed out after 150 ms" },
+    { name: '429', fault: { type: 'status', status: 429 }, timeout: 5000, error: "LLM 'm': failed to do post: 429 Too Many Requests (rate_limit_exceeded): injected 429" },
+    { name: '500', fault: { type: 'status', status: 500 }, timeout: 5000, error: "LLM 'm': failed to do post: 500 Internal Server Error: injected 500" },
+    { name: 'connection closed', fault: { type: 'destroy' }, timeout: 5000, error: "LLM 'm' request failed: connection reset" },
+    { name: 'malformed JSON', fault: { type: 'malformed' }, timeout: 5000, error: "LLM 'm' response was malformed" },
     {
       name: 'broken stream',
       fault: { type: 'break-stream', afterChunks: 1 },
       timeout: 5000,
-      error: 'LLM 'm' request failed: connection reset',
-      streamError: 'LLM 'm' response stream was interrupted',
+      error: "LLM 'm' request failed: connection reset",
+      streamError: "LLM 'm' response stream was interrupted",
     },
   ];
 
@@ -1134,7 +1133,7 @@ describe('security', () => {
     texts.push(await errOf(r.call('LLM.ADD', 'vs', 'some text')));
     texts.push(await errOf(r.call('LLM.KNN', 'vs', 'a query')));
     // What the provider said is in the reply, with the key it echoed scrubbed out.
-    const said = ': LLM 'wrongkey': failed to do post: 401 Unauthorized (invalid_api_key): Incorrect API key provided: [redacted]. You can find your API key at https://platform.openai.com/account/api-keys.';
+    const said = ": LLM 'wrongkey': failed to do post: 401 Unauthorized (invalid_api_key): Incorrect API key provided: [redacted]. You can find your API key at https://platform.openai.com/account/api-keys.";
     expect(texts).toEqual([`ERR failed to predict with openai${said}`, `ERR failed to predict with openai${said}`, `ERR failed to request embedding${said}`, `ERR failed to request embedding${said}`]);
     expect(fake.lastRequest()!.headers.authorization).toBe(`Bearer ${LIT_KEY}`);
     // A stream error entry made of a server error that contains the key in its message and code.
@@ -1185,7 +1184,6 @@ describe('security', () => {
       await run(newClient(narrowed.port), other, `127.0.0.1:${other.port}`);
     } finally {
       await narrowed?.stop();
-      setAllowedHosts(null); // process-wide: the other servers of this file allow any host
       await other.close();
     }
   }
@@ -1245,7 +1243,7 @@ describe('security', () => {
       }
       expect(await r.exists('envllm')).toBe(0);
       // an instance that allows it creates the LLM; calls through it send the variable's value
-      wide = await startServer({ redis: redis.url, llmEnvAllow: ['LLM_E2E_*'] });
+      wide = await startServer({ redis: redis.url, llmEnvAllow: ['LLM_E2E_*'], llmKeyHosts: { LLM_E2E_TOKEN: [`127.0.0.1:${fake.port}`] } });
       await wide.loadingDone;
       const w = newClient(wide.port);
       await w.call('LLM.CREATE-LLM', 'envllm', '--PARAMS', JSON.stringify({ api_key: '$LLM_E2E_TOKEN', base_url: fake.url, http: { retry_backoff: '5ms' } }));
@@ -1254,7 +1252,6 @@ describe('security', () => {
       expect(fake.requests.at(-1)!.headers.authorization).toBe('Bearer the-right-key'); // the fake accepts only this key
       await wide.stop();
       wide = undefined;
-      setAllowedEnv(null); // process-wide: back to this file's servers' default
       // the default-list server follows the definition but refuses its calls, sending nothing
       const before = fake.calls();
       expect(await until(async () => (await r.exists('envapp')) === 1, 5000)).toBe(true);
@@ -1264,7 +1261,6 @@ describe('security', () => {
       expect(fake.calls()).toBe(before);
     } finally {
       await wide?.stop();
-      setAllowedEnv(null);
       delete process.env.LLM_E2E_TOKEN;
     }
   });
@@ -1280,7 +1276,7 @@ describe('security', () => {
       await r.call('LLM.CREATE-LLM', 'strict', '--PARAMS', params());
       await r.call('LLM.CREATE-APP', 'sapp', '--LLM', 'strict', '--PROMPT', 'over tls');
       await r.call('LLM.CREATE-VECTOR-STORE', 'svs', '--LLM', 'strict');
-      const tlsError = 'LLM 'strict' request failed: TLS certificate verification failed';
+      const tlsError = "LLM 'strict' request failed: TLS certificate verification failed";
       expect(await errOf(r.call('LLM.RUN', 'sapp'))).toBe(`ERR failed to predict with openai: ${tlsError}`);
       expect(await errOf(r.call('LLM.RUN', 'sapp', '--STREAM', 'tls-out'))).toBe(`ERR failed to predict with openai: ${tlsError}`);
       expect(await errOf(r.call('LLM.ADD', 'svs', 'text'))).toBe(`ERR failed to request embedding: ${tlsError}`);

@@ -76,7 +76,7 @@ beforeAll(async () => {
   process.env.OPENAI_API_KEY = ENV_KEY;
   redis = await startRedis();
   fake = await startFakeOpenAI({ apiKey: ENV_KEY, azureApiKey: AZ_KEY });
-  server = await startServer({ redis: redis.url });
+  server = await startServer({ redis: redis.url, llmKeyHosts: { OPENAI_API_KEY: ['127.0.0.1'] } });
   await server.loadingDone;
   r = client(server.port);
   r2 = client(server.port);
@@ -621,7 +621,7 @@ describe('secrets', () => {
   });
 
   it('a literal api_key never reaches the server log (child server, --log-level debug)', async () => {
-    const child = await startChildServer(['--redis', redis.url, '--log-level', 'debug'], { OPENAI_API_KEY: ENV_KEY });
+    const child = await startChildServer(['--redis', redis.url, '--log-level', 'debug', '--llm-key-hosts', 'OPENAI_API_KEY=127.0.0.1'], { OPENAI_API_KEY: ENV_KEY });
     try {
       const c = newClient(child.port);
       await waitLoaded(c);
@@ -636,9 +636,9 @@ describe('secrets', () => {
       fake.setBehavior({ fault: { type: 'status', status: 500, body: { error: { message: `boom ${LIT_KEY}` } } } });
       expect(await errOf(c.call('LLM.RUN', 'logapp'))).toMatch(/^ERR failed to predict with openai: LLM 'logkey': failed to do post: 500 Internal Server Error(: .+)?$/);
       fake.setBehavior({ fault: { type: 'malformed' } });
-      expect(await errOf(c.call('LLM.RUN', 'logapp'))).toBe('ERR failed to predict with openai: LLM 'logkey' response was malformed');
+      expect(await errOf(c.call('LLM.RUN', 'logapp'))).toBe("ERR failed to predict with openai: LLM 'logkey' response was malformed");
       fake.setBehavior({ fault: { type: 'hang' } });
-      expect(await errOf(c.call('LLM.RUN', 'logapp', '--TIMEOUT', '100'))).toBe('ERR failed to predict with openai: LLM 'logkey' request timed out after 100 ms');
+      expect(await errOf(c.call('LLM.RUN', 'logapp', '--TIMEOUT', '100'))).toBe("ERR failed to predict with openai: LLM 'logkey' request timed out after 100 ms");
       fake.setBehavior({ fault: null });
       await errOf(c.call('LLM.CREATE-LLM', 'logkey2', '--PARAMS', `{"api_key":${LIT_KEY}}`));
       await errOf(c.call('LLM.CREATE-LLM', 'logkey2', '--PARAMS', JSON.stringify({ ...p, chat: 'x' })));
@@ -699,7 +699,7 @@ describe('provider calls are asynchronous, bounded, retried', () => {
     await r.call('LLM.CREATE-APP', 'a', '--LLM', 'm', '--PROMPT', 'x');
     fake.setBehavior({ fault: { type: 'hang' } });
     const t0 = performance.now();
-    expect(await errOf(r.call('LLM.RUN', 'a', '--TIMEOUT', '200'))).toBe('ERR failed to predict with openai: LLM 'm' request timed out after 200 ms');
+    expect(await errOf(r.call('LLM.RUN', 'a', '--TIMEOUT', '200'))).toBe("ERR failed to predict with openai: LLM 'm' request timed out after 200 ms");
     const ms = performance.now() - t0;
     expect(ms).toBeGreaterThanOrEqual(190);
     expect(ms).toBeLessThan(600);
@@ -711,7 +711,7 @@ describe('provider calls are asynchronous, bounded, retried', () => {
     await r.call('LLM.CREATE-APP', 'a', '--LLM', 'm', '--PROMPT', 'x');
     fake.setBehavior({ fault: { type: 'hang' } });
     const t0 = performance.now();
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR failed to predict with openai: LLM 'm' request timed out after 300 ms');
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe("ERR failed to predict with openai: LLM 'm' request timed out after 300 ms");
     expect(performance.now() - t0).toBeLessThan(800);
     // --TIMEOUT overrides it.
     fake.setBehavior({ fault: null, responseDelayMs: 500 });
@@ -747,7 +747,7 @@ describe('provider calls are asynchronous, bounded, retried', () => {
     fake.enqueue({ type: 'destroy' }, 1);
     expect(await r.call('LLM.RUN', 'a')).toBe('echo: x'); // network error retried
     fake.setBehavior({ fault: { type: 'malformed' } });
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR failed to predict with openai: LLM 'm' response was malformed');
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe("ERR failed to predict with openai: LLM 'm' response was malformed");
   });
 
   it('connection refused names the cause', async () => {
@@ -756,7 +756,7 @@ describe('provider calls are asynchronous, bounded, retried', () => {
     await dead.close();
     await r.call('LLM.CREATE-LLM', 'm', '--PARAMS', JSON.stringify({ api_key: LIT_KEY, base_url: url, http: { retry_backoff: '5ms' } }));
     await r.call('LLM.CREATE-APP', 'a', '--LLM', 'm', '--PROMPT', 'x');
-    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe('ERR failed to predict with openai: LLM 'm' request failed: connection refused');
+    expect(await errOf(r.call('LLM.RUN', 'a'))).toBe("ERR failed to predict with openai: LLM 'm' request failed: connection refused");
   });
 
   it('http.pool.size is honoured; pool.wait_timeout bounds the wait for a slot', async () => {
@@ -776,7 +776,7 @@ describe('provider calls are asynchronous, bounded, retried', () => {
     const [c1, c2] = [newClient(), newClient()];
     const first = c1.call('LLM.RUN', 'a', '--VARS', '{"i":1}');
     await new Promise((res) => setTimeout(res, 50));
-    expect(await errOf(c2.call('LLM.RUN', 'a', '--VARS', '{"i":2}'))).toBe('ERR failed to predict with openai: LLM 'm' request failed: no free connection within 50 ms (pool size 1)');
+    expect(await errOf(c2.call('LLM.RUN', 'a', '--VARS', '{"i":2}'))).toBe("ERR failed to predict with openai: LLM 'm' request failed: no free connection within 50 ms (pool size 1)");
     expect(await first).toBe('echo: 1');
     expect(fake.maxInFlight).toBe(1);
   });
@@ -900,7 +900,7 @@ describe('durability', () => {
   });
 
   it('definitions survive a restart of the server on the same Redis', async () => {
-    let s = await startServer({ redis: redis2.url });
+    let s = await startServer({ redis: redis2.url, llmKeyHosts: { OPENAI_API_KEY: ['127.0.0.1'] } });
     await s.loadingDone;
     let c = client(s.port);
     await c.call('LLM.CREATE-LLM', 'openai', '--PARAMS', openaiParams({ chat: { model: 'gpt-4o', temperature: 0.5 } }));
@@ -911,7 +911,7 @@ describe('durability', () => {
     c.disconnect();
     await s.stop();
 
-    s = await startServer({ redis: redis2.url });
+    s = await startServer({ redis: redis2.url, llmKeyHosts: { OPENAI_API_KEY: ['127.0.0.1'] } });
     try {
       await s.loadingDone;
       c = client(s.port);
@@ -925,7 +925,7 @@ describe('durability', () => {
       expect(await c.del('lit-app')).toBe(1);
       c.disconnect();
       await s.stop();
-      s = await startServer({ redis: redis2.url });
+      s = await startServer({ redis: redis2.url, llmKeyHosts: { OPENAI_API_KEY: ['127.0.0.1'] } });
       await s.loadingDone;
       c = client(s.port);
       expect(await c.exists('lit-app', 'hello-world')).toBe(1);
@@ -937,7 +937,7 @@ describe('durability', () => {
   });
 
   it('definitions survive kill -9 of a child server', async () => {
-    let child: ChildServer | undefined = await startChildServer(['--redis', redis2.url], { OPENAI_API_KEY: ENV_KEY });
+    let child: ChildServer | undefined = await startChildServer(['--redis', redis2.url, '--llm-key-hosts', 'OPENAI_API_KEY=127.0.0.1'], { OPENAI_API_KEY: ENV_KEY });
     try {
       let c = newClient(child.port);
       await waitLoaded(c);
@@ -946,7 +946,7 @@ describe('durability', () => {
       // Overwrite acknowledged just before the kill must be what survives.
       expect(await c.call('LLM.CREATE-APP', 'hello-world', '--LLM', 'openai', '--PROMPT', 'Bonjour {{name}}')).toBe(1);
       expect(await child.stop('SIGKILL')).toBeNull();
-      child = await startChildServer(['--redis', redis2.url], { OPENAI_API_KEY: ENV_KEY });
+      child = await startChildServer(['--redis', redis2.url, '--llm-key-hosts', 'OPENAI_API_KEY=127.0.0.1'], { OPENAI_API_KEY: ENV_KEY });
       c = newClient(child.port);
       await waitLoaded(c);
       expect(await c.call('LLM.RUN', 'hello-world', '--VARS', '{"name":"LLM"}')).toBe('echo: Bonjour LLM');

@@ -4,6 +4,7 @@
  */
 import type { ObjectManager } from '../objects/manager.js';
 import type { KV } from '../storage/kv.js';
+import type { LlmPolicy } from '../llm/index.js';
 
 export interface KeyRange {
   first: number;
@@ -36,6 +37,8 @@ export interface Services {
   readonly kv: KV;
   /** Deadline (ms) of an LLM call when neither --TIMEOUT nor the LLM's own timeout sets one (llm-timeout). */
   readonly llmTimeoutMs: number;
+  /** The operator's LLM policy: allowed hosts, env variables an api_key may name, hosts each key may reach. */
+  readonly llmPolicy: LlmPolicy;
   /** Default MAXLEN ~ of streams written by LLM.RUN --STREAM. */
   readonly streamMaxlen: number;
   /** --read-only: writes to LLM objects are refused. */

@@ -21,7 +21,7 @@ import { Follower } from '../objects/follower.js';
 import { randomBytes } from 'node:crypto';
 import { FileStorage, RedisStorage } from '../storage/index.js';
 import type { Storage } from '../storage/types.js';
-import { RouterProvider, routerInfoLines, setAllowedEnv, setAllowedHosts } from '../llm/index.js';
+import { RouterProvider, makeLlmPolicy, routerInfoLines, type LlmPolicy } from '../llm/index.js';
 import { StoreObject, ModelObject, AppObject } from '../objects/objects.js';
 import { objectStats, type StatValue } from '../objects/stats.js';
 import { configuredSecret, generatedSecret, type SecretBox } from '../util/secret.js';
@@ -50,7 +50,9 @@ export class LlmServer implements Services {
   loadingDone: Promise<void> = Promise.resolve();
   private rejectedConnections = 0;
 
-  constructor(readonly config: Config) {}
+  constructor(readonly config: Config) {
+    this.llmPolicy = makeLlmPolicy({ allowHosts: config.llmAllowHosts, envAllow: config.llmEnvAllow, keyHosts: config.llmKeyHosts });
+  }
 
   /** The first listening port (useful with --port 0). */
   get port(): number {
@@ -75,6 +77,9 @@ export class LlmServer implements Services {
     // carry hash tags, so each script and multi-key call stays on one slot).
     return (this._kv ??= this.backend ? new RedisKV(this.backend.client as Redis) : new MemoryKV());
   }
+
+  /** The operator's LLM policy (--llm-allow-hosts, llm-env-allow, llm-key-hosts), this server's own. */
+  readonly llmPolicy: LlmPolicy;
 
   get llmTimeoutMs(): number {
     return this.config.llmTimeout > 0 ? this.config.llmTimeout : 60_000;
@@ -202,8 +207,6 @@ export class LlmServer implements Services {
       await this.backend.probeAuth();
       if (this.backend.isCluster && this.backend.up) await this.backend.refreshSlots();
     }
-    setAllowedHosts(cfg.llmAllowHosts);
-    setAllowedEnv(cfg.llmEnvAllow);
     this.storage = this.backend ? new RedisStorage(this.backend.client) : new FileStorage(cfg.dir);
     this.loadingDone = this.loadObjects();
     this.router = new Router({ services: this, requirePass: this.mode === 'standalone' ? cfg.requirepass ?? undefined : undefined });

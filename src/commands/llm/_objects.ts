@@ -113,6 +113,7 @@ export function llmEnv(ctx: CommandContext): LlmEnv {
     },
     circuits: ctx.services.kv,
     defaultTimeoutMs: ctx.services.llmTimeoutMs,
+    policy: ctx.services.llmPolicy,
   };
 }
 
