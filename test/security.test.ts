@@ -1,0 +1,286 @@
+/**
+ * Secure by default (#17): keys bound to their hosts (the exfiltration attempt delivers nothing),
+ * passwords and ACL users in managed mode (redis-cli, ioredis), protected mode for clients of
+ * other addresses, TLS for clients (mutual auth, SIGHUP reload) and to the backing Redis.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { Redis } from 'ioredis';
+import { freePort, startRedis, type RedisServerHandle } from '../harness/redis-server.js';
+import { client, startChildServer, startServer } from '../harness/server.js';
+import { startFakeOpenAI, type FakeOpenAI } from '../harness/fake-openai.js';
+import type { LlmServer } from '../src/server/server.js';
+
+const root = mkdtempSync(path.join(os.tmpdir(), 'rls-security-'));
+const tmpDir = (name: string) => mkdtempSync(path.join(root, `${name}-`));
+const servers: LlmServer[] = [];
+const conns: Redis[] = [];
+
+async function boot(cfg: Parameters<typeof startServer>[0]): Promise<LlmServer> {
+  const s = await startServer(cfg);
+  servers.push(s);
+  await s.loadingDone;
+  return s;
+}
+
+function conn(port: number, opts: Record<string, unknown> = {}): Redis {
+  const c = client(port, opts);
+  c.on('error', () => {});
+  conns.push(c);
+  return c;
+}
+
+async function errOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    return (e as Error).message;
+  }
+  throw new Error('expected an error');
+}
+
+function redisCli(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile('redis-cli', args, { timeout: 10_000 }, (err, stdout, stderr) => {
+      if (err && !stdout) reject(new Error(`${err.message} ${stderr}`));
+      else resolve(stdout.trim());
+    });
+  });
+}
+
+/** What a raw client bound to `localAddress` is answered, and whether the server closed it. */
+function rawFrom(port: number, localAddress: string, data: string): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ port, host: '127.0.0.1', localAddress });
+    let text = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      resolve({ text, closed: false });
+    }, 1500);
+    sock.on('data', (d) => (text += d.toString()));
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      clearTimeout(timer);
+      resolve({ text, closed: true });
+    });
+    sock.on('connect', () => sock.write(data));
+  });
+}
+
+afterAll(async () => {
+  for (const c of conns) c.disconnect();
+  for (const s of servers) await s.stop().catch(() => {});
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('keys bound to their hosts: the exfiltration attempt of #17 delivers nothing', () => {
+  let redis: RedisServerHandle;
+  let fake: FakeOpenAI;
+  let listener: http.Server;
+  let listenerPort = 0;
+  const received: Array<{ url?: string; authorization?: string }> = [];
+  const SERVER_KEY = 'sk-the-servers-own-key-7f3e2a';
+
+  beforeAll(async () => {
+    process.env.FOO_API_KEY = SERVER_KEY;
+    redis = await startRedis();
+    fake = await startFakeOpenAI({ dim: 16, apiKey: SERVER_KEY });
+    listener = http.createServer((req, res) => {
+      received.push({ url: req.url, authorization: req.headers.authorization });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+    await new Promise<void>((r) => listener.listen(0, '127.0.0.1', () => r()));
+    listenerPort = (listener.address() as net.AddressInfo).port;
+  });
+  afterAll(async () => {
+    delete process.env.FOO_API_KEY;
+    await new Promise((r) => listener.close(r));
+    await fake.close();
+    await redis.stop();
+  });
+
+  it('LLM.CREATE-LLM naming "$FOO_API_KEY" with a base_url of the client\'s choosing is refused, naming the setting; LLM.RUN sends nothing', async () => {
+    const s = await boot({ redis: redis.url });
+    const r = conn(s.port);
+    const steal = JSON.stringify({ api_key: '$FOO_API_KEY', base_url: `http://127.0.0.1:${listenerPort}/v1` });
+    expect(await errOf(r.call('LLM.CREATE-LLM', 'steal', '--PARAMS', steal))).toBe(
+      `ERR api_key $FOO_API_KEY may be sent only to api.openai.com:443 (its provider's own host; an operator may allow others with llm-key-hosts FOO_API_KEY <host[:port],...>): not to base_url host '127.0.0.1:${listenerPort}'`,
+    );
+    expect(await r.exists('steal')).toBe(0);
+    await r.call('LLM.CREATE-APP', 'stealapp', '--LLM', 'steal', '--PROMPT', 'hi').catch(() => undefined);
+    expect(await errOf(r.call('LLM.RUN', 'stealapp'))).toMatch(/^ERR /);
+    // Azure: the key of an endpoint the client names is refused the same way
+    expect(
+      await errOf(r.call('LLM.CREATE-LLM', 'az', '--TYPE', 'azure_openai', '--PARAMS', JSON.stringify({ api_key: '$FOO_API_KEY', endpoint: `http://127.0.0.1:${listenerPort}`, deployment_id: 'd', api_version: 'v' }))),
+    ).toMatch(/^ERR api_key \$FOO_API_KEY may be sent only to \*\.openai\.azure\.com:443 .*llm-key-hosts FOO_API_KEY/);
+    // a literal key typed in the command goes to the base_url given with it
+    expect(await r.call('LLM.CREATE-LLM', 'mine', '--PARAMS', JSON.stringify({ api_key: 'sk-the-clients-own', base_url: `http://127.0.0.1:${listenerPort}/v1`, http: { max_retries: 0 } }))).toBe(1);
+    await r.call('LLM.CREATE-APP', 'mineapp', '--LLM', 'mine', '--PROMPT', 'hi');
+    await r.call('LLM.RUN', 'mineapp').catch(() => undefined);
+    expect(received.map((x) => x.authorization)).toEqual(['Bearer sk-the-clients-own']);
+    expect(JSON.stringify(received)).not.toContain(SERVER_KEY);
+  });
+
+  it('two servers in one process keep their own policies: the one that lists the host for FOO_API_KEY uses it, the other refuses the same stored LLM at call time', async () => {
+    const wide = await boot({ redis: redis.url, llmKeyHosts: { FOO_API_KEY: [`127.0.0.1:${fake.port}`] } });
+    const narrow = await boot({ redis: redis.url });
+    const w = conn(wide.port);
+    const n = conn(narrow.port);
+    await w.call('LLM.CREATE-LLM', 'shared', '--PARAMS', JSON.stringify({ api_key: '$FOO_API_KEY', base_url: fake.url, http: { retry_backoff: '5ms' } }));
+    await w.call('LLM.CREATE-APP', 'sharedapp', '--LLM', 'shared', '--PROMPT', 'hello');
+    expect(await w.call('LLM.RUN', 'sharedapp')).toBe('echo: hello');
+    const before = fake.calls();
+    // the other instance follows the definition, and refuses to send the key
+    let refusal = '';
+    for (let i = 0; i < 100 && !refusal.includes('llm-key-hosts'); i++) {
+      refusal = await errOf(n.call('LLM.RUN', 'sharedapp'));
+      if (!refusal.includes('llm-key-hosts')) await new Promise((res) => setTimeout(res, 50));
+    }
+    expect(refusal).toMatch(/^ERR LLM 'shared': api_key \$FOO_API_KEY may be sent only to api\.openai\.com:443 .*llm-key-hosts FOO_API_KEY/);
+    expect(fake.calls()).toBe(before);
+    expect(await w.call('LLM.RUN', 'sharedapp')).toBe('echo: hello');
+  });
+
+  it('llm-key-hosts from the command line and the environment; a malformed value stops the start', async () => {
+    const child = await startChildServer(['--redis', redis.url, '--llm-key-hosts', `FOO_API_KEY=127.0.0.1:${fake.port}`], { FOO_API_KEY: SERVER_KEY });
+    try {
+      const c = conn(child.port);
+      expect(await c.call('LLM.CREATE-LLM', 'cli', '--PARAMS', JSON.stringify({ api_key: '$FOO_API_KEY', base_url: fake.url }))).toBe(1);
+    } finally {
+      await child.stop();
+    }
+    const env = await startChildServer(['--redis', redis.url], { FOO_API_KEY: SERVER_KEY, REDIS_LLM_LLM_KEY_HOSTS: `OTHER_API_KEY=x.example;FOO_API_KEY=127.0.0.1:${fake.port}` });
+    try {
+      const c = conn(env.port);
+      expect(await c.call('LLM.CREATE-LLM', 'env', '--PARAMS', JSON.stringify({ api_key: '$FOO_API_KEY', base_url: fake.url }))).toBe(1);
+    } finally {
+      await env.stop();
+    }
+    const out = await new Promise<string>((resolve) =>
+      execFile(process.execPath, [path.resolve('dist/src/cli.js'), '--redis', redis.url, '--llm-key-hosts', 'FOO_API_KEY'], (_e, so, se) => resolve(so + se)),
+    );
+    expect(out).toContain('configuration error: --llm-key-hosts: \'FOO_API_KEY\' is not "NAME host[,host...]"');
+  });
+});
+
+describe('passwords in every mode', () => {
+  it('managed mode with requirepass: NOAUTH before AUTH (LLM.* too), AUTH / HELLO AUTH as against Redis, with redis-cli and ioredis', async () => {
+    const s = await boot({ managedRedis: true, dir: tmpDir('managed-pass'), requirepass: 'let me in' });
+    expect(s.mode).toBe('managed');
+    const anon = conn(s.port, { enableReadyCheck: false });
+    expect(await errOf(anon.set('a', 'b'))).toBe('NOAUTH Authentication required.');
+    expect(await errOf(anon.call('LLM.CREATE-LLM', 'x', '--TYPE', 'local'))).toBe('NOAUTH Authentication required.');
+    expect(await errOf(anon.call('AUTH', 'wrong'))).toBe('WRONGPASS invalid username-password pair or user is disabled.');
+    expect(await anon.call('AUTH', 'let me in')).toBe('OK');
+    expect(await anon.set('a', 'b')).toBe('OK');
+    expect(await anon.call('LLM.CREATE-LLM', 'x', '--TYPE', 'local')).toBe(1);
+
+    const io = conn(s.port, { password: 'let me in' });
+    expect(await io.get('a')).toBe('b');
+    const hello = (await conn(s.port, { enableReadyCheck: false }).call('HELLO', '2', 'AUTH', 'default', 'let me in')) as unknown[];
+    expect(hello).toContain('proto');
+    expect(await rawFrom(s.port, '127.0.0.1', '*5\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$9\r\nlet me in\r\n*1\r\n$4\r\nPING\r\n').then((x) => x.text)).toMatch(/^%.*\+PONG\r\n$/s);
+
+    expect(await redisCli(['-p', String(s.port), 'SET', 'c', 'd'])).toContain('NOAUTH');
+    expect(await redisCli(['-p', String(s.port), 'LLM.SIZE', 'x'])).toContain('NOAUTH');
+    expect(await redisCli(['-p', String(s.port), '-a', 'let me in', '--no-auth-warning', 'GET', 'a'])).toBe('b');
+    expect(await redisCli(['-p', String(s.port), '--user', 'default', '--pass', 'let me in', '--no-auth-warning', 'TYPE', 'x'])).toBe('LLMMOD-SW');
+    // the password never reaches redis-server's command line
+    const pid = s.managed!.pid!;
+    expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).not.toContain('let me in');
+  });
+
+  it('managed mode: ACL users from user directives and an aclfile', async () => {
+    const dir = tmpDir('managed-acl');
+    const aclfile = path.join(dir, 'users.acl');
+    writeFileSync(aclfile, '# tenants\nuser bob on >bobpw ~tenant2:* +@all\n');
+    const s = await boot({ managedRedis: true, dir, user: ['alice on >alicepw ~tenant1:* +@all'], aclfile });
+    const a = conn(s.port, { username: 'alice', password: 'alicepw' });
+    expect(await a.set('tenant1:x', '1')).toBe('OK');
+    expect(await errOf(a.set('tenant2:x', '1'))).toMatch(/^NOPERM/);
+    const b = conn(s.port, { username: 'bob', password: 'bobpw' });
+    expect(await b.set('tenant2:x', '1')).toBe('OK');
+    expect(await errOf(conn(s.port).call('AUTH', 'alice', 'nope'))).toMatch(/^WRONGPASS/);
+    // the default user has no password here (as in Redis): the loopback client needs none
+    expect(await conn(s.port).ping()).toBe('PONG');
+  });
+
+  it('a setting that cannot apply in the chosen mode stops the start, naming why', async () => {
+    const redis = await startRedis();
+    try {
+      await expect(startServer({ redis: redis.url, requirepass: 'x' })).rejects.toThrow(
+        "requirepass cannot apply with --redis: the backing Redis's own AUTH and ACL users apply (set them on that Redis, and give the server's user and password in the --redis URL)",
+      );
+      await expect(startServer({ redis: redis.url, user: ['a on >b'] })).rejects.toThrow(/^user cannot apply with --redis/);
+    } finally {
+      await redis.stop();
+    }
+    await expect(startServer({ managedRedis: false, dir: tmpDir('sa'), user: ['a on >b'] })).rejects.toThrow(/^user needs a redis-server/);
+  });
+
+  it('requirepass-file (Docker secrets) and REDIS_LLM_REQUIREPASS', async () => {
+    const dir = tmpDir('passfile');
+    const file = path.join(dir, 'pass');
+    writeFileSync(file, 'from-a-file\n');
+    const child = await startChildServer(['--managed-redis', 'no', '--dir', dir], { REDIS_LLM_REQUIREPASS_FILE: file });
+    try {
+      const c = conn(child.port, { enableReadyCheck: false });
+      expect(await errOf(c.ping())).toBe('NOAUTH Authentication required.');
+      expect(await c.call('AUTH', 'from-a-file')).toBe('OK');
+    } finally {
+      await child.stop();
+    }
+    const child2 = await startChildServer(['--managed-redis', 'no', '--dir', dir], { REDIS_LLM_REQUIREPASS: 'from-env' });
+    try {
+      const c = conn(child2.port, { enableReadyCheck: false });
+      expect(await errOf(c.ping())).toBe('NOAUTH Authentication required.');
+      expect(await c.call('AUTH', 'from-env')).toBe('OK');
+    } finally {
+      await child2.stop();
+    }
+  });
+});
+
+describe('protected mode', () => {
+  it('without a password, a client from 127.0.0.2 gets -DENIED and is closed; 127.0.0.1 is served; with a password or protected-mode no, 127.0.0.2 is served', async () => {
+    const open = await boot({ managedRedis: false, dir: tmpDir('prot') });
+    const denied = await rawFrom(open.port, '127.0.0.2', '*1\r\n$4\r\nPING\r\n');
+    expect(denied.text).toMatch(/^-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user\. In this mode connections are only accepted from the loopback interface\./);
+    expect(denied.text).toContain('REDIS_LLM_REQUIREPASS');
+    expect(denied.closed).toBe(true);
+    expect((await rawFrom(open.port, '127.0.0.1', '*1\r\n$4\r\nPING\r\n')).text).toBe('+PONG\r\n');
+
+    const withPass = await boot({ managedRedis: false, dir: tmpDir('prot-pass'), requirepass: 'pw' });
+    const answered = await rawFrom(withPass.port, '127.0.0.2', '*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n*1\r\n$4\r\nPING\r\n');
+    expect(answered.text).toBe('+OK\r\n+PONG\r\n');
+
+    const off = await boot({ managedRedis: false, dir: tmpDir('prot-off'), protectedMode: false });
+    expect((await rawFrom(off.port, '127.0.0.2', '*1\r\n$4\r\nPING\r\n')).text).toBe('+PONG\r\n');
+  });
+
+  it('managed mode without a password is protected too; with requirepass a client of another address may AUTH', async () => {
+    const s = await boot({ managedRedis: true, dir: tmpDir('prot-managed') });
+    expect((await rawFrom(s.port, '127.0.0.2', '*1\r\n$4\r\nPING\r\n')).text).toMatch(/^-DENIED /);
+    const p = await boot({ managedRedis: true, dir: tmpDir('prot-managed-pass'), requirepass: 'pw' });
+    expect((await rawFrom(p.port, '127.0.0.2', '*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n*1\r\n$4\r\nPING\r\n')).text).toBe(
+      '-NOAUTH Authentication required.\r\n+OK\r\n+PONG\r\n',
+    );
+  });
+
+  it('the startup log says loudly when protected mode is what keeps clients out', async () => {
+    const child = await startChildServer(['--managed-redis', 'no', '--dir', tmpDir('prot-log'), '--bind', '0.0.0.0'], {}, { logLevel: 'info' });
+    try {
+      for (let i = 0; i < 100 && !child.output().includes('PROTECTED MODE'); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(child.output()).toContain('PROTECTED MODE: no password is set, so clients from addresses other than 127.0.0.1 and ::1 are refused');
+    } finally {
+      await child.stop();
+    }
+  });
+});
