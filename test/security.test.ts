@@ -284,3 +284,136 @@ describe('protected mode', () => {
     }
   });
 });
+
+describe('TLS', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rls-tls-certs-'));
+  const f = (n: string) => path.join(dir, n);
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+  /** A certificate for `cn` signed by `ca` (with SAN IP:127.0.0.1 for the server). */
+  const issue = (name: string, ca: string, cn: string, server: boolean) => {
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=${cn}`);
+    writeFileSync(f(`${name}.ext`), server ? 'subjectAltName=IP:127.0.0.1\n' : 'extendedKeyUsage=clientAuth\n');
+    ssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f(`${ca}.crt`), '-CAkey', f(`${ca}.key`), '-CAcreateserial', '-out', f(`${name}.crt`), '-days', '2', '-extfile', f(`${name}.ext`));
+  };
+  const read = (n: string) => readFileSync(f(n));
+  let redis: RedisServerHandle;
+
+  beforeAll(async () => {
+    for (const ca of ['ca', 'rogue']) ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f(`${ca}.key`), '-out', f(`${ca}.crt`), '-days', '2', '-subj', `/CN=${ca} test CA`);
+    issue('server', 'ca', 'redis-llm-server', true);
+    issue('client', 'ca', 'a client', false);
+    issue('intruder', 'rogue', 'an intruder', false);
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const tlsConfig = async (extra: Record<string, unknown> = {}) => ({
+    redis: redis.url,
+    tlsPort: await freePort(),
+    tlsCertFile: f('server.crt'),
+    tlsKeyFile: f('server.key'),
+    tlsCaCertFile: f('ca.crt'),
+    ...extra,
+  });
+
+  /** A raw TLS exchange: what the server answers to PING, or the error that ended the connection. */
+  function tlsPing(port: number, opts: tls.ConnectionOptions): Promise<string> {
+    return new Promise((resolve) => {
+      const sock = tls.connect({ host: '127.0.0.1', port, ca: read('ca.crt'), ...opts });
+      let text = '';
+      const done = (v: string) => {
+        clearTimeout(timer);
+        sock.destroy();
+        resolve(v);
+      };
+      const timer = setTimeout(() => done(text || 'timeout'), 3000);
+      sock.on('secureConnect', () => sock.write('*1\r\n$4\r\nPING\r\n'));
+      sock.on('data', (d) => {
+        text += d.toString();
+        if (text.endsWith('\r\n')) done(text);
+      });
+      sock.on('error', (e) => done(`error: ${e.message}`));
+      sock.on('close', () => done(text || 'closed'));
+    });
+  }
+
+  it('mutual TLS (tls-auth-clients yes): ioredis and redis-cli with a client certificate; none or a foreign one is refused; the plain port works at the same time', async () => {
+    const s = await boot(await tlsConfig());
+    const port = s.tlsPort;
+    expect(port).toBeGreaterThan(0);
+    const secure = conn(port, { tls: { ca: read('ca.crt'), cert: read('client.crt'), key: read('client.key') } });
+    expect(await secure.set('tls:a', 'over tls')).toBe('OK');
+    expect(await secure.call('LLM.CREATE-LLM', 'tls:llm', '--TYPE', 'local')).toBe(1);
+    expect(await conn(s.port).get('tls:a')).toBe('over tls'); // the plain port
+    expect(await redisCli(['--tls', '--cacert', f('ca.crt'), '--cert', f('client.crt'), '--key', f('client.key'), '-h', '127.0.0.1', '-p', String(port), 'GET', 'tls:a'])).toBe('over tls');
+    expect(await redisCli(['--tls', '--cacert', f('ca.crt'), '--cert', f('client.crt'), '--key', f('client.key'), '-h', '127.0.0.1', '-p', String(port), 'TYPE', 'tls:llm'])).toBe('LLMMOD-SW');
+    expect(await tlsPing(port, {})).not.toContain('PONG');
+    expect(await tlsPing(port, { cert: read('intruder.crt'), key: read('intruder.key') })).not.toContain('PONG');
+    expect(await tlsPing(port, { cert: read('client.crt'), key: read('client.key') })).toBe('+PONG\r\n');
+    // a plain-text client on the TLS port gets nothing
+    expect((await rawFrom(port, '127.0.0.1', '*1\r\n$4\r\nPING\r\n')).text).not.toContain('PONG');
+  });
+
+  it('tls-auth-clients optional and no; tls-protocols; certificates reloaded (SIGHUP) for new connections', async () => {
+    const opt = await boot(await tlsConfig({ tlsAuthClients: 'optional' }));
+    expect(await tlsPing(opt.tlsPort, {})).toBe('+PONG\r\n');
+    expect(await tlsPing(opt.tlsPort, { cert: read('client.crt'), key: read('client.key') })).toBe('+PONG\r\n');
+    expect(await tlsPing(opt.tlsPort, { cert: read('intruder.crt'), key: read('intruder.key') })).not.toContain('PONG');
+
+    const no = await boot(await tlsConfig({ tlsAuthClients: 'no', tlsCaCertFile: null, tlsProtocols: ['TLSv1.3'] }));
+    expect(await tlsPing(no.tlsPort, {})).toBe('+PONG\r\n');
+    expect(await tlsPing(no.tlsPort, { maxVersion: 'TLSv1.2' })).toMatch(/^error: /);
+
+    // a new certificate in the same files: served to new connections after the reload
+    const fingerprint = () =>
+      new Promise<string>((resolve) => {
+        const sock = tls.connect({ host: '127.0.0.1', port: no.tlsPort, ca: read('ca.crt') }, () => {
+          resolve(sock.getPeerCertificate().fingerprint256);
+          sock.destroy();
+        });
+        sock.on('error', () => resolve('error'));
+      });
+    const before = await fingerprint();
+    issue('server', 'ca', 'redis-llm-server renewed', true);
+    expect(await fingerprint()).toBe(before);
+    no.reloadTls();
+    const after = await fingerprint();
+    expect(after).not.toBe(before);
+    expect(after).not.toBe('error');
+    expect(await tlsPing(no.tlsPort, {})).toBe('+PONG\r\n');
+  });
+
+  it('bad TLS settings stop the start, naming what is wrong', async () => {
+    await expect(startServer(await tlsConfig({ tlsCertFile: null }))).rejects.toThrow('tls-port needs tls-cert-file and tls-key-file');
+    await expect(startServer(await tlsConfig({ tlsCaCertFile: null }))).rejects.toThrow('tls-auth-clients yes needs tls-ca-cert-file (or set tls-auth-clients no)');
+    await expect(startServer(await tlsConfig({ tlsKeyFile: f('missing.key') }))).rejects.toThrow(`tls-key-file: cannot read ${f('missing.key')}: ENOENT`);
+    await expect(startServer(await tlsConfig({ tlsProtocols: ['SSLv3'] }))).rejects.toThrow("tls-protocols: 'SSLv3' is not one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3");
+    await expect(startServer(await tlsConfig({ tlsKeyFile: f('client.key') }))).rejects.toThrow(/^TLS: the certificate or key cannot be used/);
+  });
+
+  it('TLS to the backing Redis (rediss://), the server started by its CLI', async () => {
+    const tlsRedisPort = await freePort();
+    const backing = await startRedis({
+      args: ['--tls-port', String(tlsRedisPort), '--tls-cert-file', f('server.crt'), '--tls-key-file', f('server.key'), '--tls-ca-cert-file', f('ca.crt'), '--tls-auth-clients', 'no'],
+    });
+    try {
+      const child = await startChildServer(['--redis', `rediss://127.0.0.1:${tlsRedisPort}`], { NODE_EXTRA_CA_CERTS: f('ca.crt') });
+      try {
+        const c = conn(child.port);
+        expect(await c.set('over', 'rediss')).toBe('OK');
+        expect(await c.call('LLM.CREATE-LLM', 'r:llm', '--TYPE', 'local')).toBe(1);
+        const direct = conn(backing.port);
+        expect(await direct.get('over')).toBe('rediss');
+        const clients = String(await direct.call('CLIENT', 'LIST'));
+        expect(clients.split('\n').filter((l) => l.includes(`laddr=127.0.0.1:${tlsRedisPort}`)).length).toBeGreaterThan(0);
+      } finally {
+        await child.stop();
+      }
+    } finally {
+      await backing.stop();
+    }
+  });
+});
