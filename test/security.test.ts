@@ -207,6 +207,10 @@ describe('passwords in every mode', () => {
     expect(await errOf(a.set('tenant2:x', '1'))).toMatch(/^NOPERM/);
     const b = conn(s.port, { username: 'bob', password: 'bobpw' });
     expect(await b.set('tenant2:x', '1')).toBe('OK');
+    // LLM.* follow the users' key patterns too
+    expect(await a.call('LLM.CREATE-LLM', 'tenant1:llm', '--TYPE', 'local')).toBe(1);
+    expect(await errOf(a.call('LLM.CREATE-LLM', 'tenant2:llm', '--TYPE', 'local'))).toMatch(/^NOPERM /);
+    expect(await errOf(b.call('LLM.INFO', 'tenant1:llm'))).toMatch(/^NOPERM /);
     expect(await errOf(conn(s.port).call('AUTH', 'alice', 'nope'))).toMatch(/^WRONGPASS/);
     // the default user has no password here (as in Redis): the loopback client needs none
     expect(await conn(s.port).ping()).toBe('PONG');
@@ -415,5 +419,79 @@ describe('TLS', () => {
     } finally {
       await backing.stop();
     }
+  });
+});
+
+describe('ACL key permissions for LLM.*', () => {
+  let redis: RedisServerHandle;
+  beforeAll(async () => {
+    redis = await startRedis({
+      args: ['--user', 'alice', 'on', '>alicepw', '~tenant1:*', '+@all', '--user', 'carol', 'on', '>carolpw', '%R~tenant1:*', '+@all'],
+    });
+  });
+  afterAll(async () => {
+    await redis.stop();
+  });
+
+  it('a user limited to ~tenant1:* runs LLM.* on tenant1 keys only; -NOPERM otherwise, nothing changed; a read-only pattern allows reads only', async () => {
+    const s = await boot({ redis: redis.url });
+    const admin = conn(s.port);
+    for (const t of ['tenant1', 'tenant2']) {
+      await admin.call('LLM.CREATE-LLM', `${t}:emb`, '--TYPE', 'local', '--PARAMS', '{"dim":16}');
+      await admin.call('LLM.CREATE-VECTOR-STORE', `${t}:docs`, '--LLM', `${t}:emb`);
+      await admin.call('LLM.ADD', `${t}:docs`, `a document of ${t}`);
+    }
+    const alice = conn(s.port, { username: 'alice', password: 'alicepw' });
+    const NOPERM = 'NOPERM this user has no permissions to access one of the keys used as arguments';
+    expect(await errOf(alice.call('LLM.KNN', 'tenant2:docs', 'document'))).toBe(NOPERM);
+    expect(await errOf(alice.call('LLM.SIZE', 'tenant2:docs'))).toBe(NOPERM);
+    expect(await errOf(alice.call('LLM.ADD', 'tenant2:docs', 'injected'))).toBe(NOPERM);
+    expect(await errOf(alice.call('LLM.CREATE-LLM', 'tenant2:mine', '--TYPE', 'local'))).toBe(NOPERM);
+    expect(await errOf(alice.call('LLM.INFO', 'tenant2:emb'))).toBe(NOPERM);
+    expect(await admin.call('LLM.SIZE', 'tenant2:docs')).toBe(1);
+    expect(await admin.exists('tenant2:mine')).toBe(0);
+    // its own tenant works, pipelined ADDs included
+    const knn = (await alice.call('LLM.KNN', 'tenant1:docs', 'document')) as unknown[];
+    expect(knn.length).toBeGreaterThan(0);
+    const p = alice.pipeline();
+    for (let i = 0; i < 5; i++) p.call('LLM.ADD', 'tenant1:docs', `more ${i}`);
+    p.call('LLM.ADD', 'tenant2:docs', 'sneaked into a pipeline');
+    const res = (await p.exec())!;
+    expect(res.slice(0, 5).every(([e]) => e === null)).toBe(true);
+    expect(res[5]![0]!.message).toBe(NOPERM);
+    expect(await admin.call('LLM.SIZE', 'tenant2:docs')).toBe(1);
+
+    const carol = conn(s.port, { username: 'carol', password: 'carolpw' });
+    expect(((await carol.call('LLM.KNN', 'tenant1:docs', 'document')) as unknown[]).length).toBeGreaterThan(0);
+    expect(await errOf(carol.call('LLM.ADD', 'tenant1:docs', 'a write'))).toBe(NOPERM);
+    // HELLO AUTH names the user too
+    const viaHello = conn(s.port, { enableReadyCheck: false });
+    await viaHello.call('HELLO', '2', 'AUTH', 'alice', 'alicepw');
+    expect(await errOf(viaHello.call('LLM.KNN', 'tenant2:docs', 'document'))).toBe(NOPERM);
+  });
+
+  it('keys named inside an object are checked when it runs: a store\'s LLM, an app\'s LLM and store, the --STREAM key', async () => {
+    const s = await boot({ redis: redis.url });
+    const admin = conn(s.port);
+    await admin.call('LLM.CREATE-LLM', 'shared:emb', '--TYPE', 'local', '--PARAMS', '{"dim":16}');
+    await admin.call('LLM.CREATE-VECTOR-STORE', 'tenant1:borrowed', '--LLM', 'shared:emb');
+    await admin.call('LLM.CREATE-APP', 'tenant1:app', '--LLM', 'shared:emb', '--PROMPT', 'hi');
+    await admin.call('LLM.CREATE-LLM', 'tenant1:emb2', '--TYPE', 'local', '--PARAMS', '{"dim":16}');
+    await admin.call('LLM.CREATE-APP', 'tenant1:own', '--LLM', 'tenant1:emb2', '--PROMPT', 'hi');
+    const alice = conn(s.port, { username: 'alice', password: 'alicepw' });
+    const NOPERM = 'NOPERM this user has no permissions to access one of the keys used as arguments';
+    expect(await errOf(alice.call('LLM.ADD', 'tenant1:borrowed', 'text'))).toBe(NOPERM);
+    expect(await errOf(alice.call('LLM.KNN', 'tenant1:borrowed', 'text'))).toBe(NOPERM);
+    expect(await errOf(alice.call('LLM.RUN', 'tenant1:app'))).toBe(NOPERM);
+    // its own app gets as far as the LLM (the local embedder cannot chat), and not to another tenant's stream
+    expect(await errOf(alice.call('LLM.RUN', 'tenant1:own'))).not.toMatch(/^NOPERM/);
+    expect(await errOf(alice.call('LLM.RUN', 'tenant1:own', '--STREAM', 'tenant2:out'))).toBe(NOPERM);
+    expect(await admin.exists('tenant2:out')).toBe(0);
+
+    // an ACL change made through this server applies at once (the cached answers are dropped)
+    expect(await admin.call('ACL', 'SETUSER', 'alice', '~shared:*')).toBe('OK');
+    expect(await alice.call('LLM.ADD', 'tenant1:borrowed', 'text')).toBeTruthy();
+    expect(await admin.call('ACL', 'SETUSER', 'alice', 'resetkeys', '~tenant1:*')).toBe('OK');
+    expect(await errOf(alice.call('LLM.ADD', 'tenant1:borrowed', 'text'))).toBe(NOPERM);
   });
 });

@@ -29,6 +29,8 @@ import {
 } from './plan.js';
 import type { Services } from './services.js';
 import { commandTable } from './table.js';
+import { checkKeys, keysAllowedCached, type KeyAccess } from './acl.js';
+import type { CommandSpec } from './spec.js';
 import { ALWAYS_PLANNED, intakeOf, NEEDS_BACKEND, noteForwarded, PLANNED_WITH_OBJECTS, REDIS_COMMANDS, specialKeyPlan, touchesSpecialKey, type Intake } from './redis/index.js';
 
 const ORDERED: Route = Object.freeze({ kind: 'ordered' });
@@ -49,6 +51,8 @@ export class Router {
   /** Every request, in order. `name` is the lower-cased command name. */
   route(name: string, args: Buffer[], view: SessionView): Route {
     const services = this.opts.services;
+    // ACL SETUSER / DELUSER / LOAD ...: the cached LLM.* key permissions may be stale.
+    if (name === 'acl') services.aclCache?.clear();
     if (services.mode === 'standalone') return ORDERED;
     if (name.length > 4 && name.startsWith('llm.')) return ORDERED;
     if (ALWAYS_PLANNED.has(name)) return ORDERED;
@@ -118,6 +122,7 @@ export class Router {
       kind: 'local',
       run: async (ctx) => {
         const parsed = parseCommandArgs(spec, args);
+        await checkKeys(ctx, keyAccess(spec, parsed.key));
         return spec.handler(ctx, parsed);
       },
     };
@@ -135,10 +140,21 @@ export class Router {
     if (services.readOnly && spec.flags.includes('write')) return null;
     let started: ReturnType<NonNullable<typeof spec.pipelined>>;
     try {
-      started = spec.pipelined(ctx, parseCommandArgs(spec, args));
+      const parsed = parseCommandArgs(spec, args);
+      // Only with the key permission already known: asking the backing Redis takes the ordinary path.
+      if (!keysAllowedCached(ctx, keyAccess(spec, parsed.key))) return null;
+      started = spec.pipelined(ctx, parsed);
     } catch {
       return null;
     }
     return started && runLocal({ kind: 'local', run: () => started! }, ctx);
   }
+}
+
+/** What an LLM command needs of its key, as its key spec says (RW: both). */
+function keyAccess(spec: CommandSpec, key: Buffer): Array<{ key: Buffer; access: KeyAccess }> {
+  const a = spec.keySpec.access;
+  if (a === 'RO') return [{ key, access: 'read' }];
+  if (a === 'OW') return [{ key, access: 'write' }];
+  return [{ key, access: 'read' }, { key, access: 'write' }];
 }

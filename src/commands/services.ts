@@ -5,6 +5,7 @@
 import type { ObjectManager } from '../objects/manager.js';
 import type { KV } from '../storage/kv.js';
 import type { LlmPolicy } from '../llm/index.js';
+import type { AclKeyCache } from './acl-cache.js';
 
 export interface KeyRange {
   first: number;
@@ -43,6 +44,9 @@ export interface Services {
   readonly streamMaxlen: number;
   /** --read-only: writes to LLM objects are refused. */
   readonly readOnly: boolean;
+  /** ACL DRYRUN on the server's own connection (LLM.* key permissions, see acl.ts); absent without a backing Redis. */
+  aclDryRun?(user: string, args: Array<string | Buffer>): Promise<string>;
+  readonly aclCache?: AclKeyCache;
   /** Lines of the `# LLM` INFO section (without the header). */
   llmInfo(): string[];
 }

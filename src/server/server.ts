@@ -12,6 +12,7 @@ import type { Config } from '../config/config.js';
 import { Backend, parseRedisUrl, redactUrl } from '../proxy/backend.js';
 import { ManagedRedis, findRedisServer, readAclFile } from '../proxy/managed-redis.js';
 import { Router } from '../commands/router.js';
+import { AclKeyCache } from '../commands/acl-cache.js';
 import type { BackendMode, Services } from '../commands/services.js';
 import { SingleLink } from '../proxy/single-link.js';
 import { ClusterLink } from '../proxy/cluster-link.js';
@@ -83,6 +84,14 @@ export class LlmServer implements Services {
 
   /** The operator's LLM policy (--llm-allow-hosts, llm-env-allow, llm-key-hosts), this server's own. */
   readonly llmPolicy: LlmPolicy;
+
+  /** LLM.* key permissions of ACL users, as the backing Redis answered them (commands/acl.ts). */
+  readonly aclCache = new AclKeyCache();
+
+  async aclDryRun(user: string, args: Array<string | Buffer>): Promise<string> {
+    if (!this.backend) throw new CommandError('no backing Redis');
+    return String(await this.backend.client.call('ACL', 'DRYRUN', user, ...args));
+  }
 
   get llmTimeoutMs(): number {
     return this.config.llmTimeout > 0 ? this.config.llmTimeout : 60_000;
