@@ -461,6 +461,12 @@ describe('ACL key permissions for LLM.*', () => {
     expect(res[5]![0]!.message).toBe(NOPERM);
     expect(await admin.call('LLM.SIZE', 'tenant2:docs')).toBe(1);
 
+    // ordinary commands on LLM objects follow the same patterns
+    for (const cmd of [['DEL', 'tenant2:docs'], ['UNLINK', 'tenant2:docs'], ['RENAME', 'tenant2:docs', 'tenant1:stolen'], ['TYPE', 'tenant2:docs'], ['EXISTS', 'tenant2:docs'], ['RENAME', 'tenant1:docs', 'tenant2:docs2']]) {
+      expect(await errOf(alice.call(cmd[0]!, ...cmd.slice(1))), cmd.join(' ')).toMatch(/^NOPERM/);
+    }
+    expect(await admin.call('LLM.SIZE', 'tenant2:docs')).toBe(1);
+    expect(await admin.exists('tenant1:stolen', 'tenant2:docs2')).toBe(0);
     const carol = conn(s.port, { username: 'carol', password: 'carolpw' });
     expect(((await carol.call('LLM.KNN', 'tenant1:docs', 'document')) as unknown[]).length).toBeGreaterThan(0);
     expect(await errOf(carol.call('LLM.ADD', 'tenant1:docs', 'a write'))).toBe(NOPERM);

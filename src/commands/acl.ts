@@ -63,3 +63,28 @@ export async function checkKeys(ctx: CommandContext, keys: Array<{ key: Buffer |
     if (!ok) throw new CommandError(NOPERM_KEY_TEXT, 'NOPERM');
   }
 }
+
+/**
+ * An ordinary command this server answers for LLM objects (TYPE, EXISTS, DEL, UNLINK, RENAME,
+ * FLUSHDB, ...): the client's user must be allowed to run it as sent, as ACL DRYRUN of the whole
+ * command says. Not cached: these are rare next to LLM.* calls.
+ */
+export async function checkCommand(ctx: CommandContext, args: Buffer[]): Promise<void> {
+  const oracle = oracleOf(ctx);
+  if (!oracle) return;
+  const user = userOf(ctx);
+  let answer: string;
+  try {
+    answer = await oracle.aclDryRun(user, args);
+  } catch (err) {
+    const reason = (err as Error).message;
+    if (user === 'default') {
+      oracle.aclCache.warnUnavailable(reason);
+      return;
+    }
+    throw new CommandError(`cannot check the permissions of ACL user '${user}' (ACL DRYRUN: ${reason})`, 'NOPERM');
+  }
+  if (answer === 'OK') return;
+  const cmd = /to run the '([^']+)' command/.exec(answer)?.[1];
+  throw new CommandError(cmd !== undefined ? `this user has no permissions to run the '${cmd}' command` : NOPERM_KEY_TEXT, 'NOPERM');
+}

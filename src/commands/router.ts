@@ -29,11 +29,13 @@ import {
 } from './plan.js';
 import type { Services } from './services.js';
 import { commandTable } from './table.js';
-import { checkKeys, keysAllowedCached, type KeyAccess } from './acl.js';
+import { checkCommand, checkKeys, keysAllowedCached, type KeyAccess } from './acl.js';
 import type { CommandSpec } from './spec.js';
 import { ALWAYS_PLANNED, intakeOf, NEEDS_BACKEND, noteForwarded, PLANNED_WITH_OBJECTS, REDIS_COMMANDS, specialKeyPlan, touchesSpecialKey, type Intake } from './redis/index.js';
 
 const ORDERED: Route = Object.freeze({ kind: 'ordered' });
+/** Ordinary commands answered here for LLM objects, checked against the client's ACL user (acl.ts). */
+const ACL_CHECKED = new Set(['type', 'exists', 'del', 'unlink', 'rename', 'renamenx', 'flushdb', 'flushall', 'swapdb', 'dbsize']);
 const NO_BACKEND_TEXT = 'no backing Redis: start with --redis <url> or install redis-server';
 
 export class Router {
@@ -88,6 +90,11 @@ export class Router {
     }
     if (family) {
       const p = family(args, view, services, this.opts);
+      // Answered here for LLM objects: the client's ACL user must be allowed the command as sent.
+      if (p?.kind === 'local' && ACL_CHECKED.has(name)) {
+        const run = p.run;
+        return { ...p, run: async (ctx) => (await checkCommand(ctx, args), run(ctx)) };
+      }
       if (p) return this.forwarded(name, p, view);
     }
     if (touchesSpecialKey(name, args, view, services)) return specialKeyPlan(name, args, view, services);
