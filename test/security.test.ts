@@ -390,6 +390,43 @@ describe('TLS', () => {
     expect(await tlsPing(no.tlsPort, {})).toBe('+PONG\r\n');
   });
 
+  it('the CLI reloads the certificate files on SIGHUP', async () => {
+    const certDir = mkdtempSync(path.join(dir, 'hup-'));
+    const copy = (from: string, to: string) => writeFileSync(path.join(certDir, to), read(from));
+    copy('server.crt', 'server.crt');
+    copy('server.key', 'server.key');
+    const tlsPort = await freePort();
+    const child = await startChildServer(
+      ['--redis', redis.url, '--tls-port', String(tlsPort), '--tls-cert-file', path.join(certDir, 'server.crt'), '--tls-key-file', path.join(certDir, 'server.key'), '--tls-auth-clients', 'no'],
+      {},
+      { logLevel: 'info' },
+    );
+    try {
+      const fingerprint = () =>
+        new Promise<string>((resolve) => {
+          const sock = tls.connect({ host: '127.0.0.1', port: tlsPort, ca: read('ca.crt') }, () => {
+            resolve(sock.getPeerCertificate().fingerprint256);
+            sock.destroy();
+          });
+          sock.on('error', (e) => resolve(`error: ${e.message}`));
+        });
+      const before = await fingerprint();
+      expect(before).not.toMatch(/^error/);
+      issue('hup', 'ca', 'redis-llm-server after SIGHUP', true);
+      copy('hup.crt', 'server.crt');
+      copy('hup.key', 'server.key');
+      child.proc.kill('SIGHUP');
+      for (let i = 0; i < 100 && !child.output().includes('TLS certificates reloaded'); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(child.output()).toContain('TLS certificates reloaded');
+      const after = await fingerprint();
+      expect(after).not.toBe(before);
+      expect(after).not.toMatch(/^error/);
+      expect(child.proc.exitCode).toBeNull();
+    } finally {
+      await child.stop();
+    }
+  });
+
   it('bad TLS settings stop the start, naming what is wrong', async () => {
     await expect(startServer(await tlsConfig({ tlsCertFile: null }))).rejects.toThrow('tls-port needs tls-cert-file and tls-key-file');
     await expect(startServer(await tlsConfig({ tlsCaCertFile: null }))).rejects.toThrow('tls-auth-clients yes needs tls-ca-cert-file (or set tls-auth-clients no)');
