@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { Redis } from 'ioredis';
-import { freePort, startRedis, type RedisServerHandle } from '../harness/redis-server.js';
+import { freePort, startRedis, waitForPort, type RedisServerHandle } from '../harness/redis-server.js';
 import { client, startChildServer, startServer } from '../harness/server.js';
 import { startFakeOpenAI, type FakeOpenAI } from '../harness/fake-openai.js';
 import type { LlmServer } from '../src/server/server.js';
@@ -410,6 +410,7 @@ describe('TLS', () => {
           });
           sock.on('error', (e) => resolve(`error: ${e.message}`));
         });
+      await waitForPort(tlsPort); // the TLS listener opens after the plain one
       const before = await fingerprint();
       expect(before).not.toMatch(/^error/);
       issue('hup', 'ca', 'redis-llm-server after SIGHUP', true);
