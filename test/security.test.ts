@@ -16,6 +16,7 @@ import { freePort, startRedis, waitForPort, type RedisServerHandle } from '../ha
 import { client, startChildServer, startServer } from '../harness/server.js';
 import { startFakeOpenAI, type FakeOpenAI } from '../harness/fake-openai.js';
 import type { LlmServer } from '../src/server/server.js';
+import { readConfigFile, resolveConfig } from '../src/config/config.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'rls-security-'));
 const tmpDir = (name: string) => mkdtempSync(path.join(root, `${name}-`));
@@ -167,6 +168,33 @@ describe('keys bound to their hosts: the exfiltration attempt of #17 delivers no
       execFile(process.execPath, [path.resolve('dist/src/cli.js'), '--redis', redis.url, '--llm-key-hosts', 'FOO_API_KEY'], (_e, so, se) => resolve(so + se)),
     );
     expect(out).toContain('configuration error: --llm-key-hosts: \'FOO_API_KEY\' is not "NAME host[,host...]"');
+  });
+});
+
+describe('configuration of the new settings', () => {
+  it('llm-key-hosts and user directives add up; bad values are refused naming the line', () => {
+    const dir = tmpDir('conf');
+    const file = path.join(dir, 'a.conf');
+    writeFileSync(
+      file,
+      'llm-key-hosts OPENAI_API_KEY api.openai.com,llm.internal:8000\nllm-key-hosts OPENAI_API_KEY https://gw.example/v1\nllm-key-hosts=X_API_KEY [::1]:11434\n' +
+        'user alice on >a ~tenant1:* +@all\nuser bob on >b ~tenant2:* +@all\nprotected-mode no\ntls-auth-clients optional\ntls-protocols TLSv1.2 TLSv1.3\n',
+    );
+    expect(() => readConfigFile(file)).toThrow(/unknown directive 'llm-key-hosts=X_API_KEY'/);
+    writeFileSync(file, readFileSync(file, 'utf8').replace('llm-key-hosts=X_API_KEY', 'llm-key-hosts X_API_KEY'));
+    expect(readConfigFile(file)).toEqual({
+      llmKeyHosts: { OPENAI_API_KEY: ['api.openai.com', 'llm.internal:8000', 'https://gw.example/v1'], X_API_KEY: ['[::1]:11434'] },
+      user: ['alice on >a ~tenant1:* +@all', 'bob on >b ~tenant2:* +@all'],
+      protectedMode: false,
+      tlsAuthClients: 'optional',
+      tlsProtocols: ['TLSv1.2', 'TLSv1.3'],
+    });
+    writeFileSync(file, 'tls-auth-clients maybe\n');
+    expect(() => readConfigFile(file)).toThrow(`${file}:1: tls-auth-clients: 'maybe' is not yes, no or optional`);
+    writeFileSync(file, 'llm-key-hosts OPENAI_API_KEY bad/host/x\n');
+    expect(() => readConfigFile(file)).toThrow("llm-key-hosts: 'bad/host/x' is not a host[:port] (or an http(s) URL)");
+    expect(() => resolveConfig({ requirepass: 'a', requirepassFile: file })).toThrow('requirepass and requirepass-file are both set: give one');
+    expect(() => resolveConfig({ requirepassFile: path.join(dir, 'none') })).toThrow(`requirepass-file: cannot read ${path.join(dir, 'none')}: ENOENT`);
   });
 });
 

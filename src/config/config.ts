@@ -203,7 +203,17 @@ export function parseKeyHosts(values: readonly string[]): Record<string, string[
       if (!m) throw new Error(`llm-key-hosts: '${t}' is not "NAME host[,host...]"`);
       const hosts = m[2]!.split(/[\s,]+/).filter(Boolean);
       for (const h of hosts) {
-        if (!/^([a-z][a-z0-9+.-]*:\/\/)?(\*\.)?([A-Za-z0-9.-]+|\[[0-9a-fA-F:.]+\]|[0-9a-fA-F:]+)(:\d+)?\/?$/.test(h)) throw new Error(`llm-key-hosts: '${h}' is not a host[:port]`);
+        let ok: boolean;
+        if (h.includes('://')) {
+          try {
+            ok = /^https?:$/.test(new URL(h).protocol);
+          } catch {
+            ok = false;
+          }
+        } else {
+          ok = /^(\*\.)?([A-Za-z0-9.-]+|\[[0-9a-fA-F:.]+\]|[0-9a-fA-F:]+)(:\d+)?$/.test(h);
+        }
+        if (!ok) throw new Error(`llm-key-hosts: '${h}' is not a host[:port] (or an http(s) URL)`);
       }
       out[m[1]!] = [...(out[m[1]!] ?? []), ...hosts];
     }
