@@ -458,6 +458,7 @@ describe('TLS', () => {
 
   it('bad TLS settings stop the start, naming what is wrong', async () => {
     await expect(startServer(await tlsConfig({ tlsCertFile: null }))).rejects.toThrow('tls-port needs tls-cert-file and tls-key-file');
+    await expect(startServer(await tlsConfig({ tlsPort: 0 }))).rejects.toThrow('tls-cert-file, tls-key-file, tls-ca-cert-file set without tls-port: no listener would use them (set tls-port)');
     await expect(startServer(await tlsConfig({ tlsCaCertFile: null }))).rejects.toThrow('tls-auth-clients yes needs tls-ca-cert-file (or set tls-auth-clients no)');
     await expect(startServer(await tlsConfig({ tlsKeyFile: f('missing.key') }))).rejects.toThrow(`tls-key-file: cannot read ${f('missing.key')}: ENOENT`);
     await expect(startServer(await tlsConfig({ tlsProtocols: ['SSLv3'] }))).rejects.toThrow("tls-protocols: 'SSLv3' is not one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3");

@@ -201,6 +201,13 @@ export class LlmServer implements Services {
     // A secret the operator gave must be usable: otherwise startup fails here, naming the cause.
     const given = configuredSecret({ file: cfg.secretFile, env: cfg.secret });
     if (given) this.useSecret(given);
+    // TLS settings are checked before anything starts: a bad one stops the start, naming it.
+    if (cfg.tlsPort === 0) {
+      const tlsGiven = [cfg.tlsCertFile && 'tls-cert-file', cfg.tlsKeyFile && 'tls-key-file', cfg.tlsCaCertFile && 'tls-ca-cert-file', cfg.tlsProtocols?.length && 'tls-protocols'].filter(Boolean);
+      if (tlsGiven.length) throw new Error(`${tlsGiven.join(', ')} set without tls-port: no listener would use ${tlsGiven.length > 1 ? 'them' : 'it'} (set tls-port)`);
+    }
+    const tlsOptions = cfg.tlsPort > 0 ? tlsServerOptions(cfg) : null;
+
     const users = [...(cfg.user ?? []), ...(cfg.aclfile ? readAclFile(cfg.aclfile) : [])];
     if (cfg.redis) {
       // A setting that cannot apply here stops the start, naming why: never silently ignored.
@@ -236,7 +243,6 @@ export class LlmServer implements Services {
     this.loadingDone = this.loadObjects();
     this.router = new Router({ services: this, requirePass: this.mode === 'standalone' ? cfg.requirepass ?? undefined : undefined });
     this.fitMaxclients();
-    const tlsOptions = cfg.tlsPort > 0 || cfg.tlsCertFile ? tlsServerOptions(cfg) : null;
     for (const host of cfg.bind) await this.listen(host, cfg.port === 0 && this.servers.length > 0 ? this.port : cfg.port);
     if (cfg.tlsPort > 0) {
       for (const host of cfg.bind) await this.listenTls(host, cfg.tlsPort, tlsOptions!);
