@@ -465,7 +465,11 @@ describe('keys bound to their hosts (llm-key-hosts)', () => {
     // over plain http through a proxy, the proxy reads the key: it must be allowed for it too
     expect(() =>
       parseLlmConfig('openai', { api_key: '$FOO_API_KEY', base_url: 'http://127.0.0.1:18080/v1', http: { proxy_host: 'evil.example', proxy_port: 3128 } }, { policy }),
-    ).toThrow(/not to proxy \(plain http: it reads the key\) host 'evil.example:3128'/);
+    ).toThrow(/not to proxy \(plain http: it can read the key\) host 'evil.example:3128'/);
+    // https through a proxy: the proxy sees a tunnel only, unless certificates are not verified
+    const viaProxy = (verify: boolean) => parseLlmConfig('openai', { api_key: '$OPENAI_API_KEY', http: { proxy_host: 'evil.example', proxy_port: 3128, enable_certificate_verification: verify } });
+    expect(viaProxy(true).type).toBe('openai');
+    expect(() => viaProxy(false)).toThrow(/not to proxy \(certificate verification off: it can read the key\) host 'evil.example:3128'/);
   });
 
   it('a literal key goes to the base_url given with it; sealed, it is bound to that host', () => {
@@ -476,6 +480,11 @@ describe('keys bound to their hosts (llm-key-hosts)', () => {
     const moved = parseStoredConfig(stored.type, { ...stored.params, base_url: 'http://127.0.0.1:18081/v1' }, BOX) as OpenAIConfig;
     expect(moved.apiKey).not.toBe(KEY);
     expect(moved.locked?.fields).toEqual(['api_key']);
+    // ... or to send it in clear, or through a proxy that could read it
+    for (const change of [{ base_url: 'https://127.0.0.1:18080/v1' }, { http: { ...(stored.params.http as object), proxy_host: 'evil.example', proxy_port: 8080 } }]) {
+      const changed = parseStoredConfig(stored.type, { ...stored.params, ...change }, BOX) as OpenAIConfig;
+      expect(changed.locked?.fields, JSON.stringify(change)).toEqual(['api_key']);
+    }
     // a key sealed before keys were bound (label 'api_key') goes only to the provider's own host
     const legacy = { ...stored.params, api_key: { sealed: BOX.seal(KEY, 'api_key') } };
     const old = parseStoredConfig('openai', legacy, BOX) as OpenAIConfig;

@@ -262,8 +262,8 @@ export function assertHostAllowed(url: string, what: string, policy: LlmPolicy =
  * llm-key-hosts lists for NAME, else only to its provider's own host (api.openai.com,
  * <resource>.openai.azure.com). A literal key goes to the base_url / endpoint it was given with
  * (a stored one is sealed bound to that host, see sealConfig); a key sealed before keys were bound
- * to hosts (`legacyKey`) only to its provider's own host. Over plain http through a proxy, the
- * proxy reads the key too: it must be allowed for it as well.
+ * to hosts (`legacyKey`) only to its provider's own host. Over plain http, or with certificate
+ * verification off, through a proxy, the proxy can read the key: it must be allowed for it as well.
  */
 export function assertKeyHostAllowed(cfg: OpenAIConfig | AzureOpenAIConfig, policy: LlmPolicy = DEFAULT_LLM_POLICY): void {
   const name = envVarName(cfg.apiKey);
@@ -273,7 +273,11 @@ export function assertKeyHostAllowed(cfg: OpenAIConfig | AzureOpenAIConfig, poli
   const dest = cfg.type === 'openai' ? cfg.baseUrl : cfg.endpoint;
   const what = cfg.type === 'openai' ? 'base_url' : 'endpoint';
   const targets: [string, string][] = [[dest, what]];
-  if (cfg.http.proxyUrl && dest.startsWith('http:')) targets.push([cfg.http.proxyUrl, 'proxy (plain http: it reads the key)']);
+  // Through a proxy, the proxy reads the key when the request is plain http, or when certificates
+  // are not verified (it can then answer the TLS handshake itself).
+  if (cfg.http.proxyUrl && (dest.startsWith('http:') || !cfg.http.verifyTls)) {
+    targets.push([cfg.http.proxyUrl, `proxy (${dest.startsWith('http:') ? 'plain http' : 'certificate verification off'}: it can read the key)`]);
+  }
   for (const [url, label] of targets) {
     if (hostMatches(entries, url)) continue;
     if (name === undefined) {
@@ -870,9 +874,22 @@ export function sealConfig(cfg: LlmConfig, box: SecretBox): { type: LlmConfig['t
   return { type: cfg.type, params: paramsOf(cfg, (value, label) => ({ sealed: box.seal(value, boundLabel(label)) }) satisfies SealedField) };
 }
 
-/** The label a literal key is sealed with: bound to the host[:port] it is sent to. */
+/**
+ * The label a literal key is sealed with: bound to the origin (scheme, host, port) it is sent to,
+ * and to the proxy when that can read it (plain http, or certificate verification off). A stored
+ * definition changed to send the key elsewhere (or in clear, or through a proxy that could read it)
+ * no longer opens.
+ */
 function keyLabel(cfg: OpenAIConfig | AzureOpenAIConfig): string {
-  return `${API_KEY_LABEL}@${hostOf(cfg.type === 'openai' ? cfg.baseUrl : cfg.endpoint).toLowerCase()}`;
+  const dest = cfg.type === 'openai' ? cfg.baseUrl : cfg.endpoint;
+  let origin = '?';
+  try {
+    origin = new URL(dest).origin.toLowerCase();
+  } catch {
+    /* keep '?' */
+  }
+  const proxy = cfg.http.proxyUrl && (dest.startsWith('http:') || !cfg.http.verifyTls) ? ` via ${hostOf(cfg.http.proxyUrl).toLowerCase()}` : '';
+  return `${API_KEY_LABEL}@${origin}${proxy}`;
 }
 
 /**
