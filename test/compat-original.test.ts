@@ -178,13 +178,13 @@ describe('error texts: the original words, then the detail', () => {
     await call('LLM.CREATE-LLM', 'gpt', '--PARAMS', params());
     await call('LLM.CREATE-APP', 'app', '--LLM', 'gpt', '--PROMPT', 'hello');
     fake.enqueue({ type: 'status', status: 400, body: { error: { message: "Invalid value for 'temperature': must be <= 2", type: 'invalid_request_error', code: null } } });
-    expect(await errOf(call('LLM.RUN', 'app'))).toBe("ERR failed to predict with openai: failed to do post: 400 Bad Request: Invalid value for 'temperature': must be <= 2");
+    expect(await errOf(call('LLM.RUN', 'app'))).toBe("ERR failed to predict with openai: LLM 'gpt': failed to do post: 400 Bad Request: Invalid value for 'temperature': must be <= 2");
 
     // A wrong key: the fake's 401 body echoes the key it was sent.
     await call('LLM.CREATE-LLM', 'wrong', '--PARAMS', JSON.stringify({ api_key: 'sk-wrong-WRONGKEY-0123456789', base_url: fake.url, http: { max_retries: 0 } }));
     await call('LLM.CREATE-APP', 'app2', '--LLM', 'wrong', '--PROMPT', 'hello');
     const e401 = await errOf(call('LLM.RUN', 'app2'));
-    expect(e401).toMatch(/^ERR failed to predict with openai: failed to do post: 401 Unauthorized/);
+    expect(e401).toMatch(/^ERR failed to predict with openai: LLM 'wrong': failed to do post: 401 Unauthorized/);
     expect(e401).toContain('[redacted]');
     expect(leaks(e401, 'sk-wrong-WRONGKEY-0123456789')).toBe(false);
     expect(leaks(e401, KEY)).toBe(false);
@@ -192,7 +192,7 @@ describe('error texts: the original words, then the detail', () => {
     // A very long message is cut.
     fake.enqueue({ type: 'status', status: 502, body: { error: { message: `Bad gateway: ${'x'.repeat(5000)}` } } });
     const e502 = await errOf(call('LLM.RUN', 'app'));
-    expect(e502).toMatch(/^ERR failed to predict with openai: failed to do post: 502 Bad Gateway: Bad gateway: x+\.\.\. \(5013 chars\)$/);
+    expect(e502).toMatch(/^ERR failed to predict with openai: LLM 'gpt': failed to do post: 502 Bad Gateway: Bad gateway: x+\.\.\.$/);
     expect(e502.length).toBeLessThan(700);
   });
 
@@ -214,12 +214,12 @@ describe('error texts: the original words, then the detail', () => {
     await call('LLM.CREATE-CHAT', 'chat', '--LLM', 'gpt');
     await call('LLM.CREATE-APP', 'app', '--LLM', 'gpt', '--PROMPT', 'hi');
     fake.setBehavior({ fault: { type: 'hang' } });
-    expect(await errOf(call('LLM.RUN', 'app', '--TIMEOUT', '100'))).toBe('ERR failed to predict with openai: LLM request timed out after 100 ms');
-    expect(await errOf(call('LLM.RUN', 'chat', '--TIMEOUT', '100', 'hello'))).toBe('ERR failed to predict: LLM request timed out after 100 ms');
-    expect(await errOf(call('LLM.ADD', 'docs', '--TIMEOUT', '100', 'text'))).toBe('ERR failed to request embedding: LLM request timed out after 100 ms');
+    expect(await errOf(call('LLM.RUN', 'app', '--TIMEOUT', '100'))).toBe("ERR failed to predict with openai: LLM 'gpt' request timed out after 100 ms");
+    expect(await errOf(call('LLM.RUN', 'chat', '--TIMEOUT', '100', 'hello'))).toBe("ERR failed to predict: LLM 'gpt' request timed out after 100 ms");
+    expect(await errOf(call('LLM.ADD', 'docs', '--TIMEOUT', '100', 'text'))).toBe("ERR failed to request embedding: LLM 'gpt' request timed out after 100 ms");
     fake.reset();
     fake.enqueue({ type: 'status', status: 404 });
-    expect(await errOf(call('LLM.KNN', 'docs', 'query'))).toBe('ERR failed to request embedding: failed to do post: 404 Not Found: injected 404');
+    expect(await errOf(call('LLM.KNN', 'docs', 'query'))).toBe("ERR failed to request embedding: LLM 'gpt': failed to do post: 404 Not Found: injected 404");
   });
 });
 

@@ -69,7 +69,7 @@ export default defineCreateCommand({
     RATELIMIT,
   ],
   examples: [
-    `LLM.CREATE-LLM openai --PARAMS '{"api_key":"$OPENAI_API_KEY","timeout":"20s","retries":2}'`,
+    `LLM.CREATE-LLM gpt-fast --PARAMS '{"api_key":"$OPENAI_API_KEY","timeout":"20s","retries":2}'`,
     `LLM.CREATE-LLM pool --TYPE router --PARAMS '{"targets":["gpt-a","gpt-b"],"strategy":"fallback","cooldown":30}'`,
   ],
   handler(ctx, args) {
