@@ -566,5 +566,11 @@ describe('ACL key permissions for LLM.*', () => {
     expect(await alice.call('LLM.ADD', 'tenant1:borrowed', 'text')).toBeTruthy();
     expect(await admin.call('ACL', 'SETUSER', 'alice', 'resetkeys', '~tenant1:*')).toBe('OK');
     expect(await errOf(alice.call('LLM.ADD', 'tenant1:borrowed', 'text'))).toBe(NOPERM);
+    // a change made on the backing Redis directly is seen once the cached answers expire (2 s)
+    const direct = conn(redis.port);
+    await direct.call('ACL', 'SETUSER', 'alice', '~shared:*');
+    await new Promise((r) => setTimeout(r, 2100));
+    expect(await alice.call('LLM.ADD', 'tenant1:borrowed', 'text')).toBeTruthy();
+    await direct.call('ACL', 'SETUSER', 'alice', 'resetkeys', '~tenant1:*');
   });
 });
