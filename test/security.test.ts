@@ -17,6 +17,7 @@ import { client, startChildServer, startServer } from '../harness/server.js';
 import { startFakeOpenAI, type FakeOpenAI } from '../harness/fake-openai.js';
 import type { LlmServer } from '../src/server/server.js';
 import { readConfigFile, resolveConfig } from '../src/config/config.js';
+import { SecretBox } from '../src/util/secret.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'rls-security-'));
 const tmpDir = (name: string) => mkdtempSync(path.join(root, `${name}-`));
@@ -147,6 +148,32 @@ describe('keys bound to their hosts: the exfiltration attempt of #17 delivers no
     expect(refusal).toMatch(/^ERR LLM 'shared': api_key \$FOO_API_KEY may be sent only to api\.openai\.com:443 .*llm-key-hosts FOO_API_KEY/);
     expect(fake.calls()).toBe(before);
     expect(await w.call('LLM.RUN', 'sharedapp')).toBe('echo: hello');
+  });
+
+  it('a literal key sealed before keys were bound to hosts goes only to its provider\'s own host; recreated, it is bound to its base_url', async () => {
+    const SECRET = 'the secret of the legacy-key test 0123456789';
+    let s = await boot({ redis: redis.url, secret: SECRET });
+    let r = conn(s.port);
+    await r.select(2);
+    await r.call('LLM.CREATE-LLM', 'old', '--PARAMS', JSON.stringify({ api_key: SERVER_KEY, base_url: fake.url, http: { max_retries: 0 } }));
+    await r.call('LLM.CREATE-APP', 'oldapp', '--LLM', 'old', '--PROMPT', 'hi');
+    expect(await r.call('LLM.RUN', 'oldapp')).toBe('echo: hi');
+    await s.stop();
+    // as an earlier version sealed it: label 'api_key', bound to no host
+    const direct = conn(redis.port);
+    const record = JSON.parse((await direct.hget('__llm__:{catalog}:objects', '2:old'))!);
+    record.config.params.api_key = { sealed: SecretBox.fromSecret(SECRET).seal(SERVER_KEY, 'api_key') };
+    await direct.hset('__llm__:{catalog}:objects', '2:old', JSON.stringify(record));
+    s = await boot({ redis: redis.url, secret: SECRET });
+    r = conn(s.port);
+    await r.select(2);
+    const before = fake.calls();
+    expect(await errOf(r.call('LLM.RUN', 'oldapp'))).toBe(
+      `ERR LLM 'old': api_key of this LLM was sealed before keys were bound to their hosts: it may be sent only to api.openai.com:443, not to base_url host '127.0.0.1:${fake.port}' (recreate the LLM with its key)`,
+    );
+    expect(fake.calls()).toBe(before);
+    await r.call('LLM.CREATE-LLM', 'old', '--PARAMS', JSON.stringify({ api_key: SERVER_KEY, base_url: fake.url, http: { max_retries: 0 } }));
+    expect(await r.call('LLM.RUN', 'oldapp')).toBe('echo: hi');
   });
 
   it('llm-key-hosts from the command line and the environment; a malformed value stops the start', async () => {
