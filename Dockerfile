@@ -5,7 +5,11 @@
 # container is one process tree with node as PID 1.
 #
 #   docker build -t redis-llm-server .
-#   docker run -p 6379:6379 -v llmdata:/data -e OPENAI_API_KEY redis-llm-server
+#   docker run -p 6379:6379 -v llmdata:/data -e OPENAI_API_KEY -e REDIS_LLM_REQUIREPASS redis-llm-server
+#
+# Clients need the password (REDIS_LLM_REQUIREPASS, or REDIS_LLM_REQUIREPASS_FILE naming a Docker
+# secret file). Without one, protected mode (the default) refuses every client that does not
+# connect from the container's own loopback, published ports included, and the log says so.
 #
 # SIGTERM waits up to shutdown-timeout (10 s) for in-flight replies, then stops redis-server:
 # give `docker stop` more than its default 10 s (docker stop -t 30, compose stop_grace_period).
@@ -43,7 +47,8 @@ USER node
 VOLUME /data
 EXPOSE 6379
 STOPSIGNAL SIGTERM
-# PING is answered by the server itself even while redis-server restarts.
+# PING is answered by the server itself even while redis-server restarts; with a password it
+# answers NOAUTH, which shows it is up just as well (the check needs no secret).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
-  CMD redis-cli -p 6379 ping | grep -q PONG || exit 1
+  CMD redis-cli -p 6379 ping | grep -qE 'PONG|NOAUTH' || exit 1
 CMD ["node", "dist/src/cli.js", "--bind", "0.0.0.0", "--port", "6379", "--dir", "/data"]

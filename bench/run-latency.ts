@@ -157,7 +157,7 @@ async function startFakeChild(): Promise<string> {
 async function startServerChild(redisUrl: string): Promise<number> {
   const port = await freePort();
   const p = track(
-    spawn(process.execPath, [path.join(ROOT, 'dist/src/cli.js'), '--port', String(port), '--redis', redisUrl, '--log-level', 'warn'], {
+    spawn(process.execPath, [path.join(ROOT, 'dist/src/cli.js'), '--port', String(port), '--redis', redisUrl, '--log-level', 'warn', '--llm-key-hosts', 'OPENAI_API_KEY=127.0.0.1'], {
       cwd: ROOT,
       env: { ...process.env, OPENAI_API_KEY: BENCH_KEY },
       stdio: ['ignore', 'inherit', 'inherit'],

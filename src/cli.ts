@@ -68,6 +68,8 @@ export async function main(argv = process.argv): Promise<LlmServer> {
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
+  // As Redis reloads its configuration: here the TLS certificate files (tls-cert-file, tls-key-file, tls-ca-cert-file).
+  process.on('SIGHUP', () => server.reloadTls());
   return server;
 }
 

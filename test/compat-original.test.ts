@@ -45,7 +45,7 @@ beforeAll(async () => {
   process.env.OPENAI_API_KEY = KEY;
   redis = await startRedis();
   fake = await startFakeOpenAI({ apiKey: KEY, dim: 16 });
-  server = await startServer({ redis: redis.url });
+  server = await startServer({ redis: redis.url, llmKeyHosts: { OPENAI_API_KEY: ['127.0.0.1'] } });
   await server.loadingDone;
   r = client(server.port);
 });
@@ -401,7 +401,7 @@ describe('vector commands as the original', () => {
         const store = server.objects!.get(0, 'big') as StoreObject;
         expect(await server.objects!.snapshot(store, true)).toBe(true);
       }
-      const other = await startServer({ redis: redis.url, follow: false });
+      const other = await startServer({ redis: redis.url, follow: false, llmKeyHosts: { OPENAI_API_KEY: ['127.0.0.1'] } });
       try {
         await other.loadingDone;
         await check(other.port);

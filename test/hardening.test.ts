@@ -33,7 +33,6 @@ import { client, expectSameExchanges, rawExchange, rssOf, startChildServer, star
 import { startFakeOpenAI, type FakeOpenAI, type Fault } from '../harness/fake-openai.js';
 import { decodeFrame, ErrorReply, SimpleString, type Decoded } from '../src/protocol/resp.js';
 import { encodeRequest } from '../src/protocol/request-parser.js';
-import { setAllowedEnv, setAllowedHosts } from '../src/llm/index.js';
 import type { LlmServer } from '../src/server/server.js';
 import { errOf, leaks } from '../harness/replies.js';
 
@@ -1185,7 +1184,6 @@ describe('security', () => {
       await run(newClient(narrowed.port), other, `127.0.0.1:${other.port}`);
     } finally {
       await narrowed?.stop();
-      setAllowedHosts(null); // process-wide: the other servers of this file allow any host
       await other.close();
     }
   }
@@ -1245,7 +1243,7 @@ describe('security', () => {
       }
       expect(await r.exists('envllm')).toBe(0);
       // an instance that allows it creates the LLM; calls through it send the variable's value
-      wide = await startServer({ redis: redis.url, llmEnvAllow: ['LLM_E2E_*'] });
+      wide = await startServer({ redis: redis.url, llmEnvAllow: ['LLM_E2E_*'], llmKeyHosts: { LLM_E2E_TOKEN: [`127.0.0.1:${fake.port}`] } });
       await wide.loadingDone;
       const w = newClient(wide.port);
       await w.call('LLM.CREATE-LLM', 'envllm', '--PARAMS', JSON.stringify({ api_key: '$LLM_E2E_TOKEN', base_url: fake.url, http: { retry_backoff: '5ms' } }));
@@ -1254,7 +1252,6 @@ describe('security', () => {
       expect(fake.requests.at(-1)!.headers.authorization).toBe('Bearer the-right-key'); // the fake accepts only this key
       await wide.stop();
       wide = undefined;
-      setAllowedEnv(null); // process-wide: back to this file's servers' default
       // the default-list server follows the definition but refuses its calls, sending nothing
       const before = fake.calls();
       expect(await until(async () => (await r.exists('envapp')) === 1, 5000)).toBe(true);
@@ -1264,7 +1261,6 @@ describe('security', () => {
       expect(fake.calls()).toBe(before);
     } finally {
       await wide?.stop();
-      setAllowedEnv(null);
       delete process.env.LLM_E2E_TOKEN;
     }
   });

@@ -76,7 +76,7 @@ beforeAll(async () => {
   process.env.OPENAI_API_KEY = ENV_KEY;
   redis = await startRedis();
   fake = await startFakeOpenAI({ apiKey: ENV_KEY, azureApiKey: AZ_KEY });
-  server = await startServer({ redis: redis.url });
+  server = await startServer({ redis: redis.url, llmKeyHosts: { OPENAI_API_KEY: ['127.0.0.1'] } });
   await server.loadingDone;
   r = client(server.port);
   r2 = client(server.port);
@@ -621,7 +621,7 @@ describe('secrets', () => {
   });
 
   it('a literal api_key never reaches the server log (child server, --log-level debug)', async () => {
-    const child = await startChildServer(['--redis', redis.url, '--log-level', 'debug'], { OPENAI_API_KEY: ENV_KEY });
+    const child = await startChildServer(['--redis', redis.url, '--log-level', 'debug', '--llm-key-hosts', 'OPENAI_API_KEY=127.0.0.1'], { OPENAI_API_KEY: ENV_KEY });
     try {
       const c = newClient(child.port);
       await waitLoaded(c);
@@ -900,7 +900,7 @@ describe('durability', () => {
   });
 
   it('definitions survive a restart of the server on the same Redis', async () => {
-    let s = await startServer({ redis: redis2.url });
+    let s = await startServer({ redis: redis2.url, llmKeyHosts: { OPENAI_API_KEY: ['127.0.0.1'] } });
     await s.loadingDone;
     let c = client(s.port);
     await c.call('LLM.CREATE-LLM', 'openai', '--PARAMS', openaiParams({ chat: { model: 'gpt-4o', temperature: 0.5 } }));
@@ -911,7 +911,7 @@ describe('durability', () => {
     c.disconnect();
     await s.stop();
 
-    s = await startServer({ redis: redis2.url });
+    s = await startServer({ redis: redis2.url, llmKeyHosts: { OPENAI_API_KEY: ['127.0.0.1'] } });
     try {
       await s.loadingDone;
       c = client(s.port);
@@ -925,7 +925,7 @@ describe('durability', () => {
       expect(await c.del('lit-app')).toBe(1);
       c.disconnect();
       await s.stop();
-      s = await startServer({ redis: redis2.url });
+      s = await startServer({ redis: redis2.url, llmKeyHosts: { OPENAI_API_KEY: ['127.0.0.1'] } });
       await s.loadingDone;
       c = client(s.port);
       expect(await c.exists('lit-app', 'hello-world')).toBe(1);
@@ -937,7 +937,7 @@ describe('durability', () => {
   });
 
   it('definitions survive kill -9 of a child server', async () => {
-    let child: ChildServer | undefined = await startChildServer(['--redis', redis2.url], { OPENAI_API_KEY: ENV_KEY });
+    let child: ChildServer | undefined = await startChildServer(['--redis', redis2.url, '--llm-key-hosts', 'OPENAI_API_KEY=127.0.0.1'], { OPENAI_API_KEY: ENV_KEY });
     try {
       let c = newClient(child.port);
       await waitLoaded(c);
@@ -946,7 +946,7 @@ describe('durability', () => {
       // Overwrite acknowledged just before the kill must be what survives.
       expect(await c.call('LLM.CREATE-APP', 'hello-world', '--LLM', 'openai', '--PROMPT', 'Bonjour {{name}}')).toBe(1);
       expect(await child.stop('SIGKILL')).toBeNull();
-      child = await startChildServer(['--redis', redis2.url], { OPENAI_API_KEY: ENV_KEY });
+      child = await startChildServer(['--redis', redis2.url, '--llm-key-hosts', 'OPENAI_API_KEY=127.0.0.1'], { OPENAI_API_KEY: ENV_KEY });
       c = newClient(child.port);
       await waitLoaded(c);
       expect(await c.call('LLM.RUN', 'hello-world', '--VARS', '{"name":"LLM"}')).toBe('echo: Bonjour LLM');

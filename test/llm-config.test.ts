@@ -14,8 +14,9 @@ import {
   parseDuration,
   parseLlmConfig,
   redactConfig,
-  setAllowedHosts,
-  setAllowedEnv,
+  makeLlmPolicy,
+  assertKeyHostAllowed,
+  type LlmPolicy,
   resolveApiKey,
   type AzureOpenAIConfig,
   type OpenAIConfig,
@@ -34,10 +35,6 @@ function errorOf(fn: () => unknown): Error {
   throw new Error('expected a throw');
 }
 
-afterEach(() => {
-  setAllowedHosts(null);
-  setAllowedEnv(null);
-});
 
 describe('parseLlmConfig: openai', () => {
   it('applies the original defaults plus base_url', () => {
@@ -276,7 +273,7 @@ describe('secrets and redaction', () => {
         base_url: 'http://h:1/v1',
         chat: { model: 'm', temperature: 0 },
         http: { socket_timeout: '3s', pool: { size: 2, wait_timeout: '1s' }, proxy_host: 'p', proxy_port: 1 },
-      }),
+      }, { policy: makeLlmPolicy({ keyHosts: { K_API_KEY: ['h:1', 'p:1'] } }) }),
       parseLlmConfig('azure_openai', { api_key: KEY, endpoint: 'https://e.example', chat_deployment_id: 'c', api_version: 'v' }),
       parseLlmConfig('azure_openai', { api_key: KEY, resource_name: 'r', deployment_id: 'c', api_version: 'v' }),
       parseLlmConfig('local', { dim: 64 }),
@@ -391,22 +388,23 @@ describe('environment variables an api_key may name (llm-env-allow)', () => {
   });
 
   it('names and * patterns; * allows any variable but the server secret; the list is checked again at call time', () => {
-    setAllowedEnv(['HF_TOKEN', 'MY_*']);
-    expect(parseLlmConfig('openai', { api_key: '$HF_TOKEN' }).type).toBe('openai');
-    expect(parseLlmConfig('openai', { api_key: '$MY_' }).type).toBe('openai');
-    expect(errorOf(() => parseLlmConfig('openai', { api_key: '$OPENAI_API_KEY' })).message).toBe(`invalid LLM params: ${notAllowed('OPENAI_API_KEY', 'HF_TOKEN MY_*')}`);
-    expect(errorOf(() => parseLlmConfig('openai', { api_key: '$HF_TOKENS' })).message).toMatch(/HF_TOKENS does not$/);
-    setAllowedEnv(['*']);
-    expect(parseLlmConfig('openai', { api_key: '$HOME' }).type).toBe('openai');
-    expect(errorOf(() => parseLlmConfig('openai', { api_key: '$REDIS_LLM_SECRET' })).message).toBe(
+    let policy: LlmPolicy = makeLlmPolicy({ envAllow: ['HF_TOKEN', 'MY_*'] });
+    expect(parseLlmConfig('openai', { api_key: '$HF_TOKEN' }, { policy }).type).toBe('openai');
+    expect(parseLlmConfig('openai', { api_key: '$MY_' }, { policy }).type).toBe('openai');
+    expect(errorOf(() => parseLlmConfig('openai', { api_key: '$OPENAI_API_KEY' }, { policy })).message).toBe(`invalid LLM params: ${notAllowed('OPENAI_API_KEY', 'HF_TOKEN MY_*')}`);
+    expect(errorOf(() => parseLlmConfig('openai', { api_key: '$HF_TOKENS' }, { policy })).message).toMatch(/HF_TOKENS does not$/);
+    // the default policy is untouched by another one (no process-global state)
+    expect(parseLlmConfig('openai', { api_key: '$OPENAI_API_KEY' }).type).toBe('openai');
+    policy = makeLlmPolicy({ envAllow: ['*'] });
+    expect(parseLlmConfig('openai', { api_key: '$HOME' }, { policy }).type).toBe('openai');
+    expect(errorOf(() => parseLlmConfig('openai', { api_key: '$REDIS_LLM_SECRET' }, { policy })).message).toBe(
       'invalid LLM params: api_key must not refer to REDIS_LLM_SECRET (the server secret)',
     );
     // a stored definition loads whatever the list says now (as for hosts); its calls are refused
     process.env.LLM_ENV_ALLOW_TEST = 'sk-from-env-0000';
     try {
-      const cfg = parseLlmConfig('openai', { api_key: '$LLM_ENV_ALLOW_TEST' });
-      expect(resolveApiKey('$LLM_ENV_ALLOW_TEST')).toBe('sk-from-env-0000');
-      setAllowedEnv(null);
+      const cfg = parseLlmConfig('openai', { api_key: '$LLM_ENV_ALLOW_TEST' }, { policy });
+      expect(resolveApiKey('$LLM_ENV_ALLOW_TEST', policy)).toBe('sk-from-env-0000');
       expect(parseStoredConfig('openai', { api_key: '$LLM_ENV_ALLOW_TEST' }, BOX).type).toBe('openai');
       expect(errorOf(() => resolveApiKey(cfg.type === 'local' ? '' : cfg.apiKey)).message).toBe(notAllowed('LLM_ENV_ALLOW_TEST'));
     } finally {
@@ -417,31 +415,84 @@ describe('environment variables an api_key may name (llm-env-allow)', () => {
 
 describe('host allow-list', () => {
   it('refuses hosts not listed, at parse time', () => {
-    setAllowedHosts(['api.openai.com', 'localhost:11434', '*.openai.azure.com']);
-    expect(() => parseLlmConfig('openai', { api_key: KEY })).not.toThrow();
-    expect(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'http://localhost:11434/v1' })).not.toThrow();
+    let policy = makeLlmPolicy({ allowHosts: ['api.openai.com', 'localhost:11434', '*.openai.azure.com'] });
+    expect(() => parseLlmConfig('openai', { api_key: KEY }, { policy })).not.toThrow();
+    expect(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'http://localhost:11434/v1' }, { policy })).not.toThrow();
     expect(() =>
-      parseLlmConfig('azure_openai', { api_key: KEY, resource_name: 'r', deployment_id: 'd', api_version: 'v' }),
+      parseLlmConfig('azure_openai', { api_key: KEY, resource_name: 'r', deployment_id: 'd', api_version: 'v' }, { policy }),
     ).not.toThrow();
-    const e1 = errorOf(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'http://169.254.169.254/latest' }));
+    const e1 = errorOf(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'http://169.254.169.254/latest' }, { policy }));
     expect(e1).toBeInstanceOf(CommandError);
     expect(e1.message).toBe("base_url host '169.254.169.254' is not in the allowed LLM hosts");
-    expect(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'http://localhost:6379' })).toThrow(/not in the allowed/);
-    expect(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'https://openai.azure.com.evil.io' })).toThrow(/not in the allowed/);
+    expect(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'http://localhost:6379' }, { policy })).toThrow(/not in the allowed/);
+    expect(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'https://openai.azure.com.evil.io' }, { policy })).toThrow(/not in the allowed/);
     expect(() =>
-      parseLlmConfig('azure_openai', { api_key: KEY, endpoint: 'http://10.0.0.1', deployment_id: 'd', api_version: 'v' }),
+      parseLlmConfig('azure_openai', { api_key: KEY, endpoint: 'http://10.0.0.1', deployment_id: 'd', api_version: 'v' }, { policy }),
     ).toThrow(/endpoint host '10.0.0.1' is not in the allowed/);
     expect(() =>
-      parseLlmConfig('openai', { api_key: KEY, http: { proxy_host: '10.0.0.2', proxy_port: 3128 } }),
+      parseLlmConfig('openai', { api_key: KEY, http: { proxy_host: '10.0.0.2', proxy_port: 3128 } }, { policy }),
     ).toThrow(/proxy host '10.0.0.2:3128' is not in the allowed/);
-    setAllowedHosts(['https://API.example.com:8443/v1', '::1']);
-    expect(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'https://api.example.com:8443' })).not.toThrow();
-    expect(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'https://api.example.com' })).toThrow(/not in the allowed/);
-    expect(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'http://[::1]:11434/v1' })).not.toThrow();
+    policy = makeLlmPolicy({ allowHosts: ['https://API.example.com:8443/v1', '::1'] });
+    expect(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'https://api.example.com:8443' }, { policy })).not.toThrow();
+    expect(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'https://api.example.com' }, { policy })).toThrow(/not in the allowed/);
+    expect(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'http://[::1]:11434/v1' }, { policy })).not.toThrow();
     // local never touches the network
     expect(() => parseLlmConfig('local', {})).not.toThrow();
-    setAllowedHosts(null);
     expect(() => parseLlmConfig('openai', { api_key: KEY, base_url: 'http://169.254.169.254' })).not.toThrow();
+  });
+});
+
+describe('keys bound to their hosts (llm-key-hosts)', () => {
+  it('a "$NAME" key goes only to its provider\'s own host unless the operator lists others for it', () => {
+    const e = errorOf(() => parseLlmConfig('openai', { api_key: '$FOO_API_KEY', base_url: 'http://127.0.0.1:18080/v1' }));
+    expect(e).toBeInstanceOf(CommandError);
+    expect(e.message).toBe(
+      "api_key $FOO_API_KEY may be sent only to api.openai.com:443 (its provider's own host; an operator may allow others with llm-key-hosts FOO_API_KEY <host[:port],...>): not to base_url host '127.0.0.1:18080'",
+    );
+    expect(parseLlmConfig('openai', { api_key: '$FOO_API_KEY' }).type).toBe('openai');
+    expect(() => parseLlmConfig('openai', { api_key: '$FOO_API_KEY', base_url: 'https://api.openai.com.evil.io/v1' })).toThrow(/llm-key-hosts FOO_API_KEY/);
+    expect(() => parseLlmConfig('azure_openai', { api_key: '$AZ_API_KEY', resource_name: 'r', deployment_id: 'd', api_version: 'v' })).not.toThrow();
+    expect(() => parseLlmConfig('azure_openai', { api_key: '$AZ_API_KEY', endpoint: 'http://127.0.0.1:9', deployment_id: 'd', api_version: 'v' })).toThrow(
+      /api_key \$AZ_API_KEY may be sent only to \*\.openai\.azure\.com:443/,
+    );
+    const policy = makeLlmPolicy({ keyHosts: { FOO_API_KEY: ['llm.internal:8000', 'http://127.0.0.1:18080'] } });
+    expect(parseLlmConfig('openai', { api_key: '$FOO_API_KEY', base_url: 'http://127.0.0.1:18080/v1' }, { policy }).type).toBe('openai');
+    expect(parseLlmConfig('openai', { api_key: '$FOO_API_KEY', base_url: 'http://llm.internal:8000' }, { policy }).type).toBe('openai');
+    // listing hosts replaces the default: the operator said where this key goes
+    expect(errorOf(() => parseLlmConfig('openai', { api_key: '$FOO_API_KEY' }, { policy })).message).toMatch(/the hosts llm-key-hosts lists for FOO_API_KEY/);
+    // another variable keeps its default
+    expect(() => parseLlmConfig('openai', { api_key: '$BAR_API_KEY', base_url: 'http://127.0.0.1:18080/v1' }, { policy })).toThrow(/llm-key-hosts BAR_API_KEY/);
+    // over plain http through a proxy, the proxy reads the key: it must be allowed for it too
+    expect(() =>
+      parseLlmConfig('openai', { api_key: '$FOO_API_KEY', base_url: 'http://127.0.0.1:18080/v1', http: { proxy_host: 'evil.example', proxy_port: 3128 } }, { policy }),
+    ).toThrow(/not to proxy \(plain http: it can read the key\) host 'evil.example:3128'/);
+    // https through a proxy: the proxy sees a tunnel only, unless certificates are not verified
+    const viaProxy = (verify: boolean) => parseLlmConfig('openai', { api_key: '$OPENAI_API_KEY', http: { proxy_host: 'evil.example', proxy_port: 3128, enable_certificate_verification: verify } });
+    expect(viaProxy(true).type).toBe('openai');
+    expect(() => viaProxy(false)).toThrow(/not to proxy \(certificate verification off: it can read the key\) host 'evil.example:3128'/);
+  });
+
+  it('a literal key goes to the base_url given with it; sealed, it is bound to that host', () => {
+    const cfg = parseLlmConfig('openai', { api_key: KEY, base_url: 'http://127.0.0.1:18080/v1' }) as OpenAIConfig;
+    const stored = sealConfig(cfg, BOX);
+    expect(parseStoredConfig(stored.type, stored.params, BOX)).toEqual(cfg);
+    // someone with write access to the backing Redis points the stored definition elsewhere
+    const moved = parseStoredConfig(stored.type, { ...stored.params, base_url: 'http://127.0.0.1:18081/v1' }, BOX) as OpenAIConfig;
+    expect(moved.apiKey).not.toBe(KEY);
+    expect(moved.locked?.fields).toEqual(['api_key']);
+    // ... or to send it in clear, or through a proxy that could read it
+    for (const change of [{ base_url: 'https://127.0.0.1:18080/v1' }, { http: { ...(stored.params.http as object), proxy_host: 'evil.example', proxy_port: 8080 } }]) {
+      const changed = parseStoredConfig(stored.type, { ...stored.params, ...change }, BOX) as OpenAIConfig;
+      expect(changed.locked?.fields, JSON.stringify(change)).toEqual(['api_key']);
+    }
+    // a key sealed before keys were bound (label 'api_key') goes only to the provider's own host
+    const legacy = { ...stored.params, api_key: { sealed: BOX.seal(KEY, 'api_key') } };
+    const old = parseStoredConfig('openai', legacy, BOX) as OpenAIConfig;
+    expect(old.apiKey).toBe(KEY);
+    expect(old.legacyKey).toBe(true);
+    expect(() => assertKeyHostAllowed(old)).toThrow(/sealed before keys were bound to their hosts: it may be sent only to api.openai.com:443, not to base_url host '127.0.0.1:18080'/);
+    const oldDefault = parseStoredConfig('openai', { ...legacy, base_url: 'https://api.openai.com' }, BOX) as OpenAIConfig;
+    expect(() => assertKeyHostAllowed(oldDefault)).not.toThrow();
   });
 });
 

@@ -13,7 +13,9 @@ import {
   localEmbed,
   parseLlmConfig,
   redactConfig,
-  setAllowedHosts,
+  makeLlmPolicy,
+  type LlmEnv,
+  type LlmPolicy,
   type LlmProvider,
 } from '../src/llm/index.js';
 import { startFakeOpenAI, type FakeOpenAI } from '../harness/fake-openai.js';
@@ -77,8 +79,12 @@ afterAll(async () => {
 beforeEach(() => srv.reset());
 afterEach(() => {
   for (const p of providers.splice(0)) p.close();
-  setAllowedHosts(null);
 });
+
+/** What a call gets from a server whose operator set `policy` (only the policy matters here). */
+function envOf(policy: LlmPolicy): LlmEnv {
+  return { db: 0, resolve: () => undefined, circuits: undefined as unknown as LlmEnv['circuits'], policy };
+}
 
 describe('openai chat', () => {
   it('sends the exact body and returns text, usage, finish reason, model', async () => {
@@ -272,13 +278,14 @@ describe('api_key from the environment', () => {
 
   it('reads $NAME at call time', async () => {
     process.env.LLM_TEST_A_API_KEY = 'sk-env-first-0000000000';
-    const cfg = parseLlmConfig('openai', { api_key: '$LLM_TEST_A_API_KEY', base_url: srv.url });
+    const policy = makeLlmPolicy({ keyHosts: { LLM_TEST_A_API_KEY: [`127.0.0.1:${srv.port}`] } });
+    const cfg = parseLlmConfig('openai', { api_key: '$LLM_TEST_A_API_KEY', base_url: srv.url }, { policy });
     expect(redactConfig(cfg)).toMatchObject({ params: { api_key: '$LLM_TEST_A_API_KEY' } });
     const p = createProvider(cfg);
     providers.push(p);
-    await p.chat(user('1'));
+    await p.chat(user('1'), { env: envOf(policy) });
     process.env.LLM_TEST_A_API_KEY = 'sk-env-second-1111111111';
-    await p.chat(user('2'));
+    await p.chat(user('2'), { env: envOf(policy) });
     expect(srv.requests.map((r) => r.headers.authorization)).toEqual([
       'Bearer sk-env-first-0000000000',
       'Bearer sk-env-second-1111111111',
@@ -287,16 +294,22 @@ describe('api_key from the environment', () => {
 
   it('${NAME} works for Azure', async () => {
     process.env.LLM_TEST_A_API_KEY = 'az-env-key-22222222';
-    const p = azure({ api_key: '${LLM_TEST_A_API_KEY}' });
-    await p.embed(['q']);
+    const policy = makeLlmPolicy({ keyHosts: { LLM_TEST_A_API_KEY: [`127.0.0.1:${srv.port}`] } });
+    const p = createProvider(
+      parseLlmConfig('azure_openai', { api_key: '${LLM_TEST_A_API_KEY}', endpoint: srv.url, embedding_deployment_id: 'emb-dep', api_version: '2024-02-01' }, { policy }),
+    );
+    providers.push(p);
+    await p.embed(['q'], { env: envOf(policy) });
     expect(srv.lastRequest()!.headers['api-key']).toBe('az-env-key-22222222');
   });
 
   it('a missing variable is a clear error naming it, and no request is made', async () => {
-    const p = openai({ api_key: '$LLM_TEST_MISSING_API_KEY' });
-    const e = await failure(p.chat(user('x')));
+    const policy = makeLlmPolicy({ keyHosts: { LLM_TEST_MISSING_API_KEY: [`127.0.0.1:${srv.port}`] } });
+    const p = createProvider(parseLlmConfig('openai', { api_key: '$LLM_TEST_MISSING_API_KEY', base_url: srv.url }, { policy }));
+    providers.push(p);
+    const e = await failure(p.chat(user('x'), { env: envOf(policy) }));
     expect(e.message).toBe('api_key refers to environment variable LLM_TEST_MISSING_API_KEY, which is not set');
-    const e2 = await failure(p.embed(['x']));
+    const e2 = await failure(p.embed(['x'], { env: envOf(policy) }));
     expect(e2.message).toBe(e.message);
     expect(srv.calls()).toBe(0);
     expect(p.stats.snapshot()).toMatchObject({ requests: 2, errors: 2 });
@@ -473,12 +486,24 @@ describe('failures', () => {
 
   it('re-checks the host allow-list at call time', async () => {
     const p = openai();
-    setAllowedHosts(['api.openai.com']);
-    const e = await failure(p.chat(user('x')));
+    const e = await failure(p.chat(user('x'), { env: envOf(makeLlmPolicy({ allowHosts: ['api.openai.com'] })) }));
     expect(e.message).toBe(`base_url host '127.0.0.1:${srv.port}' is not in the allowed LLM hosts`);
     expect(srv.calls()).toBe(0);
-    setAllowedHosts([`127.0.0.1:${srv.port}`]);
-    expect((await p.chat(user('y'))).text).toBe('echo: y');
+    expect((await p.chat(user('y'), { env: envOf(makeLlmPolicy({ allowHosts: [`127.0.0.1:${srv.port}`] })) })).text).toBe('echo: y');
+  });
+
+  it('re-checks where a "$NAME" key may go at call time: a definition stored under a wider policy sends nothing', async () => {
+    process.env.LLM_TEST_A_API_KEY = 'sk-env-bound-3333333333';
+    const wide = makeLlmPolicy({ keyHosts: { LLM_TEST_A_API_KEY: [`127.0.0.1:${srv.port}`] } });
+    const p = createProvider(parseLlmConfig('openai', { api_key: '$LLM_TEST_A_API_KEY', base_url: srv.url }, { policy: wide }));
+    providers.push(p);
+    for (const call of [() => p.chat(user('x')), () => p.embed(['x']), () => p.chat(user('x'), { env: envOf(makeLlmPolicy()) })]) {
+      const e = await failure(call());
+      expect(e.message).toMatch(/^api_key \$LLM_TEST_A_API_KEY may be sent only to api\.openai\.com:443 .*llm-key-hosts LLM_TEST_A_API_KEY/);
+      expect(e.message).not.toContain('sk-env-bound');
+    }
+    expect(srv.calls()).toBe(0);
+    expect((await p.chat(user('ok'), { env: envOf(wide) })).text).toBe('echo: ok');
   });
 });
 

@@ -141,7 +141,7 @@ let server: ChildServer;
 beforeAll(async () => {
   redis = await startRedis();
   fake = await startFakeOpenAI({ apiKey: API_KEY });
-  server = await startChildServer(['--redis', redis.url], { OPENAI_API_KEY: API_KEY });
+  server = await startChildServer(['--redis', redis.url, '--llm-key-hosts', 'OPENAI_API_KEY=127.0.0.1;OTHER_API_KEY=other.example'], { OPENAI_API_KEY: API_KEY });
 });
 
 afterAll(async () => {

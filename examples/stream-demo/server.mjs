@@ -345,7 +345,8 @@ const USAGE = `usage: node examples/stream-demo/server.mjs [options]
                         OpenAI, key "$OPENAI_API_KEY" read by redis-llm-server from its own env, or
       --base-url URL      any OpenAI-compatible endpoint instead (e.g. http://127.0.0.1:8787 from fake-llm.mjs)
       --model NAME        chat model (default: the server's default)
-      --api-key-env NAME  env var (of redis-llm-server) holding the key (default OPENAI_API_KEY; none with --base-url)`;
+      --api-key-env NAME  env var (of redis-llm-server) holding the key (default OPENAI_API_KEY; none with --base-url;
+                          with --base-url, redis-llm-server must allow that host for it: llm-key-hosts NAME host:port)`;
 
 async function main() {
   let values;

@@ -28,6 +28,8 @@ export interface StateChange {
   proto?: Proto;
   /** RESET: db 0, no transaction, no subscriptions, authenticated only if no password is needed. */
   reset?: boolean;
+  /** The ACL user an accepted AUTH / HELLO AUTH names (AUTH <password> alone: default). */
+  user?: string;
 }
 
 /** What a command may read and change of the connection it runs on (the transport implements it). */
@@ -42,6 +44,8 @@ export interface SessionView {
   readonly authenticated: boolean;
   /** RESP2 subscribed state: only (P|S)(UN)SUBSCRIBE, PING, QUIT, RESET allowed. */
   readonly pubsubMode: boolean;
+  /** The ACL user the client authenticated as; undefined: never authenticated (Redis's default user). */
+  readonly user?: string;
   readonly backendUp: boolean;
   /** The backing store is a Redis Cluster (the connection presents itself as one node). */
   readonly cluster: boolean;

@@ -32,10 +32,14 @@ import {
 import type { Services } from './services.js';
 import type { CommandSpec, ParsedArgs } from './spec.js';
 import { commandTable } from './table.js';
+import { checkCommand, checkKeys, keysAllowedCached, type KeyAccess } from './acl.js';
 import { ALWAYS_PLANNED, intakeOf, NEEDS_BACKEND, noteForwarded, PLANNED_WITH_OBJECTS, REDIS_COMMANDS, specialKeyPlan, touchesSpecialKey, type Intake } from './redis/index.js';
 
 const ORDERED: Route = Object.freeze({ kind: 'ordered' });
 const QUEUED = new SimpleString('QUEUED');
+/** Ordinary commands answered here for LLM objects, checked against the client's ACL user (acl.ts). */
+const ACL_CHECKED = new Set(['type', 'exists', 'del', 'unlink', 'rename', 'renamenx', 'flushdb', 'flushall', 'swapdb', 'dbsize',
+  'expire', 'pexpire', 'expireat', 'pexpireat', 'ttl', 'pttl', 'expiretime', 'pexpiretime', 'persist', 'dump', 'restore', 'copy']);
 const NO_BACKEND_TEXT = 'no backing Redis: start with --redis <url> or install redis-server';
 
 export class Router {
@@ -53,6 +57,8 @@ export class Router {
   /** Every request, in order. `name` is the lower-cased command name. */
   route(name: string, args: Buffer[], view: SessionView): Route {
     const services = this.opts.services;
+    // ACL SETUSER / DELUSER / LOAD ...: the cached LLM.* key permissions may be stale.
+    if (name === 'acl') services.aclCache?.clear();
     if (services.mode === 'standalone') return ORDERED;
     if (name.length > 4 && name.startsWith('llm.')) return ORDERED;
     if (ALWAYS_PLANNED.has(name)) return ORDERED;
@@ -88,6 +94,11 @@ export class Router {
     }
     if (family) {
       const p = family(args, view, services, this.opts);
+      // Answered here for LLM objects: the client's ACL user must be allowed the command as sent.
+      if (p?.kind === 'local' && ACL_CHECKED.has(name)) {
+        const run = p.run;
+        return { ...p, run: async (ctx) => (await checkCommand(ctx, args), run(ctx)) };
+      }
       if (p) return this.forwarded(name, p, view);
     }
     if (touchesSpecialKey(name, args, view, services)) return specialKeyPlan(name, args, view, services);
@@ -117,6 +128,7 @@ export class Router {
       kind: 'local',
       run: async (ctx) => {
         const parsed = parseCommandArgs(spec, args);
+        await checkKeys(ctx, keyAccess(spec, parsed.key));
         return spec.handler(ctx, parsed);
       },
     };
@@ -146,7 +158,14 @@ export class Router {
     const blocking = spec.callsLlm?.(parsed) ?? false;
     tx.queued.push({
       pos: tx.n++,
-      plan: { kind: 'local', run: (ctx) => (blocking ? new ErrorReply('Blocking module command called from transaction') : spec.handler(ctx, parsed)) },
+      plan: {
+        kind: 'local',
+        run: async (ctx) => {
+          if (blocking) return new ErrorReply('Blocking module command called from transaction');
+          await checkKeys(ctx, keyAccess(spec, parsed.key));
+          return spec.handler(ctx, parsed);
+        },
+      },
     });
     return { kind: 'local', run: () => QUEUED };
   }
@@ -163,10 +182,21 @@ export class Router {
     if (services.readOnly && spec.flags.includes('write')) return null;
     let started: ReturnType<NonNullable<typeof spec.pipelined>>;
     try {
-      started = spec.pipelined(ctx, parseCommandArgs(spec, args));
+      const parsed = parseCommandArgs(spec, args);
+      // Only with the key permission already known: asking the backing Redis takes the ordinary path.
+      if (!keysAllowedCached(ctx, keyAccess(spec, parsed.key))) return null;
+      started = spec.pipelined(ctx, parsed);
     } catch {
       return null;
     }
     return started && runLocal({ kind: 'local', run: () => started! }, ctx);
   }
+}
+
+/** What an LLM command needs of its key, as its key spec says (RW: both). */
+function keyAccess(spec: CommandSpec, key: Buffer): Array<{ key: Buffer; access: KeyAccess }> {
+  const a = spec.keySpec.access;
+  if (a === 'RO') return [{ key, access: 'read' }];
+  if (a === 'OW') return [{ key, access: 'write' }];
+  return [{ key, access: 'read' }, { key, access: 'write' }];
 }

@@ -4,6 +4,8 @@
  */
 import type { ObjectManager } from '../objects/manager.js';
 import type { KV } from '../storage/kv.js';
+import type { LlmPolicy } from '../llm/index.js';
+import type { AclKeyCache } from './acl-cache.js';
 
 export interface KeyRange {
   first: number;
@@ -36,10 +38,15 @@ export interface Services {
   readonly kv: KV;
   /** Deadline (ms) of an LLM call when neither --TIMEOUT nor the LLM's own timeout sets one (llm-timeout). */
   readonly llmTimeoutMs: number;
+  /** The operator's LLM policy: allowed hosts, env variables an api_key may name, hosts each key may reach. */
+  readonly llmPolicy: LlmPolicy;
   /** Default MAXLEN ~ of streams written by LLM.RUN --STREAM. */
   readonly streamMaxlen: number;
   /** --read-only: writes to LLM objects are refused. */
   readonly readOnly: boolean;
+  /** ACL DRYRUN on the server's own connection (LLM.* key permissions, see acl.ts); absent without a backing Redis. */
+  aclDryRun?(user: string, args: Array<string | Buffer>): Promise<string>;
+  readonly aclCache?: AclKeyCache;
   /** Lines of the `# LLM` INFO section (without the header). */
   llmInfo(): string[];
   /** The clients connected to this server (CLIENT LIST, CLIENT KILL and INFO clients describe them). */

@@ -86,6 +86,8 @@ export interface OpenAIConfig {
   http: HttpConfig;
   /** Set for a stored definition whose sealed secrets this instance cannot open (see parseStoredConfig). */
   locked?: LockedSecrets;
+  /** A stored key sealed before keys were bound to their hosts: sent only to the provider's own host. */
+  legacyKey?: boolean;
 }
 
 export interface AzureOpenAIConfig {
@@ -103,6 +105,7 @@ export interface AzureOpenAIConfig {
   embedding: JsonObject;
   http: HttpConfig;
   locked?: LockedSecrets;
+  legacyKey?: boolean;
 }
 
 export interface LocalConfig {
@@ -148,19 +151,50 @@ export const DEFAULT_LOCAL_DIM = 256;
 export const MAX_RETRY_BACKOFF_MS = 8_000;
 
 // ---------------------------------------------------------------------------------------------
-// Allow-list of provider hosts (operator flag --llm-allow-hosts)
+// The operator's policy: which provider hosts may be named, which environment variables an
+// api_key may name, and to which hosts each such key may be sent. It is configuration passed down
+// (LlmEnv.policy at call time, parseLlmConfig's opts at create time), never process-global state,
+// so two servers in one process can hold different policies.
 
-let allowedHosts: string[] | null = null;
+/** A host entry: `host` (any port), `host:port`, `*.domain` (any subdomain), IPv6 as `[::1]`. */
+type HostEntry = string;
 
-/**
- * Restricts the hosts a base_url / endpoint / proxy may name (null = no restriction).
- * Entries: `host` (any port), `host:port`, `*.domain` (any subdomain), IPv6 as `[::1]` or `::1`;
- * a URL is reduced to its host[:port].
- * Checked when a config is parsed (create time) and again before every request, so a
- * config stored before the list was narrowed cannot reach a host that is no longer allowed.
- */
-export function setAllowedHosts(hosts: string[] | null): void {
-  allowedHosts = hosts === null ? null : hosts.map(normaliseHostEntry).filter((h) => h.length > 0);
+export interface LlmPolicy {
+  /** --llm-allow-hosts: hosts a base_url / endpoint / proxy may name (null = no restriction). */
+  readonly allowedHosts: readonly HostEntry[] | null;
+  /** llm-env-allow: environment variables an api_key "$NAME" may name. */
+  readonly envAllow: { readonly text: string; readonly patterns: readonly RegExp[] };
+  /**
+   * llm-key-hosts: the hosts the key of each environment variable may be sent to. A variable not
+   * listed goes only to its provider's own host (DEFAULT_KEY_HOSTS).
+   */
+  readonly keyHosts: ReadonlyMap<string, readonly HostEntry[]>;
+}
+
+export interface LlmPolicyOptions {
+  allowHosts?: readonly string[] | null;
+  envAllow?: readonly string[] | null;
+  /** Variable name -> hosts (entries as in allowHosts; URLs are reduced to host[:port]). */
+  keyHosts?: Readonly<Record<string, readonly string[]>> | null;
+}
+
+/** The hosts of each provider that its keys may reach without the operator listing them. */
+export const DEFAULT_KEY_HOSTS: Readonly<Record<'openai' | 'azure_openai', readonly string[]>> = {
+  openai: ['api.openai.com:443'],
+  azure_openai: ['*.openai.azure.com:443'],
+};
+
+export function makeLlmPolicy(o: LlmPolicyOptions = {}): LlmPolicy {
+  const allow = o.allowHosts ?? null;
+  const keyHosts = new Map<string, HostEntry[]>();
+  for (const [name, hosts] of Object.entries(o.keyHosts ?? {})) {
+    keyHosts.set(name, hosts.map(normaliseHostEntry).filter((h) => h.length > 0));
+  }
+  return {
+    allowedHosts: allow === null ? null : allow.map(normaliseHostEntry).filter((h) => h.length > 0),
+    envAllow: compileEnvAllow(o.envAllow ?? DEFAULT_ENV_ALLOW),
+    keyHosts,
+  };
 }
 
 /** "https://Host:8443/x" -> "host:8443", "::1" -> "[::1]", "Example.COM" -> "example.com". */
@@ -178,16 +212,12 @@ function normaliseHostEntry(entry: string): string {
   return e;
 }
 
-export function getAllowedHosts(): readonly string[] | null {
-  return allowedHosts;
-}
-
 function defaultPort(url: URL): string {
   return url.port || (url.protocol === 'https:' ? '443' : '80');
 }
 
-export function isHostAllowed(urlText: string): boolean {
-  if (allowedHosts === null) return true;
+/** Whether the host of `urlText` matches one of `entries`. */
+function hostMatches(entries: readonly HostEntry[], urlText: string): boolean {
   let url: URL;
   try {
     url = new URL(urlText);
@@ -196,7 +226,7 @@ export function isHostAllowed(urlText: string): boolean {
   }
   const host = url.hostname.toLowerCase();
   const port = defaultPort(url);
-  return allowedHosts.some((entry) => {
+  return entries.some((entry) => {
     let eh = entry;
     let ep: string | undefined;
     const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(entry);
@@ -210,16 +240,56 @@ export function isHostAllowed(urlText: string): boolean {
   });
 }
 
+function hostOf(urlText: string): string {
+  try {
+    return new URL(urlText).host;
+  } catch {
+    return '?';
+  }
+}
+
+export function isHostAllowed(urlText: string, policy: LlmPolicy = DEFAULT_LLM_POLICY): boolean {
+  return policy.allowedHosts === null || hostMatches(policy.allowedHosts, urlText);
+}
+
 /** Throws when the host of `url` is not on the allow-list. */
-export function assertHostAllowed(url: string, what: string): void {
-  if (!isHostAllowed(url)) {
-    let host = '?';
-    try {
-      host = new URL(url).host;
-    } catch {
-      /* keep '?' */
+export function assertHostAllowed(url: string, what: string, policy: LlmPolicy = DEFAULT_LLM_POLICY): void {
+  if (!isHostAllowed(url, policy)) throw new LlmError(`${what} host '${hostOf(url)}' is not in the allowed LLM hosts`, 'config');
+}
+
+/**
+ * Refuses to send a key where its operator did not allow it. A "$NAME" key goes to the hosts
+ * llm-key-hosts lists for NAME, else only to its provider's own host (api.openai.com,
+ * <resource>.openai.azure.com). A literal key goes to the base_url / endpoint it was given with
+ * (a stored one is sealed bound to that host, see sealConfig); a key sealed before keys were bound
+ * to hosts (`legacyKey`) only to its provider's own host. Over plain http, or with certificate
+ * verification off, through a proxy, the proxy can read the key: it must be allowed for it as well.
+ */
+export function assertKeyHostAllowed(cfg: OpenAIConfig | AzureOpenAIConfig, policy: LlmPolicy = DEFAULT_LLM_POLICY): void {
+  const name = envVarName(cfg.apiKey);
+  if (name === undefined && !cfg.legacyKey) return;
+  const listed = name === undefined ? undefined : policy.keyHosts.get(name);
+  const entries = listed ?? DEFAULT_KEY_HOSTS[cfg.type];
+  const dest = cfg.type === 'openai' ? cfg.baseUrl : cfg.endpoint;
+  const what = cfg.type === 'openai' ? 'base_url' : 'endpoint';
+  const targets: [string, string][] = [[dest, what]];
+  // Through a proxy, the proxy reads the key when the request is plain http, or when certificates
+  // are not verified (it can then answer the TLS handshake itself).
+  if (cfg.http.proxyUrl && (dest.startsWith('http:') || !cfg.http.verifyTls)) {
+    targets.push([cfg.http.proxyUrl, `proxy (${dest.startsWith('http:') ? 'plain http' : 'certificate verification off'}: it can read the key)`]);
+  }
+  for (const [url, label] of targets) {
+    if (hostMatches(entries, url)) continue;
+    if (name === undefined) {
+      throw new LlmError(
+        `api_key of this LLM was sealed before keys were bound to their hosts: it may be sent only to ${entries.join(', ')}, not to ${label} host '${hostOf(url)}' (recreate the LLM with its key)`,
+        'config',
+      );
     }
-    throw new LlmError(`${what} host '${host}' is not in the allowed LLM hosts`, 'config');
+    const how = listed
+      ? `the hosts llm-key-hosts lists for ${name}`
+      : `its provider's own host; an operator may allow others with llm-key-hosts ${name} <host[:port],...>`;
+    throw new LlmError(`api_key $${name} may be sent only to ${entries.join(', ')} (${how}): not to ${label} host '${hostOf(url)}'`, 'config');
   }
 }
 
@@ -237,12 +307,15 @@ export function envVarName(apiKey: string): string | undefined {
 // Allow-list of environment variables an api_key may name (operator setting llm-env-allow)
 
 /**
- * By default "$NAME" may name only *_API_KEY variables: a client that can run LLM.CREATE-LLM picks
- * the base_url the value is sent to, so "$AWS_SECRET_ACCESS_KEY" or "$REDIS_LLM_REDIS" must not be
- * readable that way.
+ * By default "$NAME" may name only *_API_KEY variables: "$AWS_SECRET_ACCESS_KEY" or
+ * "$REDIS_LLM_REDIS" must not be readable that way. Names or `*` wildcard patterns, case-sensitive
+ * (`*` alone: any). Checked when a config is parsed (create time) and again before every request.
  */
 export const DEFAULT_ENV_ALLOW: readonly string[] = ['*_API_KEY'];
-let envAllow: { text: string; patterns: RegExp[] } = compileEnvAllow(DEFAULT_ENV_ALLOW);
+
+/** No allow-list, *_API_KEY variables, keys only to their providers' own hosts. */
+export const DEFAULT_LLM_POLICY: LlmPolicy = makeLlmPolicy();
+
 
 function compileEnvAllow(patterns: readonly string[]): { text: string; patterns: RegExp[] } {
   const list = patterns.map((p) => p.trim()).filter((p) => p.length > 0);
@@ -250,22 +323,13 @@ function compileEnvAllow(patterns: readonly string[]): { text: string; patterns:
   return { text: list.join(' ') || '(none)', patterns: rx };
 }
 
-/**
- * Sets which environment variables an api_key "$NAME" may name: names or `*` wildcard patterns,
- * case-sensitive (`*` alone: any). null: the default, *_API_KEY. Checked when a config is parsed
- * (create time) and again before every request, as the host allow-list is.
- */
-export function setAllowedEnv(patterns: readonly string[] | null): void {
-  envAllow = compileEnvAllow(patterns ?? DEFAULT_ENV_ALLOW);
+export function isEnvAllowed(name: string, policy: LlmPolicy = DEFAULT_LLM_POLICY): boolean {
+  return name !== SECRET_ENV && policy.envAllow.patterns.some((p) => p.test(name));
 }
 
-export function isEnvAllowed(name: string): boolean {
-  return name !== SECRET_ENV && envAllow.patterns.some((p) => p.test(name));
-}
-
-function envNotAllowed(name: string): string {
+function envNotAllowed(name: string, policy: LlmPolicy): string {
   if (name === SECRET_ENV) return SECRET_REF_ERROR;
-  return `api_key may name only environment variables matching llm-env-allow (${envAllow.text}): ${name} does not`;
+  return `api_key may name only environment variables matching llm-env-allow (${policy.envAllow.text}): ${name} does not`;
 }
 
 /** The server secret is no API key: sending it as one would hand it to whoever runs the endpoint. */
@@ -275,10 +339,10 @@ const SECRET_REF_ERROR = `api_key must not refer to ${SECRET_ENV} (the server se
 const HEADER_SAFE = /^[\x20-\x7e]+$/;
 
 /** The key to send now: the literal, or the current value of the referenced variable. */
-export function resolveApiKey(apiKey: string): string {
+export function resolveApiKey(apiKey: string, policy: LlmPolicy = DEFAULT_LLM_POLICY): string {
   const name = envVarName(apiKey);
   if (name === undefined) return apiKey;
-  if (!isEnvAllowed(name)) throw new LlmError(envNotAllowed(name), 'config');
+  if (!isEnvAllowed(name, policy)) throw new LlmError(envNotAllowed(name, policy), 'config');
   const value = process.env[name];
   if (value === undefined || value === '') {
     throw new LlmError(`api_key refers to environment variable ${name}, which is not set`, 'config');
@@ -531,12 +595,20 @@ function stripTrailingSlash(s: string): string {
  * Validates and normalises a CREATE-LLM type and params. Throws CommandError with a clear
  * message (never containing the api key) on any problem.
  */
-export function parseLlmConfig(type: string | undefined, params: unknown, opts: { checkHosts?: boolean } = {}): LlmConfig {
+export function parseLlmConfig(type: string | undefined, params: unknown, opts: { checkHosts?: boolean; policy?: LlmPolicy } = {}): LlmConfig {
+  const policy = opts.policy ?? DEFAULT_LLM_POLICY;
+  const cfg = parseLlmConfigUnchecked(type, params, opts.checkHosts !== false, policy);
+  // Where the key would go: refused at create time rather than at the first call.
+  if (opts.checkHosts !== false && (cfg.type === 'openai' || cfg.type === 'azure_openai')) assertKeyHostAllowed(cfg, policy);
+  return cfg;
+}
+
+function parseLlmConfigUnchecked(type: string | undefined, params: unknown, checkHosts: boolean, policy: LlmPolicy): LlmConfig {
   // A stored definition (loaded or followed from the catalog) is parsed with checkHosts false: it
   // must stay an object (TYPE, LLM.INFO, DEL work) after the allow-list was narrowed; its calls are
   // then refused by the check every request makes, with the error naming the host.
   const checkHost = (url: string, what: string) => {
-    if (opts.checkHosts !== false) assertHostAllowed(url, what);
+    if (checkHosts) assertHostAllowed(url, what, policy);
   };
   const t = (type ?? 'openai').toLowerCase();
   if (t !== 'openai' && t !== 'azure_openai' && t !== 'local' && t !== 'router') throw new CommandError(`unknown LLM model: ${type}`);
@@ -551,7 +623,7 @@ export function parseLlmConfig(type: string | undefined, params: unknown, opts: 
   const apiKey = reqString(o, 'api_key', 'api_key', t);
   if (!HEADER_SAFE.test(apiKey)) bad(`'api_key' must be printable ASCII (it is sent in an HTTP header)`);
   const ref = envVarName(apiKey);
-  if (ref === SECRET_ENV || (ref !== undefined && opts.checkHosts !== false && !isEnvAllowed(ref))) bad(envNotAllowed(ref));
+  if (ref === SECRET_ENV || (ref !== undefined && checkHosts && !isEnvAllowed(ref, policy))) bad(envNotAllowed(ref, policy));
   const http = parseHttp(o);
   if (http.proxyUrl !== undefined) checkHost(http.proxyUrl, 'proxy');
   const retries = optInt(o, 'retries', 'retries', 0, 10);
@@ -796,7 +868,28 @@ function paramsOf(cfg: LlmConfig, secret: SecretOut): JsonObject {
  */
 export function sealConfig(cfg: LlmConfig, box: SecretBox): { type: LlmConfig['type']; params: JsonObject } {
   if (cfg.type !== 'local' && cfg.locked) return { type: cfg.type, params: structuredClone(cfg.locked.params) };
-  return { type: cfg.type, params: paramsOf(cfg, (value, label) => ({ sealed: box.seal(value, label) }) satisfies SealedField) };
+  // A literal key is sealed bound to the host it is sent to: a stored definition whose base_url
+  // or endpoint was changed (by anyone who can write the backing Redis) no longer opens.
+  const boundLabel = (label: string) => (label === API_KEY_LABEL && (cfg.type === 'openai' || cfg.type === 'azure_openai') && !cfg.legacyKey ? keyLabel(cfg) : label);
+  return { type: cfg.type, params: paramsOf(cfg, (value, label) => ({ sealed: box.seal(value, boundLabel(label)) }) satisfies SealedField) };
+}
+
+/**
+ * The label a literal key is sealed with: bound to the origin (scheme, host, port) it is sent to,
+ * and to the proxy when that can read it (plain http, or certificate verification off). A stored
+ * definition changed to send the key elsewhere (or in clear, or through a proxy that could read it)
+ * no longer opens.
+ */
+function keyLabel(cfg: OpenAIConfig | AzureOpenAIConfig): string {
+  const dest = cfg.type === 'openai' ? cfg.baseUrl : cfg.endpoint;
+  let origin = '?';
+  try {
+    origin = new URL(dest).origin.toLowerCase();
+  } catch {
+    /* keep '?' */
+  }
+  const proxy = cfg.http.proxyUrl && (dest.startsWith('http:') || !cfg.http.verifyTls) ? ` via ${hostOf(cfg.http.proxyUrl).toLowerCase()}` : '';
+  return `${API_KEY_LABEL}@${origin}${proxy}`;
 }
 
 /**
@@ -823,12 +916,39 @@ export function parseStoredConfig(type: string | undefined, params: unknown, box
       return false;
     }
   };
-  if (!open(plain, 'api_key', API_KEY_LABEL)) plain.api_key = LOCKED_KEY;
+  // The key is opened once the config tells its host (its label, see sealConfig).
+  const sealedKey = isSealedField(plain.api_key) ? plain.api_key : undefined;
+  if (sealedKey) plain.api_key = LOCKED_KEY;
   if (isPlainObject(plain.http) && !open(plain.http, 'proxy_host', PROXY_HOST_LABEL)) {
     delete plain.http.proxy_host;
     delete plain.http.proxy_port;
   }
   const cfg = parseLlmConfig(type, plain, { checkHosts: false });
+  if (sealedKey && (cfg.type === 'openai' || cfg.type === 'azure_openai')) {
+    // Bound to its host; else sealed before keys were bound to hosts: then it goes only to the
+    // provider's own host (legacyKey, see assertKeyHostAllowed).
+    const tryOpen = (label: string): string | SealError => {
+      try {
+        return box.open(sealedKey.sealed, label);
+      } catch (err) {
+        if (!(err instanceof SealError)) throw err;
+        return err;
+      }
+    };
+    let key = tryOpen(keyLabel(cfg));
+    if (key instanceof SealError) {
+      const legacy = tryOpen(API_KEY_LABEL);
+      if (!(legacy instanceof SealError)) cfg.legacyKey = true;
+      else if (legacy.reason === 'other-secret') key = legacy;
+      if (!(legacy instanceof SealError)) key = legacy;
+    }
+    if (key instanceof SealError) {
+      failure = key;
+      fields.unshift(API_KEY_LABEL);
+    } else {
+      cfg.apiKey = key;
+    }
+  }
   if (failure && cfg.type !== 'local' && cfg.type !== 'router') cfg.locked = { fields, reason: failure.reason, keyId: failure.keyId, params: structuredClone(params) };
   return cfg;
 }

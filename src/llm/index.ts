@@ -12,7 +12,7 @@
  *   sealConfig(cfg, box);                        // persistence (type + params, secrets sealed)
  *   parseStoredConfig(type, params, box);        // a stored definition back (sealed secrets opened)
  *   llm.close();                                 // when the key is overwritten or deleted
- *   setAllowedHosts(['api.openai.com']);         // --llm-allow-hosts
+ *   makeLlmPolicy({ allowHosts, envAllow, keyHosts }); // the operator's policy: env.policy, parseLlmConfig's opts
  *
  * Every failure is an LlmError (a CommandError: `-ERR <message>`), with a message that names
  * the cause and never contains an API key.
@@ -32,12 +32,15 @@ export {
   parseStoredConfig,
   unsealedSecrets,
   lockedMessage,
-  setAllowedHosts,
-  setAllowedEnv,
+  makeLlmPolicy,
+  assertKeyHostAllowed,
+  DEFAULT_LLM_POLICY,
+  DEFAULT_KEY_HOSTS,
+  type LlmPolicy,
+  type LlmPolicyOptions,
   parseRequestFields,
   isEnvAllowed,
   DEFAULT_ENV_ALLOW,
-  getAllowedHosts,
   isHostAllowed,
   resolveApiKey,
   envVarName,

@@ -20,7 +20,9 @@ import {
   DEFAULT_TIMEOUT_MS,
   EMBEDDING_CONTROLLED,
   MAX_RETRY_BACKOFF_MS,
+  DEFAULT_LLM_POLICY,
   assertHostAllowed,
+  assertKeyHostAllowed,
   resolveApiKey,
   type AzureOpenAIConfig,
   type CallLimits,
@@ -224,9 +226,13 @@ export class OpenAICompatibleProvider implements LlmProvider {
       timeoutMs = this.deadlineOf(opts);
       if (this.closed) throw new LlmError('LLM provider is closed', 'pool');
       const url = this.url(op);
-      assertHostAllowed(url, this.cfg.type === 'openai' ? 'base_url' : 'endpoint');
-      if (this.cfg.http.proxyUrl) assertHostAllowed(this.cfg.http.proxyUrl, 'proxy');
-      key = resolveApiKey(this.cfg.apiKey);
+      // The policy of the server the call comes through (checked at every call: a stored
+      // definition may predate a narrower policy).
+      const policy = opts.env?.policy ?? DEFAULT_LLM_POLICY;
+      assertHostAllowed(url, this.cfg.type === 'openai' ? 'base_url' : 'endpoint', policy);
+      if (this.cfg.http.proxyUrl) assertHostAllowed(this.cfg.http.proxyUrl, 'proxy', policy);
+      key = resolveApiKey(this.cfg.apiKey, policy);
+      assertKeyHostAllowed(this.cfg, policy);
     } catch (e) {
       this.stats.record(performance.now() - start, false);
       throw toLlmError(e);

@@ -3,6 +3,7 @@
  * `parseLlmConfig`, `createProvider`, `redactConfig`, `sealConfig` and `parseStoredConfig` from `./index.js`.
  */
 import type { LlmStats } from './stats.js';
+import type { LlmPolicy } from './config.js';
 
 export type { LlmStats, LlmStatsSnapshot } from './stats.js';
 
@@ -42,6 +43,8 @@ export interface LlmEnv {
   circuits: CircuitStore;
   /** The server's llm-timeout (ms): the deadline when neither the call nor the LLM sets one. */
   defaultTimeoutMs?: number;
+  /** The operator's hosts and key policy (default: DEFAULT_LLM_POLICY). */
+  policy?: LlmPolicy;
 }
 
 export interface CallOptions {

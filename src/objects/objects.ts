@@ -4,7 +4,8 @@
  * (`config`) that is exactly what is persisted in the catalog.
  */
 import { CommandError } from '../errors.js';
-import { createProvider, parseRequestFields, parseStoredConfig, sealConfig, unsealedSecrets, type LlmConfig, type LlmProvider } from '../llm/index.js';
+import { logger } from '../log.js';
+import { assertKeyHostAllowed, createProvider, parseRequestFields, parseStoredConfig, sealConfig, unsealedSecrets, type LlmConfig, type LlmProvider } from '../llm/index.js';
 import type { SecretBox } from '../util/secret.js';
 import { IdAliases, VectorIndex, paramsToJson, parseStoreParams, type VectorIndexParams } from '../vector/index.js';
 import { compileTemplate, type Template } from './template.js';
@@ -102,7 +103,17 @@ export class ModelObject extends LlmObject {
     const c = config as { type?: string; params?: unknown; ratelimit?: RateLimitConfig };
     // Stored definitions load even if --llm-allow-hosts was narrowed since (each call is still
     // checked), and when their sealed secrets cannot be opened (each call then fails saying why).
-    const obj = new ModelObject(id, db, name, createdAt, parseStoredConfig(c.type, c.params, secrets), c.ratelimit ?? null, secrets);
+    const cfg = parseStoredConfig(c.type, c.params, secrets);
+    // A key sealed before keys were bound to hosts goes only to its provider's own host: say so
+    // when loading, not only at its first call.
+    if ((cfg.type === 'openai' || cfg.type === 'azure_openai') && cfg.legacyKey) {
+      try {
+        assertKeyHostAllowed(cfg);
+      } catch (e) {
+        logger.warn({ key: name, db }, `LLM '${name}': ${(e as Error).message}`);
+      }
+    }
+    const obj = new ModelObject(id, db, name, createdAt, cfg, c.ratelimit ?? null, secrets);
     obj.unsealedAtRest = unsealedSecrets(c.params);
     return obj;
   }

@@ -11,8 +11,8 @@
  * same files. If another live redis-llm-server is connected to it, starting is refused instead.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -55,6 +55,44 @@ function pingSocket(socketPath: string, timeoutMs: number): Promise<string> {
   });
 }
 
+/**
+ * Passwords and ACL users for the managed redis-server (requirepass, user directives, the users
+ * of an aclfile). With any of them, the server connects as its own ACL user, whose password is
+ * kept in <dir>/redis/internal-user.pass (0600); all of it reaches redis-server in a config file
+ * of mode 0600, never on its command line (which `ps` shows).
+ */
+export interface ManagedAuth {
+  requirepass?: string | null;
+  /** `user` directives as Redis takes them: "<name> <rules...>". */
+  users?: readonly string[];
+}
+
+export const INTERNAL_USER = 'redis-llm-server';
+
+/** A redis.conf argument: double-quoted, with backslashes and quotes escaped. */
+function confQuote(v: string): string {
+  return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n').replace(/\r/g, '\\r')}"`;
+}
+
+/** The users of a Redis ACL file ("user <name> <rules...>" lines), as user directives. */
+export function readAclFile(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`aclfile: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const users: string[] = [];
+  text.split(/\r?\n/).forEach((line, i) => {
+    const t = line.trim();
+    if (!t || t.startsWith('#')) return;
+    const m = /^user\s+(\S.*)$/i.exec(t);
+    if (!m) throw new Error(`aclfile ${file}:${i + 1}: expected "user <name> <rules...>"`);
+    users.push(m[1]!);
+  });
+  return users;
+}
+
 export class ManagedRedis {
   private child: ChildProcess | null = null;
   private stopping = false;
@@ -66,12 +104,48 @@ export class ManagedRedis {
   readonly socketPath: string;
   readonly dataDir: string;
 
-  constructor(dir: string, private readonly binary = 'redis-server') {
+  /** The server's own ACL user when the managed redis-server has passwords (see ManagedAuth). */
+  readonly credentials: { username: string; password: string } | undefined;
+
+  constructor(dir: string, private readonly binary = 'redis-server', private readonly auth: ManagedAuth = {}) {
     this.dataDir = path.resolve(dir, 'redis');
     // Unix socket paths are limited to ~107 bytes; deep data dirs get a stable path in /tmp.
     const sock = path.join(this.dataDir, 'redis.sock');
     const digest = createHash('sha1').update(this.dataDir).digest('hex').slice(0, 16);
     this.socketPath = sock.length < 100 ? sock : path.join('/tmp', `redis-llm-${digest}.sock`);
+    for (const u of auth.users ?? []) {
+      const name = u.trim().split(/\s+/)[0]!;
+      if (name === INTERNAL_USER) throw new Error(`user ${INTERNAL_USER}: that ACL user is the server's own (choose another name)`);
+    }
+    if (auth.requirepass || (auth.users?.length ?? 0) > 0) this.credentials = { username: INTERNAL_USER, password: this.internalPassword() };
+  }
+
+  /** The internal user's password: kept across restarts (a leftover redis-server is asked to SHUTDOWN with it). */
+  private internalPassword(): string {
+    const file = path.join(this.dataDir, 'internal-user.pass');
+    mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
+    try {
+      const p = readFileSync(file, 'utf8').trim();
+      if (/^[0-9a-f]{64}$/.test(p)) return p;
+    } catch {
+      /* made below */
+    }
+    const p = randomBytes(32).toString('hex');
+    writeFileSync(file, `${p}\n`, { mode: 0o600 });
+    chmodSync(file, 0o600);
+    return p;
+  }
+
+  /** The config file with the passwords and users (mode 0600), or null when there are none. */
+  private writeAuthConf(): string | null {
+    if (!this.credentials) return null;
+    const lines = [`user ${INTERNAL_USER} reset on >${this.credentials.password} ~* &* +@all`];
+    if (this.auth.requirepass) lines.push(`requirepass ${confQuote(this.auth.requirepass)}`);
+    for (const u of this.auth.users ?? []) lines.push(`user ${u}`);
+    const file = path.join(this.dataDir, 'auth.conf');
+    writeFileSync(file, `${lines.join('\n')}\n`, { mode: 0o600 });
+    chmodSync(file, 0o600);
+    return file;
   }
 
   get url(): string {
@@ -103,6 +177,8 @@ export class ManagedRedis {
       return;
     }
     try {
+      // An earlier run with passwords: its redis-server wants the internal user's.
+      if (this.credentials) await probe.call('AUTH', this.credentials.username, this.credentials.password).catch(() => undefined);
       const clients = String(await probe.call('CLIENT', 'LIST'));
       if (clients.split('\n').some((l) => l.includes(` name=${OWN_CONNECTION_NAME} `))) {
         throw new Error(`another redis-llm-server is using ${this.dataDir} (its redis-server answers on ${this.socketPath}); use another --dir`);
@@ -119,7 +195,9 @@ export class ManagedRedis {
 
   private spawnChild(): void {
     if (existsSync(this.socketPath)) rmSync(this.socketPath, { force: true });
+    const conf = this.writeAuthConf();
     const args = [
+      ...(conf ? [conf] : []),
       '--port', '0',
       '--unixsocket', this.socketPath,
       '--unixsocketperm', '700',
@@ -173,7 +251,7 @@ export class ManagedRedis {
       const exited = child.exitCode !== null || child.signalCode !== null || (child.pid === undefined && Date.now() - this.spawnedAt > 1000);
       if (!exited && existsSync(this.socketPath)) {
         const reply = await pingSocket(this.socketPath, 1000);
-        if (reply.startsWith('+PONG') || reply.startsWith('-LOADING')) return;
+        if (reply.startsWith('+PONG') || reply.startsWith('-LOADING') || reply.startsWith('-NOAUTH')) return;
       }
       if (exited || Date.now() > deadline) {
         this.stopping = true;

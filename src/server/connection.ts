@@ -129,6 +129,9 @@ export class ClientConnection implements SessionView, LinkOwner {
     this.parser.authRequired = !v;
   }
 
+  /** The ACL user of the last accepted AUTH (LLM.* key permissions, see commands/acl.ts). */
+  user: string | undefined = undefined;
+
   applyState(s: StateChange): void {
     if (s.db !== undefined) this.db = s.db;
     if (s.authenticated !== undefined) {
@@ -137,7 +140,9 @@ export class ClientConnection implements SessionView, LinkOwner {
     }
     if (s.inMulti !== undefined) this.inMulti = s.inMulti;
     if (s.proto !== undefined) this.proto = s.proto;
+    if (s.user !== undefined) this.user = s.user;
     if (s.reset) {
+      this.user = undefined;
       this.db = 0;
       this.proto = 2;
       this.replies = 'on';

@@ -2,6 +2,7 @@
  * Shared steps of LLM.* handlers: the create semantics of the original (NX/XX/WRONGTYPE/overwrite),
  * typed lookups with the original's error texts, and vector/embedding input.
  */
+import { checkKeys } from '../acl.js';
 import { CommandError, syntaxError, wrongTypeError } from '../../errors.js';
 import { OPERATION, withOperation } from '../../llm/errors.js';
 import { newObjectId } from '../../storage/index.js';
@@ -113,6 +114,7 @@ export function llmEnv(ctx: CommandContext): LlmEnv {
     },
     circuits: ctx.services.kv,
     defaultTimeoutMs: ctx.services.llmTimeoutMs,
+    policy: ctx.services.llmPolicy,
   };
 }
 
@@ -120,6 +122,7 @@ export function llmEnv(ctx: CommandContext): LlmEnv {
 export async function embedForStore(ctx: CommandContext, store: StoreObject, texts: string[], timeoutMs?: number): Promise<Float32Array[]> {
   if (!store.llmRef) throw new CommandError(`LLM model for vector store does not exist: vector store '${store.name}' has no --LLM`);
   const model = modelOf(ctx, store.llmRef.key, 'LLM model for vector store does not exist');
+  await checkKeys(ctx, [{ key: store.llmRef.key, access: 'read' }]);
   const vecs = await model.provider.embed(texts, { timeoutMs, body: store.llmRef.params, env: llmEnv(ctx) }).catch((e: unknown) => {
     throw withOperation(e, OPERATION.embed);
   });

@@ -1,7 +1,7 @@
 import { parseRateLimit } from '../../objects/ratelimit.js';
 import { defineCreateCommand, RATELIMIT } from './_common.js';
 import { CommandError } from '../../errors.js';
-import { knownEmbeddingDim, parseLlmConfig, type LlmConfig } from '../../llm/index.js';
+import { knownEmbeddingDim, parseLlmConfig, type LlmConfig, type LlmPolicy } from '../../llm/index.js';
 import { ModelObject } from '../../objects/objects.js';
 import { createObject, objectsOf, optString } from './_objects.js';
 import { checkJsonDepth } from '../args.js';
@@ -28,9 +28,9 @@ function parseParams(raw: Buffer | undefined): unknown {
  * options: <detail>` (the original used it for azure_openai too). Unlike the original, the detail
  * never includes the params (they carry the API key).
  */
-function parseOptions(type: string, params: unknown): LlmConfig {
+function parseOptions(type: string, params: unknown, policy: LlmPolicy): LlmConfig {
   try {
-    return parseLlmConfig(type, params);
+    return parseLlmConfig(type, params, { policy });
   } catch (e) {
     const prefix = 'invalid LLM params: ';
     if (e instanceof CommandError && e.message.startsWith(prefix)) {
@@ -79,7 +79,7 @@ export default defineCreateCommand({
     const objects = objectsOf(ctx);
     const secrets = objects.secrets;
     return createObject(ctx, args, 'llm', (id, db, name, at) => {
-      const cfg = parseOptions(type, params);
+      const cfg = parseOptions(type, params, ctx.services.llmPolicy);
       if (cfg.type === 'router') checkRouter(cfg.targets, name, (key) => {
         const o = objects.get(db, key);
         return o instanceof ModelObject ? o.llm : undefined;

@@ -1,4 +1,5 @@
 import { defineCommand } from '../spec.js';
+import { checkKeys, type KeyAccess } from '../acl.js';
 import { CommandError, wrongTypeError } from '../../errors.js';
 import { isInternalKey, RESERVED_KEY_ERROR } from '../../storage/index.js';
 import { runChatApp, runPromptApp, runSearchApp, type ChatDeps, type RunRequest, type RunResult } from '../../apps/run.js';
@@ -77,6 +78,13 @@ export default defineCommand({
   callsLlm: () => true,
   async handler(ctx, args) {
     const app = await requireApp(ctx, args.key);
+    // The keys the app names (its LLM, its store) and the stream it writes: the client's ACL user must be allowed them too.
+    const named: Array<{ key: Buffer | string; access: KeyAccess }> = [];
+    if (app.def.llm) named.push({ key: app.def.llm, access: 'read' });
+    if (app.def.store) named.push({ key: app.def.store, access: 'read' });
+    const streamArg = args.opts.get('stream') as Buffer | undefined;
+    if (streamArg) named.push({ key: streamArg, access: 'write' });
+    await checkKeys(ctx, named);
     const req = {
       vars: checkVars(args.opts.get('vars')),
       input: args.positionals[0]?.toString('utf8'),

@@ -55,7 +55,7 @@ function standaloneCheck(user: string, pass: string, opts: RouterOptions): Plan 
 
 /** AUTH: checked here in standalone mode; otherwise by the backing Redis, whose acceptance authenticates the client. */
 export const auth: Intercept = (args, view, services, opts) => {
-  if (services.mode !== 'standalone') return authForward(view, encodeRequest(args));
+  if (services.mode !== 'standalone') return authForward(view, encodeRequest(args), args.length === 3 ? args[1]!.toString('utf8') : 'default');
   if (args.length < 2 || args.length > 3) return errorPlan("wrong number of arguments for 'auth' command");
   const refused = standaloneCheck(args.length === 3 ? args[1]!.toString('utf8') : 'default', args[args.length - 1]!.toString('utf8'), opts);
   if (refused) return refused;
@@ -64,10 +64,10 @@ export const auth: Intercept = (args, view, services, opts) => {
 };
 
 /** A forwarded AUTH: accepted → authenticated; a cluster link replays `credentials` on its other nodes. */
-function authForward(view: SessionView, credentials: Buffer): Plan {
+function authForward(view: SessionView, credentials: Buffer, user: string): Plan {
   return {
     kind: 'forward',
-    hooks: { credentials, onReply: (r) => { if (!(r instanceof ErrorReply)) view.applyState({ authenticated: true }); } },
+    hooks: { credentials, onReply: (r) => { if (!(r instanceof ErrorReply)) view.applyState({ authenticated: true, user }); } },
   };
 }
 
@@ -93,7 +93,7 @@ export const hello: Intercept = (args, view, services, opts) => {
     if (!authenticates && proto === undefined) return FORWARD;
     const onReply = (r: Decoded) => {
       if (r instanceof ErrorReply) return;
-      view.applyState({ ...(proto ? { proto } : {}), ...(authenticates ? { authenticated: true } : {}) });
+      view.applyState({ ...(proto ? { proto } : {}), ...(authenticates ? { authenticated: true, user: user!.toString('utf8') } : {}) });
     };
     return {
       kind: 'forward',
