@@ -492,3 +492,26 @@ describe('LLM objects are keys: DUMP, RESTORE and COPY', () => {
     expect(await r.call('LLM.SIZE', 'cp-src')).toBe(2);
   });
 });
+
+describe('replication through the server', () => {
+  it('redis-cli --rdb gets the backing Redis\'s RDB; after SYNC the replication stream carries later writes, unframed', async () => {
+    const direct = client(redis.port);
+    await direct.config('SET', 'repl-diskless-sync-delay', '0'); // no 5 s wait for more replicas
+    direct.disconnect();
+    const dir = await import('node:fs/promises').then((fs) => fs.mkdtemp('/tmp/rls-rdb-'));
+    await run(['-p', String(server.port), 'SET', 'rdb-k', 'v']);
+    await run(['-p', String(server.port), '--rdb', `${dir}/dump.rdb`]);
+    const rdb = await import('node:fs/promises').then((fs) => fs.readFile(`${dir}/dump.rdb`));
+    expect(rdb.subarray(0, 5).toString()).toBe('REDIS');
+    expect(rdb.includes(Buffer.from('rdb-k'))).toBe(true);
+    const sock = net.connect(server.port, '127.0.0.1');
+    let got = Buffer.alloc(0);
+    sock.on('data', (d) => (got = Buffer.concat([got, d])));
+    sock.write('SYNC\r\n');
+    for (let i = 0; i < 500 && !got.includes(Buffer.from('REDIS')); i++) await new Promise((r) => setTimeout(r, 10));
+    await c().set('rdb-after-sync', 'streamed');
+    for (let i = 0; i < 200 && !got.includes(Buffer.from('rdb-after-sync')); i++) await new Promise((r) => setTimeout(r, 10));
+    sock.destroy();
+    expect(got.includes(Buffer.from('$14\r\nrdb-after-sync\r\n$8\r\nstreamed\r\n'))).toBe(true);
+  });
+});

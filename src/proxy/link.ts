@@ -19,6 +19,8 @@ export interface ForwardHooks {
   shard?: boolean;
   /** MONITOR: after its reply, the connection is a raw pipe. */
   monitor?: boolean;
+  /** SYNC / PSYNC: from this request on, the connection is a raw pipe both ways (the replication stream). */
+  replication?: boolean;
   /**
    * A transaction begins (MULTI) or ends (EXEC, DISCARD). A cluster link pins the transaction to
    * one node: MULTI is held until the first keyed command names the node.

@@ -4,7 +4,7 @@
  *
  *   connection.ts    PING ECHO QUIT AUTH HELLO RESET SELECT (and the intake of every request)
  *   transactions.ts  MULTI EXEC DISCARD (WATCH: forwarded as it is)
- *   pubsub.ts        (P|S)SUBSCRIBE (P|S)UNSUBSCRIBE MONITOR
+ *   pubsub.ts        (P|S)SUBSCRIBE (P|S)UNSUBSCRIBE MONITOR SYNC PSYNC
  *   command.ts       COMMAND          info.ts  INFO          module.ts  MODULE
  *   slowlog.ts       SLOWLOG COMMANDLOG     client.ts  CLIENT REPLY
  *   keyspace.ts      TYPE EXISTS DEL UNLINK RENAME RENAMENX KEYS SCAN RANDOMKEY DBSIZE FLUSHDB
@@ -59,4 +59,4 @@ export { touchesSpecialKey, specialKeyPlan } from './keyspace.js';
 export { noteForwarded } from './transactions.js';
 
 /** Without a backing Redis (standalone) these answer "no backing Redis"; the other families answer here. */
-export const NEEDS_BACKEND = new Set(['reset', 'select', 'multi', 'exec', 'discard', 'subscribe', 'psubscribe', 'unsubscribe', 'punsubscribe', 'ssubscribe', 'sunsubscribe', 'monitor', 'slowlog', 'commandlog', 'client']);
+export const NEEDS_BACKEND = new Set(['reset', 'select', 'multi', 'exec', 'discard', 'subscribe', 'psubscribe', 'unsubscribe', 'punsubscribe', 'ssubscribe', 'sunsubscribe', 'monitor', 'sync', 'psync', 'slowlog', 'commandlog', 'client']);

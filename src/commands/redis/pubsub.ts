@@ -28,7 +28,21 @@ export const monitor: Intercept = (_args, view) => {
   return view.inMulti ? FORWARD : { kind: 'forward', hooks: { monitor: true } };
 };
 
+/**
+ * SYNC / PSYNC (a replica, or redis-cli --rdb / --replica, through the server): on one Redis the
+ * connection becomes a raw pipe both ways carrying the backing Redis's replication stream — the
+ * whole dataset and every write, the server's own storage included (its secrets sealed). On a
+ * cluster there is no one stream: refused.
+ */
+export const sync: Intercept = (_args, view) => {
+  if (view.inMulti || !view.authenticated) return FORWARD;
+  if (view.cluster) return errorPlan('SYNC and PSYNC are not supported with a Redis Cluster backend');
+  return { kind: 'forward', hooks: { replication: true } };
+};
+
 export const PUBSUB_FAMILY: Array<[string, Intercept]> = [
+  ['sync', sync],
+  ['psync', sync],
   ['subscribe', subscribe],
   ['psubscribe', subscribe],
   ['unsubscribe', subscribe],
