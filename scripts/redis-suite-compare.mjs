@@ -46,6 +46,7 @@ const out = [];
 const say = (s = '') => out.push(s);
 say(`Redis Tcl suite, direct vs through redis-llm-server (${src}); ${units.length} units, ${elapsed}s`);
 say(`modes: ${modes.join(', ')}; runtest --singledb --ignore-encoding --ignore-digest --durable --clients 1`);
+if (process.env.REDIS_SUITE_SERVER_ARGS) say(`server started with: ${process.env.REDIS_SUITE_SERVER_ARGS}`);
 const missing = existsSync(join(outDir, 'missing.txt')) ? readFileSync(join(outDir, 'missing.txt'), 'utf8').trim().split('\n') : [];
 if (missing.length) say(`not in this version's suite (skipped): ${missing.join(' ')}`);
 say();
@@ -61,6 +62,7 @@ for (const u of units) {
     if (r.missing) notes.push(`${m}: no log`);
     if (r.timeout) notes.push(`${m}: TIMEOUT (killed; unreported tests count as failed)`);
     if (r.exception) notes.push(`${m}: EXCEPTION`);
+    if (!r.missing && r.ok.length + r.err.length === 0 && r.exit) notes.push(`${m}: runtest failed (exit ${r.exit}), see its log`);
   }
   rows.push([u, ...modes.map((m) => String(runs[m].ok.length)), ...modes.map((m) => String(runs[m].err.length)), notes.join('; ')]);
   if (runs.direct && runs.server) {

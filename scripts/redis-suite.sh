@@ -17,6 +17,7 @@
 #   REDIS_SUITE_OUT       output folder (default test-output/redis-suite; summary in test-output/redis-suite.txt)
 #   REDIS_TESTS_DIR       where the Redis sources go (passed to the fetch tool)
 #   REDIS_SUITE_ARGS      extra runtest arguments (e.g. "--only /GETEX" or "--tags -slow")
+#   REDIS_SUITE_SERVER_ARGS  extra arguments for this server (e.g. "--follow no", to see what a cause costs)
 set -u
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -31,6 +32,7 @@ modes=${REDIS_SUITE_MODES:-direct server}
 out=${REDIS_SUITE_OUT:-$repo/test-output/redis-suite}
 summary=$(dirname "$out")/redis-suite.txt
 extra_args=${REDIS_SUITE_ARGS:-}
+server_args=${REDIS_SUITE_SERVER_ARGS:-}
 
 die() { echo "redis-suite: $*" >&2; exit 2; }
 say() { echo "redis-suite: $*" >&2; }
@@ -117,7 +119,7 @@ start_backends() { # mode logprefix
   if [ "$1" = server ]; then
     sport=$(free_port)
     mkdir -p "$tmp/server"
-    node dist/src/cli.js --port "$sport" --redis "redis://127.0.0.1:$rport" --dir "$tmp/server" --log-level warn \
+    node dist/src/cli.js --port "$sport" --redis "redis://127.0.0.1:$rport" --dir "$tmp/server" --log-level warn $server_args \
       >"$2.server.log" 2>&1 &
     server_pid=$!
     wait_ping "$sport" 30 || { say "the server did not start (see $2.server.log)"; return 1; }
@@ -145,14 +147,20 @@ for u in $units; do
       cleanup
       continue
     fi
-    baseport=$((30000 + RANDOM % 20000))
-    # timeout(1) puts runtest (and the test client it spawns) in its own process group and
-    # signals that whole group when time is up.
-    # --durable: an error that is not an assertion fails that test only instead of ending the unit.
-    (cd "$src" && TERM=dumb timeout -k 15 "$unit_timeout" ./runtest --host 127.0.0.1 --port "$port" --singledb \
-      --ignore-encoding --ignore-digest --durable --clients 1 --baseport "$baseport" --single "unit/$u" $extra_args) \
-      </dev/null >"$log" 2>&1
-    rc=$?
+    # runtest listens on a port below --baseport and probes baseport+10000: both stay below the
+    # ephemeral range (32768+), where a port in use by some outgoing connection makes runtest
+    # fail at once with "couldn't open socket: address already in use"; then it is retried.
+    for attempt in 1 2 3; do
+      baseport=$((2000 + RANDOM % 18000))
+      # timeout(1) puts runtest (and the test client it spawns) in its own process group and
+      # signals that whole group when time is up.
+      # --durable: an error that is not an assertion fails that test only instead of ending the unit.
+      (cd "$src" && TERM=dumb timeout -k 15 "$unit_timeout" ./runtest --host 127.0.0.1 --port "$port" --singledb \
+        --ignore-encoding --ignore-digest --durable --clients 1 --baseport "$baseport" --single "unit/$u" $extra_args) \
+        </dev/null >"$log" 2>&1
+      rc=$?
+      grep -q "^couldn't open socket: address already in use" "$log" && ! grep -q '^\[ok\]' "$log" || break
+    done
     [ $rc = 124 ] || [ $rc = 137 ] && echo "[suite-timeout]: killed after ${unit_timeout}s" >>"$log"
     echo "[suite-exit]: $rc" >>"$log"
     cleanup
