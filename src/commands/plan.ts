@@ -56,6 +56,8 @@ export interface SessionView {
   /** Single-node transactions: what EXEC's reply will hold (see transactions.ts). */
   tx: TxLog | null;
   applyState(s: StateChange): void;
+  /** The connection ends once the reply being made is written (CLIENT KILL of the caller itself). */
+  closeAfterReply(): void;
   /**
    * Sends a command on this client's own backend connection (so its AUTH, ACL user and SELECT
    * apply) and resolves with the decoded reply; on a cluster, to the node of its keys. Rejects

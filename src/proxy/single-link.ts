@@ -84,9 +84,7 @@ export class SingleLink implements BackendLink {
 
   /** SYNC / PSYNC was sent: every byte from the backend is the replication stream, passed on as it is. */
   private replicating = false;
-  /** The reply to the link's CLIENT ID (`:<id>\r\n`) comes before the stream and is not the client's. */
-  private idLineFirst = false;
-  private idLine = '';
+
 
   pending(): boolean {
     return this.slots.length > 0;
@@ -175,15 +173,22 @@ export class SingleLink implements BackendLink {
     if (hooks?.replication) {
       // An RDB payload is not RESP (no CRLF after it): nothing after SYNC is framed. Only as the
       // first request in flight, so no earlier reply is passed on unframed.
-      // (The link's own CLIENT ID, asked when it opened, may still be answered first: its reply is
-      // taken off the stream, see onData.)
-      const ownId = this.slots.length === 1 && this.slots[0]!.resolve !== undefined && this.backendId === null;
-      if (this.slots.length > 0 && !ownId) {
+      // The link's own CLIENT ID, asked when it opened, may not be answered yet: Redis refuses SYNC
+      // with output pending, so SYNC goes once that reply is in.
+      const idSlot = this.slots.length === 1 && this.slots[0]!.resolve !== undefined && this.backendId === null ? this.slots[0]! : null;
+      if (this.slots.length > 0 && !idSlot) {
         this.owner.write(encode(new ErrorReply('SYNC and PSYNC must be sent with no other request in flight')));
         return;
       }
-      if (ownId) this.slots = [];
-      this.idLineFirst = ownId;
+      if (idSlot) {
+        const learn = idSlot.resolve!;
+        idSlot.resolve = (v) => {
+          learn(v);
+          this.replicating = true;
+          this.sock?.write(raw);
+        };
+        return;
+      }
       this.replicating = true;
       this.writes.push(raw);
       return;
@@ -322,16 +327,6 @@ export class SingleLink implements BackendLink {
   private onData(chunk: Buffer): void {
     const owner = this.owner;
     if (this.replicating) {
-      if (this.idLineFirst) {
-        const nl = chunk.indexOf(10);
-        this.idLine += chunk.toString('latin1', 0, nl < 0 ? chunk.length : nl + 1);
-        if (nl < 0) return;
-        this.idLineFirst = false;
-        const id = /^:(\d+)\r\n$/.exec(this.idLine);
-        if (id) this.backendId = Number(id[1]);
-        chunk = chunk.subarray(nl + 1);
-        if (chunk.length === 0) return;
-      }
       owner.write(chunk);
       owner.flushClient();
       return;

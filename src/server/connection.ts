@@ -178,6 +178,12 @@ export class ClientConnection implements SessionView, LinkOwner {
     this.authenticated = false;
   }
 
+  private closeRequested = false;
+
+  closeAfterReply(): void {
+    this.closeRequested = true;
+  }
+
   get backendId(): number | null {
     return this.link?.backendId ?? null;
   }
@@ -216,7 +222,9 @@ export class ClientConnection implements SessionView, LinkOwner {
   endClient(): void {
     if (this.closed) return;
     this.closing = true;
-    this.socket.end();
+    // Closed, not half-closed, once what is written has gone out: a client whose link was killed
+    // (CLIENT KILL) is gone, as Redis closes it, whether or not it reads.
+    this.socket.end(() => this.socket.destroy());
   }
 
   destroyClient(): void {
@@ -345,7 +353,7 @@ export class ClientConnection implements SessionView, LinkOwner {
     if (this.closed) return;
     if (!silent) this.clientWrites.push(encode(reply, this.proto));
     this.blocked = null;
-    if (plan.close) {
+    if (plan.close || this.closeRequested) {
       this.flushClientWrites();
       this.endConnection();
       return;

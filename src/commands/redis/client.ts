@@ -96,7 +96,7 @@ function killPlan(args: Buffer[], services: Services): Plan | null {
     if (!c) return null;
     return { kind: 'local', run: (ctx) => killOne(ctx, c, 'old') };
   }
-  if (args.length % 2 !== 0) return null; // Redis's syntax error
+  if (args.length < 4 || args.length % 2 !== 0) return null; // Redis's arity / syntax error
   const filters: Array<[string, string]> = [];
   for (let i = 2; i < args.length; i += 2) filters.push([args[i]!.toString('latin1').toLowerCase(), args[i + 1]!.toString('latin1')]);
   const known = new Set(['id', 'addr', 'laddr', 'user', 'type', 'skipme']);
@@ -105,6 +105,10 @@ function killPlan(args: Buffer[], services: Services): Plan | null {
 }
 
 async function killMatching(ctx: CommandContext, filters: Array<[string, string]>, services: Services): Promise<RespValue> {
+  // Redis checks the filters (ids, types, users, yes/no) as it would: with an id no client has
+  // appended (the last ID filter wins), the check kills nothing.
+  const check = await ctx.client.backendCall(['CLIENT', 'KILL', ...filters.flat(), 'ID', '9223372036854775807']);
+  if (check instanceof ErrorReply) return check;
   let skipme = true;
   for (const [f, v] of filters) {
     if (f === 'skipme') {
@@ -147,12 +151,19 @@ async function killMatching(ctx: CommandContext, filters: Array<[string, string]
     });
   let killed = 0;
   const ids = new Set<number>();
+  let killMe = false;
   for (const line of clientLines(listed.toString('latin1'), services)) {
     const id = Number(field(line, 'id'));
-    if ((skipme && id === me) || !matches(line)) continue;
-    ids.add(id);
+    if (!matches(line)) continue;
+    if (id === me) killMe = !skipme;
+    else ids.add(id);
   }
   for (const id of ids) if ((await ctx.client.backendCall(['CLIENT', 'KILL', 'ID', String(id)])) === 1) killed++;
+  if (killMe) {
+    // As Redis kills the caller: after its reply (the connection and its link end then).
+    ctx.client.closeAfterReply();
+    killed++;
+  }
   // Clients without a link (Redis does not know them) match ADDR / LADDR / TYPE normal filters alone.
   if (filters.every(([f]) => f === 'addr' || f === 'laddr' || f === 'type' || f === 'skipme')) {
     for (const c of services.clientConnections()) {
