@@ -488,4 +488,17 @@ describe('CLIENT KILL with filters through the server', () => {
     expect(await killer.call('LLM.ADD', 'kill-vs', '--EMBEDDING', '1,2', 'x')).toBe(1);
     expect(await cli(['-p', String(redis.port), 'CLIENT', 'LIST'])).toContain('name=redis-llm-server');
   });
+
+  it('errors as Redis gives them; SKIPME no kills the caller after its reply', async () => {
+    const r = io({ retryStrategy: () => null });
+    await expect(r.client('KILL')).rejects.toThrow("ERR wrong number of arguments for 'client|kill' command");
+    await expect(r.client('KILL', 'ID', '0')).rejects.toThrow(/greater than 0/);
+    await expect(r.client('KILL', 'TYPE', 'nosuch')).rejects.toThrow(/Unknown client type/);
+    await expect(r.client('KILL', 'USER', 'nosuchuser')).rejects.toThrow(/No such user/);
+    await expect(r.client('KILL', 'SKIPME', 'maybe')).rejects.toThrow(/syntax error/);
+    const id = String(await r.client('ID'));
+    const ended = new Promise((res) => r.once('end', res));
+    expect(await r.client('KILL', 'ID', id, 'SKIPME', 'no')).toBe(1);
+    await ended;
+  });
 });
