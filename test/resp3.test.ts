@@ -138,6 +138,16 @@ describe('HELLO 3 and every reply type', () => {
     await expectSameExchanges(server.port, reference.port, [['RESP3 script', script]], sameButId);
   });
 
+  it("redis-py 8's default handshake (HELLO 3, CLIENT SETINFO LIB-NAME / LIB-VER) and first commands, byte for byte as redis-server answers them", async () => {
+    // redis-py cannot be installed here (no PyPI): its on_connect is replayed instead. Against Redis
+    // 7.0 CLIENT SETINFO is an unknown subcommand, which redis-py ignores; the replies must be Redis's.
+    const handshake =
+      cmd('HELLO', '3') + cmd('CLIENT', 'SETINFO', 'LIB-NAME', 'redis-py') + cmd('CLIENT', 'SETINFO', 'LIB-VER', '8.0.1') +
+      cmd('SET', 'r3:py', 'v') + cmd('GET', 'r3:py') + cmd('HSET', 'r3:pyh', 'f', '1') + cmd('HGETALL', 'r3:pyh') +
+      cmd('MULTI') + cmd('INCR', 'r3:pyc') + cmd('EXEC') + cmd('SUBSCRIBE', 'r3:pych') + cmd('PING') + cmd('UNSUBSCRIBE', 'r3:pych') + cmd('QUIT');
+    await expectSameExchanges(server.port, reference.port, [['redis-py 8 handshake', handshake]], sameButId);
+  });
+
   it('HELLO 3 AUTH and SETNAME; a wrong protocol version is refused as Redis refuses it', async () => {
     await expectSameExchanges(
       server.port,
