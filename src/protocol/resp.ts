@@ -102,6 +102,16 @@ function encodeDouble(d: number, out: Array<Buffer | string>, proto: Proto): voi
   out.push(proto === 3 ? `,${s}\r\n` : `$${s.length}\r\n${s}\r\n`);
 }
 
+/**
+ * A text reply (INFO, CLIENT LIST): a bulk string, or with `verbatim` RESP3's verbatim string
+ * (`=` with the `txt:` format), as Redis answers those in RESP3.
+ */
+export function encodeText(text: Buffer, verbatim: boolean): Buffer {
+  return verbatim
+    ? Buffer.concat([Buffer.from(`=${text.length + 4}\r\ntxt:`), text, Buffer.from('\r\n')])
+    : Buffer.concat([Buffer.from(`$${text.length}\r\n`), text, Buffer.from('\r\n')]);
+}
+
 /** Formats a double the way Redis does in RESP2 bulk replies (shortest round trip, inf/-inf/nan). */
 export function formatDouble(d: number): string {
   if (Number.isNaN(d)) return 'nan';

@@ -20,10 +20,10 @@
  * PAUSE, ... act on the client's own link).
  */
 import { CommandError } from '../../errors.js';
-import { decodeFrame, ErrorReply, OK, RawReply, type Proto, type RespValue } from '../../protocol/resp.js';
+import { decodeFrame, encodeText, ErrorReply, OK, RawReply, type Proto, type RespValue } from '../../protocol/resp.js';
 import type { ReplyMode } from '../../proxy/link.js';
 import { OWN_CONNECTION_NAME } from '../../util/names.js';
-import { errorPlan, type CommandContext, type Intercept, type Plan, type SessionView } from '../plan.js';
+import { errorPlan, type CommandContext, type Intercept, type Plan } from '../plan.js';
 import type { ClientConnectionView, Services } from '../services.js';
 
 const MODES = new Set<string>(['on', 'off', 'skip']);
@@ -39,7 +39,7 @@ export const client: Intercept = (args, view, services) => {
   }
   if (view.cluster || view.inMulti || services.mode === 'standalone') return null;
   if (sub === 'list' || sub === 'info') {
-    return { kind: 'forward', hooks: { transform: (frame) => rewriteClientLines(frame, view, services) } };
+    return { kind: 'forward', hooks: { transform: (frame) => rewriteClientLines(frame, services) } };
   }
   if (sub === 'kill') return killPlan(args, services);
   return null;
@@ -50,8 +50,7 @@ function editText(frame: Buffer, edit: (text: string) => string): Buffer {
   if (frame[0] !== 36 && frame[0] !== 61) return frame; // an error
   const { value } = decodeFrame(frame);
   if (!Buffer.isBuffer(value)) return frame;
-  const out = Buffer.from(edit(value.toString('latin1')), 'latin1');
-  return frame[0] === 61 ? Buffer.concat([Buffer.from(`=${out.length + 4}\r\ntxt:`), out, Buffer.from('\r\n')]) : Buffer.concat([Buffer.from(`$${out.length}\r\n`), out, Buffer.from('\r\n')]);
+  return encodeText(Buffer.from(edit(value.toString('latin1')), 'latin1'), frame[0] === 61);
 }
 
 function byBackendId(services: Services): Map<number, ClientConnectionView> {
@@ -74,7 +73,7 @@ export function clientLines(text: string, services: Services): string[] {
   return out;
 }
 
-function rewriteClientLines(frame: Buffer, _view: SessionView, services: Services): Buffer {
+function rewriteClientLines(frame: Buffer, services: Services): Buffer {
   return editText(frame, (text) => {
     const lines = clientLines(text, services);
     return lines.length > 0 ? `${lines.join('\n')}\n` : '';
@@ -214,8 +213,6 @@ export function clientsSection(info: string, clientList: string, services: Servi
 
 /** A text reply in the client's protocol: a bulk string, or RESP3's verbatim string. */
 export function textReply(text: string, proto: Proto): RawReply {
-  const body = Buffer.from(text, 'latin1');
-  if (proto === 3) return new RawReply(Buffer.concat([Buffer.from(`=${body.length + 4}\r\ntxt:`), body, Buffer.from('\r\n')]));
-  return new RawReply(Buffer.concat([Buffer.from(`$${body.length}\r\n`), body, Buffer.from('\r\n')]));
+  return new RawReply(encodeText(Buffer.from(text, 'latin1'), proto === 3));
 }
 

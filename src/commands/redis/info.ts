@@ -4,7 +4,7 @@
  * the `# Clients` section describes this server's clients (client.ts, clientsSection): the
  * server's own connections and blocking reads are not counted.
  */
-import { decodeFrame, ErrorReply } from '../../protocol/resp.js';
+import { decodeFrame, encodeText, ErrorReply } from '../../protocol/resp.js';
 import type { Services } from '../services.js';
 import type { Intercept } from '../plan.js';
 import { clientsSection, textReply } from './client.js';
@@ -56,8 +56,7 @@ export const info: Intercept = (args, view, services) => {
         if (!Buffer.isBuffer(value)) return frame;
         const text = Buffer.concat([value, Buffer.from(value.length ? '\r\n' : ''), Buffer.from(llmSection(services))]);
         // RESP3's INFO is a verbatim string (`=` with a `txt:` format): kept as it came.
-        if (frame[0] === 61) return Buffer.concat([Buffer.from(`=${text.length + 4}\r\ntxt:`), text, Buffer.from('\r\n')]);
-        return Buffer.concat([Buffer.from(`$${text.length}\r\n`), text, Buffer.from('\r\n')]);
+        return encodeText(text, frame[0] === 61);
       },
     },
   };
