@@ -118,12 +118,8 @@ export class Router {
     if (!view.authenticated) return errorPlan('Authentication required.', 'NOAUTH');
     if (!spec) return errorPlan(unknownCommandText(args));
     if (view.inMulti) return this.queueLlm(name, spec, args, view);
-    if (this.opts.services.loading) {
-      const why = this.opts.services.loadError;
-      return errorPlan(why ? `LLM objects are not loaded yet: ${why} (retrying)` : 'LLM objects are being loaded in memory', 'LOADING');
-    }
-    // A read-only follower changes no LLM object (LLM.RUN checks chat memory itself).
-    if (this.opts.services.readOnly && spec.flags.includes('write') && spec.name !== 'LLM.RUN') return errorPlan(READONLY_TEXT, 'READONLY');
+    const refusal = this.llmRefusal(spec);
+    if (refusal) return errorPlan(refusal.message, refusal.prefix);
     return {
       kind: 'local',
       run: async (ctx) => {
@@ -141,6 +137,18 @@ export class Router {
    * also makes the backing Redis abort the transaction (EXECABORT), as Redis does. On a cluster LLM
    * commands are refused inside MULTI (the transaction runs on one node, pinned by the link).
    */
+  /** Why no LLM command may run now: objects still loading, or a write on a read-only follower. */
+  private llmRefusal(spec: CommandSpec): CommandError | null {
+    const services = this.opts.services;
+    if (services.loading) {
+      const why = services.loadError;
+      return new CommandError(why ? `LLM objects are not loaded yet: ${why} (retrying)` : 'LLM objects are being loaded in memory', 'LOADING');
+    }
+    // A read-only follower changes no LLM object (LLM.RUN checks chat memory itself).
+    if (services.readOnly && spec.flags.includes('write') && spec.name !== 'LLM.RUN') return new CommandError(READONLY_TEXT, 'READONLY');
+    return null;
+  }
+
   private queueLlm(name: string, spec: CommandSpec, args: Buffer[], view: SessionView): Plan {
     const tx = view.tx;
     if (view.cluster || !tx) {
@@ -148,8 +156,8 @@ export class Router {
     }
     let parsed: ParsedArgs;
     try {
-      if (this.opts.services.loading) throw new CommandError('LLM objects are being loaded in memory', 'LOADING');
-      if (this.opts.services.readOnly && spec.flags.includes('write') && spec.name !== 'LLM.RUN') throw new CommandError(READONLY_TEXT, 'READONLY');
+      const refusal = this.llmRefusal(spec);
+      if (refusal) throw refusal;
       parsed = parseCommandArgs(spec, args);
     } catch (e) {
       if (!(e instanceof CommandError)) throw e;
