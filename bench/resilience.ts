@@ -27,7 +27,8 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { freePort, startRedis, waitForPort, type RedisServerHandle } from '../harness/redis-server.js';
+import { freePort, startRedis, waitForPort } from '../harness/redis-server.js';
+import { ProcessGroup } from '../harness/child.js';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(THIS_FILE), '..');
@@ -89,28 +90,9 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-const children = new Set<ChildProcess>();
-let redis: RedisServerHandle | undefined;
-
-function track(p: ChildProcess): ChildProcess {
-  children.add(p);
-  p.once('exit', () => children.delete(p));
-  return p;
-}
-
-async function cleanup(): Promise<void> {
-  for (const p of children) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-  children.clear();
-  const r = redis;
-  redis = undefined;
-  await r?.stop().catch(() => undefined);
-}
-
-process.on('exit', () => {
-  for (const p of children) p.kill('SIGKILL');
-  if (redis?.process && redis.process.exitCode === null) redis.process.kill('SIGKILL');
-});
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => void cleanup().finally(() => process.exit(130)));
+const procs = new ProcessGroup();
+const track = (p: ChildProcess): ChildProcess => procs.track(p);
+const cleanup = (): Promise<void> => procs.cleanup();
 
 async function build(): Promise<void> {
   const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
@@ -186,7 +168,7 @@ async function measure(r: Redis, app: string, n: number, out: PathResult): Promi
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   if (opts.build) await build();
-  redis = await startRedis();
+  const redis = (procs.redis = await startRedis());
   const fakes = await startFakes();
   const port = await startServerChild(redis.url);
   const r = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0 });

@@ -29,7 +29,8 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import OpenAI from 'openai';
-import { freePort, startRedis, waitForPort, type RedisServerHandle } from '../harness/redis-server.js';
+import { freePort, startRedis, waitForPort } from '../harness/redis-server.js';
+import { ProcessGroup } from '../harness/child.js';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(THIS_FILE), '..');
@@ -90,34 +91,9 @@ function parseArgs(argv: string[]): Options {
 
 // ---- processes -------------------------------------------------------------------------------
 
-const children = new Set<ChildProcess>();
-let redis: RedisServerHandle | undefined;
-
-function track(p: ChildProcess): ChildProcess {
-  children.add(p);
-  p.once('exit', () => children.delete(p));
-  return p;
-}
-
-async function cleanup(): Promise<void> {
-  for (const p of children) {
-    if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-  }
-  children.clear();
-  if (redis) {
-    const r = redis;
-    redis = undefined;
-    await r.stop().catch(() => undefined);
-  }
-}
-
-process.on('exit', () => {
-  for (const p of children) p.kill('SIGKILL');
-  if (redis?.process && redis.process.exitCode === null) redis.process.kill('SIGKILL');
-});
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(sig, () => void cleanup().finally(() => process.exit(130)));
-}
+const procs = new ProcessGroup();
+const track = (p: ChildProcess): ChildProcess => procs.track(p);
+const cleanup = (): Promise<void> => procs.cleanup();
 
 function run(cmd: string, args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
@@ -164,7 +140,7 @@ async function startServerChild(redisUrl: string): Promise<number> {
     }),
   );
   p.once('exit', (code, signal) => {
-    if (children.has(p)) console.error(`server exited unexpectedly (code ${code}, signal ${signal})`);
+    if (!procs.stopping) console.error(`server exited unexpectedly (code ${code}, signal ${signal})`);
   });
   await waitForPort(port, '127.0.0.1', 15_000);
   return port;
@@ -206,7 +182,7 @@ const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   if (o.build) await build();
-  redis = await startRedis();
+  const redis = (procs.redis = await startRedis());
   const url = await startFakeChild();
   const port = await startServerChild(redis.url);
 
@@ -295,8 +271,8 @@ async function main(): Promise<void> {
       `min ${signed(pairedDiffs[0] ?? 0)}, max ${signed(pairedDiffs.at(-1) ?? 0)}`,
   );
   console.log(
-    `provider call inside the server (LLM.INFO, last 1024 calls): p50 ${li.latencyP50Ms} ms, p99 ${li.latencyP99Ms} ms; ` +
-      `requests ${li.requests}, errors ${li.errors}, retries ${li.retries}`,
+    `provider call inside the server (LLM.INFO, last 1024 calls): p50 ${li.latency_p50_ms} ms, p99 ${li.latency_p99_ms} ms; ` +
+      `calls ${li.calls}, errors ${li.errors}, retries ${li.retries}`,
   );
   const diff = s.p50 - d.p50;
   console.log(`target p50 difference <= +1 ms: ${diff <= 1 ? 'met' : 'NOT met'} (${signed(diff)} ms)`);

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, waitForPort } from './redis-server.js';
+import { freePort, waitForPort, type RedisServerHandle } from './redis-server.js';
 
 /**
  * The default --dir of the servers a test file starts (the generated server secret lives there):
@@ -74,5 +74,39 @@ export function rssOf(pid: number): number {
     return m ? Number(m[1]) * 1024 : 0;
   } catch {
     return 0;
+  }
+}
+
+/**
+ * The processes a benchmark started (children it tracks, and the redis-server it runs): stopped by
+ * `cleanup()`, and on Ctrl-C / SIGTERM / SIGHUP (exit 130); killed at exit whatever happened.
+ */
+export class ProcessGroup {
+  private readonly children = new Set<ChildProcess>();
+  redis: RedisServerHandle | undefined;
+  /** cleanup() began: a child exiting now was stopped, not crashed. */
+  stopping = false;
+
+  constructor() {
+    process.on('exit', () => {
+      for (const p of this.children) p.kill('SIGKILL');
+      if (this.redis?.process && this.redis.process.exitCode === null) this.redis.process.kill('SIGKILL');
+    });
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => void this.cleanup().finally(() => process.exit(130)));
+  }
+
+  track(p: ChildProcess): ChildProcess {
+    this.children.add(p);
+    p.once('exit', () => this.children.delete(p));
+    return p;
+  }
+
+  async cleanup(): Promise<void> {
+    this.stopping = true;
+    for (const p of this.children) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    this.children.clear();
+    const r = this.redis;
+    this.redis = undefined;
+    await r?.stop().catch(() => undefined);
   }
 }
