@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import { CommandError } from '../errors.js';
 import type { LogEntry } from '../storage/types.js';
-import { vectorToFp32, type ItemId } from '../vector/index.js';
+import { vectorToFp32 } from '../vector/index.js';
 import { StoreObject, type LlmObject, type ObjectKind } from './objects.js';
 
 const MAGIC = Buffer.from('RLLMDUMP');
@@ -98,4 +98,3 @@ function u32(n: number): Buffer {
   return b;
 }
 
-export type { ItemId };

@@ -44,8 +44,9 @@ interface Entry {
   /** Reply bytes once complete (client-visible entries). */
   out: Buffer[] | null;
   hooks?: ForwardHooks;
-  /** Internal call: resolved with the decoded reply, not written. */
+  /** Internal call: resolved with the decoded reply (or its bytes: `rawReply`), not written. */
   resolve?: (v: Decoded) => void;
+  rawReply?: boolean;
   reject?: (e: Error) => void;
   /** Internal request whose reply is dropped (ASKING, replayed AUTH, MULTI sent late). */
   discard?: boolean;
@@ -144,9 +145,18 @@ export class ClusterLink implements BackendLink {
     });
   }
 
-  /** Not used on a cluster (LLM.* inside MULTI is refused there): the decoded reply, re-encoded. */
-  async callRaw(args: Array<string | Buffer>): Promise<Buffer> {
-    return encode((await this.call(args)) as RespValue);
+  callRaw(args: Array<string | Buffer>): Promise<Buffer> {
+    const bufs = args.map((a) => (typeof a === 'string' ? Buffer.from(a) : a));
+    return new Promise((resolve, reject) => {
+      const node = this.backend.up ? this.nodeFor(commandName(bufs[0]!), bufs) : null;
+      if (node === null) {
+        reject(new CommandError(this.backend.up ? CROSSSLOT.slice(10) : this.owner.unavailableText()));
+        return;
+      }
+      const entry: Entry = { raw: encodeRequest(bufs), out: null, resolve: resolve as (v: Decoded) => void, reject, rawReply: true, redirects: 0 };
+      this.send(entry, node);
+      this.flush();
+    });
   }
 
   masterCount(): number {
@@ -503,7 +513,7 @@ export class ClusterLink implements BackendLink {
     if (head.discard) return;
     if (frame[0] === 45 && !head.inTx && head.redirects < MAX_REDIRECTS && this.redirect(head, frame)) return;
     if (head.resolve) {
-      head.resolve(decodeFrame(frame).value);
+      head.resolve(head.rawReply ? (Buffer.from(frame) as unknown as Decoded) : decodeFrame(frame).value);
       return;
     }
     const hooks = head.hooks;
