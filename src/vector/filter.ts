@@ -25,6 +25,40 @@ export type AttrValue = string | number | boolean | string[];
 export type Attrs = Record<string, AttrValue>;
 export type Predicate = (attrs: Attrs | undefined) => boolean;
 
+/** A literal of a filter expression (list items, and the scalar side of a comparison). */
+export type FilterLiteral = string | number | boolean;
+export type FilterOp = '==' | '!=' | '<' | '<=' | '>' | '>=';
+
+/**
+ * The parsed expression, for evaluation by attribute indexes (attr-index.ts); same semantics as
+ * the predicate built by the same parse. Comparisons are normalised to field-op-literal (`2020 <
+ * year` is `year > 2020`); literal-only sub-expressions are folded to `const`, and and/or/not
+ * with constant operands are simplified (`x and false` is `false`, also when x is opaque).
+ *
+ * - `truthy`: a bare field (true, a non-zero number, a non-empty string or array).
+ * - `cmp`: `field op value`, with the predicate's typing (missing field or other type: false,
+ *   also under `!=`; a string-array field `==` a string means contains).
+ * - `in`: `field in [values]` (list membership with ===; an array attribute is never in a list).
+ * - `contains`: `value in field` (field must be an array holding value).
+ * - `opaque`: not indexable (field vs field, field in field, a list compared with == or !=).
+ */
+export type FilterNode =
+  | { kind: 'const'; value: boolean }
+  | { kind: 'and'; children: FilterNode[] }
+  | { kind: 'or'; children: FilterNode[] }
+  | { kind: 'not'; child: FilterNode }
+  | { kind: 'truthy'; field: string }
+  | { kind: 'cmp'; field: string; op: FilterOp; value: FilterLiteral }
+  | { kind: 'in'; field: string; values: FilterLiteral[] }
+  | { kind: 'contains'; field: string; value: FilterLiteral }
+  | { kind: 'opaque'; reason: string };
+
+/** A filter parsed once: the per-item predicate and the expression tree for attribute indexes. */
+export interface FilterPlan {
+  predicate: Predicate;
+  node: FilterNode;
+}
+
 type Tok =
   | { t: 'num'; v: number }
   | { t: 'str'; v: string }
@@ -111,17 +145,18 @@ function tokenize(src: string): Tok[] {
 }
 
 type Operand = { kind: 'field'; name: string } | { kind: 'lit'; value: AttrValue | AttrValue[] };
+type Parsed = { pred: Predicate; node: FilterNode };
 
 class Parser {
   private p = 0;
   private depth = 0;
   constructor(private readonly toks: Tok[]) {}
 
-  parse(): Predicate {
+  parse(): FilterPlan {
     if (this.toks.length === 0) fail('empty expression');
     const e = this.or();
     if (this.p < this.toks.length) fail(`unexpected ${describe(this.toks[this.p])}`);
-    return e;
+    return { predicate: e.pred, node: e.node };
   }
 
   private peek(): Tok | undefined {
@@ -133,38 +168,47 @@ class Parser {
     return t?.t === 'kw' && t.v === v;
   }
 
-  private or(): Predicate {
-    let left = this.and();
+  private or(): Parsed {
+    const first = this.and();
+    let pred = first.pred;
+    const nodes = [first.node];
     while (this.isKw('or')) {
       this.p++;
-      const l = left;
+      const l = pred;
       const r = this.and();
-      left = (a) => l(a) || r(a);
+      const rp = r.pred;
+      nodes.push(r.node);
+      pred = (a) => l(a) || rp(a);
     }
-    return left;
+    return { pred, node: nodes.length === 1 ? first.node : junction('or', nodes) };
   }
 
-  private and(): Predicate {
-    let left = this.unary();
+  private and(): Parsed {
+    const first = this.unary();
+    let pred = first.pred;
+    const nodes = [first.node];
     while (this.isKw('and')) {
       this.p++;
-      const l = left;
+      const l = pred;
       const r = this.unary();
-      left = (a) => l(a) && r(a);
+      const rp = r.pred;
+      nodes.push(r.node);
+      pred = (a) => l(a) && rp(a);
     }
-    return left;
+    return { pred, node: nodes.length === 1 ? first.node : junction('and', nodes) };
   }
 
-  private unary(): Predicate {
+  private unary(): Parsed {
     if (this.isKw('not')) {
       this.p++;
       const inner = this.unary();
-      return (a) => !inner(a);
+      const ip = inner.pred;
+      return { pred: (a) => !ip(a), node: negate(inner.node) };
     }
     return this.primary();
   }
 
-  private primary(): Predicate {
+  private primary(): Parsed {
     const t = this.peek();
     if (!t) fail('unexpected end of expression');
     if (t.t === 'punct' && t.v === '(') {
@@ -181,14 +225,24 @@ class Parser {
     const next = this.peek();
     if (next?.t === 'op') {
       this.p++;
-      return compare(left, next.v, this.operand());
+      const right = this.operand();
+      const pred = compare(left, next.v, right);
+      return { pred, node: compareNode(left, next.v as FilterOp, right, pred) };
     }
     if (next?.t === 'kw' && next.v === 'in') {
       this.p++;
-      return membership(left, this.operand());
+      const right = this.operand();
+      const pred = membership(left, right);
+      return { pred, node: membershipNode(left, right, pred) };
     }
-    if (left.kind === 'field') return (a) => truthy(field(a, left.name));
-    if (typeof left.value === 'boolean') return () => left.value as boolean;
+    if (left.kind === 'field') {
+      const name = left.name;
+      return { pred: (a) => truthy(field(a, name)), node: { kind: 'truthy', field: name } };
+    }
+    if (typeof left.value === 'boolean') {
+      const value = left.value;
+      return { pred: () => value, node: { kind: 'const', value } };
+    }
     fail(`a ${typeof left.value} alone is not a condition`);
   }
 
@@ -288,9 +342,69 @@ function membership(l: Operand, r: Operand): Predicate {
   };
 }
 
+const FLIP: Record<FilterOp, FilterOp> = { '==': '==', '!=': '!=', '<': '>', '<=': '>=', '>': '<', '>=': '<=' };
+
+/** The node of `l op r` (pred is its predicate, used to fold literal-only comparisons). */
+function compareNode(l: Operand, op: FilterOp, r: Operand, pred: Predicate): FilterNode {
+  if (l.kind === 'lit' && r.kind === 'lit') return { kind: 'const', value: pred(undefined) };
+  if (l.kind === 'field' && r.kind === 'field') return { kind: 'opaque', reason: 'field compared with field' };
+  const [name, value, o] = l.kind === 'field' ? [l.name, (r as { value: AttrValue | AttrValue[] }).value, op] : [(r as { name: string }).name, l.value, FLIP[op]];
+  if (Array.isArray(value)) {
+    // `<`… with a list is never true (neither side is then a number or a string).
+    if (o !== '==' && o !== '!=') return { kind: 'const', value: false };
+    return { kind: 'opaque', reason: `list compared with ${o}` };
+  }
+  return { kind: 'cmp', field: name, op: o, value };
+}
+
+/** The node of `l in r`. */
+function membershipNode(l: Operand, r: Operand, pred: Predicate): FilterNode {
+  if (l.kind === 'lit' && r.kind === 'lit') return { kind: 'const', value: pred(undefined) };
+  if (l.kind === 'field' && r.kind === 'field') return { kind: 'opaque', reason: 'field in field' };
+  if (l.kind === 'field') {
+    const list = (r as { value: AttrValue | AttrValue[] }).value;
+    // `field in "x"`: the right side is not a list, never true.
+    if (!Array.isArray(list)) return { kind: 'const', value: false };
+    return { kind: 'in', field: l.name, values: [...(list as FilterLiteral[])] };
+  }
+  // `[..] in field`: a list literal is never an element of an attribute array.
+  if (Array.isArray(l.value)) return { kind: 'const', value: false };
+  return { kind: 'contains', field: (r as { name: string }).name, value: l.value };
+}
+
+/** and/or of nodes: nested same-kind nodes flattened, constants folded. */
+function junction(kind: 'and' | 'or', nodes: FilterNode[]): FilterNode {
+  const absorbing = kind === 'or'; // `x or true` is true, `x and false` is false
+  const children: FilterNode[] = [];
+  for (const n of nodes) {
+    if (n.kind === 'const') {
+      if (n.value === absorbing) return n;
+      continue; // the neutral element
+    }
+    if (n.kind === kind) children.push(...n.children);
+    else children.push(n);
+  }
+  if (children.length === 0) return { kind: 'const', value: !absorbing };
+  return children.length === 1 ? children[0]! : { kind, children };
+}
+
+function negate(n: FilterNode): FilterNode {
+  if (n.kind === 'const') return { kind: 'const', value: !n.value };
+  if (n.kind === 'not') return n.child;
+  return { kind: 'not', child: n };
+}
+
+/**
+ * Parses a filter expression once: the predicate (called per candidate item) and the expression
+ * tree (answered by attribute indexes when it holds no `opaque` node).
+ */
+export function compileFilterPlan(src: string): FilterPlan {
+  return new Parser(tokenize(src)).parse();
+}
+
 /** Parses a filter expression once; the returned predicate is called per candidate item. */
 export function compileFilter(src: string): Predicate {
-  return new Parser(tokenize(src)).parse();
+  return compileFilterPlan(src).predicate;
 }
 
 /** Validates `--ATTRS`: a flat JSON object of strings, numbers, booleans and arrays of strings. */
