@@ -15,7 +15,7 @@
 # give `docker stop` more than its default 10 s (docker stop -t 30, compose stop_grace_period).
 # A host directory bind-mounted on /data must be writable by uid 1000 (the image's `node` user).
 
-# ---- build: compile the native addon (hnswlib-node) and the TypeScript ------------------------
+# ---- build: compile the native addons (hnswlib-node, native/) and the TypeScript ------------------------
 FROM node:20-bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
@@ -24,9 +24,11 @@ WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 COPY scripts/build.mjs ./scripts/build.mjs
 COPY src ./src
+COPY native/graph.cc native/binding.gyp ./native/
 # A full install: builds hnswlib-node with node-gyp, and the package's `prepare`
-# (scripts/build.mjs) compiles the TypeScript into dist/ once.
-RUN npm ci && test -f dist/src/cli.js
+# (scripts/build.mjs) builds the vector engine (native/, on hnswlib's headers) and compiles the
+# TypeScript into dist/ once.
+RUN npm ci && test -f dist/src/cli.js && test -f native/build/Release/rlgraph.node
 # Keep production dependencies only (the compiled addon stays in node_modules/hnswlib-node).
 RUN npm prune --omit=dev
 
@@ -41,6 +43,7 @@ WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/native/build/Release/rlgraph.node ./native/build/Release/rlgraph.node
 COPY redis.conf.example ./redis.conf.example
 RUN mkdir -p /data && chown node:node /data
 USER node

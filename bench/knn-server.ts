@@ -61,7 +61,8 @@ export const row = (...cells: Array<string | number>) => console.log(`| ${cells.
 
 export function build(): void {
   if (flag('no-build')) return;
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: ROOT, stdio: 'inherit' });
+  // dist/ and the native vector engine, each when stale
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts/build.mjs')], { cwd: ROOT, stdio: 'inherit' });
   if (r.status !== 0) throw new Error('build failed');
 }
 
@@ -368,7 +369,7 @@ async function main(): Promise<void> {
   line(`server, --EMBEDDING (CSV), ${CLIENTS} clients × pipeline ${PIPELINE}`, 'csv', recCsv);
   console.log(`# ${ROUNDS} rounds of ${SECONDS} s per target; load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   console.log(`\n# binary and CSV queries gave identical replies for ${sameForms}/${QUERIES} queries`);
-  console.log(`# targets: server ≥ 0.70× in-process QPS at recall@10 ≥ 0.95`);
+  console.log(`# targets: server ≥ 1.3× in-process single-threaded QPS at recall@10 ≥ 0.95 (searches run on the thread pool, on every core)`);
   await stopChild(server);
 }
 

@@ -101,3 +101,36 @@ it('in this checkout (built by pretest), the check alone is fast', () => {
   expect(r.stderr).not.toContain('building dist/');
   expect(performance.now() - t0).toBeLessThan(1500);
 });
+
+it('builds the native vector engine (node-gyp) only when native/ has it to build and the addon is missing or older than its sources', () => {
+  const gypCalls = path.join(dir, 'gyp-calls');
+  const addon = path.join(dir, 'native/build/Release/rlgraph.node');
+  // The stand-in node-gyp (found through npm_config_node_gyp, as npm scripts have it): records its
+  // arguments and writes the addon, as a real build would.
+  const gyp = path.join(dir, 'fake-node-gyp.cjs');
+  writeFileSync(
+    gyp,
+    `const fs = require('node:fs'); const path = require('node:path');
+fs.appendFileSync(${JSON.stringify(gypCalls)}, process.argv.slice(2).join(' ') + '\\n');
+fs.mkdirSync(path.dirname(${JSON.stringify(addon)}), { recursive: true });
+fs.writeFileSync(${JSON.stringify(addon)}, 'addon');
+`,
+  );
+  const env = { ...process.env, npm_config_node_gyp: gyp };
+  const run = () => spawnSync(process.execPath, [path.join(dir, 'scripts/build.mjs')], { cwd: dir, encoding: 'utf8', env });
+  const gypRuns = () => (existsSync(gypCalls) ? readFileSync(gypCalls, 'utf8').split('\n').filter(Boolean) : []);
+  expect(run().status).toBe(0);
+  expect(gypRuns()).toEqual([]); // no native/binding.gyp: nothing to build
+  mkdirSync(path.join(dir, 'native'), { recursive: true });
+  writeFileSync(path.join(dir, 'native/binding.gyp'), '{}\n');
+  writeFileSync(path.join(dir, 'native/graph.cc'), '// engine\n');
+  expect(run().status).toBe(0);
+  expect(gypRuns()).toHaveLength(1);
+  expect(gypRuns()[0]).toContain(`rebuild --directory ${path.join(dir, 'native')}`);
+  expect(run().status).toBe(0);
+  expect(gypRuns()).toHaveLength(1); // up to date
+  const t = new Date(Date.now() - 5000);
+  utimesSync(addon, t, t);
+  expect(run().status).toBe(0);
+  expect(gypRuns()).toHaveLength(2); // graph.cc newer than the addon
+});

@@ -840,7 +840,7 @@ describe('INFO llm and LLM.INFO counters', () => {
     const store = await stats('vs');
     expect(Object.keys(llm)).toEqual([...counters, 'retries', 'in_flight', 'queued']);
     expect(Object.keys(app)).toEqual(counters);
-    expect(Object.keys(store)).toEqual(['items', 'dim', 'space', 'capacity', 'memory', 'log_length', 'last_snapshot']);
+    expect(Object.keys(store)).toEqual(['items', 'dim', 'space', 'capacity', 'memory', 'attr_index_memory', 'engine_failures', 'log_length', 'last_snapshot']);
     // The same meanings: an LLM's calls are provider requests (2 embeddings + 1 chat: the second
     // run was an exact cache hit), an app's calls are runs; cache lookups count on both.
     expect(llm).toMatchObject({ calls: '3', cache_hits_exact: '1', cache_misses: '1', errors: '0' });

@@ -307,7 +307,7 @@ describe('dimensions and inputs', () => {
     expect(() => index.knn(set.row(0), 5, { filter: boom })).toThrow('boom');
     let calls = 0;
     const late = (id: number) => {
-      if (++calls > 1030) throw new Error('late boom'); // after the 1024-item sample, inside hnswlib
+      if (++calls > 1030) throw new Error('late boom'); // part way through the items
       return id % 2 === 0;
     };
     expect(() => index.knn(set.row(0), 5, { filter: late, strategy: 'hnsw' })).toThrow('late boom');
@@ -317,11 +317,12 @@ describe('dimensions and inputs', () => {
 
 describe('filter path choice and stats', () => {
   it('cost model: selective filters scan, broad ones walk the graph', () => {
-    expect(chooseFilteredPath(100_000, 128, 100, 512, 1024)).toBe('hnsw'); // 50%
-    expect(chooseFilteredPath(100_000, 128, 100, 51, 1024)).toBe('hnsw'); // 5%
-    expect(chooseFilteredPath(100_000, 128, 100, 1, 1024)).toBe('exact'); // 0.1%
-    expect(chooseFilteredPath(100_000, 128, 100, 0, 1024)).toBe('exact');
-    expect(chooseFilteredPath(100_000, 1536, 100, 3, 1024)).toBe('exact');
+    expect(chooseFilteredPath(100_000, 128, 100, 50_000)).toBe('hnsw'); // 50%
+    expect(chooseFilteredPath(100_000, 128, 100, 20_000)).toBe('hnsw'); // 20%
+    expect(chooseFilteredPath(100_000, 128, 100, 5_000)).toBe('exact'); // 5%
+    expect(chooseFilteredPath(100_000, 128, 100, 100)).toBe('exact'); // 0.1%
+    expect(chooseFilteredPath(100_000, 128, 100, 0)).toBe('exact');
+    expect(chooseFilteredPath(100_000, 1536, 100, 300)).toBe('exact');
   });
 
   it('stats and memory estimate', () => {

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VectorIndex, type Space } from '../src/vector/index.js';
-import { clustered } from '../harness/vector-data.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import hnswlib from 'hnswlib-node';
+import { bruteForce, clustered } from '../harness/vector-data.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -116,9 +118,14 @@ describe('snapshot edge cases', () => {
         idsAtCapture = [...ix.ids()].sort((a, b) => a - b);
       },
     });
-    // keep mutating on every turn of the event loop while the snapshot is finished
+    // keep mutating on every turn of the event loop while the snapshot is finished (waiting, as
+    // the contract says, while the capture holds the index)
     const churn = () => {
       if (stop || next >= 4000) return;
+      if (ix.frozen) {
+        void ix.whenIdle().then(churn);
+        return;
+      }
       ix.add(next, set.row(next), `b${next}`);
       ix.remove(next - 3000);
       next++;
@@ -184,5 +191,71 @@ describe('snapshot edge cases', () => {
       await expect(VectorIndex.deserialize(c, { tmpDir: dir })).rejects.toThrow(/corrupt vector index snapshot|Hnswlib Error/);
     }
     expect(await readdir(dir)).toEqual([]);
+  });
+});
+
+describe('format 1 (earlier versions: the graph labelled by item id)', () => {
+  it('loads as saved, relabels the graph by slot, and keeps working (search, add, remove, snapshot)', async () => {
+    const dim = 8;
+    const set = clustered(600, dim, 6, 71);
+    // What an earlier version wrote: hnswlib-node's file, labels = ids, one id removed.
+    const h = new hnswlib.HierarchicalNSW('l2', dim);
+    h.initIndex({ maxElements: 600, m: 16, efConstruction: 200, allowReplaceDeleted: true });
+    const ids: number[] = [];
+    for (let i = 0; i < 500; i++) {
+      const id = 1000 + i * 3;
+      h.addPoint(Array.from(set.row(i)), id, false);
+      ids.push(id);
+    }
+    h.markDelete(1000 + 7 * 3);
+    const live = ids.filter((id) => id !== 1000 + 7 * 3);
+    const dir = mkdtempSync(join(tmpdir(), 'rlvi-v1-'));
+    const file = join(dir, 'g.bin');
+    h.writeIndexSync(file);
+    const graph = readFileSync(file);
+    rmSync(dir, { recursive: true, force: true });
+    const items = Buffer.concat([
+      ...live.map((id) => {
+        const text = Buffer.from(`t${id}`);
+        const head = Buffer.alloc(8);
+        head.writeUInt32LE(id, 0);
+        head.writeUInt32LE(text.length, 4);
+        return Buffer.concat([head, text]);
+      }),
+      Buffer.alloc(4), // no exact copies
+    ]);
+    const header = Buffer.from(
+      JSON.stringify({ space: 'l2', dim, m: 16, efConstruction: 200, maxElements: 600, ef: 50, nextId: 3000, items: live.length, exact: 0, graphBytes: graph.length, itemBytes: items.length }),
+    );
+    const pre = Buffer.alloc(12);
+    pre.write('RLVI', 0, 'latin1');
+    pre.writeUInt16LE(1, 4);
+    pre.writeUInt32LE(header.length, 8);
+    const ix = await VectorIndex.deserialize(Buffer.concat([pre, header, graph, items]));
+    expect(ix.size).toBe(live.length);
+    expect(ix.nextAutoId).toBe(3000);
+    for (const [i, id] of ids.entries()) {
+      if (id === 1000 + 7 * 3) {
+        expect(ix.get(id)).toBeNull();
+        continue;
+      }
+      expect(ix.getData(id)).toBe(`t${id}`);
+      expect(Array.from(ix.getVector(id)!)).toEqual(Array.from(set.row(i)));
+    }
+    // searches answer with the ids (not the slots)
+    for (let i = 0; i < 20; i++) {
+      const truth = bruteForce(set, 'l2', set.row(i), 5, (row) => row < 500 && row !== 7).map((t) => 1000 + t.id * 3);
+      expect(ix.knn(set.row(i), 5, { ef: 200 }).map((x) => x.id)).toEqual(truth);
+    }
+    // and it takes changes: the removed element's graph slot is reused, nothing is duplicated
+    ix.add(5, set.row(550), 'new');
+    expect(ix.knn(set.row(550), 1)[0]!.id).toBe(5);
+    expect(ix.stats().capacity).toBe(500);
+    expect(ix.remove(1000)).toBe(true);
+    const again = await VectorIndex.deserialize(await ix.serialize());
+    expect(again.size).toBe(live.length);
+    expect(again.getData(5)).toBe('new');
+    expect(again.get(1000)).toBeNull();
+    expect(again.knn(set.row(3), 1)[0]!.id).toBe(1000 + 3 * 3);
   });
 });

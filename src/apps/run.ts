@@ -14,7 +14,7 @@ import type { AppObject, ModelObject, StoreObject } from '../objects/objects.js'
 import type { ChatObject } from '../objects/chat.js';
 import type { LogEntry } from '../storage/types.js';
 import { compileTemplate, renderTemplate } from '../objects/template.js';
-import { compileFilter } from '../vector/filter.js';
+import { searchStore } from '../objects/store-search.js';
 import { dimensionMismatch, type ItemId } from '../vector/index.js';
 
 export interface AppDeps {
@@ -77,14 +77,16 @@ export async function runSearchApp(app: AppObject, req: RunRequest, deps: AppDep
   // As the original, a store without a usable LLM is an error even while it is empty.
   deps.storeModel?.(store);
   let hits: Array<{ id: number; distance: number }> = [];
+  let texts: string[] = [];
   if (store.index.size > 0) {
     const [vec] = await deps.embed(store, [question], req.timeoutMs);
     if (store.index.dim !== undefined && vec.length !== store.index.dim) throw dimensionMismatch(store.index.dim, vec.length);
-    const filters = [app.def.filter, req.filter].filter((f): f is string => !!f).map(compileFilter);
-    const attrs = store.attrs;
-    hits = store.index.knn(vec, app.def.k ?? 3, filters.length ? { filter: (id) => filters.every((f) => f(attrs.get(id))) } : {});
+    const filters = [app.def.filter, req.filter].filter((f): f is string => !!f);
+    const found = await searchStore(store, vec, { k: app.def.k ?? 3, filters, withData: true });
+    hits = found.explain.hits;
+    texts = found.data!;
   }
-  const context = hits.map((h) => store.index.getData(h.id) ?? '').join('\n');
+  const context = texts.join('\n');
   const content = renderTemplate(app.template!, { ...req.vars, context, question });
   const res = await deps.complete(app, model, [{ role: 'user', content }], req, question);
   return { ...res, contextIds: hits.map((h) => store.aliases.idOf(h.id)), request: content };
@@ -129,8 +131,8 @@ export async function runChatApp(chat: ChatObject, req: ChatRequest, deps: ChatD
       const ids = new Set(s.summaryIds.map((id) => store.aliases.labelOf(id)).filter((l): l is number => l !== undefined && store.index.has(l)));
       if (ids.size > 0) {
         const [vec] = await deps.embed(store, [input], req.timeoutMs);
-        const hits = store.index.knn(vec, Math.min(h.summary_ctx_cnt, ids.size), { filter: (id) => ids.has(id) });
-        history = hits.map((x) => store.index.getData(x.id) ?? '').join('\n');
+        const found = await searchStore(store, vec, { k: Math.min(h.summary_ctx_cnt, ids.size), labels: ids, withData: true });
+        history = found.data!.join('\n');
       }
     }
     const system = renderTemplate(chat.template!, { ...req.vars, history });

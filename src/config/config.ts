@@ -53,6 +53,9 @@ export interface Config {
   streamMaxlen: number;
   /** Deadline (ms) of an LLM call when neither the command (--TIMEOUT) nor the LLM (timeout) sets one. */
   llmTimeout: number;
+  /** Snapshot a vector store after this many changes, or when it has changes and snapshotInterval ms passed. */
+  snapshotChanges: number;
+  snapshotInterval: number;
   /** Apply the other instances' writes to LLM objects (followers of the log). */
   follow: boolean;
   /** Refuse writes to LLM objects (a read-only follower). */
@@ -103,6 +106,8 @@ export const SETTINGS: Setting[] = [
   { key: 'secretFile', name: 'secret-file', kind: 'string', default: null, arg: 'path', help: 'file holding the server secret that seals literal API keys at rest; every instance on one Redis needs the same (default: environment REDIS_LLM_SECRET, else <dir>/secret.key, generated on first start)' },
   { key: 'streamMaxlen', name: 'stream-maxlen', kind: 'int', default: 10000, arg: 'n', help: 'approximate length cap (XADD MAXLEN ~) of streams written by LLM.RUN --STREAM' },
   { key: 'llmTimeout', name: 'llm-timeout', kind: 'int', default: 60000, arg: 'ms', help: 'deadline of an LLM call when neither --TIMEOUT nor the LLM\'s timeout param sets one' },
+  { key: 'snapshotChanges', name: 'snapshot-changes', kind: 'int', default: 20000, arg: 'n', help: 'snapshot a vector store (graph + items, then trim its log) after this many changes' },
+  { key: 'snapshotInterval', name: 'snapshot-interval', kind: 'int', default: 60000, arg: 'ms', help: '... or when it has changes and this long passed since its last snapshot' },
   { key: 'follow', name: 'follow', kind: 'bool', default: true, arg: 'yes|no', help: 'follow the LLM-object writes of other instances on the same Redis' },
   { key: 'readOnly', name: 'read-only', kind: 'bool', default: false, arg: 'yes|no', help: 'refuse writes to LLM objects (a read-only follower)' },
   { key: 'managedRedis', name: 'managed-redis', kind: 'bool', default: true, arg: 'yes|no', help: 'without --redis, start redis-server as a child when it is on PATH' },

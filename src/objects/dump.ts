@@ -33,7 +33,12 @@ export function isObjectDump(payload: Buffer): boolean {
 
 const checksum = (b: Buffer) => createHash('sha256').update(b).digest().subarray(0, 8);
 
-export function dumpObject(obj: LlmObject): Buffer {
+/** The DUMP payload; a store's items are read in a shared turn of its gate (between two applied changes). */
+export async function dumpObject(obj: LlmObject): Promise<Buffer> {
+  return obj instanceof StoreObject ? obj.gate.shared(() => dumpNow(obj)) : dumpNow(obj);
+}
+
+function dumpNow(obj: LlmObject): Buffer {
   const rec = obj.record();
   const header = Buffer.from(JSON.stringify({ kind: rec.kind, config: rec.config }), 'utf8');
   const parts: Buffer[] = [MAGIC, Buffer.from([VERSION]), u32(header.length), header];

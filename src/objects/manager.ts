@@ -5,7 +5,9 @@
  *
  * Write path of a store mutation: validate → append to the object's log (group-committed,
  * durable when it resolves) → apply to the in-memory index → reply. Appends of one object
- * resolve in log order, so live state and a replay of the log agree.
+ * resolve in log order and each apply takes an exclusive turn of the store's gate in that order
+ * (the insert itself runs on the thread pool), so live state and a replay of the log agree; the
+ * reply comes after the apply ran, so a client reads its own writes.
  * Snapshots (graph + items) are taken in the background after enough changes or time; a restart
  * loads the latest snapshot and replays only the log after it.
  */
@@ -260,7 +262,6 @@ export class ObjectManager extends ObjectRegistry {
    */
   private async settle(store: StoreObject, pos: string, prev: string | undefined, entry: LogEntry, vector?: Float32Array): Promise<unknown> {
     store.ownWrites++;
-    await this.mutable(store);
     if (store.appliedPos !== '' && comparePos(pos, store.appliedPos) <= 0) return takeResult(store, pos);
     if (appendedRightAfter(store.appliedPos, pos, prev)) return this.apply(store, pos, entry, vector);
     await this.catchUp(store, pos);
@@ -275,7 +276,6 @@ export class ObjectManager extends ObjectRegistry {
     }
     let n = 0;
     for await (const batch of this.storage.readLog(store.id, store.appliedPos || undefined)) {
-      await this.mutable(store);
       for (const { pos, entry } of batch) {
         if (upTo !== undefined && comparePos(pos, upTo) > 0) return;
         this.applyRecorded(store, pos, entry);
@@ -300,33 +300,30 @@ export class ObjectManager extends ObjectRegistry {
   /** Reloads a store or chat app from its latest snapshot and log tail (after missing trimmed entries). */
   async reloadObject(obj: StoreObject | ChatObject): Promise<void> {
     logger.info({ key: obj.name, appliedPos: obj.appliedPos }, 'another instance snapshotted past this one: reloading the object from the snapshot');
-    if (obj instanceof StoreObject) {
-      await this.mutable(obj);
-      await this.loadStore(obj);
-    } else {
-      await this.chats.load(obj);
-    }
+    if (obj instanceof StoreObject) await obj.gate.exclusive(() => this.loadStore(obj));
+    else await this.chats.load(obj);
   }
 
   /** Applies an entry read from the log (follower, catch-up) and keeps its result for a waiting writer. */
   applyRecorded(store: StoreObject, pos: string, entry: LogEntry): void {
     if (store.appliedPos !== '' && comparePos(pos, store.appliedPos) <= 0) return;
-    const r = this.apply(store, pos, entry);
-    store.results.set(pos, r);
-    if (store.results.size > 4096) store.results.delete(store.results.keys().next().value!);
+    recordResult(store, pos, this.apply(store, pos, entry));
   }
 
   /**
-   * Waits while a background snapshot holds the index (the graph is being written on another
-   * thread). Waiters resume in the order they came, which is log order, so applies keep it.
+   * Takes one log entry (live or replayed) for applying: it runs in an exclusive turn of the
+   * store's gate, after every entry taken before it. Resolves the op's result.
    */
-  private async mutable(store: StoreObject): Promise<void> {
-    if (store.index.frozen) await store.index.whenIdle();
+  private apply(store: StoreObject, pos: string, entry: LogEntry, vector?: Float32Array): Promise<ApplyResult> {
+    store.appliedPos = pos;
+    return store.gate.exclusive(() => this.applyNow(store, pos, entry, vector));
   }
 
-  /** Applies one log entry (live or replayed). Returns the op's result. */
-  private apply(store: StoreObject, pos: string, entry: LogEntry, vector?: Float32Array): ItemId | boolean | undefined {
-    store.appliedPos = pos;
+  /** Runs one log entry on the index (inside the store's exclusive turn). Returns the op's result. */
+  private async applyNow(store: StoreObject, pos: string, entry: LogEntry, vector?: Float32Array): Promise<ApplyResult> {
+    // A reload (after an engine failure, or another instance's snapshot) already ran it.
+    if (store.indexedPos !== '' && comparePos(pos, store.indexedPos) <= 0) return store.results.get(pos) as ApplyResult;
+    store.indexedPos = pos;
     store.changesSinceSnapshot++;
     store.logLength++;
     const op = String(entry.op);
@@ -345,7 +342,7 @@ export class ObjectManager extends ObjectRegistry {
         const label = store.aliases.labelForAdd(ext, (l) => store.index.has(l));
         const small = typeof ext === 'number' && ext <= MAX_ID;
         try {
-          store.index.add(label, vec, String(entry.data ?? ''), small && label === ext);
+          await store.index.addAsync(label, vec, String(entry.data ?? ''), small && label === ext);
         } catch (err) {
           if (!store.index.has(label)) store.aliases.release(label);
           throw err;
@@ -353,31 +350,50 @@ export class ObjectManager extends ObjectRegistry {
         if (small && label !== ext) store.index.ensureNextId((ext as number) + 1);
         store.pendingDim = undefined;
         // ADD replaces the whole item: attributes too.
-        if (entry.attrs !== undefined) store.attrs.set(label, JSON.parse(String(entry.attrs)) as Attrs);
-        else store.attrs.delete(label);
+        const slot = store.index.slotOf(label);
+        store.attrs.set(label, slot, entry.attrs !== undefined ? (JSON.parse(String(entry.attrs)) as Attrs) : undefined);
         return ext;
       }
       const id = store.aliases.labelOf(itemIdFromText(rawId));
       if (op === 'rem') {
-        if (id === undefined) return false;
-        store.attrs.delete(id);
-        const removed = store.index.remove(id);
-        if (removed) store.aliases.release(id);
-        return removed;
+        if (id === undefined || !store.index.has(id)) return false;
+        store.attrs.delete(id, store.index.slotOf(id));
+        store.index.remove(id);
+        store.aliases.release(id);
+        return true;
       }
       if (op === 'attrs') {
         if (id === undefined || !store.index.has(id)) return false;
-        const attrs = JSON.parse(String(entry.attrs)) as Attrs;
-        if (Object.keys(attrs).length === 0) store.attrs.delete(id);
-        else store.attrs.set(id, attrs);
+        store.attrs.set(id, store.index.slotOf(id), JSON.parse(String(entry.attrs)) as Attrs);
         return true;
       }
       logger.warn({ store: store.name, op }, 'unknown log entry skipped');
     } catch (err) {
-      // Only reachable for entries written by an older or concurrent writer; replay skips them alike.
-      logger.warn({ store: store.name, op, err: (err as Error).message }, 'log entry could not be applied; skipped');
+      if (err instanceof CommandError || err instanceof SyntaxError) {
+        // Only reachable for entries written by an older or concurrent writer; replay skips them alike.
+        logger.warn({ store: store.name, op, err: (err as Error).message }, 'log entry could not be applied; skipped');
+        return undefined;
+      }
+      return this.engineFailed(store, err as Error);
     }
     return undefined;
+  }
+
+  /**
+   * The vector engine failed on an entry that is in the log (out of memory, a native error): the
+   * writer gets a clear error, and the store is rebuilt from its snapshot and log, in its turn
+   * after what is queued, so the entry is applied again and nothing acknowledged is lost.
+   */
+  private engineFailed(store: StoreObject, err: Error): never {
+    logger.error({ store: store.name, err: err.message }, 'vector engine failed on a logged change: reloading the store from its snapshot and log');
+    store.engineFailures++;
+    // A failure while reloading is not retried by another reload (it would fail alike): skipped.
+    if (!store.reloading) {
+      void store.gate
+        .exclusive(() => this.loadStore(store))
+        .catch((e: Error) => logger.error({ store: store.name, err: e.message }, 'vector store reload failed'));
+    }
+    throw new CommandError(`vector engine failed: ${err.message}; the change is in the log and is applied again as the store reloads`);
   }
 
   // ---- following other instances -----------------------------------------------------------
@@ -412,17 +428,13 @@ export class ObjectManager extends ObjectRegistry {
       return applied;
     }
     if (obj instanceof StoreObject) {
-      await this.mutable(obj);
       let n = 0;
       for (const { pos, entry } of entries) {
         if (obj.appliedPos !== '' && comparePos(pos, obj.appliedPos) <= 0) continue;
         this.applyRecorded(obj, pos, entry);
         applied.push(pos);
-        if (++n % 128 === 0) {
-          // A follower catching up must not stall its own clients.
-          await yieldToEventLoop();
-          await this.mutable(obj);
-        }
+        // A follower catching up must not stall its own clients.
+        if (++n % 128 === 0) await yieldToEventLoop();
       }
     } else if (obj instanceof ChatObject) {
       for (const { pos, entry } of entries) {
@@ -531,18 +543,19 @@ export class ObjectManager extends ObjectRegistry {
       let pos = '';
       let changes = 0;
       let attrs = '';
-      // In the background: hnswlib writes the graph on the thread pool, so other clients are not
-      // stalled for the copy; mutations of this store wait for it (see mutable()).
-      const graph = await store.index.serialize({
-        background: true,
+      // A shared turn: searches go on while the graph is written on the thread pool; mutations of
+      // this store wait for it. What ran on the index is what the snapshot holds (indexedPos).
+      const graph = await store.gate.shared(() =>
+        store.index.serialize({
         onCapture: () => {
-          pos = store.appliedPos;
+          pos = store.indexedPos;
           changes = store.changesSinceSnapshot;
           const aliases = store.aliases.state();
           // Without aliases, the format every earlier version wrote and reads.
           attrs = JSON.stringify(aliases ? { attrs: [...store.attrs], aliases } : [...store.attrs]);
         },
-      });
+        }),
+      );
       const data = wrapStoreSnapshot(graph, attrs);
       if (pos === '') return false;
       await this.storage.writeSnapshot(store.id, data, pos);
@@ -613,6 +626,15 @@ export class ObjectManager extends ObjectRegistry {
   }
 
   private async loadStore(store: StoreObject): Promise<void> {
+    store.reloading = true;
+    try {
+      await this.loadStoreNow(store);
+    } finally {
+      store.reloading = false;
+    }
+  }
+
+  private async loadStoreNow(store: StoreObject): Promise<void> {
     const t0 = Date.now();
     const snap = await this.storage.readSnapshot(store.id);
     if (snap) {
@@ -620,17 +642,33 @@ export class ObjectManager extends ObjectRegistry {
       store.index = await VectorIndex.deserialize(graph);
       store.aliases = IdAliases.fromState(aliases);
       store.attrs.clear();
-      for (const [id, a] of attrs) store.attrs.set(id, a);
+      for (const [id, a] of attrs) {
+        const slot = store.index.slotOf(id);
+        if (slot >= 0) store.attrs.set(id, slot, a);
+      }
       store.appliedPos = snap.pos;
+      store.indexedPos = snap.pos;
       store.lastSnapshotPos = snap.pos;
       store.lastSnapshotAt = snap.createdAt;
     } else {
+      // Rebuilt from the whole log (a store never snapshotted, or reloaded after an engine failure).
+      store.index = new VectorIndex(store.params);
+      store.aliases = new IdAliases();
+      store.attrs.clear();
+      store.appliedPos = '';
+      store.indexedPos = '';
       store.lastSnapshotAt = Date.now();
     }
     let replayed = 0;
     for await (const batch of this.storage.readLog(store.id, snap?.pos)) {
       // Recorded: a writer whose entry is in this tail (a reload during its catch-up) takes its result.
-      for (const { pos, entry } of batch) this.applyRecorded(store, pos, entry);
+      for (const { pos, entry } of batch) {
+        if (store.indexedPos !== '' && comparePos(pos, store.indexedPos) <= 0) continue;
+        const r = this.applyNow(store, pos, entry).catch(() => undefined);
+        recordResult(store, pos, r);
+        await r;
+        if (store.appliedPos === '' || comparePos(pos, store.appliedPos) > 0) store.appliedPos = pos;
+      }
       replayed += batch.length;
       if (replayed % 100_000 < batch.length) logger.info({ store: store.name, replayed }, 'replaying vector store log');
     }
@@ -653,10 +691,18 @@ export class ObjectManager extends ObjectRegistry {
   }
 }
 
+type ApplyResult = ItemId | boolean | undefined;
+
 function takeResult(store: StoreObject, pos: string): unknown {
   const r = store.results.get(pos);
   store.results.delete(pos);
   return r;
+}
+
+function recordResult(store: StoreObject, pos: string, r: Promise<ApplyResult>): void {
+  r.catch(() => undefined); // a waiting writer takes the error; nobody else must see it unhandled
+  store.results.set(pos, r);
+  if (store.results.size > 4096) store.results.delete(store.results.keys().next().value!);
 }
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));

@@ -11,7 +11,8 @@ import { IdAliases, VectorIndex, paramsToJson, parseStoreParams, type VectorInde
 import { compileTemplate, type Template } from './template.js';
 import type { ObjectRecord } from '../storage/types.js';
 import type { HistoryParams } from './history.js';
-import type { Attrs } from '../vector/filter.js';
+import { AttrIndex } from '../vector/attr-index.js';
+import { RwGate } from '../util/rw-gate.js';
 import { UsageCounters } from './usage.js';
 import { ResponseCache, type CacheConfig } from './cache.js';
 import { RateLimiter, type RateLimitConfig } from './ratelimit.js';
@@ -146,12 +147,27 @@ export function parseLlmRef(raw: string | undefined, kind: 'chat' | 'embedding' 
 
 export class StoreObject extends LlmObject {
   readonly kind = 'store' as const;
-  /** Log position of the last applied mutation ('' before any). */
+  /**
+   * Log position of the last mutation taken for applying ('' before any): entries are applied in
+   * this order through the gate, so this is the position the store will be at once they ran.
+   */
   appliedPos = '';
-  /** Mutations since the last snapshot. */
+  /** Log position of the last mutation that has run on the index (what a snapshot holds). */
+  indexedPos = '';
+  /** Mutations run on the index since the last snapshot. */
   changesSinceSnapshot = 0;
-  /** Item attributes (LLM.ADD --ATTRS, LLM.SETATTRS), by index label (see aliases). */
-  readonly attrs = new Map<number, Attrs>();
+  /**
+   * Who may use the index when: searches, reads and snapshots take shared turns, each applied
+   * mutation an exclusive one, in arrival (= log) order. The graph work itself runs on the thread
+   * pool, so the event loop never waits for it (see vector/native.ts).
+   */
+  readonly gate = new RwGate();
+  /** Item attributes (LLM.ADD --ATTRS, LLM.SETATTRS) by index label (see aliases), with their indexes. */
+  readonly attrs = new AttrIndex();
+  /** The vector engine failed on a logged change (each time the store was reloaded from its log). */
+  engineFailures = 0;
+  /** A reload from the snapshot and log is running (in an exclusive turn). */
+  reloading = false;
   /** Labels of ids that cannot be their own (2^32 and more): ids are 64-bit, labels uint32. */
   aliases = new IdAliases();
   /** A new store waits a full interval (or enough changes) before its first snapshot. */

@@ -64,6 +64,8 @@ export function storeStats(o: StoreObject): Record<string, StatValue> {
     space: o.params.space,
     capacity: o.index.stats().capacity,
     memory: o.index.memoryBytes(),
+    attr_index_memory: o.attrs.indexBytes(),
+    engine_failures: o.engineFailures,
     log_length: o.logLength,
     last_snapshot: Math.floor(o.lastSnapshotAt / 1000),
   };

@@ -176,7 +176,11 @@ export class LlmServer implements Services {
         // while the directory cannot be written (the reason is in the -LOADING reply).
         if (!this.secrets) this.useSecret(generatedSecret(this.config.dir));
         await this.storage!.open();
-        const objects = new ObjectManager(this.storage!, this.secrets!, this.config.snapshotOptions);
+        const objects = new ObjectManager(this.storage!, this.secrets!, {
+          snapshotChanges: this.config.snapshotChanges,
+          snapshotIntervalMs: this.config.snapshotInterval,
+          ...this.config.snapshotOptions,
+        });
         objects.readOnly = this.config.readOnly;
         const catalogPos = await objects.load();
         objects.startSnapshots();

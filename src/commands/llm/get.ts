@@ -1,4 +1,5 @@
 import { defineCommand } from '../spec.js';
+import { readItem } from '../../objects/store-search.js';
 import { formatVector, parseId } from '../../vector/index.js';
 import { storeForCommand } from './_store.js';
 
@@ -19,10 +20,9 @@ export default defineCommand({
     const id = parseId(args.positionals[0]);
     const store = await storeForCommand(ctx, args.key);
     const label = store?.aliases.labelOf(id);
-    const item = label === undefined ? null : store!.index.get(label);
+    const item = label === undefined ? null : await readItem(store!, label);
     if (!item) return null;
     if (!args.opts.has('withattrs')) return [item.data, formatVector(item.vector)];
-    const attrs = store!.attrs.get(label!);
-    return [item.data, formatVector(item.vector), attrs ? JSON.stringify(attrs) : null];
+    return [item.data, formatVector(item.vector), item.attrs ? JSON.stringify(item.attrs) : null];
   },
 });

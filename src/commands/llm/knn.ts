@@ -5,7 +5,8 @@ import { RespDouble, type RespValue } from '../../protocol/resp.js';
 import { embedForStore, givenVector, givesVector } from './_objects.js';
 import { requireStoreForCommand } from './_store.js';
 import { EMBEDDING, EMBEDDING_FP32, FILTER, TIMEOUT } from './_common.js';
-import { compileFilter } from '../../vector/filter.js';
+import { compileFilterPlan } from '../../vector/filter.js';
+import { searchStore } from '../../objects/store-search.js';
 
 export default defineCommand({
   name: 'LLM.KNN',
@@ -23,7 +24,7 @@ export default defineCommand({
     { token: '--WITHDATA', type: 'pure-token', summary: 'Reply [id, distance, data] triples.' },
     TIMEOUT,
     FILTER,
-    { token: '--EXPLAIN', type: 'pure-token', summary: 'Reply [hits, [path, hnsw|exact, reason, ..., ef, n, sampled, n, matched, n]]: how the query ran.' },
+    { token: '--EXPLAIN', type: 'pure-token', summary: 'Reply [hits, [path, hnsw|exact, reason, ..., ef, n, matched, n, index, ...]]: how the query ran and which attribute index gave the matching set.' },
   ],
   args: [{ name: 'query', type: 'string', optional: true, summary: 'Text to embed with the store LLM (unless a vector is given).' }],
   reply: 'Array of [id, distance] pairs, nearest first (distance: a bulk string in RESP2, a double in RESP3).',
@@ -34,8 +35,8 @@ export default defineCommand({
     const ef = args.opts.get('ef') as number | undefined;
     const withData = args.opts.has('withdata');
     const query = args.positionals[0]?.toString('utf8');
-    const filterSrc = args.opts.get('filter') as Buffer | undefined;
-    const predicate = filterSrc === undefined ? undefined : compileFilter(filterSrc.toString('utf8'));
+    const filterSrc = (args.opts.get('filter') as Buffer | undefined)?.toString('utf8');
+    if (filterSrc !== undefined) compileFilterPlan(filterSrc); // a bad filter fails before any embedding call
     const explain = args.opts.has('explain');
     let vector = givenVector(args);
     // Neither a query nor a vector: the original's arity error for `LLM.KNN key`, else its words.
@@ -46,24 +47,26 @@ export default defineCommand({
     const dim = store.index.dim;
     if (dim === undefined) return empty();
     if (vector.length !== dim) throw dimensionMismatch(dim, vector.length);
-    const attrs = store.attrs;
-    const res = store.index.knnExplain(vector, k, {
+    const { explain: res, data } = await searchStore(store, vector, {
+      k,
+      withData,
       ...(ef === undefined ? {} : { ef }),
-      ...(predicate ? { filter: (id: number) => predicate(attrs.get(id)) } : {}),
+      ...(filterSrc === undefined ? {} : { filters: [filterSrc] }),
     });
     // 1 − cos of float32 unit vectors can come out a hair below 0 (an item's own vector gives
     // -1.2e-7): cosine distances are reported within their range [0, 2].
     const cosine = store.params.space === 'cosine';
-    const rows = res.hits.map((h): RespValue => {
+    const rows = res.hits.map((h, i): RespValue => {
       const row: RespValue[] = [idReply(store.aliases.idOf(h.id)), new RespDouble(cosine ? Math.min(2, Math.max(0, h.distance)) : h.distance)];
-      if (withData) row.push(store.index.getData(h.id) ?? '');
+      if (data) row.push(data[i]!);
       return row;
     });
     if (!explain) return rows;
     const info: RespValue[] = ['path', res.path];
     if (res.reason) info.push('reason', res.reason);
     if (res.ef !== undefined) info.push('ef', res.ef);
-    if (res.sample) info.push('sampled', res.sample.sampled, 'matched', res.sample.matched);
+    if (res.matched !== undefined) info.push('matched', res.matched);
+    if (res.index !== undefined) info.push('index', res.index);
     return [rows, info];
   },
 });

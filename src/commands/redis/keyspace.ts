@@ -146,7 +146,7 @@ const dump: Intercept = (args) => {
   if (args.length !== 2) return null;
   return local(async (ctx, objects) => {
     const obj = objects.get(ctx.client.db, name(args[1]!));
-    return obj ? dumpObject(obj) : backend(ctx, args, null);
+    return obj ? await dumpObject(obj) : backend(ctx, args, null);
   });
 };
 
@@ -220,7 +220,7 @@ const copy: Intercept = (args) => {
     const theirs = !over && (await backend(ctx, ['EXISTS', args[2]!], 0)) === 1;
     if ((over || theirs) && !replace) return 0;
     if (theirs) await backend(ctx, ['UNLINK', args[2]!], 0);
-    await objects.restore(db, dst, parseObjectDump(dumpObject(src)), src.expiresAt);
+    await objects.restore(db, dst, parseObjectDump(await dumpObject(src)), src.expiresAt);
     return 1;
   });
 };

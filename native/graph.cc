@@ -1,0 +1,580 @@
+// rlgraph: one HNSW graph (hnswlib, the same headers hnswlib-node builds) whose searches, inserts,
+// saves and loads run on libuv's thread pool, so the event loop never waits for vector work and
+// several searches of one graph run on several cores at once.
+//
+// Why not hnswlib-node: its searchKnn and addPoint are synchronous (they run on the thread that
+// calls them) and an index object belongs to one JS thread, so neither an async search nor two
+// threads searching one graph is possible through it; a copy per worker would double the memory.
+//
+// Concurrency contract (kept by the caller, src/vector/hnsw-index.ts with src/objects' store gate):
+// searches may overlap each other and a save; an add, remove, resize or relabel runs alone.
+// Labels are the caller's dense slot numbers, so a filter is a bitset over slots.
+#include <napi.h>
+#include <hnswlib/hnswlib.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <queue>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#ifdef __linux__
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+namespace {
+
+using Hnsw = hnswlib::HierarchicalNSW<float>;
+using hnswlib::labeltype;
+using hnswlib::tableint;
+using Hit = std::pair<float, labeltype>;
+
+// A filter over labels: bit `label` of the words is set for allowed items.
+struct BitFilter : hnswlib::BaseFilterFunctor {
+  const uint32_t* words;
+  size_t count;
+  BitFilter(const uint32_t* w, size_t n) : words(w), count(n) {}
+  bool operator()(labeltype label) override {
+    size_t i = label >> 5;
+    return i < count && ((words[i] >> (label & 31)) & 1u) != 0;
+  }
+};
+
+struct Core {
+  bool ip = false;
+  size_t dim = 0;
+  std::unique_ptr<hnswlib::SpaceInterface<float>> space;
+  std::unique_ptr<Hnsw> index;
+  // label → internal id + 1 (0: none), so a filtered exact scan visits only the matching elements.
+  // Entries may be stale after a deleted element was reused under another label: checked on use.
+  std::vector<uint32_t> where;
+
+  void note(labeltype label) {
+    Hnsw& g = h();
+    std::unique_lock<std::mutex> lock(g.label_lookup_lock);
+    auto it = g.label_lookup_.find(label);
+    if (it == g.label_lookup_.end()) return;
+    if (label >= where.size()) where.resize(std::max<size_t>(label + 1, where.size() + where.size() / 2 + 16), 0);
+    where[label] = it->second + 1;
+  }
+
+  void rebuildWhere() {
+    Hnsw& g = h();
+    where.assign(0, 0);
+    size_t n = g.cur_element_count;
+    for (tableint i = 0; i < n; i++) {
+      labeltype label = g.getExternalLabel(i);
+      if (label > 0xFFFFFFF0u) continue;  // relabelled dead elements
+      if (label >= where.size()) where.resize(std::max<size_t>(label + 1, where.size() + where.size() / 2 + 16), 0);
+      where[label] = i + 1;
+    }
+  }
+
+  void makeSpace() {
+    if (ip) space.reset(new hnswlib::InnerProductSpace(dim));
+    else space.reset(new hnswlib::L2Space(dim));
+  }
+
+  Hnsw& h() {
+    if (!index) throw std::runtime_error("graph is not initialised");
+    return *index;
+  }
+
+  // The K nearest (allowed) items with this query's own ef (hnswlib's searchKnn reads the index's
+  // shared ef_, which concurrent searches with different ef would race on). Nearest first.
+  std::vector<Hit> knn(const float* q, size_t k, size_t ef, BitFilter* filter) {
+    Hnsw& g = h();
+    std::vector<Hit> out;
+    if (g.cur_element_count == 0 || k == 0) return out;
+    tableint cur = g.enterpoint_node_;
+    float curdist = g.fstdistfunc_(q, g.getDataByInternalId(cur), g.dist_func_param_);
+    for (int level = g.maxlevel_; level > 0; level--) {
+      bool changed = true;
+      while (changed) {
+        changed = false;
+        unsigned int* data = (unsigned int*)g.get_linklist(cur, level);
+        int size = g.getListCount(data);
+        tableint* cands = (tableint*)(data + 1);
+        for (int i = 0; i < size; i++) {
+          tableint c = cands[i];
+          if (c > g.max_elements_) throw std::runtime_error("graph link out of range");
+          float d = g.fstdistfunc_(q, g.getDataByInternalId(c), g.dist_func_param_);
+          if (d < curdist) {
+            curdist = d;
+            cur = c;
+            changed = true;
+          }
+        }
+      }
+    }
+    size_t width = std::max(ef, k);
+    auto top = (g.num_deleted_ == 0 && filter == nullptr) ? g.searchBaseLayerST<true>(cur, q, width, filter)
+                                                          : g.searchBaseLayerST<false>(cur, q, width, filter);
+    while (top.size() > k) top.pop();
+    out.resize(top.size());
+    for (size_t i = out.size(); i-- > 0;) {
+      out[i] = Hit(top.top().first, g.getExternalLabel(top.top().second));
+      top.pop();
+    }
+    return out;
+  }
+
+  // The exact K nearest (allowed) live items, distances computed as the graph does. With a filter
+  // only the matching elements are visited (through `where`), else every element.
+  std::vector<Hit> exact(const float* q, size_t k, BitFilter* filter) {
+    Hnsw& g = h();
+    std::priority_queue<Hit> best;  // max-heap: the worst kept on top
+    auto consider = [&](tableint i, labeltype label) {
+      float d = g.fstdistfunc_(q, g.getDataByInternalId(i), g.dist_func_param_);
+      if (best.size() < k) best.emplace(d, label);
+      else if (d < best.top().first || (d == best.top().first && label < best.top().second)) {
+        best.pop();
+        best.emplace(d, label);
+      }
+    };
+    size_t n = g.cur_element_count;
+    if (filter != nullptr) {
+      for (size_t w = 0; w < filter->count; w++) {
+        uint32_t v = filter->words[w];
+        while (v != 0) {
+          labeltype label = (w << 5) + __builtin_ctz(v);
+          v &= v - 1;
+          if (label >= where.size() || where[label] == 0) continue;
+          tableint i = where[label] - 1;
+          if (i >= n || g.getExternalLabel(i) != label || g.isMarkedDeleted(i)) continue;
+          consider(i, label);
+        }
+      }
+    } else {
+      for (tableint i = 0; i < n; i++) {
+        if (g.isMarkedDeleted(i)) continue;
+        consider(i, g.getExternalLabel(i));
+      }
+    }
+    std::vector<Hit> out(best.size());
+    for (size_t i = out.size(); i-- > 0;) {
+      out[i] = best.top();
+      best.pop();
+    }
+    return out;
+  }
+
+  // Inserts `label`, or updates it (a removed label is revived in its old graph slot, never added
+  // twice); a new label takes a deleted slot if there is one, else the graph grows by 25%.
+  void add(const float* p, labeltype label, size_t maxCapacity) {
+    Hnsw& g = h();
+    bool known;
+    {
+      std::unique_lock<std::mutex> lock(g.label_lookup_lock);
+      known = g.label_lookup_.find(label) != g.label_lookup_.end();
+    }
+    if (known) {
+      bool wasDeleted = false;
+      {
+        std::unique_lock<std::mutex> lock(g.label_lookup_lock);
+        wasDeleted = g.isMarkedDeleted(g.label_lookup_[label]);
+      }
+      if (wasDeleted) g.unmarkDelete(label);
+      try {
+        g.addPoint(p, label, false);
+      } catch (...) {
+        if (wasDeleted) g.markDelete(label);
+        throw;
+      }
+      note(label);
+      return;
+    }
+    if (g.num_deleted_ > 0) {
+      g.addPoint(p, label, true);
+      note(label);
+      return;
+    }
+    if (g.cur_element_count >= g.max_elements_) {
+      size_t cap = g.max_elements_;
+      size_t next = std::max(cap + 1, cap + std::max<size_t>(1024, cap / 4));
+      if (next > maxCapacity) next = maxCapacity;
+      if (next <= cap) throw std::runtime_error("vector index is full");
+      g.resizeIndex(next);
+    }
+    g.addPoint(p, label, false);
+    note(label);
+  }
+};
+
+// Vector work yields the CPU to the event loop: each thread-pool thread that runs a job lowers its
+// own scheduling priority once (Linux: nice is per thread), so a client's GET is never queued
+// behind searches for a core, while idle cores still go to the searches.
+void yieldingThread() {
+#ifdef __linux__
+  static thread_local bool done = false;
+  if (done) return;
+  done = true;
+  setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+#endif
+}
+
+class Graph;
+
+// One unit of work on the thread pool, resolving a promise; keeps the Graph alive meanwhile.
+class Job : public Napi::AsyncWorker {
+ public:
+  Job(Napi::Env env, Napi::Object self) : Napi::AsyncWorker(env), deferred(Napi::Promise::Deferred::New(env)) {
+    owner = Napi::Persistent(self);
+  }
+  Napi::Promise promise() { return deferred.Promise(); }
+
+ protected:
+  void OnError(const Napi::Error& e) override { deferred.Reject(e.Value()); }
+  Napi::Promise::Deferred deferred;
+  Napi::ObjectReference owner;
+};
+
+Napi::Value hitsToJs(Napi::Env env, const std::vector<Hit>& hits) {
+  auto labels = Napi::Uint32Array::New(env, hits.size());
+  auto dists = Napi::Float32Array::New(env, hits.size());
+  for (size_t i = 0; i < hits.size(); i++) {
+    labels[i] = (uint32_t)hits[i].second;
+    dists[i] = hits[i].first;
+  }
+  auto out = Napi::Array::New(env, 2);
+  out.Set(0u, labels);
+  out.Set(1u, dists);
+  return out;
+}
+
+class Graph : public Napi::ObjectWrap<Graph> {
+ public:
+  static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function f = DefineClass(env, "Graph",
+                                   {
+                                       InstanceMethod("init", &Graph::InitIndex),
+                                       InstanceMethod("add", &Graph::Add),
+                                       InstanceMethod("addAsync", &Graph::AddAsync),
+                                       InstanceMethod("markDelete", &Graph::MarkDelete),
+                                       InstanceMethod("search", &Graph::Search),
+                                       InstanceMethod("searchAsync", &Graph::SearchAsync),
+                                       InstanceMethod("getPoint", &Graph::GetPoint),
+                                       InstanceMethod("resize", &Graph::Resize),
+                                       InstanceMethod("relabel", &Graph::Relabel),
+                                       InstanceMethod("saveAsync", &Graph::SaveAsync),
+                                       InstanceMethod("loadAsync", &Graph::LoadAsync),
+                                       InstanceMethod("currentCount", &Graph::CurrentCount),
+                                       InstanceMethod("capacity", &Graph::Capacity),
+                                       InstanceMethod("deletedCount", &Graph::DeletedCount),
+                                   });
+    exports.Set("Graph", f);
+    return exports;
+  }
+
+  // new Graph(space: 'l2' | 'ip', dim)
+  Graph(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Graph>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {
+      Napi::TypeError::New(env, "Graph(space, dim)").ThrowAsJavaScriptException();
+      return;
+    }
+    std::string s = info[0].As<Napi::String>();
+    core.ip = s == "ip";
+    core.dim = info[1].As<Napi::Number>().Uint32Value();
+    core.makeSpace();
+  }
+
+  Core core;
+
+ private:
+  // init(maxElements, m, efConstruction, seed)
+  Napi::Value InitIndex(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    try {
+      size_t max = info[0].As<Napi::Number>().Int64Value();
+      size_t m = info[1].As<Napi::Number>().Uint32Value();
+      size_t efc = info[2].As<Napi::Number>().Uint32Value();
+      size_t seed = info.Length() > 3 ? info[3].As<Napi::Number>().Uint32Value() : 100;
+      core.index.reset(new Hnsw(core.space.get(), max, m, efc, seed, true));
+      core.where.clear();
+    } catch (const std::exception& e) {
+      Napi::Error::New(env, e.what()).ThrowAsJavaScriptException();
+    }
+    return env.Undefined();
+  }
+
+  bool point(const Napi::CallbackInfo& info, size_t at, const float** out) {
+    if (!info[at].IsTypedArray() || info[at].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+      Napi::TypeError::New(info.Env(), "expected a Float32Array").ThrowAsJavaScriptException();
+      return false;
+    }
+    auto a = info[at].As<Napi::Float32Array>();
+    if (a.ElementLength() != core.dim) {
+      Napi::RangeError::New(info.Env(), "point has the wrong dimension").ThrowAsJavaScriptException();
+      return false;
+    }
+    *out = a.Data();
+    return true;
+  }
+
+  // add(point: Float32Array, label, maxCapacity): synchronous (small indexes).
+  Napi::Value Add(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const float* p;
+    if (!point(info, 0, &p)) return env.Undefined();
+    try {
+      core.add(p, (labeltype)info[1].As<Napi::Number>().Int64Value(), (size_t)info[2].As<Napi::Number>().Int64Value());
+    } catch (const std::exception& e) {
+      Napi::Error::New(env, e.what()).ThrowAsJavaScriptException();
+    }
+    return env.Undefined();
+  }
+
+  class AddJob : public Job {
+   public:
+    AddJob(Napi::Env env, Napi::Object self, Core* c, const float* p, size_t dim, labeltype l, size_t max)
+        : Job(env, self), core(c), data(p, p + dim), label(l), maxCapacity(max) {}
+    void Execute() override {
+      yieldingThread();
+      try {
+        core->add(data.data(), label, maxCapacity);
+      } catch (const std::exception& e) {
+        SetError(e.what());
+      }
+    }
+    void OnOK() override { deferred.Resolve(Env().Undefined()); }
+
+   private:
+    Core* core;
+    std::vector<float> data;
+    labeltype label;
+    size_t maxCapacity;
+  };
+
+  // addAsync(point, label, maxCapacity) → Promise<void>, on the thread pool.
+  Napi::Value AddAsync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const float* p;
+    if (!point(info, 0, &p)) return env.Undefined();
+    auto* job = new AddJob(env, info.This().As<Napi::Object>(), &core, p, core.dim,
+                           (labeltype)info[1].As<Napi::Number>().Int64Value(), (size_t)info[2].As<Napi::Number>().Int64Value());
+    auto promise = job->promise();
+    job->Queue();
+    return promise;
+  }
+
+  Napi::Value MarkDelete(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    try {
+      core.h().markDelete((labeltype)info[0].As<Napi::Number>().Int64Value());
+    } catch (const std::exception& e) {
+      Napi::Error::New(env, e.what()).ThrowAsJavaScriptException();
+    }
+    return env.Undefined();
+  }
+
+  // The filter argument: a Uint32Array bitset over labels, or undefined/null.
+  static bool filterWords(const Napi::CallbackInfo& info, size_t at, std::vector<uint32_t>* out, bool* has) {
+    *has = false;
+    if (info.Length() <= at || info[at].IsUndefined() || info[at].IsNull()) return true;
+    if (!info[at].IsTypedArray() || info[at].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+      Napi::TypeError::New(info.Env(), "filter must be a Uint32Array bitset").ThrowAsJavaScriptException();
+      return false;
+    }
+    auto a = info[at].As<Napi::Uint32Array>();
+    out->assign(a.Data(), a.Data() + a.ElementLength());
+    *has = true;
+    return true;
+  }
+
+  // search(query, k, ef, exact, filter?) → [Uint32Array labels, Float32Array distances]
+  Napi::Value Search(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const float* q;
+    if (!point(info, 0, &q)) return env.Undefined();
+    std::vector<uint32_t> words;
+    bool has;
+    if (!filterWords(info, 4, &words, &has)) return env.Undefined();
+    BitFilter f(words.data(), words.size());
+    try {
+      size_t k = info[1].As<Napi::Number>().Uint32Value();
+      size_t ef = info[2].As<Napi::Number>().Uint32Value();
+      bool ex = info[3].As<Napi::Boolean>().Value();
+      return hitsToJs(env, ex ? core.exact(q, k, has ? &f : nullptr) : core.knn(q, k, ef, has ? &f : nullptr));
+    } catch (const std::exception& e) {
+      Napi::Error::New(env, e.what()).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  }
+
+  class SearchJob : public Job {
+   public:
+    SearchJob(Napi::Env env, Napi::Object self, Core* c, const float* q, size_t dim, size_t k, size_t ef, bool ex,
+              std::vector<uint32_t>&& w, bool has)
+        : Job(env, self), core(c), query(q, q + dim), k(k), ef(ef), exactScan(ex), words(std::move(w)), hasFilter(has) {}
+    void Execute() override {
+      yieldingThread();
+      try {
+        BitFilter f(words.data(), words.size());
+        BitFilter* fp = hasFilter ? &f : nullptr;
+        hits = exactScan ? core->exact(query.data(), k, fp) : core->knn(query.data(), k, ef, fp);
+      } catch (const std::exception& e) {
+        SetError(e.what());
+      }
+    }
+    void OnOK() override { deferred.Resolve(hitsToJs(Env(), hits)); }
+
+   private:
+    Core* core;
+    std::vector<float> query;
+    size_t k, ef;
+    bool exactScan;
+    std::vector<uint32_t> words;
+    bool hasFilter;
+    std::vector<Hit> hits;
+  };
+
+  // searchAsync(query, k, ef, exact, filter?) → Promise<[labels, distances]>, on the thread pool.
+  Napi::Value SearchAsync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const float* q;
+    if (!point(info, 0, &q)) return env.Undefined();
+    std::vector<uint32_t> words;
+    bool has;
+    if (!filterWords(info, 4, &words, &has)) return env.Undefined();
+    auto* job = new SearchJob(env, info.This().As<Napi::Object>(), &core, q, core.dim, info[1].As<Napi::Number>().Uint32Value(),
+                              info[2].As<Napi::Number>().Uint32Value(), info[3].As<Napi::Boolean>().Value(), std::move(words), has);
+    auto promise = job->promise();
+    job->Queue();
+    return promise;
+  }
+
+  // getPoint(label) → Float32Array (the stored vector, as the graph holds it)
+  Napi::Value GetPoint(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    try {
+      auto v = core.h().getDataByLabel<float>((labeltype)info[0].As<Napi::Number>().Int64Value());
+      auto out = Napi::Float32Array::New(env, v.size());
+      std::memcpy(out.Data(), v.data(), v.size() * sizeof(float));
+      return out;
+    } catch (const std::exception& e) {
+      Napi::Error::New(env, e.what()).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  }
+
+  Napi::Value Resize(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    try {
+      core.h().resizeIndex((size_t)info[0].As<Napi::Number>().Int64Value());
+    } catch (const std::exception& e) {
+      Napi::Error::New(env, e.what()).ThrowAsJavaScriptException();
+    }
+    return env.Undefined();
+  }
+
+  // relabel(from: Uint32Array, to: Uint32Array): element labelled from[i] becomes to[i]; every other
+  // element must be deleted and gets a label counting down from 2^32 − 1 (no slot reaches those).
+  // Reads snapshots whose graph was labelled by item id (format 1).
+  Napi::Value Relabel(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    try {
+      auto from = info[0].As<Napi::Uint32Array>();
+      auto to = info[1].As<Napi::Uint32Array>();
+      if (from.ElementLength() != to.ElementLength()) throw std::runtime_error("relabel: lengths differ");
+      std::unordered_map<labeltype, labeltype> map;
+      map.reserve(from.ElementLength());
+      for (size_t i = 0; i < from.ElementLength(); i++) map[from[i]] = to[i];
+      Hnsw& g = core.h();
+      size_t n = g.cur_element_count;
+      labeltype spare = 0xFFFFFFFFu;
+      for (tableint i = 0; i < n; i++) {
+        auto it = map.find(g.getExternalLabel(i));
+        if (it != map.end()) {
+          g.setExternalLabel(i, it->second);
+        } else {
+          if (!g.isMarkedDeleted(i)) throw std::runtime_error("a live graph element has no item");
+          g.setExternalLabel(i, spare--);
+        }
+      }
+      g.label_lookup_.clear();
+      for (tableint i = 0; i < n; i++) g.label_lookup_[g.getExternalLabel(i)] = i;
+      core.rebuildWhere();
+    } catch (const std::exception& e) {
+      Napi::Error::New(env, e.what()).ThrowAsJavaScriptException();
+    }
+    return env.Undefined();
+  }
+
+  class SaveJob : public Job {
+   public:
+    SaveJob(Napi::Env env, Napi::Object self, Core* c, std::string p) : Job(env, self), core(c), path(std::move(p)) {}
+    void Execute() override {
+      yieldingThread();
+      try {
+        core->h().saveIndex(path);
+      } catch (const std::exception& e) {
+        SetError(e.what());
+      }
+    }
+    void OnOK() override { deferred.Resolve(Env().Undefined()); }
+
+   private:
+    Core* core;
+    std::string path;
+  };
+
+  Napi::Value SaveAsync(const Napi::CallbackInfo& info) {
+    auto* job = new SaveJob(info.Env(), info.This().As<Napi::Object>(), &core, info[0].As<Napi::String>());
+    auto promise = job->promise();
+    job->Queue();
+    return promise;
+  }
+
+  class LoadJob : public Job {
+   public:
+    LoadJob(Napi::Env env, Napi::Object self, Core* c, std::string p) : Job(env, self), core(c), path(std::move(p)) {}
+    void Execute() override {
+      yieldingThread();
+      try {
+        loaded.reset(new Hnsw(core->space.get(), path, false, 0, true));
+      } catch (const std::exception& e) {
+        SetError(e.what());
+      }
+    }
+    void OnOK() override {
+      core->index = std::move(loaded);
+      core->rebuildWhere();
+      deferred.Resolve(Env().Undefined());
+    }
+
+   private:
+    Core* core;
+    std::string path;
+    std::unique_ptr<Hnsw> loaded;
+  };
+
+  // loadAsync(path): replaces the graph with hnswlib's file at path (read on the thread pool).
+  Napi::Value LoadAsync(const Napi::CallbackInfo& info) {
+    auto* job = new LoadJob(info.Env(), info.This().As<Napi::Object>(), &core, info[0].As<Napi::String>());
+    auto promise = job->promise();
+    job->Queue();
+    return promise;
+  }
+
+  Napi::Value CurrentCount(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), core.index ? (double)core.index->cur_element_count : 0);
+  }
+  Napi::Value Capacity(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), core.index ? (double)core.index->max_elements_ : 0);
+  }
+  Napi::Value DeletedCount(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), core.index ? (double)core.index->num_deleted_ : 0);
+  }
+};
+
+Napi::Object InitAll(Napi::Env env, Napi::Object exports) { return Graph::Init(env, exports); }
+
+}  // namespace
+
+NODE_API_MODULE(rlgraph, InitAll)

@@ -1,0 +1,51 @@
+/**
+ * The native HNSW graph (native/graph.cc, built from hnswlib's headers at install): searches,
+ * inserts, saves and loads run on libuv's thread pool, so the event loop never waits for them
+ * and several searches of one graph use several cores. Labels are the index's slot numbers; a
+ * filter is a bitset over slots (bitset.ts).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type Hits = [labels: Uint32Array, distances: Float32Array];
+
+export interface NativeGraph {
+  init(maxElements: number, m: number, efConstruction: number, seed?: number): void;
+  /** Inserts or updates `label` (a removed label is revived in place); grows by 25% up to maxCapacity. */
+  add(point: Float32Array, label: number, maxCapacity: number): void;
+  addAsync(point: Float32Array, label: number, maxCapacity: number): Promise<void>;
+  markDelete(label: number): void;
+  /** Nearest first; `exact` scans every (allowed) live element instead of walking the graph. */
+  search(query: Float32Array, k: number, ef: number, exact: boolean, allow?: Uint32Array | null): Hits;
+  searchAsync(query: Float32Array, k: number, ef: number, exact: boolean, allow?: Uint32Array | null): Promise<Hits>;
+  getPoint(label: number): Float32Array;
+  resize(capacity: number): void;
+  relabel(from: Uint32Array, to: Uint32Array): void;
+  saveAsync(path: string): Promise<void>;
+  loadAsync(path: string): Promise<void>;
+  currentCount(): number;
+  capacity(): number;
+  deletedCount(): number;
+}
+
+type GraphClass = new (space: 'l2' | 'ip', dim: number) => NativeGraph;
+
+let loaded: GraphClass | undefined;
+
+/** The addon's path: native/build/Release/rlgraph.node above this file (src/ or dist/src/). */
+function addonPath(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const p = join(dir, 'native', 'build', 'Release', 'rlgraph.node');
+    if (existsSync(p)) return p;
+    dir = dirname(dir);
+  }
+  throw new Error('the native vector engine is not built (native/build/Release/rlgraph.node): run npm ci or npm run build');
+}
+
+export function newGraph(space: 'l2' | 'ip', dim: number): NativeGraph {
+  loaded ??= (createRequire(import.meta.url)(addonPath()) as { Graph: GraphClass }).Graph;
+  return new loaded(space, dim);
+}

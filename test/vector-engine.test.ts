@@ -1,0 +1,212 @@
+/**
+ * The vector engine off the event loop (issue 16): searches, inserts, snapshot writes and loads
+ * run on the thread pool (native/graph.cc), a store's gate orders them (util/rw-gate.ts), and the
+ * semantics stay those of a synchronous index: log order = apply order, a connection reads its own
+ * writes, pipelined ADDs keep request order, errors cross the boundary as clear replies, and an
+ * engine failure on a logged change is answered with an error and repaired from the log.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { RwGate } from '../src/util/rw-gate.js';
+import { newGraph } from '../src/vector/native.js';
+import { VectorIndex } from '../src/vector/index.js';
+import { startRedis, type RedisServerHandle } from '../harness/redis-server.js';
+import { client, startServer } from '../harness/server.js';
+import { clustered } from '../harness/vector-data.js';
+import type { LlmServer } from '../src/server/server.js';
+
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
+describe('RwGate', () => {
+  it('shared turns overlap, an exclusive turn runs alone, and turns start in arrival order', async () => {
+    const gate = new RwGate();
+    const log: string[] = [];
+    let running = 0;
+    let maxShared = 0;
+    const shared = (name: string) =>
+      gate.shared(async () => {
+        running++;
+        maxShared = Math.max(maxShared, running);
+        log.push(`+${name}`);
+        await tick();
+        await tick();
+        log.push(`-${name}`);
+        running--;
+      });
+    const exclusive = (name: string) =>
+      gate.exclusive(async () => {
+        expect(running).toBe(0);
+        log.push(`+${name}`);
+        await tick();
+        log.push(`-${name}`);
+      });
+    await Promise.all([shared('r1'), shared('r2'), exclusive('w1'), shared('r3'), exclusive('w2'), exclusive('w3'), shared('r4')]);
+    expect(maxShared).toBe(2);
+    // r1 and r2 together; w1 after both; r3 (came after w1) only after it; w2, w3 one at a time, in order
+    expect(log).toEqual(['+r1', '+r2', '-r1', '-r2', '+w1', '-w1', '+r3', '-r3', '+w2', '-w2', '+w3', '-w3', '+r4', '-r4']);
+    expect(gate.idle).toBe(true);
+  });
+
+  it('a turn that throws releases the gate and rejects only its own caller', async () => {
+    const gate = new RwGate();
+    const bad = gate.exclusive(() => {
+      throw new Error('boom');
+    });
+    const after = gate.shared(() => 'fine');
+    await expect(bad).rejects.toThrow('boom');
+    await expect(after).resolves.toBe('fine');
+    // a free gate starts a turn synchronously
+    let ran = false;
+    void gate.exclusive(() => {
+      ran = true;
+    });
+    expect(ran).toBe(true);
+  });
+});
+
+describe('native graph on the thread pool', () => {
+  const dim = 64;
+  const set = clustered(20_000, dim, 20, 3);
+  const g = newGraph('l2', dim);
+  g.init(1024, 16, 100);
+  beforeAll(async () => {
+    for (let i = 0; i < 20_000; i++) g.add(set.row(i), i, 2 ** 32);
+  });
+
+  it('searches run while the event loop keeps turning, and answer as the synchronous search does', async () => {
+    const qs = set.queries(200, 5);
+    let ticks = 0;
+    let done = false;
+    const spin = () => {
+      if (done) return;
+      ticks++;
+      setImmediate(spin);
+    };
+    setImmediate(spin);
+    const results = await Promise.all(qs.map((q) => g.searchAsync(q, 10, 64, true)));
+    done = true;
+    expect(ticks).toBeGreaterThan(5); // 200 exact scans of 20k vectors did not hold the loop
+    for (const [i, q] of qs.entries()) {
+      const [labels, dists] = g.search(q, 10, 64, true);
+      expect(Array.from(results[i]![0])).toEqual(Array.from(labels));
+      expect(Array.from(results[i]![1])).toEqual(Array.from(dists));
+    }
+  });
+
+  it('errors cross the boundary as exceptions, not crashes', async () => {
+    expect(() => g.search(new Float32Array(3), 1, 10, false)).toThrow(/wrong dimension/);
+    expect(() => g.getPoint(99_999_999)).toThrow();
+    expect(() => g.search(set.row(0), 1, 10, false, new Float64Array(4) as unknown as Uint32Array)).toThrow(/bitset/);
+    const fresh = newGraph('ip', 4);
+    await expect(fresh.addAsync(new Float32Array(4), 1, 10)).rejects.toThrow(/not initialised/);
+    // the index still answers afterwards
+    expect(g.search(set.row(7), 1, 64, false)[0][0]).toBe(7);
+  });
+
+  it('an async insert past the capacity limit fails cleanly', async () => {
+    const small = newGraph('l2', 2);
+    small.init(1, 16, 100);
+    await small.addAsync(new Float32Array([1, 2]), 0, 1);
+    await expect(small.addAsync(new Float32Array([3, 4]), 1, 1)).rejects.toThrow(/full/);
+    expect(small.currentCount()).toBe(1);
+  });
+});
+
+describe('through the server', () => {
+  let redis: RedisServerHandle;
+  let server: LlmServer;
+  let r: Redis;
+  const vec = (i: number, j = 0) => Array.from({ length: 8 }, (_, d) => Math.sin(i * 3.1 + d * 0.7 + j)).join(',');
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    server = await startServer({ redis: redis.url });
+    await server.loadingDone;
+    r = client(server.port);
+  });
+  afterAll(async () => {
+    r.disconnect();
+    await server.stop();
+    await redis.stop();
+  });
+
+  it('pipelined ADDs keep request order, and the same connection reads its own writes', async () => {
+    await r.call('LLM.CREATE-VECTOR-STORE', 'order', '--PARAMS', '{"dim":8}');
+    const p = r.pipeline();
+    for (let i = 1; i <= 300; i++) p.call('LLM.ADD', 'order', '--ID', String(i % 50), '--EMBEDDING', vec(i), `v${i}`);
+    p.call('LLM.REM', 'order', '7');
+    p.call('LLM.ADD', 'order', '--ID', '7', '--EMBEDDING', vec(7, 99), 'last');
+    p.call('LLM.SIZE', 'order');
+    p.call('LLM.GET', 'order', '7');
+    p.call('LLM.KNN', 'order', '--K', '1', '--WITHDATA', '--EMBEDDING', vec(7, 99));
+    const out = (await p.exec())!.map(([e, v]) => {
+      expect(e).toBeNull();
+      return v;
+    });
+    const n = out.length;
+    expect(out[n - 3]).toBe(50);
+    expect((out[n - 2] as string[])[0]).toBe('last');
+    expect((out[n - 1] as unknown[][])[0]!.slice(0, 1).concat((out[n - 1] as unknown[][])[0]![2])).toEqual([7, 'last']);
+    // every id holds its last write (ids i % 50: the last i for each)
+    for (const id of [1, 13, 49, 0]) {
+      const last = [...Array(300).keys()].map((x) => x + 1).filter((i) => i % 50 === id).pop()!;
+      expect(((await r.call('LLM.GET', 'order', String(id))) as string[])[0]).toBe(`v${last}`);
+    }
+  });
+
+  it('a write acknowledged on one connection is seen by the next read on another; KNN during ADDs only sees whole items', async () => {
+    await r.call('LLM.CREATE-VECTOR-STORE', 'rw', '--PARAMS', '{"dim":8}');
+    const other = client(server.port);
+    const writer = client(server.port);
+    try {
+      let stop = false;
+      const reader = (async () => {
+        let checks = 0;
+        while (!stop) {
+          const hits = (await other.call('LLM.KNN', 'rw', '--K', '5', '--WITHDATA', '--EMBEDDING', vec(checks))) as unknown[][];
+          for (const [id, , data] of hits) expect(data).toBe(`d${id}`);
+          checks++;
+        }
+        return checks;
+      })();
+      for (let i = 1; i <= 150; i++) {
+        expect(await writer.call('LLM.ADD', 'rw', '--ID', String(i), '--EMBEDDING', vec(i), `d${i}`)).toBe(i);
+        expect(((await other.call('LLM.GET', 'rw', String(i))) as string[])[0]).toBe(`d${i}`);
+      }
+      stop = true;
+      expect(await reader).toBeGreaterThan(0);
+    } finally {
+      other.disconnect();
+      writer.disconnect();
+    }
+  });
+
+  it('an engine failure on a logged change: a clear error, then the store is rebuilt from its log', async () => {
+    await r.call('LLM.CREATE-VECTOR-STORE', 'fragile', '--PARAMS', '{"dim":8}');
+    for (let i = 1; i <= 20; i++) await r.call('LLM.ADD', 'fragile', '--ID', String(i), '--EMBEDDING', vec(i), `f${i}`);
+    const original = VectorIndex.prototype.addAsync;
+    let failures = 0;
+    VectorIndex.prototype.addAsync = function (this: VectorIndex, ...args: Parameters<typeof original>) {
+      if (failures++ === 0) return Promise.reject(new Error('injected engine failure'));
+      return original.apply(this, args);
+    };
+    try {
+      await expect(r.call('LLM.ADD', 'fragile', '--ID', '21', '--EMBEDDING', vec(21), 'f21')).rejects.toThrow(
+        /^ERR vector engine failed: injected engine failure; the change is in the log and is applied again as the store reloads$/,
+      );
+    } finally {
+      VectorIndex.prototype.addAsync = original;
+    }
+    // the reload (queued behind the failed turn) replays the whole log, the failed ADD included
+    const got = (await r.call('LLM.GET', 'fragile', '21')) as string[];
+    expect(got[0]).toBe('f21');
+    expect(await r.call('LLM.SIZE', 'fragile')).toBe(21);
+    for (let i = 1; i <= 20; i++) expect(((await r.call('LLM.GET', 'fragile', String(i))) as string[])[0]).toBe(`f${i}`);
+    const hit = (await r.call('LLM.KNN', 'fragile', '--K', '1', '--EMBEDDING', vec(21))) as unknown[][];
+    expect(hit[0]![0]).toBe(21);
+    const info = (await r.call('LLM.INFO', 'fragile')) as unknown[];
+    expect(info[info.indexOf('engine_failures') + 1]).toBe(1);
+    // and it keeps taking writes
+    expect(await r.call('LLM.ADD', 'fragile', '--EMBEDDING', vec(22), 'f22')).toBe(22);
+  });
+});
