@@ -268,23 +268,31 @@ export class ObjectManager extends ObjectRegistry {
     return takeResult(store, pos);
   }
 
-  /** Applies every log entry of `store` after what is applied, up to and including `upTo`. */
+  /**
+   * Applies every log entry of `store` after what is applied, up to and including `upTo`;
+   * resolves once they ran on the index.
+   */
   async catchUp(store: StoreObject, upTo?: string): Promise<void> {
     if (await this.behindSnapshot(store)) {
       await this.reloadObject(store);
       return;
     }
     let n = 0;
+    let last: Promise<unknown> | undefined;
     for await (const batch of this.storage.readLog(store.id, store.appliedPos || undefined)) {
       for (const { pos, entry } of batch) {
-        if (upTo !== undefined && comparePos(pos, upTo) > 0) return;
-        this.applyRecorded(store, pos, entry);
+        if (upTo !== undefined && comparePos(pos, upTo) > 0) {
+          await last?.catch(() => undefined);
+          return;
+        }
+        last = this.applyRecorded(store, pos, entry) ?? last;
       }
       if ((n += batch.length) >= 256) {
         n = 0;
         await yieldToEventLoop();
       }
     }
+    await last?.catch(() => undefined);
   }
 
   /**
@@ -305,9 +313,11 @@ export class ObjectManager extends ObjectRegistry {
   }
 
   /** Applies an entry read from the log (follower, catch-up) and keeps its result for a waiting writer. */
-  applyRecorded(store: StoreObject, pos: string, entry: LogEntry): void {
-    if (store.appliedPos !== '' && comparePos(pos, store.appliedPos) <= 0) return;
-    recordResult(store, pos, this.apply(store, pos, entry));
+  applyRecorded(store: StoreObject, pos: string, entry: LogEntry): Promise<ApplyResult> | undefined {
+    if (store.appliedPos !== '' && comparePos(pos, store.appliedPos) <= 0) return undefined;
+    const r = this.apply(store, pos, entry);
+    recordResult(store, pos, r);
+    return r;
   }
 
   /**
