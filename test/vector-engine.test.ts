@@ -154,6 +154,29 @@ describe('through the server', () => {
     }
   });
 
+  it('pipelined KNNs run at once, but never see a write pipelined after them and always see one before them', async () => {
+    await r.call('LLM.CREATE-VECTOR-STORE', 'mix', '--PARAMS', '{"dim":8}');
+    await r.call('LLM.ADD', 'mix', '--ID', '1', '--EMBEDDING', vec(1), 'one');
+    for (let round = 0; round < 20; round++) {
+      const id = 100 + round;
+      const p = r.pipeline();
+      for (let j = 0; j < 5; j++) p.call('LLM.KNN', 'mix', '--K', '50', '--EMBEDDING', vec(id)); // before the ADD
+      p.call('LLM.ADD', 'mix', '--ID', String(id), '--EMBEDDING', vec(id), `v${id}`);
+      for (let j = 0; j < 5; j++) p.call('LLM.KNN', 'mix', '--K', '1', '--EMBEDDING', vec(id)); // after it
+      p.call('LLM.REM', 'mix', String(id));
+      p.call('LLM.KNN', 'mix', '--K', '50', '--EMBEDDING', vec(id));
+      const out = (await p.exec())!.map(([e, v]) => {
+        expect(e).toBeNull();
+        return v as unknown[][];
+      });
+      for (let j = 0; j < 5; j++) expect(out[j]!.map((h) => h[0])).not.toContain(id);
+      expect(out[5]).toBe(id);
+      for (let j = 6; j < 11; j++) expect(out[j]![0]![0]).toBe(id);
+      expect(out[11]).toBe(1);
+      expect(out[12]!.map((h) => h[0])).not.toContain(id);
+    }
+  });
+
   it('a write acknowledged on one connection is seen by the next read on another; KNN during ADDs only sees whole items', async () => {
     await r.call('LLM.CREATE-VECTOR-STORE', 'rw', '--PARAMS', '{"dim":8}');
     const other = client(server.port);

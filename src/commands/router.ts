@@ -183,7 +183,7 @@ export class Router {
    * flight (CommandSpec.pipelined), resolving its reply; null when it must take the ordinary path
    * (plan), which then also gives any error. Only LLM commands past every check of planLlm.
    */
-  startPipelined(name: string, args: Buffer[], view: SessionView, ctx: CommandContext): Promise<RespValue> | null {
+  startPipelined(name: string, args: Buffer[], view: SessionView, ctx: CommandContext, writesInFlight = false): Pipelined | null {
     const spec = commandTable.get(name);
     const services = this.opts.services;
     if (!spec?.pipelined || view.pubsubMode || !view.authenticated || view.inMulti || services.loading) return null;
@@ -193,12 +193,18 @@ export class Router {
       const parsed = parseCommandArgs(spec, args);
       // Only with the key permission already known: asking the backing Redis takes the ordinary path.
       if (!keysAllowedCached(ctx, keyAccess(spec, parsed.key))) return null;
-      started = spec.pipelined(ctx, parsed);
+      started = spec.pipelined(ctx, parsed, writesInFlight);
     } catch {
       return null;
     }
-    return started && runLocal({ kind: 'local', run: () => started! }, ctx);
+    return started && { reply: runLocal({ kind: 'local', run: () => started! }, ctx), write: spec.flags.includes('write') };
   }
+}
+
+/** A request started in a connection's pipeline: its reply, and whether later reads must wait for it. */
+export interface Pipelined {
+  reply: Promise<RespValue>;
+  write: boolean;
 }
 
 /** What an LLM command needs of its key, as its key spec says (RW: both). */

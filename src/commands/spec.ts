@@ -73,8 +73,11 @@ export interface CommandSpec {
    * path of `handler`). Several such runs from one connection may then be in flight at once and
    * still apply in request order, so a pipeline of them costs one storage round trip, not one
    * each. Throwing is the same as null: `handler` then runs and answers.
+   * A read may join too, and must then take its place among the store's changes before it returns;
+   * `writesInFlight` says that writes started earlier in this pipeline are not applied yet (a read
+   * that must see them returns null and waits for their replies).
    */
-  pipelined?(ctx: CommandContext, args: ParsedArgs): Promise<RespValue> | null;
+  pipelined?(ctx: CommandContext, args: ParsedArgs, writesInFlight: boolean): Promise<RespValue> | null;
   /**
    * Does this request call an LLM (a "blocking" command of the original module)? Inside MULTI such
    * a request is queued but answers `ERR Blocking module command called from transaction` in its

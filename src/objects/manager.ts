@@ -26,7 +26,7 @@ import { collectGarbage } from '../util/gc.js';
 import { ObjectRegistry } from './registry.js';
 import { ChatMemory } from './chat-memory.js';
 import { appendedRightAfter } from './log-order.js';
-import { unwrapStoreSnapshot, wrapStoreSnapshot } from './snapshot-format.js';
+import { frameStoreSnapshot, STORE_HEAD_BYTES, unwrapStoreSnapshot } from './snapshot-format.js';
 
 export interface ManagerOptions {
   /** Snapshot a store after this many logged changes. */
@@ -552,7 +552,8 @@ export class ObjectManager extends ObjectRegistry {
     try {
       let pos = '';
       let changes = 0;
-      let attrs = '';
+      let own = 0;
+      let attrs = Buffer.alloc(0);
       // A shared turn: searches go on while the graph is written on the thread pool; mutations of
       // this store wait for it. What ran on the index is what the snapshot holds (indexedPos).
       const graph = await store.gate.shared(() =>
@@ -560,17 +561,20 @@ export class ObjectManager extends ObjectRegistry {
         onCapture: () => {
           pos = store.indexedPos;
           changes = store.changesSinceSnapshot;
+          own = Math.min(store.ownWrites, changes); // counted at append: some may not be applied yet
           const aliases = store.aliases.state();
           // Without aliases, the format every earlier version wrote and reads.
-          attrs = JSON.stringify(aliases ? { attrs: [...store.attrs], aliases } : [...store.attrs]);
+          attrs = Buffer.from(JSON.stringify(aliases ? { attrs: [...store.attrs], aliases } : [...store.attrs]), 'utf8');
         },
+          frame: { head: STORE_HEAD_BYTES, tail: () => attrs },
         }),
       );
-      const data = wrapStoreSnapshot(graph, attrs);
+      const data = frameStoreSnapshot(graph, attrs.length);
       if (pos === '') return false;
       await this.storage.writeSnapshot(store.id, data, pos);
       store.changesSinceSnapshot -= changes;
-      store.ownWrites = 0;
+      // Writes made while the snapshot was written still make this instance the one to take the next.
+      store.ownWrites = Math.max(0, store.ownWrites - own);
       store.lastSnapshotAt = Date.now();
       store.lastSnapshotPos = pos;
       store.logLength = Math.max(0, store.logLength - changes);

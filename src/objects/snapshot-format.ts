@@ -10,9 +10,19 @@ import type { Attrs } from '../vector/filter.js';
  */
 const STORE_MAGIC = 'RLST';
 
+/** Bytes before the graph: what VectorIndex.serialize leaves free for frameStoreSnapshot (no copy). */
+export const STORE_HEAD_BYTES = 8;
+
+/** Writes the head of a store snapshot serialized with `frame: { head: STORE_HEAD_BYTES, tail: attrs }`. */
+export function frameStoreSnapshot(framed: Buffer, attrsBytes: number): Buffer {
+  framed.write(STORE_MAGIC, 0, 'latin1');
+  framed.writeUInt32LE(framed.length - STORE_HEAD_BYTES - attrsBytes, 4);
+  return framed;
+}
+
 export function wrapStoreSnapshot(graph: Buffer, attrsJson: string): Buffer {
   const attrs = Buffer.from(attrsJson, 'utf8');
-  const head = Buffer.alloc(8);
+  const head = Buffer.alloc(STORE_HEAD_BYTES);
   head.write(STORE_MAGIC, 0, 'latin1');
   head.writeUInt32LE(graph.length, 4);
   return Buffer.concat([head, graph, attrs]);

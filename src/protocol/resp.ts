@@ -124,7 +124,20 @@ export function encode(v: RespValue, proto: Proto = 2): Buffer {
   const parts: Array<Buffer | string> = [];
   encodeInto(v, parts, proto);
   if (parts.length === 1) return typeof parts[0] === 'string' ? Buffer.from(parts[0]) : parts[0];
-  return Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)));
+  // Runs of strings become one Buffer each (one allocation and one UTF-8 pass), not one per part.
+  const out: Buffer[] = [];
+  let text = '';
+  for (const p of parts) {
+    if (typeof p === 'string') {
+      text += p;
+      continue;
+    }
+    if (text !== '') out.push(Buffer.from(text));
+    text = '';
+    out.push(p);
+  }
+  if (text !== '') out.push(Buffer.from(text));
+  return out.length === 1 ? out[0]! : Buffer.concat(out);
 }
 
 /**

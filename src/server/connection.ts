@@ -19,10 +19,14 @@ import { commandName } from '../protocol/command-name.js';
 import { encode, ErrorReply, type Decoded, type Proto, type RespValue } from '../protocol/resp.js';
 import { coalesce } from '../util/coalesce.js';
 import { runLocal, type CommandContext, type ForwardHooks, type Plan, type SessionView, type StateChange, type TxLog } from '../commands/plan.js';
-import type { Router } from '../commands/router.js';
+import type { Pipelined, Router } from '../commands/router.js';
+import { pauseForIo } from '../util/io-slice.js';
 import type { Backend } from '../proxy/backend.js';
 import type { BackendLink, LinkOwner, ReplyMode } from '../proxy/link.js';
 import { ParsingHold } from './parsing-hold.js';
+
+/** Stands in for a pipelined request once its reply is written. */
+const ANSWERED: Promise<RespValue> = Promise.resolve(null);
 
 export interface ConnectionOptions {
   router: Router;
@@ -58,6 +62,10 @@ export class ClientConnection implements SessionView, LinkOwner {
   private pipeline: Array<Promise<RespValue>> | null = null;
   /** Which of them go unanswered (CLIENT REPLY). */
   private pipelineSilent: boolean[] = [];
+  /** joinPipeline paused for I/O and will go on in a later turn of the loop. */
+  private rejoining = false;
+  /** A write was started in the running pipeline (a read joining after it must see it applied). */
+  private pipelineWrite = false;
   /** Requests read while `blocked`. */
   private inbox: Array<{ args: Buffer[]; raw: Buffer }> = [];
   private clientWrites: Buffer[] = [];
@@ -367,18 +375,28 @@ export class ClientConnection implements SessionView, LinkOwner {
    * reply (their writes are made in request order when they start), so a pipeline of them shares
    * storage round trips. Replies are written in request order.
    */
-  private async runPipeline(first: Promise<RespValue>, silent: boolean): Promise<void> {
-    const runs = [first];
+  private async runPipeline(first: Pipelined, silent: boolean): Promise<void> {
+    const runs = [first.reply];
     this.pipeline = runs;
+    this.pipelineWrite = first.write;
     this.pipelineSilent = [silent];
     this.joinPipeline();
     for (let i = 0; i < runs.length; i++) {
       const reply = await runs[i]!;
+      // A pipeline may run for as long as requests keep joining it: what is answered is dropped
+      // (not kept, with every reply, until the run ends).
+      runs[i] = ANSWERED;
       if (this.closed) return;
       if (!this.pipelineSilent[i]) this.clientWrites.push(encode(reply, this.proto));
       this.flushSoon();
+      if (i === 255) {
+        runs.splice(0, 256);
+        this.pipelineSilent.splice(0, 256);
+        i = -1;
+      }
     }
     this.pipeline = null;
+    this.pipelineWrite = false;
     this.blocked = null;
     this.afterLocal();
   }
@@ -387,11 +405,24 @@ export class ClientConnection implements SessionView, LinkOwner {
   private joinPipeline(): void {
     const runs = this.pipeline!;
     while (this.inbox.length > 0 && !this.closing) {
+      const later = pauseForIo();
+      if (later) {
+        // This turn of the loop has done its share: the rest start after the next poll for I/O.
+        if (!this.rejoining) {
+          this.rejoining = true;
+          void later.then(() => {
+            this.rejoining = false;
+            if (this.pipeline === runs && !this.closed) this.joinPipeline();
+          });
+        }
+        return;
+      }
       const next = this.inbox[0]!;
-      const started = this.opts.router.startPipelined(commandName(next.args[0]!), next.args, this, this.ctx);
+      const started = this.opts.router.startPipelined(commandName(next.args[0]!), next.args, this, this.ctx, this.pipelineWrite);
       if (!started) return;
       this.inbox.shift();
-      runs.push(started);
+      runs.push(started.reply);
+      if (started.write) this.pipelineWrite = true;
       this.pipelineSilent.push(this.silencedLocally());
     }
   }

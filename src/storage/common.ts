@@ -116,6 +116,21 @@ export function nextPos(pos: string): string {
 export const crc32: (data: Uint8Array, value?: number) => number =
   (zlib as unknown as { crc32?: (d: Uint8Array, v?: number) => number }).crc32 ?? crc32Js;
 
+const CRC_SLICE = 1 << 20;
+
+/**
+ * crc32 of a snapshot-sized buffer in 1 MB slices, letting other clients in between (70 MB in one
+ * call blocks the event loop ~30 ms).
+ */
+export async function crc32Sliced(data: Uint8Array): Promise<number> {
+  let value = 0;
+  for (let o = 0; o < data.length; o += CRC_SLICE) {
+    value = crc32(data.subarray(o, Math.min(data.length, o + CRC_SLICE)), value);
+    if (o + CRC_SLICE < data.length) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return value;
+}
+
 let table: Uint32Array | undefined;
 function crc32Js(data: Uint8Array, value = 0): number {
   if (!table) {

@@ -31,6 +31,7 @@ import {
   checkId,
   checkRecord,
   crc32,
+  crc32Sliced,
   parsePos,
 } from './common.js';
 import type { CatalogEvent, LogEntry, ObjectRecord, SnapshotData, SnapshotInfo, Storage } from './types.js';
@@ -894,7 +895,7 @@ export class FileStorage implements Storage {
       o.snapLock.run(async () => {
         if (ms > 0n || seq > o.lastSeq) throw new CommandError(`snapshot position ${pos} is ahead of the log of ${id}`);
         if (seq < o.snapSeq) return false;
-        const header: SnapHeader = { pos: seqPos(seq), createdAt: Date.now(), size: data.length, crc: crc32(data) };
+        const header: SnapHeader = { pos: seqPos(seq), createdAt: Date.now(), size: data.length, crc: await crc32Sliced(data) };
         const hb = Buffer.from(JSON.stringify(header));
         const head = Buffer.alloc(12);
         SNAP_MAGIC.copy(head, 0);
@@ -1010,7 +1011,7 @@ export class FileStorage implements Storage {
       throw new CommandError(`snapshot of ${id} is corrupt`);
     }
     const data = buf.subarray(12 + hl);
-    if (data.length !== header.size || crc32(data) !== header.crc) throw new CommandError(`snapshot of ${id} is corrupt (size or checksum mismatch)`);
+    if (data.length !== header.size || (await crc32Sliced(data)) !== header.crc) throw new CommandError(`snapshot of ${id} is corrupt (size or checksum mismatch)`);
     return { data, pos: header.pos, createdAt: header.createdAt };
   }
 }

@@ -29,7 +29,7 @@ import {
   checkId,
   checkRecord,
   comparePos,
-  crc32,
+  crc32Sliced,
   decodeRecord,
   encodeRecord,
   nextPos,
@@ -982,7 +982,7 @@ export class RedisStorage implements Storage {
     const gen = Date.now().toString(36) + randomBytes(4).toString('hex');
     const n = Math.ceil(data.length / this.chunkSize);
     const createdAt = Date.now();
-    const crc = crc32(data);
+    const crc = await crc32Sliced(data);
     // 1. announce the generation being written, so its chunks can be found if we crash
     await wrap(this.redis.hset(meta, 'p:' + gen, `${n}:${Date.now()}`));
     try {
@@ -1059,7 +1059,7 @@ export class RedisStorage implements Storage {
       const got = await this.readChunks(prefix, n, data);
       if (got === 'missing') continue; // replaced by a newer snapshot while we read: read the new one
       if (got !== size) throw new CommandError(`snapshot of ${id} is corrupt (size or checksum mismatch)`);
-      if (crc32(data) !== Number(m.crc)) throw new CommandError(`snapshot of ${id} is corrupt (size or checksum mismatch)`);
+      if ((await crc32Sliced(data)) !== Number(m.crc)) throw new CommandError(`snapshot of ${id} is corrupt (size or checksum mismatch)`);
       return { data, pos: m.pos!, createdAt: Number(m.createdAt) };
     }
     throw new CommandError(`snapshot of ${id} could not be read consistently`);

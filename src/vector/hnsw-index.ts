@@ -141,6 +141,12 @@ export interface SnapshotOptions {
    * are captured too the index is frozen: knn/get work, add/remove throw (await whenIdle()).
    */
   background?: boolean;
+  /**
+   * serialize(): return the snapshot framed — `head` zero bytes before it and `tail()` (called at
+   * the capture, after onCapture) after it — in the one allocation, so a caller that wraps the
+   * snapshot does not copy it again (a copy of a 100k × 128 store's ~70 MB costs ~60 ms).
+   */
+  frame?: { head: number; tail: () => Buffer };
 }
 
 // --- float32 bit helpers ---------------------------------------------------------------------
@@ -606,14 +612,18 @@ export class VectorIndex {
         } satisfies SnapshotHeader),
         'utf8',
       );
-      const graphAt = 12 + header.length;
-      const out = Buffer.allocUnsafe(graphAt + graphBytes + itemBytes);
-      out.write(MAGIC, 0, 'latin1');
-      out.writeUInt16LE(SNAPSHOT_VERSION, 4);
-      out.writeUInt16LE(0, 6);
-      out.writeUInt32LE(header.length, 8);
-      header.copy(out, 12);
-      this.writeItems(out, graphAt + graphBytes, itemBytes);
+      const base = opts.frame?.head ?? 0;
+      const tail = opts.frame?.tail();
+      const graphAt = base + 12 + header.length;
+      const out = Buffer.allocUnsafe(graphAt + graphBytes + itemBytes + (tail?.length ?? 0));
+      out.fill(0, 0, base);
+      out.write(MAGIC, base, 'latin1');
+      out.writeUInt16LE(SNAPSHOT_VERSION, base + 4);
+      out.writeUInt16LE(0, base + 6);
+      out.writeUInt32LE(header.length, base + 8);
+      header.copy(out, base + 12);
+      await this.writeItems(out, graphAt + graphBytes, itemBytes);
+      tail?.copy(out, graphAt + graphBytes + itemBytes);
       frozen = false;
       this.thaw();
       // --- end of capture ---
@@ -836,11 +846,12 @@ export class VectorIndex {
     return size;
   }
 
-  /** Writes the items section (itemsSize() bytes) at `at`. */
-  private writeItems(buf: Buffer, at: number, size: number): void {
+  /** Writes the items section (itemsSize() bytes) at `at`, letting other clients in every 8192 items. */
+  private async writeItems(buf: Buffer, at: number, size: number): Promise<void> {
     const cosine = this.space === 'cosine';
     let o = at;
     for (let s = 0; s < this.slotTop; s++) {
+      if ((s & 8191) === 8191) await yieldToEventLoop();
       if (!this.texts.has(s)) continue;
       buf.writeUInt32LE(s, o);
       buf.writeUInt32LE(this.slotIds[s]!, o + 4);

@@ -1,12 +1,15 @@
-import { defineCommand } from '../spec.js';
+import { defineCommand, type ParsedArgs } from '../spec.js';
+import type { StoreObject } from '../../objects/objects.js';
+import { isInternalKey } from '../../storage/index.js';
 import { CommandError, arityError } from '../../errors.js';
 import { dimensionMismatch, idReply } from '../../vector/index.js';
 import { RespDouble, type RespValue } from '../../protocol/resp.js';
-import { embedForStore, givenVector, givesVector } from './_objects.js';
+import { embedForStore, givenVector, givesVector, storeOf } from './_objects.js';
 import { requireStoreForCommand } from './_store.js';
 import { EMBEDDING, EMBEDDING_FP32, FILTER, TIMEOUT } from './_common.js';
 import { compileFilterPlan } from '../../vector/filter.js';
 import { searchStore } from '../../objects/store-search.js';
+import { pauseForIo } from '../../util/io-slice.js';
 
 export default defineCommand({
   name: 'LLM.KNN',
@@ -30,43 +33,76 @@ export default defineCommand({
   reply: 'Array of [id, distance] pairs, nearest first (distance: a bulk string in RESP2, a double in RESP3).',
   examples: ['LLM.KNN store --K 3 "what is Redis"', 'LLM.KNN vectors --K 2 --EMBEDDING 0.1,0.2,0.3', 'LLM.KNN store --K 5 --FILTER \'tenant == "acme" and year >= 2023\' "pricing"'],
   callsLlm: (args) => !givesVector(args) && args.positionals.length > 0,
+  // With a given vector and an existing store, KNNs pipelined on one connection run at once. A
+  // KNN's turn in the store's gate is taken as it starts (searchStore), so it comes after every
+  // write applied before it and before any write pipelined after it; it does not join a pipeline
+  // with writes still in flight (it then waits for their replies, as any ordered command).
+  pipelined(ctx, args, writesInFlight) {
+    if (writesInFlight || !givesVector(args) || isInternalKey(args.key)) return null;
+    const store = storeOf(ctx, args.key);
+    if (!store) return null;
+    const q = queryOf(args);
+    return answer(store, q, q.vector!);
+  },
   async handler(ctx, args) {
-    const k = (args.opts.get('k') as number | undefined) ?? 10;
-    const ef = args.opts.get('ef') as number | undefined;
-    const withData = args.opts.has('withdata');
-    const query = args.positionals[0]?.toString('utf8');
-    const filterSrc = (args.opts.get('filter') as Buffer | undefined)?.toString('utf8');
-    if (filterSrc !== undefined) compileFilterPlan(filterSrc); // a bad filter fails before any embedding call
-    const explain = args.opts.has('explain');
-    let vector = givenVector(args);
+    const q = queryOf(args);
     // Neither a query nor a vector: the original's arity error for `LLM.KNN key`, else its words.
-    if (!vector && query === undefined) throw args.opts.size === 0 ? arityError('LLM.KNN') : new CommandError('no query is specified');
+    if (!q.vector && q.text === undefined) throw args.opts.size === 0 ? arityError('LLM.KNN') : new CommandError('no query is specified');
     const store = await requireStoreForCommand(ctx, args.key);
-    const empty = () => (explain ? [[], ['path', 'none']] : []);
-    vector ??= (await embedForStore(ctx, store, [query!], args.opts.get('timeout') as number | undefined))[0];
-    const dim = store.index.dim;
-    if (dim === undefined) return empty();
-    if (vector.length !== dim) throw dimensionMismatch(dim, vector.length);
-    const { explain: res, data } = await searchStore(store, vector, {
-      k,
-      withData,
-      ...(ef === undefined ? {} : { ef }),
-      ...(filterSrc === undefined ? {} : { filters: [filterSrc] }),
-    });
-    // 1 − cos of float32 unit vectors can come out a hair below 0 (an item's own vector gives
-    // -1.2e-7): cosine distances are reported within their range [0, 2].
-    const cosine = store.params.space === 'cosine';
-    const rows = res.hits.map((h, i): RespValue => {
-      const row: RespValue[] = [idReply(store.aliases.idOf(h.id)), new RespDouble(cosine ? Math.min(2, Math.max(0, h.distance)) : h.distance)];
-      if (data) row.push(data[i]!);
-      return row;
-    });
-    if (!explain) return rows;
-    const info: RespValue[] = ['path', res.path];
-    if (res.reason) info.push('reason', res.reason);
-    if (res.ef !== undefined) info.push('ef', res.ef);
-    if (res.matched !== undefined) info.push('matched', res.matched);
-    if (res.index !== undefined) info.push('index', res.index);
-    return [rows, info];
+    const vector = q.vector ?? (await embedForStore(ctx, store, [q.text!], args.opts.get('timeout') as number | undefined))[0]!;
+    return answer(store, q, vector);
   },
 });
+
+interface KnnQuery {
+  k: number;
+  ef: number | undefined;
+  withData: boolean;
+  filter: string | undefined;
+  explain: boolean;
+  vector: Float32Array | undefined;
+  text: string | undefined;
+}
+
+function queryOf(args: ParsedArgs): KnnQuery {
+  const filter = (args.opts.get('filter') as Buffer | undefined)?.toString('utf8');
+  if (filter !== undefined) compileFilterPlan(filter); // a bad filter fails before any embedding call
+  return {
+    k: (args.opts.get('k') as number | undefined) ?? 10,
+    ef: args.opts.get('ef') as number | undefined,
+    withData: args.opts.has('withdata'),
+    filter,
+    explain: args.opts.has('explain'),
+    vector: givenVector(args),
+    text: args.positionals[0]?.toString('utf8'),
+  };
+}
+
+/** Searches (the gate turn is taken synchronously, in searchStore) and shapes the reply. */
+async function answer(store: StoreObject, q: KnnQuery, vector: Float32Array): Promise<RespValue> {
+  const dim = store.index.dim;
+  if (dim === undefined) return q.explain ? [[], ['path', 'none']] : [];
+  if (vector.length !== dim) throw dimensionMismatch(dim, vector.length);
+  const { explain: res, data } = await searchStore(store, vector, {
+    k: q.k,
+    withData: q.withData,
+    ...(q.ef === undefined ? {} : { ef: q.ef }),
+    ...(q.filter === undefined ? {} : { filters: [q.filter] }),
+  });
+  await pauseForIo(); // a burst of completed searches is answered over several turns of the loop
+  // 1 − cos of float32 unit vectors can come out a hair below 0 (an item's own vector gives
+  // -1.2e-7): cosine distances are reported within their range [0, 2].
+  const cosine = store.params.space === 'cosine';
+  const rows = res.hits.map((h, i): RespValue => {
+    const row: RespValue[] = [idReply(store.aliases.idOf(h.id)), new RespDouble(cosine ? Math.min(2, Math.max(0, h.distance)) : h.distance)];
+    if (data) row.push(data[i]!);
+    return row;
+  });
+  if (!q.explain) return rows;
+  const info: RespValue[] = ['path', res.path];
+  if (res.reason) info.push('reason', res.reason);
+  if (res.ef !== undefined) info.push('ef', res.ef);
+  if (res.matched !== undefined) info.push('matched', res.matched);
+  if (res.index !== undefined) info.push('index', res.index);
+  return [rows, info];
+}
