@@ -18,7 +18,7 @@ export function isInternalKey(name: Buffer | string): boolean {
 }
 
 /** Snapshots are stored in chunks of this size (Redis backend). */
-export const SNAPSHOT_CHUNK_SIZE = 4 * 1024 * 1024;
+export const SNAPSHOT_CHUNK_SIZE = 1024 * 1024;
 
 const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 

@@ -34,3 +34,8 @@ export function pauseForIo(): Promise<void> | null {
   // setImmediate from here runs in this turn's check phase; one more hop lands after the next poll.
   return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
 }
+
+/** Waits, if this turn's slice is spent, until a later turn still has room (see pauseForIo). */
+export async function ioTurn(): Promise<void> {
+  for (let later = pauseForIo(); later; later = pauseForIo()) await later;
+}

@@ -9,7 +9,7 @@ import { requireStoreForCommand } from './_store.js';
 import { EMBEDDING, EMBEDDING_FP32, FILTER, TIMEOUT } from './_common.js';
 import { compileFilterPlan } from '../../vector/filter.js';
 import { searchStore } from '../../objects/store-search.js';
-import { pauseForIo } from '../../util/io-slice.js';
+import { ioTurn } from '../../util/io-slice.js';
 
 export default defineCommand({
   name: 'LLM.KNN',
@@ -89,7 +89,7 @@ async function answer(store: StoreObject, q: KnnQuery, vector: Float32Array): Pr
     ...(q.ef === undefined ? {} : { ef: q.ef }),
     ...(q.filter === undefined ? {} : { filters: [q.filter] }),
   });
-  await pauseForIo(); // a burst of completed searches is answered over several turns of the loop
+  await ioTurn(); // a burst of completed searches is answered over several turns of the loop
   // 1 − cos of float32 unit vectors can come out a hair below 0 (an item's own vector gives
   // -1.2e-7): cosine distances are reported within their range [0, 2].
   const cosine = store.params.space === 'cosine';
