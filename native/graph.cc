@@ -46,6 +46,19 @@ struct BitFilter : hnswlib::BaseFilterFunctor {
   }
 };
 
+// label → internal id + 1 of every element of g (see Core::where).
+std::vector<uint32_t> buildWhere(Hnsw& g) {
+  std::vector<uint32_t> where;
+  size_t n = g.cur_element_count;
+  for (tableint i = 0; i < n; i++) {
+    labeltype label = g.getExternalLabel(i);
+    if (label > 0xFFFFFFF0u) continue;  // relabelled dead elements
+    if (label >= where.size()) where.resize(std::max<size_t>(label + 1, where.size() + where.size() / 2 + 16), 0);
+    where[label] = i + 1;
+  }
+  return where;
+}
+
 struct Core {
   bool ip = false;
   size_t dim = 0;
@@ -64,17 +77,7 @@ struct Core {
     where[label] = it->second + 1;
   }
 
-  void rebuildWhere() {
-    Hnsw& g = h();
-    where.assign(0, 0);
-    size_t n = g.cur_element_count;
-    for (tableint i = 0; i < n; i++) {
-      labeltype label = g.getExternalLabel(i);
-      if (label > 0xFFFFFFF0u) continue;  // relabelled dead elements
-      if (label >= where.size()) where.resize(std::max<size_t>(label + 1, where.size() + where.size() / 2 + 16), 0);
-      where[label] = i + 1;
-    }
-  }
+  void rebuildWhere() { where = buildWhere(h()); }
 
   void makeSpace() {
     if (ip) space.reset(new hnswlib::InnerProductSpace(dim));
@@ -542,13 +545,14 @@ class Graph : public Napi::ObjectWrap<Graph> {
       yieldingThread();
       try {
         loaded.reset(new Hnsw(core->space.get(), path, false, 0, true));
+        where = buildWhere(*loaded);
       } catch (const std::exception& e) {
         SetError(e.what());
       }
     }
     void OnOK() override {
       core->index = std::move(loaded);
-      core->rebuildWhere();
+      core->where = std::move(where);
       deferred.Resolve(Env().Undefined());
     }
 
@@ -556,6 +560,7 @@ class Graph : public Napi::ObjectWrap<Graph> {
     Core* core;
     std::string path;
     std::unique_ptr<Hnsw> loaded;
+    std::vector<uint32_t> where;
   };
 
   // loadAsync(path): replaces the graph with hnswlib's file at path (read on the thread pool).

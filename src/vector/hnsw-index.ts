@@ -594,7 +594,7 @@ export class VectorIndex {
         await this.graph.saveAsync(graphPath!);
         graphBytes = statSync(graphPath!).size;
       }
-      const itemBytes = this.itemsSize();
+      const itemBytes = await this.itemsSize();
       const header = Buffer.from(
         JSON.stringify({
           space: this.space,
@@ -835,9 +835,10 @@ export class VectorIndex {
     return q;
   }
 
-  private itemsSize(): number {
+  private async itemsSize(): Promise<number> {
     let size = 4;
     for (let s = 0; s < this.slotTop; s++) {
+      if ((s & 16383) === 16383) await yieldToEventLoop();
       if (this.texts.has(s)) size += 12 + this.texts.byteLengthOf(s);
     }
     if (this.space === 'cosine') {
@@ -846,12 +847,12 @@ export class VectorIndex {
     return size;
   }
 
-  /** Writes the items section (itemsSize() bytes) at `at`, letting other clients in every 8192 items. */
+  /** Writes the items section (itemsSize() bytes) at `at`, letting other clients in every 4096 items. */
   private async writeItems(buf: Buffer, at: number, size: number): Promise<void> {
     const cosine = this.space === 'cosine';
     let o = at;
     for (let s = 0; s < this.slotTop; s++) {
-      if ((s & 8191) === 8191) await yieldToEventLoop();
+      if ((s & 4095) === 4095) await yieldToEventLoop();
       if (!this.texts.has(s)) continue;
       buf.writeUInt32LE(s, o);
       buf.writeUInt32LE(this.slotIds[s]!, o + 4);
@@ -881,7 +882,7 @@ export class VectorIndex {
     if (o !== at + size) throw new Error(`vector snapshot: items size ${o - at} != ${size}`);
   }
 
-  /** Decodes the items section; yields to the event loop every 8192 items (big stores load while clients are served). */
+  /** Decodes the items section; yields to the event loop every 2048 items (big stores load while clients are served). */
   private async decodeItems(buf: Buffer, h: SnapshotHeader, version: number, bad: (why: string) => Error): Promise<void> {
     const n = h.items;
     if (!Number.isInteger(n) || n < 0) throw bad('bad item count');
@@ -901,7 +902,7 @@ export class VectorIndex {
     const order = new Uint32Array(n); // the slot of the i-th item
     let last = -1;
     for (let i = 0; i < n; i++) {
-      if ((i & 8191) === 8191) await yieldToEventLoop();
+      if ((i & 2047) === 2047) await yieldToEventLoop();
       need(perItem);
       let s = i;
       if (version !== 1) {
