@@ -1,6 +1,6 @@
 // rlgraph: one HNSW graph (hnswlib, the same headers hnswlib-node builds) whose searches, inserts,
-// saves and loads run on libuv's thread pool, so the event loop never waits for vector work and
-// several searches of one graph run on several cores at once.
+// saves and loads run on the engine's own threads (see Pools), so the event loop never waits for
+// vector work and several searches of one graph run on several cores at once.
 //
 // Why not hnswlib-node: its searchKnn and addPoint are synchronous (they run on the thread that
 // calls them) and an index object belongs to one JS thread, so neither an async search nor two
@@ -13,7 +13,11 @@
 #include <hnswlib/hnswlib.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <memory>
 #include <queue>
 #include <stdexcept>
@@ -210,36 +214,126 @@ struct Core {
   }
 };
 
-// Vector work yields the CPU to the event loop: each thread-pool thread that runs a job puts itself
-// in Linux's SCHED_IDLE class once (per thread), so any ordinary thread that wakes up — the event
-// loop with a client's GET, redis-server — takes the core at once instead of waiting for the
-// search's time slice to end (with nice alone a woken thread can wait ~1.5 ms per wake-up), while
-// every otherwise idle cycle still goes to the searches.
+// Searches yield the CPU to the event loop: each searcher thread puts itself in Linux's SCHED_IDLE
+// class, so any ordinary thread that wakes up — the event loop with a client's GET, redis-server —
+// takes the core at once instead of waiting for the search's time slice to end (with nice alone a
+// woken thread can wait ~1.5 ms per wake-up), while every otherwise idle cycle still goes to them.
 void yieldingThread() {
 #ifdef __linux__
-  static thread_local bool done = false;
-  if (done) return;
-  done = true;
   struct sched_param param = {};
   if (sched_setscheduler(0, SCHED_IDLE, &param) != 0) setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
 #endif
 }
 
-class Graph;
-
-// One unit of work on the thread pool, resolving a promise; keeps the Graph alive meanwhile.
-class Job : public Napi::AsyncWorker {
- public:
-  Job(Napi::Env env, Napi::Object self) : Napi::AsyncWorker(env), deferred(Napi::Promise::Deferred::New(env)) {
-    owner = Napi::Persistent(self);
-  }
-  Napi::Promise promise() { return deferred.Promise(); }
-
- protected:
-  void OnError(const Napi::Error& e) override { deferred.Reject(e.Value()); }
-  Napi::Promise::Deferred deferred;
-  Napi::ObjectReference owner;
+// The engine's own threads, not libuv's pool: a thread that put itself in SCHED_IDLE cannot leave it
+// (unprivileged), so pool threads that ran a search would run every later file or DNS job of the
+// process at idle priority. Two pools per JS environment:
+//  - searchers (one thread per core, SCHED_IDLE): searches use every idle cycle and never delay the
+//    event loop or redis-server;
+//  - writers (2 threads, normal priority): inserts, saves and loads; an insert given only idle CPU
+//    would starve under load while every ADD of a store waits for the one before it.
+// Completions come back to the JS thread through a thread-safe function.
+struct Task {
+  std::function<void()> work;           // on a pool thread
+  std::function<void(Napi::Env)> done;  // on the JS thread: resolve or reject
 };
+
+class Pool {
+ public:
+  Pool(Napi::Env env, const char* name, int threads, bool idle) {
+    tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), name, 0, 1);
+    tsfn.Unref(env);
+    for (int i = 0; i < threads; i++) {
+      std::thread([this, idle] {
+        if (idle) yieldingThread();
+        loop();
+      }).detach();
+    }
+  }
+
+  // On the JS thread.
+  void submit(Napi::Env env, Task* t) {
+    if (pending++ == 0) tsfn.Ref(env);
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      queue.push_back(t);
+    }
+    cv.notify_one();
+  }
+
+ private:
+  void loop() {
+    for (;;) {
+      Task* t;
+      {
+        std::unique_lock<std::mutex> lock(mutex);
+        cv.wait(lock, [this] { return !queue.empty(); });
+        t = queue.front();
+        queue.pop_front();
+      }
+      t->work();
+      tsfn.NonBlockingCall(t, [this](Napi::Env env, Napi::Function, Task* task) {
+        if (env != nullptr) {
+          task->done(env);
+          if (--pending == 0) tsfn.Unref(env);
+        }
+        delete task;
+      });
+    }
+  }
+
+  Napi::ThreadSafeFunction tsfn;
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::deque<Task*> queue;
+  int pending = 0;  // JS thread only
+};
+
+struct Pools {
+  Pool* writers;
+  Pool* searchers;
+  // Never freed: their threads wait on them for good once the environment is gone.
+  static void keep(Napi::Env, Pools*) {}
+  static Pools& of(Napi::Env env) {
+    Pools* p = env.GetInstanceData<Pools>();
+    if (p == nullptr) {
+      unsigned cores = std::max(2u, std::thread::hardware_concurrency());
+      p = new Pools{new Pool(env, "rlgraph-writer", 2, false), new Pool(env, "rlgraph-search", (int)cores, true)};
+      env.SetInstanceData<Pools, &Pools::keep>(p);
+    }
+    return *p;
+  }
+};
+
+// Runs `work` (it may throw) on `pool`; the promise settles with `result()` or the error.
+Napi::Promise runOn(Pool& pool, Napi::Env env, Napi::Object self, std::function<void()> work, std::function<Napi::Value(Napi::Env)> result) {
+  auto deferred = std::make_shared<Napi::Promise::Deferred>(Napi::Promise::Deferred::New(env));
+  auto owner = std::make_shared<Napi::ObjectReference>(Napi::Persistent(self));
+  auto error = std::make_shared<std::string>();
+  auto* t = new Task{
+      [work, error] {
+        try {
+          work();
+        } catch (const std::exception& e) {
+          *error = e.what();
+          if (error->empty()) *error = "vector engine error";
+        }
+      },
+      [deferred, owner, error, result](Napi::Env env) {
+        Napi::HandleScope scope(env);
+        if (error->empty()) deferred->Resolve(result(env));
+        else deferred->Reject(Napi::Error::New(env, *error).Value());
+        owner->Reset();
+      }};
+  pool.submit(env, t);
+  return deferred->Promise();
+}
+
+Napi::Promise runWrite(Napi::Env env, Napi::Object self, std::function<void()> work, std::function<Napi::Value(Napi::Env)> result) {
+  return runOn(*Pools::of(env).writers, env, self, std::move(work), std::move(result));
+}
+
+class Graph;
 
 Napi::Value hitsToJs(Napi::Env env, const std::vector<Hit>& hits) {
   auto labels = Napi::Uint32Array::New(env, hits.size());
@@ -337,37 +431,17 @@ class Graph : public Napi::ObjectWrap<Graph> {
     return env.Undefined();
   }
 
-  class AddJob : public Job {
-   public:
-    AddJob(Napi::Env env, Napi::Object self, Core* c, const float* p, size_t dim, labeltype l, size_t max)
-        : Job(env, self), core(c), data(p, p + dim), label(l), maxCapacity(max) {}
-    void Execute() override {
-      yieldingThread();
-      try {
-        core->add(data.data(), label, maxCapacity);
-      } catch (const std::exception& e) {
-        SetError(e.what());
-      }
-    }
-    void OnOK() override { deferred.Resolve(Env().Undefined()); }
-
-   private:
-    Core* core;
-    std::vector<float> data;
-    labeltype label;
-    size_t maxCapacity;
-  };
-
-  // addAsync(point, label, maxCapacity) → Promise<void>, on the thread pool.
+  // addAsync(point, label, maxCapacity) → Promise<void>, on a writer thread.
   Napi::Value AddAsync(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const float* p;
     if (!point(info, 0, &p)) return env.Undefined();
-    auto* job = new AddJob(env, info.This().As<Napi::Object>(), &core, p, core.dim,
-                           (labeltype)info[1].As<Napi::Number>().Int64Value(), (size_t)info[2].As<Napi::Number>().Int64Value());
-    auto promise = job->promise();
-    job->Queue();
-    return promise;
+    auto data = std::make_shared<std::vector<float>>(p, p + core.dim);
+    labeltype label = (labeltype)info[1].As<Napi::Number>().Int64Value();
+    size_t max = (size_t)info[2].As<Napi::Number>().Int64Value();
+    Core* c = &core;
+    return runWrite(env, info.This().As<Napi::Object>(), [c, data, label, max] { c->add(data->data(), label, max); },
+                    [](Napi::Env e) { return e.Undefined(); });
   }
 
   Napi::Value MarkDelete(const Napi::CallbackInfo& info) {
@@ -414,46 +488,28 @@ class Graph : public Napi::ObjectWrap<Graph> {
     }
   }
 
-  class SearchJob : public Job {
-   public:
-    SearchJob(Napi::Env env, Napi::Object self, Core* c, const float* q, size_t dim, size_t k, size_t ef, bool ex,
-              std::vector<uint32_t>&& w, bool has)
-        : Job(env, self), core(c), query(q, q + dim), k(k), ef(ef), exactScan(ex), words(std::move(w)), hasFilter(has) {}
-    void Execute() override {
-      yieldingThread();
-      try {
-        BitFilter f(words.data(), words.size());
-        BitFilter* fp = hasFilter ? &f : nullptr;
-        hits = exactScan ? core->exact(query.data(), k, fp) : core->knn(query.data(), k, ef, fp);
-      } catch (const std::exception& e) {
-        SetError(e.what());
-      }
-    }
-    void OnOK() override { deferred.Resolve(hitsToJs(Env(), hits)); }
-
-   private:
-    Core* core;
-    std::vector<float> query;
-    size_t k, ef;
-    bool exactScan;
-    std::vector<uint32_t> words;
-    bool hasFilter;
-    std::vector<Hit> hits;
-  };
-
-  // searchAsync(query, k, ef, exact, filter?) → Promise<[labels, distances]>, on the thread pool.
+  // searchAsync(query, k, ef, exact, filter?) → Promise<[labels, distances]>, on a searcher thread.
   Napi::Value SearchAsync(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const float* q;
     if (!point(info, 0, &q)) return env.Undefined();
-    std::vector<uint32_t> words;
+    auto words = std::make_shared<std::vector<uint32_t>>();
     bool has;
-    if (!filterWords(info, 4, &words, &has)) return env.Undefined();
-    auto* job = new SearchJob(env, info.This().As<Napi::Object>(), &core, q, core.dim, info[1].As<Napi::Number>().Uint32Value(),
-                              info[2].As<Napi::Number>().Uint32Value(), info[3].As<Napi::Boolean>().Value(), std::move(words), has);
-    auto promise = job->promise();
-    job->Queue();
-    return promise;
+    if (!filterWords(info, 4, words.get(), &has)) return env.Undefined();
+    auto query = std::make_shared<std::vector<float>>(q, q + core.dim);
+    size_t k = info[1].As<Napi::Number>().Uint32Value();
+    size_t ef = info[2].As<Napi::Number>().Uint32Value();
+    bool ex = info[3].As<Napi::Boolean>().Value();
+    auto hits = std::make_shared<std::vector<Hit>>();
+    Core* c = &core;
+    return runOn(
+        *Pools::of(env).searchers, env, info.This().As<Napi::Object>(),
+        [c, query, words, has, k, ef, ex, hits] {
+          BitFilter f(words->data(), words->size());
+          BitFilter* fp = has ? &f : nullptr;
+          *hits = ex ? c->exact(query->data(), k, fp) : c->knn(query->data(), k, ef, fp);
+        },
+        [hits](Napi::Env e) { return hitsToJs(e, *hits); });
   }
 
   // getPoint(label) → Float32Array (the stored vector, as the graph holds it)
@@ -513,62 +569,33 @@ class Graph : public Napi::ObjectWrap<Graph> {
     return env.Undefined();
   }
 
-  class SaveJob : public Job {
-   public:
-    SaveJob(Napi::Env env, Napi::Object self, Core* c, std::string p) : Job(env, self), core(c), path(std::move(p)) {}
-    void Execute() override {
-      yieldingThread();
-      try {
-        core->h().saveIndex(path);
-      } catch (const std::exception& e) {
-        SetError(e.what());
-      }
-    }
-    void OnOK() override { deferred.Resolve(Env().Undefined()); }
-
-   private:
-    Core* core;
-    std::string path;
-  };
-
+  // saveAsync(path): hnswlib's file of this graph, written on a writer thread.
   Napi::Value SaveAsync(const Napi::CallbackInfo& info) {
-    auto* job = new SaveJob(info.Env(), info.This().As<Napi::Object>(), &core, info[0].As<Napi::String>());
-    auto promise = job->promise();
-    job->Queue();
-    return promise;
+    Core* c = &core;
+    std::string path = info[0].As<Napi::String>();
+    return runWrite(info.Env(), info.This().As<Napi::Object>(), [c, path] { c->h().saveIndex(path); }, [](Napi::Env e) { return e.Undefined(); });
   }
 
-  class LoadJob : public Job {
-   public:
-    LoadJob(Napi::Env env, Napi::Object self, Core* c, std::string p) : Job(env, self), core(c), path(std::move(p)) {}
-    void Execute() override {
-      yieldingThread();
-      try {
-        loaded.reset(new Hnsw(core->space.get(), path, false, 0, true));
-        where = buildWhere(*loaded);
-      } catch (const std::exception& e) {
-        SetError(e.what());
-      }
-    }
-    void OnOK() override {
-      core->index = std::move(loaded);
-      core->where = std::move(where);
-      deferred.Resolve(Env().Undefined());
-    }
-
-   private:
-    Core* core;
-    std::string path;
-    std::unique_ptr<Hnsw> loaded;
-    std::vector<uint32_t> where;
-  };
-
-  // loadAsync(path): replaces the graph with hnswlib's file at path (read on the thread pool).
+  // loadAsync(path): replaces the graph with hnswlib's file at path (read on a writer thread).
   Napi::Value LoadAsync(const Napi::CallbackInfo& info) {
-    auto* job = new LoadJob(info.Env(), info.This().As<Napi::Object>(), &core, info[0].As<Napi::String>());
-    auto promise = job->promise();
-    job->Queue();
-    return promise;
+    Core* c = &core;
+    std::string path = info[0].As<Napi::String>();
+    struct Loaded {
+      std::unique_ptr<Hnsw> index;
+      std::vector<uint32_t> where;
+    };
+    auto loaded = std::make_shared<Loaded>();
+    return runWrite(
+        info.Env(), info.This().As<Napi::Object>(),
+        [c, path, loaded] {
+          loaded->index.reset(new Hnsw(c->space.get(), path, false, 0, true));
+          loaded->where = buildWhere(*loaded->index);
+        },
+        [c, loaded](Napi::Env e) {
+          c->index = std::move(loaded->index);
+          c->where = std::move(loaded->where);
+          return e.Undefined();
+        });
   }
 
   Napi::Value CurrentCount(const Napi::CallbackInfo& info) {

@@ -83,18 +83,30 @@ describe('snapshot edge cases', () => {
     for (let i = 0; i < 3000; i++) ix.add(i + 1, set.row(i), `t${i}`);
     expect(ix.frozen).toBe(false);
     let captured = -1;
-    const p = ix.serialize({ background: true, onCapture: () => (captured = ix.size) });
-    // the capture happens after the temp dir exists; wait for it
-    while (!ix.frozen) await new Promise((r) => setImmediate(r));
-    expect(() => ix.add(9999, set.row(0), 'x')).toThrow(/frozen by a background snapshot/);
-    expect(() => ix.remove(1)).toThrow(/frozen/);
-    expect(ix.remove(123456)).toBe(false); // nothing to change
-    expect(ix.knn(set.row(5), 1)[0]!.id).toBe(6); // reads keep working
-    expect(ix.get(7)!.data).toBe('t6');
     const qs = set.queries(10, 4);
-    const expected = qs.map((q) => ix.knn(q, 5));
-    await expect(ix.serialize({ background: true })).rejects.toThrow(/frozen/);
-    await ix.whenIdle();
+    let expected: unknown[] = [];
+    let second: Promise<Buffer> | undefined;
+    let idle: Promise<void> | undefined;
+    // The capture point: from here until the graph and items are written the index is frozen (the
+    // write itself can be done before a polling loop would see it, so look from inside).
+    const p = ix.serialize({
+      background: true,
+      onCapture: () => {
+        captured = ix.size;
+        expect(ix.frozen).toBe(true);
+        expect(() => ix.add(9999, set.row(0), 'x')).toThrow(/frozen by a background snapshot/);
+        expect(() => ix.remove(1)).toThrow(/frozen/);
+        expect(ix.remove(123456)).toBe(false); // nothing to change
+        expect(ix.knn(set.row(5), 1)[0]!.id).toBe(6); // reads keep working
+        expect(ix.get(7)!.data).toBe('t6');
+        expected = qs.map((q) => ix.knn(q, 5));
+        second = ix.serialize({ background: true });
+        second.catch(() => undefined); // looked at below
+        idle = ix.whenIdle();
+      },
+    });
+    await expect(p.then(() => second!)).rejects.toThrow(/frozen/);
+    await idle;
     expect(ix.frozen).toBe(false);
     ix.add(9999, set.row(0), 'after'); // allowed again
     const back = await VectorIndex.deserialize(await p);

@@ -6,7 +6,7 @@
  * Write path of a store mutation: validate → append to the object's log (group-committed,
  * durable when it resolves) → apply to the in-memory index → reply. Appends of one object
  * resolve in log order and each apply takes an exclusive turn of the store's gate in that order
- * (the insert itself runs on the thread pool), so live state and a replay of the log agree; the
+ * (the insert itself runs on an engine thread), so live state and a replay of the log agree; the
  * reply comes after the apply ran, so a client reads its own writes.
  * Snapshots (graph + items) are taken in the background after enough changes or time; a restart
  * loads the latest snapshot and replays only the log after it.
@@ -554,7 +554,7 @@ export class ObjectManager extends ObjectRegistry {
       let changes = 0;
       let own = 0;
       let attrs = Buffer.alloc(0);
-      // A shared turn: searches go on while the graph is written on the thread pool; mutations of
+      // A shared turn: searches go on while the graph is written on an engine thread; mutations of
       // this store wait for it. What ran on the index is what the snapshot holds (indexedPos).
       const graph = await store.gate.shared(() =>
         store.index.serialize({

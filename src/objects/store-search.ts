@@ -2,7 +2,7 @@
  * Reading a vector store: nearest-neighbour queries (LLM.KNN, search apps, chat summaries) and
  * item reads (LLM.GET, DUMP). Each runs in a shared turn of the store's gate, so it sees the
  * index between two applied mutations, never during one; the searches themselves run on the
- * thread pool (VectorIndex.knnExplainAsync).
+ * engine's searcher threads (VectorIndex.knnExplainAsync).
  *
  * Filters become a matching set (a bitset over slots) before the search: from the store's
  * attribute indexes when the expression is indexable (vector/attr-index.ts), else by evaluating

@@ -4,7 +4,7 @@
  * Design notes
  * - Vectors live only inside the graph (no second JS copy); GET reads them back with getPoint.
  * - The graph is native/graph.cc (hnswlib): searches, inserts, snapshot writes and loads run on
- *   libuv's thread pool (the *Async methods), so the event loop never waits for them and several
+ *   the engine's own threads (the *Async methods), so the event loop never waits for them and several
  *   searches run on several cores. The sync methods are for small indexes (the response cache).
  *   The caller keeps the contract: searches may overlap each other and a snapshot; a mutation
  *   runs alone (src/objects/store-gate.ts).
@@ -137,7 +137,7 @@ export interface SnapshotOptions {
    */
   onCapture?: () => void;
   /**
-   * Accepted for compatibility: the graph is always written on the thread pool. Until the items
+   * Accepted for compatibility: the graph is always written off the event loop. Until the items
    * are captured too the index is frozen: knn/get work, add/remove throw (await whenIdle()).
    */
   background?: boolean;
@@ -310,7 +310,7 @@ export class VectorIndex {
   }
 
   /**
-   * add() with the graph insert on the thread pool. The caller runs it alone (no other mutation
+   * add() with the graph insert on an engine thread. The caller runs it alone (no other mutation
    * or search of this index until it settles); a failed insert changes nothing.
    */
   async addAsync(id: number, vector: Float32Array, data: string | Uint8Array, advanceAuto = true): Promise<boolean> {
@@ -460,7 +460,7 @@ export class VectorIndex {
     return finishKnn(plan, (ef, exact) => this.toHits(run(ef, exact)));
   }
 
-  /** knnExplain with the searches on the thread pool (run it while no mutation of this index runs). */
+  /** knnExplain with the searches on the engine's searcher threads (run it while no mutation of this index runs). */
   async knnExplainAsync(query: Float32Array, k: number, opts: KnnOptions = {}): Promise<KnnExplain> {
     const plan = this.planKnn(query, k, opts);
     if (plan.done) return plan.done;
@@ -567,7 +567,7 @@ export class VectorIndex {
    *
    * Consistency: from onCapture until the graph file and the items are captured the index is
    * frozen (add/remove throw; searches go on), so the snapshot is one point in time. The graph is
-   * written on the thread pool: the event loop is never blocked for the copy. The temporary file
+   * written on an engine thread: the event loop is never blocked for the copy. The temporary file
    * is always removed.
    *
    * Layout (little-endian): "RLVI" | u16 version | u16 0 | u32 headerLen | header JSON |
@@ -667,7 +667,7 @@ export class VectorIndex {
 
   /**
    * Rebuilds an index from serialize()'s Buffer: the graph is loaded as saved (no rebuild; read
-   * on the thread pool while the items are decoded here), and ef, items, auto-id counter and
+   * on an engine thread while the items are decoded here), and ef, items, auto-id counter and
    * capacity are restored. A malformed buffer → Error (`corrupt vector index snapshot: ...`).
    * The temporary file is always removed.
    */
