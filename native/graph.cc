@@ -297,7 +297,7 @@ struct Pools {
   static Pools& of(Napi::Env env) {
     Pools* p = env.GetInstanceData<Pools>();
     if (p == nullptr) {
-      unsigned cores = std::max(2u, std::thread::hardware_concurrency());
+      unsigned cores = std::max(4u, std::thread::hardware_concurrency());
       p = new Pools{new Pool(env, "rlgraph-writer", 2, false), new Pool(env, "rlgraph-search", (int)cores, true)};
       env.SetInstanceData<Pools, &Pools::keep>(p);
     }
