@@ -147,6 +147,12 @@ struct Core {
     };
     size_t n = g.cur_element_count;
     if (filter != nullptr) {
+      // The caller's set holds live labels only (ANDed with the live slots), whose `where` entries
+      // are current: no label check. The next match's vector is prefetched while this one is
+      // measured (matches are scattered over the graph's memory).
+      tableint pending = 0;
+      labeltype pendingLabel = 0;
+      bool have = false;
       for (size_t w = 0; w < filter->count; w++) {
         uint32_t v = filter->words[w];
         while (v != 0) {
@@ -154,10 +160,16 @@ struct Core {
           v &= v - 1;
           if (label >= where.size() || where[label] == 0) continue;
           tableint i = where[label] - 1;
-          if (i >= n || g.getExternalLabel(i) != label || g.isMarkedDeleted(i)) continue;
-          consider(i, label);
+          if (i >= n) continue;
+          __builtin_prefetch(g.getDataByInternalId(i));
+          __builtin_prefetch(g.getDataByInternalId(i) + 64);
+          if (have && !g.isMarkedDeleted(pending)) consider(pending, pendingLabel);
+          pending = i;
+          pendingLabel = label;
+          have = true;
         }
       }
+      if (have && !g.isMarkedDeleted(pending)) consider(pending, pendingLabel);
     } else {
       for (tableint i = 0; i < n; i++) {
         if (g.isMarkedDeleted(i)) continue;
