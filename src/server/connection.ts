@@ -25,6 +25,12 @@ import type { Backend } from '../proxy/backend.js';
 import type { BackendLink, LinkOwner, ReplyMode } from '../proxy/link.js';
 import { ParsingHold } from './parsing-hold.js';
 
+/**
+ * Requests of one connection's pipeline in flight at once: enough to overlap storage round trips
+ * and searches, few enough that replies computed ahead of the client's reading stay bounded.
+ */
+const MAX_PIPELINED = 64;
+
 /** Stands in for a pipelined request once its reply is written. */
 const ANSWERED: Promise<RespValue> = Promise.resolve(null);
 
@@ -62,6 +68,8 @@ export class ClientConnection implements SessionView, LinkOwner {
   private pipeline: Array<Promise<RespValue>> | null = null;
   /** Which of them go unanswered (CLIENT REPLY). */
   private pipelineSilent: boolean[] = [];
+  /** Requests of the running pipeline whose replies are not written yet (at most MAX_PIPELINED). */
+  private pipelineUnanswered = 0;
   /** joinPipeline paused for I/O and will go on in a later turn of the loop. */
   private rejoining = false;
   /** A write was started in the running pipeline (a read joining after it must see it applied). */
@@ -378,6 +386,7 @@ export class ClientConnection implements SessionView, LinkOwner {
   private async runPipeline(first: Pipelined, silent: boolean): Promise<void> {
     const runs = [first.reply];
     this.pipeline = runs;
+    this.pipelineUnanswered = 1;
     this.pipelineWrite = first.write;
     this.pipelineSilent = [silent];
     this.joinPipeline();
@@ -386,9 +395,12 @@ export class ClientConnection implements SessionView, LinkOwner {
       // A pipeline may run for as long as requests keep joining it: what is answered is dropped
       // (not kept, with every reply, until the run ends).
       runs[i] = ANSWERED;
+      this.pipelineUnanswered--;
       if (this.closed) return;
       if (!this.pipelineSilent[i]) this.clientWrites.push(encode(reply, this.proto));
       this.flushSoon();
+      // Room again in the pipeline: requests that waited for it start.
+      if (this.inbox.length > 0 && !this.rejoining) this.joinPipeline();
       if (i === 255) {
         runs.splice(0, 256);
         this.pipelineSilent.splice(0, 256);
@@ -404,7 +416,8 @@ export class ClientConnection implements SessionView, LinkOwner {
   /** While a pipeline runs: starts the requests at the head of the inbox that can join it. */
   private joinPipeline(): void {
     const runs = this.pipeline!;
-    while (this.inbox.length > 0 && !this.closing) {
+    // At most MAX_PIPELINED in flight: the replies of the rest would be computed and held, not sent.
+    while (this.inbox.length > 0 && !this.closing && this.pipelineUnanswered < MAX_PIPELINED) {
       const later = pauseForIo();
       if (later) {
         // This turn of the loop has done its share: the rest start after the next poll for I/O.
@@ -422,6 +435,7 @@ export class ClientConnection implements SessionView, LinkOwner {
       if (!started) return;
       this.inbox.shift();
       runs.push(started.reply);
+      this.pipelineUnanswered++;
       if (started.write) this.pipelineWrite = true;
       this.pipelineSilent.push(this.silencedLocally());
     }
