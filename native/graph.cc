@@ -240,8 +240,8 @@ void yieldingThread() {
 // The engine's own threads, not libuv's pool: a thread that put itself in SCHED_IDLE cannot leave it
 // (unprivileged), so pool threads that ran a search would run every later file or DNS job of the
 // process at idle priority. Two pools per JS environment:
-//  - searchers (one thread per core, SCHED_IDLE): searches use every idle cycle and never delay the
-//    event loop or redis-server;
+//  - searchers (one thread per core, at least 4, SCHED_IDLE): searches use every idle cycle and
+//    never delay the event loop or redis-server;
 //  - writers (2 threads, normal priority): inserts, saves and loads; an insert given only idle CPU
 //    would starve under load while every ADD of a store waits for the one before it.
 // Completions come back to the JS thread through a thread-safe function.
@@ -329,6 +329,8 @@ Napi::Promise runOn(Pool& pool, Napi::Env env, Napi::Object self, std::function<
         } catch (const std::exception& e) {
           *error = e.what();
           if (error->empty()) *error = "vector engine error";
+        } catch (...) {
+          *error = "vector engine error";
         }
       },
       [deferred, owner, error, result](Napi::Env env) {

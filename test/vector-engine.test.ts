@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { RwGate } from '../src/util/rw-gate.js';
+import { ioTurn, pauseForIo, SLICE_MS } from '../src/util/io-slice.js';
 import { newGraph } from '../src/vector/native.js';
 import { VectorIndex } from '../src/vector/index.js';
 import { startRedis, type RedisServerHandle } from '../harness/redis-server.js';
@@ -64,7 +65,27 @@ describe('RwGate', () => {
   });
 });
 
-describe('native graph on the thread pool', () => {
+describe('io-slice', () => {
+  it('a turn of the event loop gets SLICE_MS of work; the rest waits for a later turn', async () => {
+    await new Promise((r) => setImmediate(r)); // a fresh turn
+    expect(pauseForIo()).toBeNull(); // starts the slice
+    const until = performance.now() + SLICE_MS + 1;
+    while (performance.now() < until); // busy past the slice
+    const later = pauseForIo();
+    expect(later).not.toBeNull();
+    const order: string[] = [];
+    setImmediate(() => order.push('this turn'));
+    await later;
+    order.push('resumed');
+    // it resumed in a later turn than the one it paused in: the loop polled for I/O in between
+    expect(order).toEqual(['this turn', 'resumed']);
+    // in a later turn there is room again
+    await ioTurn();
+    expect(pauseForIo()).toBeNull();
+  });
+});
+
+describe('native graph on the engine threads', () => {
   const dim = 64;
   const set = clustered(20_000, dim, 20, 3);
   const g = newGraph('l2', dim);
