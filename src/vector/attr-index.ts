@@ -21,7 +21,7 @@
  * Attribute objects are kept by reference (`get`, the iterator): callers must not modify them.
  */
 import type { Attrs, FilterLiteral, FilterNode, FilterOp } from './filter.js';
-import { type Bitset, hasBit, setBit, wordsFor } from './bitset.js';
+import { type Bitset, forEachBit, hasBit, setBit, wordsFor } from './bitset.js';
 
 /** A bitset posting with its count of set bits. */
 class BitPosting {
@@ -115,21 +115,10 @@ function pRemove(p: Posting | undefined, slot: number, high: number): Posting | 
   if (p.n === 0) return undefined;
   if (p.n < high >>> DEMOTE_SHIFT) {
     const set = new Set<number>();
-    forEachSet(p.bits, (s) => set.add(s));
+    forEachBit(p.bits, (s) => set.add(s));
     return set.size === 1 ? set.values().next().value! : set;
   }
   return p;
-}
-
-function forEachSet(b: Uint32Array, fn: (s: number) => void): void {
-  for (let i = 0; i < b.length; i++) {
-    let v = b[i]!;
-    while (v !== 0) {
-      const t = v & -v;
-      fn((i << 5) + (31 - Math.clz32(t)));
-      v ^= t;
-    }
-  }
 }
 
 /** out |= p ∧ dom (out and dom have the same length). */
@@ -244,7 +233,7 @@ class FieldIndex {
       for (const [v, p] of this.nums) {
         if (typeof p === 'number') col[p] = v;
         else if (p instanceof Set) for (const s of p) col[s] = v;
-        else forEachSet(p.bits, (s) => (col[s] = v));
+        else forEachBit(p.bits, (s) => (col[s] = v));
       }
       this.col = col;
     }

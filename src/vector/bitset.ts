@@ -14,20 +14,9 @@ export function setBit(b: Bitset, s: number): void {
   b[s >>> 5]! |= 1 << (s & 31);
 }
 
-export function clearBit(b: Bitset, s: number): void {
-  b[s >>> 5]! &= ~(1 << (s & 31));
-}
-
 export function hasBit(b: Bitset, s: number): boolean {
   const w = s >>> 5;
   return w < b.length && (b[w]! & (1 << (s & 31))) !== 0;
-}
-
-/** A copy sized for `slots` (grown with zeros, or cut). */
-export function resized(b: Bitset, slots: number): Bitset {
-  const out = new Uint32Array(wordsFor(slots));
-  out.set(b.length <= out.length ? b : b.subarray(0, out.length));
-  return out;
 }
 
 export function popcount(b: Bitset): number {
@@ -46,22 +35,6 @@ export function and(a: Bitset, b: Bitset): Bitset {
   const out = new Uint32Array(a.length);
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) out[i] = a[i]! & b[i]!;
-  return out;
-}
-
-/** a ∨ b into a new bitset of the larger size. */
-export function or(a: Bitset, b: Bitset): Bitset {
-  const [big, small] = a.length >= b.length ? [a, b] : [b, a];
-  const out = Uint32Array.from(big);
-  for (let i = 0; i < small.length; i++) out[i]! |= small[i]!;
-  return out;
-}
-
-/** a ∧ ¬b into a new bitset of a's size. */
-export function andNot(a: Bitset, b: Bitset): Bitset {
-  const out = Uint32Array.from(a);
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) out[i]! &= ~b[i]!;
   return out;
 }
 
