@@ -184,6 +184,13 @@ struct Core {
     return out;
   }
 
+  // A search as the JS side asks for it: the exact scan or the graph walk, over `words` if given.
+  std::vector<Hit> search(const float* q, size_t k, size_t ef, bool exactScan, const std::vector<uint32_t>& words, bool filtered) {
+    BitFilter f(words.data(), words.size());
+    BitFilter* fp = filtered ? &f : nullptr;
+    return exactScan ? exact(q, k, fp) : knn(q, k, ef, fp);
+  }
+
   // Inserts `label`, or updates it (a removed label is revived in its old graph slot, never added
   // twice); a new label takes a deleted slot if there is one, else the graph grows by 25%.
   void add(const float* p, labeltype label, size_t maxCapacity) {
@@ -490,12 +497,10 @@ class Graph : public Napi::ObjectWrap<Graph> {
     std::vector<uint32_t> words;
     bool has;
     if (!filterWords(info, 4, &words, &has)) return env.Undefined();
-    BitFilter f(words.data(), words.size());
     try {
       size_t k = info[1].As<Napi::Number>().Uint32Value();
       size_t ef = info[2].As<Napi::Number>().Uint32Value();
-      bool ex = info[3].As<Napi::Boolean>().Value();
-      return hitsToJs(env, ex ? core.exact(q, k, has ? &f : nullptr) : core.knn(q, k, ef, has ? &f : nullptr));
+      return hitsToJs(env, core.search(q, k, ef, info[3].As<Napi::Boolean>().Value(), words, has));
     } catch (const std::exception& e) {
       Napi::Error::New(env, e.what()).ThrowAsJavaScriptException();
       return env.Undefined();
@@ -518,11 +523,7 @@ class Graph : public Napi::ObjectWrap<Graph> {
     Core* c = &core;
     return runOn(
         *Pools::of(env).searchers, env, info.This().As<Napi::Object>(),
-        [c, query, words, has, k, ef, ex, hits] {
-          BitFilter f(words->data(), words->size());
-          BitFilter* fp = has ? &f : nullptr;
-          *hits = ex ? c->exact(query->data(), k, fp) : c->knn(query->data(), k, ef, fp);
-        },
+        [c, query, words, has, k, ef, ex, hits] { *hits = c->search(query->data(), k, ef, ex, *words, has); },
         [hits](Napi::Env e) { return hitsToJs(e, *hits); });
   }
 

@@ -15,6 +15,7 @@ import type { ChatObject } from '../objects/chat.js';
 import type { LogEntry } from '../storage/types.js';
 import { compileTemplate, renderTemplate } from '../objects/template.js';
 import { searchStore } from '../objects/store-search.js';
+import { compileFilterPlan } from '../vector/filter.js';
 import { dimensionMismatch, type ItemId } from '../vector/index.js';
 
 export interface AppDeps {
@@ -81,7 +82,7 @@ export async function runSearchApp(app: AppObject, req: RunRequest, deps: AppDep
   if (store.index.size > 0) {
     const [vec] = await deps.embed(store, [question], req.timeoutMs);
     if (store.index.dim !== undefined && vec.length !== store.index.dim) throw dimensionMismatch(store.index.dim, vec.length);
-    const filters = [app.def.filter, req.filter].filter((f): f is string => !!f);
+    const filters = [app.def.filter, req.filter].filter((f): f is string => !!f).map(compileFilterPlan);
     const found = await searchStore(store, vec, { k: app.def.k ?? 3, filters, withData: true });
     hits = found.explain.hits;
     texts = found.data!;

@@ -22,10 +22,7 @@ export function frameStoreSnapshot(framed: Buffer, attrsBytes: number): Buffer {
 
 export function wrapStoreSnapshot(graph: Buffer, attrsJson: string): Buffer {
   const attrs = Buffer.from(attrsJson, 'utf8');
-  const head = Buffer.alloc(STORE_HEAD_BYTES);
-  head.write(STORE_MAGIC, 0, 'latin1');
-  head.writeUInt32LE(graph.length, 4);
-  return Buffer.concat([head, graph, attrs]);
+  return frameStoreSnapshot(Buffer.concat([Buffer.alloc(STORE_HEAD_BYTES), graph, attrs]), attrs.length);
 }
 
 export function unwrapStoreSnapshot(buf: Buffer): { graph: Buffer; attrs: Array<[number, Attrs]>; aliases: AliasState | null } {

@@ -10,15 +10,15 @@
  */
 import type { Bitset } from '../vector/bitset.js';
 import { and, emptyBits, setBit } from '../vector/bitset.js';
-import { compileFilterPlan, type Attrs } from '../vector/filter.js';
+import type { Attrs, FilterPlan } from '../vector/filter.js';
 import type { KnnExplain } from '../vector/index.js';
 import type { StoreObject } from './objects.js';
 
 export interface StoreQuery {
   k: number;
   ef?: number;
-  /** Filter expressions (all must match). Compiled before the turn: a bad one fails at once. */
-  filters?: string[];
+  /** Compiled filter expressions (all must match). */
+  filters?: FilterPlan[];
   /** Only these index labels (chat summaries). */
   labels?: Iterable<number>;
   /** Also read each hit's text. */
@@ -35,7 +35,7 @@ export interface StoreHits {
 const SCAN_SLICE = 8192;
 
 export function searchStore(store: StoreObject, vector: Float32Array, q: StoreQuery): Promise<StoreHits> {
-  const plans = (q.filters ?? []).map((src) => compileFilterPlan(src));
+  const plans = q.filters ?? [];
   return store.gate.shared(async () => {
     const index = store.index;
     let allow: Bitset | undefined;

@@ -34,7 +34,7 @@ import { CommandError } from '../errors.js';
 import { IdTable } from './id-table.js';
 import { TextArena } from './text-arena.js';
 import { newGraph, type Hits, type NativeGraph } from './native.js';
-import { type Bitset, emptyBits, popcount, and, setBit, wordsFor } from './bitset.js';
+import { type Bitset, emptyBits, popcount, and, setBit } from './bitset.js';
 import { EMPTY_EMBEDDING, INVALID_EMBEDDING, INVALID_ID, MAX_ID, isValidId } from './parse.js';
 import { DEFAULT_PARAMS, PARAM_LIMITS, type Space, type VectorIndexParams, parseSpace } from './params.js';
 
@@ -491,7 +491,7 @@ export class VectorIndex {
     let allow: Bitset;
     let index = opts.index ?? 'scan';
     if (opts.allow !== undefined) {
-      allow = and(opts.allow.length >= wordsFor(this.slotTop) ? opts.allow : padTo(opts.allow, this.slotTop), this.liveMask());
+      allow = and(opts.allow, this.liveMask()); // a shorter set allows nothing past its end
     } else {
       allow = emptyBits(this.slotTop);
       const f = opts.filter!;
@@ -1029,12 +1029,6 @@ function* knnSteps(p: KnnPlan): Generator<{ ef: number; exact: boolean }, KnnExp
     return { hits: yield { ef: 0, exact: true }, path: 'exact', reason: 'hnsw-short', ef: wide };
   }
   return { hits: yield { ef: 0, exact: true }, path: 'exact', reason: 'hnsw-short', ef: p.ef, ...extra };
-}
-
-function padTo(b: Bitset, slots: number): Bitset {
-  const out = emptyBits(slots);
-  out.set(b.subarray(0, Math.min(b.length, out.length)));
-  return out;
 }
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));

@@ -7,7 +7,7 @@ import { RespDouble, type RespValue } from '../../protocol/resp.js';
 import { embedForStore, givenVector, givesVector, storeOf } from './_objects.js';
 import { requireStoreForCommand } from './_store.js';
 import { EMBEDDING, EMBEDDING_FP32, FILTER, TIMEOUT } from './_common.js';
-import { compileFilterPlan } from '../../vector/filter.js';
+import { compileFilterPlan, type FilterPlan } from '../../vector/filter.js';
 import { searchStore } from '../../objects/store-search.js';
 import { ioTurn } from '../../util/io-slice.js';
 
@@ -58,15 +58,16 @@ interface KnnQuery {
   k: number;
   ef: number | undefined;
   withData: boolean;
-  filter: string | undefined;
+  /** Compiled when the request is read: a bad filter fails before any embedding call. */
+  filter: FilterPlan | undefined;
   explain: boolean;
   vector: Float32Array | undefined;
   text: string | undefined;
 }
 
 function queryOf(args: ParsedArgs): KnnQuery {
-  const filter = (args.opts.get('filter') as Buffer | undefined)?.toString('utf8');
-  if (filter !== undefined) compileFilterPlan(filter); // a bad filter fails before any embedding call
+  const src = (args.opts.get('filter') as Buffer | undefined)?.toString('utf8');
+  const filter = src === undefined ? undefined : compileFilterPlan(src);
   return {
     k: (args.opts.get('k') as number | undefined) ?? 10,
     ef: args.opts.get('ef') as number | undefined,
