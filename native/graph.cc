@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <mutex>
@@ -24,6 +25,11 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define RLGRAPH_X86 1
+#endif
 
 #ifdef __linux__
 #include <sched.h>
@@ -48,6 +54,95 @@ struct BitFilter : hnswlib::BaseFilterFunctor {
     size_t i = label >> 5;
     return i < count && ((words[i] >> (label & 31)) & 1u) != 0;
   }
+};
+
+// ---- distances -----------------------------------------------------------------------------------
+// hnswlib picks SSE code at compile time, and AVX only when the whole file is compiled for AVX
+// (which would make the addon crash on a CPU without it). Here the AVX2+FMA kernels are compiled for
+// that target alone and chosen at run time when the CPU has it (every x86-64 CPU since 2013-2015);
+// elsewhere hnswlib's own functions run. RLGRAPH_SIMD=baseline forces hnswlib's (tests, benchmarks).
+#ifdef RLGRAPH_X86
+__attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma"))) static float L2Avx2(const void* av, const void* bv, const void* param) {
+  const float* a = static_cast<const float*>(av);
+  const float* b = static_cast<const float*>(bv);
+  size_t n = *static_cast<const size_t*>(param);
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+    __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
+    s0 = _mm256_fmadd_ps(d0, d0, s0);
+    s1 = _mm256_fmadd_ps(d1, d1, s1);
+  }
+  for (; i + 8 <= n; i += 8) {
+    __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+    s0 = _mm256_fmadd_ps(d, d, s0);
+  }
+  float r = hsum256(_mm256_add_ps(s0, s1));
+  for (; i < n; i++) {
+    float d = a[i] - b[i];
+    r += d * d;
+  }
+  return r;
+}
+
+__attribute__((target("avx2,fma"))) static float IpAvx2(const void* av, const void* bv, const void* param) {
+  const float* a = static_cast<const float*>(av);
+  const float* b = static_cast<const float*>(bv);
+  size_t n = *static_cast<const size_t*>(param);
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+  float r = hsum256(_mm256_add_ps(s0, s1));
+  for (; i < n; i++) r += a[i] * b[i];
+  return 1.0f - r;
+}
+#endif
+
+// "avx2-fma" when this CPU runs the kernels above (unless RLGRAPH_SIMD=baseline), else "baseline".
+const char* simdLevel() {
+  static const char* level = [] {
+    const char* env = std::getenv("RLGRAPH_SIMD");
+    if (env != nullptr && std::strcmp(env, "baseline") == 0) return "baseline";
+#ifdef RLGRAPH_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2-fma";
+#endif
+    return "baseline";
+  }();
+  return level;
+}
+
+// hnswlib's space (its data size and parameter) with the distance function swapped when the CPU
+// has a faster kernel.
+class Space : public hnswlib::SpaceInterface<float> {
+ public:
+  Space(bool ip, size_t dim) {
+    if (ip) base.reset(new hnswlib::InnerProductSpace(dim));
+    else base.reset(new hnswlib::L2Space(dim));
+    fn = base->get_dist_func();
+#ifdef RLGRAPH_X86
+    if (std::strcmp(simdLevel(), "avx2-fma") == 0) fn = ip ? IpAvx2 : L2Avx2;
+#endif
+  }
+  size_t get_data_size() override { return base->get_data_size(); }
+  hnswlib::DISTFUNC<float> get_dist_func() override { return fn; }
+  void* get_dist_func_param() override { return base->get_dist_func_param(); }
+
+ private:
+  std::unique_ptr<hnswlib::SpaceInterface<float>> base;
+  hnswlib::DISTFUNC<float> fn;
 };
 
 // label → internal id + 1 of every element of g (see Core::where).
@@ -83,10 +178,7 @@ struct Core {
 
   void rebuildWhere() { where = buildWhere(h()); }
 
-  void makeSpace() {
-    if (ip) space.reset(new hnswlib::InnerProductSpace(dim));
-    else space.reset(new hnswlib::L2Space(dim));
-  }
+  void makeSpace() { space.reset(new Space(ip, dim)); }
 
   Hnsw& h() {
     if (!index) throw std::runtime_error("graph is not initialised");
@@ -390,6 +482,7 @@ class Graph : public Napi::ObjectWrap<Graph> {
                                        InstanceMethod("deletedCount", &Graph::DeletedCount),
                                    });
     exports.Set("Graph", f);
+    exports.Set("simd", Napi::String::New(env, simdLevel()));
     return exports;
   }
 

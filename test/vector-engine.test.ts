@@ -5,11 +5,13 @@
  * writes, pipelined ADDs keep request order, errors cross the boundary as clear replies, and an
  * engine failure on a logged change is answered with an error and repaired from the log.
  */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { RwGate } from '../src/util/rw-gate.js';
 import { ioTurn, pauseForIo, SLICE_MS } from '../src/util/io-slice.js';
-import { newGraph } from '../src/vector/native.js';
+import { addonFile, newGraph } from '../src/vector/native.js';
 import { VectorIndex } from '../src/vector/index.js';
 import { startRedis, type RedisServerHandle } from '../harness/redis-server.js';
 import { client, startServer } from '../harness/server.js';
@@ -122,6 +124,39 @@ describe('native graph on the engine threads', () => {
     await expect(fresh.addAsync(new Float32Array(4), 1, 10)).rejects.toThrow(/not initialised/);
     // the index still answers afterwards
     expect(g.search(set.row(7), 1, 64, false)[0][0]).toBe(7);
+  });
+
+  it('distance kernels (AVX2+FMA where the CPU has them, else hnswlib\'s) agree with float64 arithmetic for every dimension shape', () => {
+    // Run in this process (the kernels picked for this CPU) and in a child forced to hnswlib's own.
+    const script = `
+      const { Graph, simd } = require(${JSON.stringify(addonFile())});
+      const out = { simd, worst: 0 };
+      let seed = 7;
+      const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+      for (const space of ['l2', 'ip']) for (const dim of [1, 3, 4, 7, 8, 15, 16, 17, 31, 100, 128, 129]) {
+        const g = new Graph(space, dim);
+        g.init(64, 8, 50);
+        const pts = [];
+        for (let i = 0; i < 40; i++) { const p = Float32Array.from({ length: dim }, rnd); pts.push(p); g.add(p, i, 64); }
+        const q = Float32Array.from({ length: dim }, rnd);
+        const [labels, dists] = g.search(q, 40, 50, true);
+        for (let j = 0; j < labels.length; j++) {
+          const p = pts[labels[j]];
+          let ref = 0;
+          for (let i = 0; i < dim; i++) ref += space === 'l2' ? (q[i] - p[i]) ** 2 : q[i] * p[i];
+          if (space === 'ip') ref = 1 - ref;
+          out.worst = Math.max(out.worst, Math.abs(dists[j] - ref) / Math.max(1, Math.abs(ref)));
+        }
+      }
+      console.log(JSON.stringify(out));`;
+    const run = (env: NodeJS.ProcessEnv) => JSON.parse(execFileSync(process.execPath, ['-e', script], { env: { ...process.env, ...env }, encoding: 'utf8' })) as { simd: string; worst: number };
+    const native = run({ RLGRAPH_SIMD: '' });
+    const baseline = run({ RLGRAPH_SIMD: 'baseline' });
+    expect(['avx2-fma', 'baseline']).toContain(native.simd);
+    if (process.arch === 'x64' && /\bavx2\b/.test(readFileSync('/proc/cpuinfo', 'utf8'))) expect(native.simd).toBe('avx2-fma');
+    expect(baseline.simd).toBe('baseline');
+    expect(native.worst).toBeLessThan(1e-5);
+    expect(baseline.worst).toBeLessThan(1e-5);
   });
 
   it('an async insert past the capacity limit fails cleanly', async () => {

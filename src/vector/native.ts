@@ -33,10 +33,17 @@ export interface NativeGraph {
 
 type GraphClass = new (space: 'l2' | 'ip', dim: number) => NativeGraph;
 
-let loaded: GraphClass | undefined;
+interface Addon {
+  Graph: GraphClass;
+  /** The distance kernels this CPU runs: 'avx2-fma' or 'baseline' (hnswlib's compile-time SSE). */
+  simd: string;
+}
+
+let addon: Addon | undefined;
+const load = (): Addon => (addon ??= createRequire(import.meta.url)(addonFile()) as Addon);
 
 /** The addon's path: native/build/Release/rlgraph.node above this file (src/ or dist/src/). */
-function addonPath(): string {
+export function addonFile(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
     const p = join(dir, 'native', 'build', 'Release', 'rlgraph.node');
@@ -47,6 +54,10 @@ function addonPath(): string {
 }
 
 export function newGraph(space: 'l2' | 'ip', dim: number): NativeGraph {
-  loaded ??= (createRequire(import.meta.url)(addonPath()) as { Graph: GraphClass }).Graph;
-  return new loaded(space, dim);
+  return new (load().Graph)(space, dim);
+}
+
+/** The distance kernels in use: 'avx2-fma' (chosen at run time) or 'baseline'. */
+export function simdLevel(): string {
+  return load().simd;
 }
