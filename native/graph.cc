@@ -16,7 +16,6 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <mutex>
 #include <thread>
 #include <memory>
@@ -345,8 +344,9 @@ void yieldingThread() {
 //    would starve under load while every ADD of a store waits for the one before it.
 // Completions come back to the JS thread through a thread-safe function.
 struct Task {
-  std::function<void()> work;           // on a pool thread
-  std::function<void(Napi::Env)> done;  // on the JS thread: resolve or reject
+  virtual ~Task() = default;
+  virtual void run() = 0;              // on a pool thread
+  virtual void done(Napi::Env) = 0;    // on the JS thread: resolve or reject
 };
 
 class Pool {
@@ -382,21 +382,42 @@ class Pool {
         t = queue.front();
         queue.pop_front();
       }
-      t->work();
-      tsfn.NonBlockingCall(t, [this](Napi::Env env, Napi::Function, Task* task) {
-        if (env != nullptr) {
-          task->done(env);
-          if (--pending == 0) tsfn.Unref(env);
-        }
-        delete task;
-      });
+      t->run();
+      // Completions are handed back in batches: only the first of a batch wakes the JS thread,
+      // which settles every task done by then in one call (one wake-up and one N-API entry for a
+      // burst of searches instead of one each).
+      bool first;
+      {
+        std::lock_guard<std::mutex> lock(doneMutex);
+        first = done.empty();
+        done.push_back(t);
+      }
+      if (first) tsfn.NonBlockingCall(this, [](Napi::Env env, Napi::Function, Pool* pool) { pool->settle(env); });
     }
+  }
+
+  // On the JS thread.
+  void settle(Napi::Env env) {
+    if (env == nullptr) return;
+    std::vector<Task*> batch;
+    {
+      std::lock_guard<std::mutex> lock(doneMutex);
+      batch.swap(done);
+    }
+    for (Task* t : batch) {
+      t->done(env);
+      delete t;
+    }
+    pending -= (int)batch.size();
+    if (pending == 0 && !batch.empty()) tsfn.Unref(env);
   }
 
   Napi::ThreadSafeFunction tsfn;
   std::mutex mutex;
   std::condition_variable cv;
   std::deque<Task*> queue;
+  std::mutex doneMutex;
+  std::vector<Task*> done;
   int pending = 0;  // JS thread only
 };
 
@@ -416,48 +437,63 @@ struct Pools {
   }
 };
 
-// Runs `work` (it may throw) on `pool`; the promise settles with `result()` or the error.
-Napi::Promise runOn(Pool& pool, Napi::Env env, Napi::Object self, std::function<void()> work, std::function<Napi::Value(Napi::Env)> result) {
-  auto deferred = std::make_shared<Napi::Promise::Deferred>(Napi::Promise::Deferred::New(env));
-  auto owner = std::make_shared<Napi::ObjectReference>(Napi::Persistent(self));
-  auto error = std::make_shared<std::string>();
-  auto* t = new Task{
-      [work, error] {
-        try {
-          work();
-        } catch (const std::exception& e) {
-          *error = e.what();
-          if (error->empty()) *error = "vector engine error";
-        } catch (...) {
-          *error = "vector engine error";
-        }
-      },
-      [deferred, owner, error, result](Napi::Env env) {
-        Napi::HandleScope scope(env);
-        if (error->empty()) deferred->Resolve(result(env));
-        else deferred->Reject(Napi::Error::New(env, *error).Value());
-        owner->Reset();
-      }};
-  pool.submit(env, t);
-  return deferred->Promise();
+// A promise settled by work on a pool thread. W is called there (it may throw), then
+// W::result(env) on the JS thread gives the value; one allocation per task.
+template <typename W>
+struct Job : Task {
+  Napi::Promise::Deferred deferred;
+  Napi::ObjectReference owner;  // the Graph stays alive while its work runs
+  std::string error;
+  W work;
+  Job(Napi::Env env, Napi::Object self, W&& w) : deferred(Napi::Promise::Deferred::New(env)), owner(Napi::Persistent(self)), work(std::move(w)) {}
+  void run() override {
+    try {
+      work();
+    } catch (const std::exception& e) {
+      error = e.what();
+      if (error.empty()) error = "vector engine error";
+    } catch (...) {
+      error = "vector engine error";
+    }
+  }
+  void done(Napi::Env env) override {
+    Napi::HandleScope scope(env);
+    if (error.empty()) deferred.Resolve(work.result(env));
+    else deferred.Reject(Napi::Error::New(env, error).Value());
+    owner.Reset();
+  }
+};
+
+template <typename W>
+Napi::Promise runOn(Pool& pool, Napi::Env env, Napi::Object self, W work) {
+  auto* job = new Job<W>(env, self, std::move(work));
+  Napi::Promise promise = job->deferred.Promise();
+  pool.submit(env, job);
+  return promise;
 }
 
-Napi::Promise runWrite(Napi::Env env, Napi::Object self, std::function<void()> work, std::function<Napi::Value(Napi::Env)> result) {
-  return runOn(*Pools::of(env).writers, env, self, std::move(work), std::move(result));
+// Work that resolves to undefined.
+template <typename F>
+struct Void {
+  F f;
+  void operator()() { f(); }
+  Napi::Value result(Napi::Env env) { return env.Undefined(); }
+};
+template <typename F>
+Napi::Promise runWrite(Napi::Env env, Napi::Object self, F f) {
+  return runOn(*Pools::of(env).writers, env, self, Void<F>{std::move(f)});
 }
 
 class Graph;
 
+// [label, distance] pairs, nearest first, in one Float64Array (one allocation; labels are exact).
 Napi::Value hitsToJs(Napi::Env env, const std::vector<Hit>& hits) {
-  auto labels = Napi::Uint32Array::New(env, hits.size());
-  auto dists = Napi::Float32Array::New(env, hits.size());
+  auto out = Napi::Float64Array::New(env, hits.size() * 2);
+  double* p = out.Data();
   for (size_t i = 0; i < hits.size(); i++) {
-    labels[i] = (uint32_t)hits[i].second;
-    dists[i] = hits[i].first;
+    p[2 * i] = (double)hits[i].second;
+    p[2 * i + 1] = hits[i].first;
   }
-  auto out = Napi::Array::New(env, 2);
-  out.Set(0u, labels);
-  out.Set(1u, dists);
   return out;
 }
 
@@ -550,12 +586,11 @@ class Graph : public Napi::ObjectWrap<Graph> {
     Napi::Env env = info.Env();
     const float* p;
     if (!point(info, 0, &p)) return env.Undefined();
-    auto data = std::make_shared<std::vector<float>>(p, p + core.dim);
+    std::vector<float> data(p, p + core.dim);
     labeltype label = (labeltype)info[1].As<Napi::Number>().Int64Value();
     size_t max = (size_t)info[2].As<Napi::Number>().Int64Value();
     Core* c = &core;
-    return runWrite(env, info.This().As<Napi::Object>(), [c, data, label, max] { c->add(data->data(), label, max); },
-                    [](Napi::Env e) { return e.Undefined(); });
+    return runWrite(env, info.This().As<Napi::Object>(), [c, data = std::move(data), label, max] { c->add(data.data(), label, max); });
   }
 
   Napi::Value MarkDelete(const Napi::CallbackInfo& info) {
@@ -582,7 +617,7 @@ class Graph : public Napi::ObjectWrap<Graph> {
     return true;
   }
 
-  // search(query, k, ef, exact, filter?) → [Uint32Array labels, Float32Array distances]
+  // search(query, k, ef, exact, filter?) → Float64Array of [label, distance] pairs, nearest first
   Napi::Value Search(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const float* q;
@@ -600,24 +635,29 @@ class Graph : public Napi::ObjectWrap<Graph> {
     }
   }
 
-  // searchAsync(query, k, ef, exact, filter?) → Promise<[labels, distances]>, on a searcher thread.
+  // searchAsync(query, k, ef, exact, filter?) → Promise<Float64Array> (as search), on a searcher thread.
+  struct SearchWork {
+    Core* core;
+    std::vector<float> query;
+    std::vector<uint32_t> words;
+    bool filtered;
+    size_t k, ef;
+    bool exact;
+    std::vector<Hit> hits;
+    void operator()() { hits = core->search(query.data(), k, ef, exact, words, filtered); }
+    Napi::Value result(Napi::Env env) { return hitsToJs(env, hits); }
+  };
+
   Napi::Value SearchAsync(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const float* q;
     if (!point(info, 0, &q)) return env.Undefined();
-    auto words = std::make_shared<std::vector<uint32_t>>();
-    bool has;
-    if (!filterWords(info, 4, words.get(), &has)) return env.Undefined();
-    auto query = std::make_shared<std::vector<float>>(q, q + core.dim);
-    size_t k = info[1].As<Napi::Number>().Uint32Value();
-    size_t ef = info[2].As<Napi::Number>().Uint32Value();
-    bool ex = info[3].As<Napi::Boolean>().Value();
-    auto hits = std::make_shared<std::vector<Hit>>();
-    Core* c = &core;
-    return runOn(
-        *Pools::of(env).searchers, env, info.This().As<Napi::Object>(),
-        [c, query, words, has, k, ef, ex, hits] { *hits = c->search(query->data(), k, ef, ex, *words, has); },
-        [hits](Napi::Env e) { return hitsToJs(e, *hits); });
+    SearchWork w{&core, std::vector<float>(q, q + core.dim), {}, false, 0, 0, false, {}};
+    if (!filterWords(info, 4, &w.words, &w.filtered)) return env.Undefined();
+    w.k = info[1].As<Napi::Number>().Uint32Value();
+    w.ef = info[2].As<Napi::Number>().Uint32Value();
+    w.exact = info[3].As<Napi::Boolean>().Value();
+    return runOn(*Pools::of(env).searchers, env, info.This().As<Napi::Object>(), std::move(w));
   }
 
   // getPoint(label) → Float32Array (the stored vector, as the graph holds it)
@@ -681,30 +721,32 @@ class Graph : public Napi::ObjectWrap<Graph> {
   Napi::Value SaveAsync(const Napi::CallbackInfo& info) {
     Core* c = &core;
     std::string path = info[0].As<Napi::String>();
-    return runWrite(info.Env(), info.This().As<Napi::Object>(), [c, path] { c->h().saveIndex(path); }, [](Napi::Env e) { return e.Undefined(); });
+    return runWrite(info.Env(), info.This().As<Napi::Object>(), [c, path] { c->h().saveIndex(path); });
   }
 
   // loadAsync(path): replaces the graph with hnswlib's file at path (read on a writer thread).
+  struct LoadWork {
+    Core* core;
+    std::string path;
+    std::unique_ptr<Hnsw> index;
+    std::vector<uint32_t> where;
+    void operator()() {
+      index.reset(new Hnsw(core->space.get(), path, false, 0, true));
+      where = buildWhere(*index);
+    }
+    // The loaded graph replaces the old one on the JS thread, between two searches.
+    Napi::Value result(Napi::Env env) {
+      core->index = std::move(index);
+      core->where = std::move(where);
+      return env.Undefined();
+    }
+  };
+
   Napi::Value LoadAsync(const Napi::CallbackInfo& info) {
-    Core* c = &core;
     std::string path = info[0].As<Napi::String>();
-    struct Loaded {
-      std::unique_ptr<Hnsw> index;
-      std::vector<uint32_t> where;
-    };
-    auto loaded = std::make_shared<Loaded>();
-    return runWrite(
-        info.Env(), info.This().As<Napi::Object>(),
-        [c, path, loaded] {
-          loaded->index.reset(new Hnsw(c->space.get(), path, false, 0, true));
-          loaded->where = buildWhere(*loaded->index);
-        },
-        [c, loaded](Napi::Env e) {
-          c->index = std::move(loaded->index);
-          c->where = std::move(loaded->where);
-          return e.Undefined();
-        });
+    return runOn(*Pools::of(info.Env()).writers, info.Env(), info.This().As<Napi::Object>(), LoadWork{&core, path, nullptr, {}});
   }
+
 
   Napi::Value CurrentCount(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), core.index ? (double)core.index->cur_element_count : 0);

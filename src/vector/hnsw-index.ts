@@ -468,11 +468,12 @@ export class VectorIndex {
     return finishKnnAsync(plan, async (ef, exact) => this.toHits(await graph.searchAsync(plan.q, plan.k, ef, exact, plan.allow)));
   }
 
-  private toHits([labels, dists]: Hits): KnnHit[] {
-    const hits = new Array<KnnHit>(labels.length);
-    for (let i = 0; i < labels.length; i++) hits[i] = { id: this.slotIds[labels[i]!]!, distance: dists[i]! };
+  private toHits(pairs: Hits): KnnHit[] {
+    const hits = new Array<KnnHit>(pairs.length >> 1);
+    for (let i = 0; i < hits.length; i++) hits[i] = { id: this.slotIds[pairs[2 * i]!]!, distance: pairs[2 * i + 1]! };
     return hits;
   }
+
 
   /** Checks the query and settles what does not need the graph; the rest is a KnnPlan. */
   private planKnn(query: Float32Array, k: number, opts: KnnOptions): KnnPlan {

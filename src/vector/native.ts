@@ -10,7 +10,8 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type Hits = [labels: Uint32Array, distances: Float32Array];
+/** [label, distance] pairs, nearest first: label i at [2i], its distance (a float32) at [2i + 1]. */
+export type Hits = Float64Array;
 
 export interface NativeGraph {
   init(maxElements: number, m: number, efConstruction: number, seed?: number): void;
