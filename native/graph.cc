@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -32,6 +33,7 @@
 
 #ifdef __linux__
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -143,6 +145,56 @@ class Space : public hnswlib::SpaceInterface<float> {
   std::unique_ptr<hnswlib::SpaceInterface<float>> base;
   hnswlib::DISTFUNC<float> fn;
 };
+
+// ---- memory ----------------------------------------------------------------------------------------
+// A search reads a few hundred vectors scattered over the graph's level-0 block (tens of MB): with
+// 4 KB pages most of those reads also miss the TLB. Transparent huge pages (2 MB) remove most of
+// those misses; where the kernel only gives them on request (THP "madvise", Debian's default) the
+// block is marked for them. RLGRAPH_HUGEPAGES=off leaves it as malloc gave it.
+const size_t kHuge = 2u << 20;
+
+bool hugePagesWanted() {
+  static const bool wanted = [] {
+    const char* env = std::getenv("RLGRAPH_HUGEPAGES");
+    return !(env != nullptr && std::strcmp(env, "off") == 0);
+  }();
+  return wanted;
+}
+
+// Marks the (page-aligned interior of the) block for huge pages: pages touched from now on come as
+// huge pages where a whole aligned 2 MB range is inside the block.
+void adviseHuge(void* p, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+  if (!hugePagesWanted() || bytes < 2 * kHuge) return;
+  uintptr_t start = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+  uintptr_t end = (uintptr_t)p + bytes;
+  if (end > start) madvise((void*)start, end - start, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
+// A fresh (untouched) level-0 block: marking it is enough.
+void adviseLevel0(Hnsw& g) { adviseHuge(g.data_level0_memory_, g.max_elements_ * g.size_data_per_element_); }
+
+// A block already filled (a loaded graph): its pages are 4 KB pages now, so it moves to a 2 MB
+// aligned block marked before it is written (only the used part is copied: RSS stays the same).
+void rehomeLevel0(Hnsw& g) {
+#ifdef MADV_HUGEPAGE
+  size_t bytes = g.max_elements_ * g.size_data_per_element_;
+  if (!hugePagesWanted() || bytes < 2 * kHuge) return;
+  size_t rounded = (bytes + kHuge - 1) & ~(kHuge - 1);
+  void* p = nullptr;
+  if (posix_memalign(&p, kHuge, rounded) != 0) return;
+  madvise(p, rounded, MADV_HUGEPAGE);
+  std::memcpy(p, g.data_level0_memory_, g.cur_element_count * g.size_data_per_element_);
+  free(g.data_level0_memory_);
+  g.data_level0_memory_ = static_cast<char*>(p);
+#else
+  (void)g;
+#endif
+}
 
 // label → internal id + 1 of every element of g (see Core::where).
 std::vector<uint32_t> buildWhere(Hnsw& g) {
@@ -318,6 +370,7 @@ struct Core {
       if (next > maxCapacity) next = maxCapacity;
       if (next <= cap) throw std::runtime_error("vector index is full");
       g.resizeIndex(next);
+      adviseLevel0(g);
     }
     g.addPoint(p, label, false);
     note(label);
@@ -547,6 +600,7 @@ class Graph : public Napi::ObjectWrap<Graph> {
       size_t efc = info[2].As<Napi::Number>().Uint32Value();
       size_t seed = info.Length() > 3 ? info[3].As<Napi::Number>().Uint32Value() : 100;
       core.index.reset(new Hnsw(core.space.get(), max, m, efc, seed, true));
+      adviseLevel0(*core.index);
       core.where.clear();
     } catch (const std::exception& e) {
       Napi::Error::New(env, e.what()).ThrowAsJavaScriptException();
@@ -678,6 +732,7 @@ class Graph : public Napi::ObjectWrap<Graph> {
     Napi::Env env = info.Env();
     try {
       core.h().resizeIndex((size_t)info[0].As<Napi::Number>().Int64Value());
+      adviseLevel0(core.h());
     } catch (const std::exception& e) {
       Napi::Error::New(env, e.what()).ThrowAsJavaScriptException();
     }
@@ -732,6 +787,7 @@ class Graph : public Napi::ObjectWrap<Graph> {
     std::vector<uint32_t> where;
     void operator()() {
       index.reset(new Hnsw(core->space.get(), path, false, 0, true));
+      rehomeLevel0(*index);
       where = buildWhere(*index);
     }
     // The loaded graph replaces the old one on the JS thread, between two searches.

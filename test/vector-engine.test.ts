@@ -6,7 +6,9 @@
  * engine failure on a logged change is answered with an error and repaired from the log.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { RwGate } from '../src/util/rw-gate.js';
@@ -87,6 +89,8 @@ describe('io-slice', () => {
   });
 });
 
+const anonHugeKb = () => Number(/AnonHugePages:\s+(\d+) kB/.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'))?.[1] ?? 0);
+
 describe('native graph on the engine threads', () => {
   const dim = 64;
   const set = clustered(20_000, dim, 20, 3);
@@ -158,6 +162,29 @@ describe('native graph on the engine threads', () => {
     expect(baseline.simd).toBe('baseline');
     expect(native.worst).toBeLessThan(1e-5);
     expect(baseline.worst).toBeLessThan(1e-5);
+  });
+
+  it('a saved graph loads back identical, its level-0 block moved to huge pages where the kernel gives them', async () => {
+    const dim2 = 128;
+    const big = clustered(12_000, dim2, 20, 9); // ~8 MB of level 0: past the 4 MB huge-page threshold
+    const a = newGraph('l2', dim2);
+    a.init(12_000, 16, 50);
+    for (let i = 0; i < 12_000; i++) a.add(big.row(i), i, 2 ** 32);
+    const dir = mkdtempSync(path.join(tmpdir(), 'rlgraph-'));
+    try {
+      await a.saveAsync(path.join(dir, 'g.bin'));
+      const hugeBefore = anonHugeKb();
+      const b = newGraph('l2', dim2);
+      await b.loadAsync(path.join(dir, 'g.bin'));
+      const thp = readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8');
+      if (!/\[never\]/.test(thp)) expect(anonHugeKb() - hugeBefore).toBeGreaterThanOrEqual(2048);
+      for (const q of big.queries(50, 4)) expect(Array.from(b.search(q, 10, 64, false))).toEqual(Array.from(a.search(q, 10, 64, false)));
+      // and it keeps growing as before
+      await b.addAsync(big.row(5), 20_000, 2 ** 32);
+      expect(b.search(big.row(5), 2, 64, true)[0]).toBeOneOf([5, 20_000]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('an async insert past the capacity limit fails cleanly', async () => {
