@@ -20,7 +20,7 @@
  *          [--server-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -31,6 +31,7 @@ import { encodeRequest } from '../src/protocol/request-parser.js';
 import { freePort, startRedis, waitForPort, type RedisServerHandle } from '../harness/redis-server.js';
 import { bruteForce, clustered, recall, type Clustered } from '../harness/vector-data.js';
 import { startChildServer } from '../harness/child.js';
+import { newGraph, simdLevel } from '../src/vector/native.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'dist/src/cli.js');
@@ -239,6 +240,29 @@ export function cpuOf(pid: number): number {
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK;
 }
+/**
+ * CPU time per thread group of a server process, in µs: the event loop (the main thread), the
+ * vector engine's searcher and writer threads (named rlgraph-*), and the rest (V8's helpers, libuv).
+ */
+export function threadCpuOf(pid: number): { loop: number; search: number; write: number; other: number } {
+  const out = { loop: 0, search: 0, write: 0, other: 0 };
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const us = ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK;
+    if (tid === String(pid)) out.loop += us;
+    else if (name.startsWith('rlgraph-search')) out.search += us;
+    else if (name.startsWith('rlgraph-write')) out.write += us;
+    else out.other += us;
+  }
+  return out;
+}
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 
@@ -279,6 +303,12 @@ async function main(): Promise<void> {
   for (let i = 0; i < N; i++) local.addPoint(Array.from(set.row(i)), i + 1);
   const buildMs = performance.now() - tb;
   local.setEf(EF);
+  // 2b. the server's own engine (native/graph.cc) in this process, searched on this thread: how
+  // much of the server's lead is its kernels and memory layout rather than its threads.
+  const engine = newGraph('l2', DIM);
+  engine.init(N, 16, 200, 100);
+  for (let i = 0; i < N; i++) engine.add(set.row(i), i, N);
+  const f32 = queries.map((q) => Float32Array.from(q));
 
   header('ADD (given embeddings)', 'vectors', 'seconds', 'vectors/s');
   row(`server: pipelined LLM.ADD --EMBEDDING-FP32, ${LOAD_CLIENTS} connections`, fmt(N), fmt(loadMs / 1000, 1), fmt(N / (loadMs / 1000)));
@@ -290,11 +320,14 @@ async function main(): Promise<void> {
   const binReq = queries.map((q) => encodeRequest(['LLM.KNN', 'bench', '--K', String(K), '--EMBEDDING-FP32', fp32(q)]));
   const csvReq = queries.map((q) => encodeRequest(['LLM.KNN', 'bench', '--K', String(K), '--EMBEDDING', csv(q)]));
   let recLocal = 0;
+  let recEngine = 0;
   let recBin = 0;
   let recCsv = 0;
   let sameForms = 0;
   for (let i = 0; i < QUERIES; i++) {
     recLocal += recall(local.searchKnn(plain[i]!, K).neighbors.map((id) => ({ id })), truth[i]!);
+    const e = engine.search(Float32Array.from(queries[i]!), K, EF, false);
+    recEngine += recall(Array.from({ length: e.length / 2 }, (_, j) => ({ id: e[2 * j]! + 1 })), truth[i]!);
     const b = (await r.call('LLM.KNN', 'bench', '--K', String(K), '--EMBEDDING-FP32', fp32(queries[i]!))) as [number, string][];
     const c = (await r.call('LLM.KNN', 'bench', '--K', String(K), '--EMBEDDING', csv(queries[i]!))) as [number, string][];
     recBin += recall(b.map(([id]) => ({ id })), truth[i]!);
@@ -308,10 +341,12 @@ async function main(): Promise<void> {
   // ratio of medians and the range of the per-round ratios. CPU time per query (the server
   // process from /proc, the in-process loop from process.cpuUsage) is much less disturbed by
   // neighbours: "CPU µs/query" and its ratio tell what a full core each would give.
-  const serverRun = async (reqs: Buffer[]): Promise<{ qps: number; cpuUs: number }> => {
+  type Run = { qps: number; cpuUs: number; loopUs?: number; searchUs?: number };
+  const serverRun = async (reqs: Buffer[]): Promise<Run> => {
     const deadline = performance.now() + SECONDS * 1000;
     let q = 0;
     const cpu0 = cpuOf(server.proc.pid!);
+    const th0 = threadCpuOf(server.proc.pid!);
     const t0 = performance.now();
     const res = await Promise.all(
       Array.from({ length: CLIENTS }, () =>
@@ -320,26 +355,29 @@ async function main(): Promise<void> {
     );
     const ms = performance.now() - t0;
     const cpuUs = cpuOf(server.proc.pid!) - cpu0;
+    const th1 = threadCpuOf(server.proc.pid!);
     const replies = res.reduce((a, x) => a + x.replies, 0);
     const errors = res.reduce((a, x) => a + x.errors, 0);
     if (errors) throw new Error(`${errors} KNN errors: ${res.find((x) => x.firstError)?.firstError}`);
-    return { qps: replies / (ms / 1000), cpuUs: cpuUs / replies };
+    return { qps: replies / (ms / 1000), cpuUs: cpuUs / replies, loopUs: (th1.loop - th0.loop) / replies, searchUs: (th1.search - th0.search) / replies };
   };
-  const localRun = (): { qps: number; cpuUs: number } => {
+  const localRun = (which: 'hnswlib' | 'engine' = 'hnswlib'): Run => {
     const deadline = performance.now() + SECONDS * 1000;
     let n = 0;
     const c0 = process.cpuUsage();
     const t0 = performance.now();
     while (performance.now() < deadline) {
-      for (let i = 0; i < 50; i++) local.searchKnn(plain[n++ % plain.length]!, K);
+      if (which === 'hnswlib') for (let i = 0; i < 50; i++) local.searchKnn(plain[n++ % plain.length]!, K);
+      else for (let i = 0; i < 50; i++) engine.search(f32[n++ % f32.length]!, K, EF, false);
     }
     const c = process.cpuUsage(c0);
     return { qps: n / ((performance.now() - t0) / 1000), cpuUs: (c.user + c.system) / n };
   };
   await serverRun(binReq.slice(0, 50)); // warm-up
-  const runs: Record<'local' | 'bin' | 'csv', Array<{ qps: number; cpuUs: number }>> = { local: [], bin: [], csv: [] };
+  const runs: Record<'local' | 'engine' | 'bin' | 'csv', Run[]> = { local: [], engine: [], bin: [], csv: [] };
   for (let round = 0; round < ROUNDS; round++) {
     runs.local.push(localRun());
+    runs.engine.push(localRun('engine'));
     runs.bin.push(await serverRun(binReq));
     runs.csv.push(await serverRun(csvReq));
   }
@@ -349,7 +387,7 @@ async function main(): Promise<void> {
   };
   const localQps = med(runs.local.map((x) => x.qps));
   const localCpu = med(runs.local.map((x) => x.cpuUs));
-  const line = (label: string, key: 'local' | 'bin' | 'csv', rec: number) => {
+  const line = (label: string, key: 'local' | 'engine' | 'bin' | 'csv', rec: number) => {
     const qps = med(runs[key].map((x) => x.qps));
     const cpu = med(runs[key].map((x) => x.cpuUs));
     const pair = runs[key].map((x, i) => x.qps / runs.local[i]!.qps);
@@ -359,12 +397,14 @@ async function main(): Promise<void> {
       `${fmt(Math.min(...runs[key].map((x) => x.qps)))}–${fmt(Math.max(...runs[key].map((x) => x.qps)))}`,
       `${fmt(qps / localQps, 2)} (${fmt(Math.min(...pair), 2)}–${fmt(Math.max(...pair), 2)})`,
       fmt(cpu, 1),
+      key === 'local' || key === 'engine' ? '' : `${fmt(med(runs[key].map((x) => x.loopUs!)), 1)} / ${fmt(med(runs[key].map((x) => x.searchUs!)), 1)}`,
       fmt(localCpu / cpu, 2),
       fmt(rec / QUERIES, 3),
     );
   };
-  header(`KNN k=${K}, ef=${EF}`, 'QPS (median)', 'QPS range', '× in process (per-round range)', 'CPU µs/query', '× in process by CPU', 'recall@10');
+  header(`KNN k=${K}, ef=${EF}`, 'QPS (median)', 'QPS range', '× in process (per-round range)', 'CPU µs/query', 'of which event loop / searcher threads', '× in process by CPU', 'recall@10');
   line('in process: hnswlib-node searchKnn, one thread', 'local', recLocal);
+  line(`in process: the server's engine (${simdLevel()} kernels, huge pages), one thread`, 'engine', recEngine);
   line(`server, --EMBEDDING-FP32, ${CLIENTS} clients × pipeline ${PIPELINE}`, 'bin', recBin);
   line(`server, --EMBEDDING (CSV), ${CLIENTS} clients × pipeline ${PIPELINE}`, 'csv', recCsv);
   console.log(`# ${ROUNDS} rounds of ${SECONDS} s per target; load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);

@@ -407,8 +407,12 @@ class Pool {
   Pool(Napi::Env env, const char* name, int threads, bool idle) {
     tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), name, 0, 1);
     tsfn.Unref(env);
+    std::string label = name;
     for (int i = 0; i < threads; i++) {
-      std::thread([this, idle] {
+      std::thread([this, idle, label] {
+#ifdef __linux__
+        pthread_setname_np(pthread_self(), label.substr(0, 15).c_str());  // shown in top -H, /proc
+#endif
         if (idle) yieldingThread();
         loop();
       }).detach();
@@ -470,8 +474,8 @@ class Pool {
   std::condition_variable cv;
   std::deque<Task*> queue;
   std::mutex doneMutex;
-  std::vector<Task*> done;
-  int pending = 0;  // JS thread only
+  std::vector<Task*> done;  // completed, not yet settled
+  int pending = 0;          // JS thread only
 };
 
 struct Pools {
@@ -483,7 +487,7 @@ struct Pools {
     Pools* p = env.GetInstanceData<Pools>();
     if (p == nullptr) {
       unsigned cores = std::max(4u, std::thread::hardware_concurrency());
-      p = new Pools{new Pool(env, "rlgraph-writer", 2, false), new Pool(env, "rlgraph-search", (int)cores, true)};
+      p = new Pools{new Pool(env, "rlgraph-write", 2, false), new Pool(env, "rlgraph-search", (int)cores, true)};
       env.SetInstanceData<Pools, &Pools::keep>(p);
     }
     return *p;
