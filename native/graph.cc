@@ -390,11 +390,14 @@ void yieldingThread() {
 
 // The engine's own threads, not libuv's pool: a thread that put itself in SCHED_IDLE cannot leave it
 // (unprivileged), so pool threads that ran a search would run every later file or DNS job of the
-// process at idle priority. Two pools per JS environment:
+// process at idle priority. Three pools per JS environment:
 //  - searchers (one thread per core, at least 4, SCHED_IDLE): searches use every idle cycle and
 //    never delay the event loop or redis-server;
-//  - writers (2 threads, normal priority): inserts, saves and loads; an insert given only idle CPU
-//    would starve under load while every ADD of a store waits for the one before it.
+//  - writers (2 threads, normal priority): inserts; an insert given only idle CPU would starve
+//    under load while every ADD of a store waits for the one before it;
+//  - bulk (1 thread, SCHED_IDLE): snapshot saves, loads and checksums, each 100+ ms of CPU for a
+//    big store, in the background: given at normal priority they take a core from the event loop
+//    (a proxied GET then waits milliseconds for it), and nothing waits for them but the snapshot.
 // Completions come back to the JS thread through a thread-safe function.
 struct Task {
   virtual ~Task() = default;
@@ -481,13 +484,15 @@ class Pool {
 struct Pools {
   Pool* writers;
   Pool* searchers;
+  Pool* bulk;
   // Never freed: their threads wait on them for good once the environment is gone.
   static void keep(Napi::Env, Pools*) {}
   static Pools& of(Napi::Env env) {
     Pools* p = env.GetInstanceData<Pools>();
     if (p == nullptr) {
       unsigned cores = std::max(4u, std::thread::hardware_concurrency());
-      p = new Pools{new Pool(env, "rlgraph-write", 2, false), new Pool(env, "rlgraph-search", (int)cores, true)};
+      p = new Pools{new Pool(env, "rlgraph-write", 2, false), new Pool(env, "rlgraph-search", (int)cores, true),
+                    new Pool(env, "rlgraph-bulk", 1, true)};
       env.SetInstanceData<Pools, &Pools::keep>(p);
     }
     return *p;
@@ -539,6 +544,65 @@ struct Void {
 template <typename F>
 Napi::Promise runWrite(Napi::Env env, Napi::Object self, F f) {
   return runOn(*Pools::of(env).writers, env, self, Void<F>{std::move(f)});
+}
+template <typename F>
+Napi::Promise runBulk(Napi::Env env, Napi::Object self, F f) {
+  return runOn(*Pools::of(env).bulk, env, self, Void<F>{std::move(f)});
+}
+
+// ---- crc32 -----------------------------------------------------------------------------------------
+// zlib's CRC-32 (the checksum snapshots carry), slicing by 8, so a 70 MB snapshot is checked on a
+// writer thread instead of the event loop.
+struct Crc32Tables {
+  uint32_t t[8][256];
+  Crc32Tables() {
+    for (uint32_t i = 0; i < 256; i++) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++)
+      for (int k = 1; k < 8; k++) t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xFF];
+  }
+};
+
+uint32_t crc32(const uint8_t* p, size_t n, uint32_t crc) {
+  static const Crc32Tables tables;
+  const auto& t = tables.t;
+  uint32_t c = ~crc;
+  while (n >= 8) {
+    uint32_t lo, hi;
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + 4, 4);
+    lo ^= c;  // little-endian hosts (x86-64, arm64)
+    c = t[7][lo & 0xFF] ^ t[6][(lo >> 8) & 0xFF] ^ t[5][(lo >> 16) & 0xFF] ^ t[4][lo >> 24] ^ t[3][hi & 0xFF] ^
+        t[2][(hi >> 8) & 0xFF] ^ t[1][(hi >> 16) & 0xFF] ^ t[0][hi >> 24];
+    p += 8;
+    n -= 8;
+  }
+  while (n-- > 0) c = t[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
+  return ~c;
+}
+
+struct CrcWork {
+  const uint8_t* data;
+  size_t length;
+  uint32_t value;
+  void operator()() { value = crc32(data, length, value); }
+  Napi::Value result(Napi::Env env) { return Napi::Number::New(env, value); }
+};
+
+// crc32Async(data: Uint8Array, value = 0) → Promise<number>, on a writer thread; `data` is kept
+// alive (and must not change) until it settles.
+Napi::Value Crc32Async(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    Napi::TypeError::New(env, "crc32Async(data: Uint8Array, value?)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto a = info[0].As<Napi::Uint8Array>();
+  uint32_t value = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
+  return runOn(*Pools::of(env).bulk, env, a, CrcWork{a.Data(), a.ByteLength(), value});
 }
 
 class Graph;
@@ -780,7 +844,7 @@ class Graph : public Napi::ObjectWrap<Graph> {
   Napi::Value SaveAsync(const Napi::CallbackInfo& info) {
     Core* c = &core;
     std::string path = info[0].As<Napi::String>();
-    return runWrite(info.Env(), info.This().As<Napi::Object>(), [c, path] { c->h().saveIndex(path); });
+    return runBulk(info.Env(), info.This().As<Napi::Object>(), [c, path] { c->h().saveIndex(path); });
   }
 
   // loadAsync(path): replaces the graph with hnswlib's file at path (read on a writer thread).
@@ -804,7 +868,7 @@ class Graph : public Napi::ObjectWrap<Graph> {
 
   Napi::Value LoadAsync(const Napi::CallbackInfo& info) {
     std::string path = info[0].As<Napi::String>();
-    return runOn(*Pools::of(info.Env()).writers, info.Env(), info.This().As<Napi::Object>(), LoadWork{&core, path, nullptr, {}});
+    return runOn(*Pools::of(info.Env()).bulk, info.Env(), info.This().As<Napi::Object>(), LoadWork{&core, path, nullptr, {}});
   }
 
 
@@ -819,7 +883,10 @@ class Graph : public Napi::ObjectWrap<Graph> {
   }
 };
 
-Napi::Object InitAll(Napi::Env env, Napi::Object exports) { return Graph::Init(env, exports); }
+Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
+  exports.Set("crc32Async", Napi::Function::New(env, Crc32Async, "crc32Async"));
+  return Graph::Init(env, exports);
+}
 
 }  // namespace
 

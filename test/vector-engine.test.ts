@@ -9,7 +9,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadAddon } from '../src/util/addon.js';
+import { crc32Sliced } from '../src/storage/common.js';
 import type { Redis } from 'ioredis';
 import { RwGate } from '../src/util/rw-gate.js';
 import { ioTurn, pauseForIo, SLICE_MS } from '../src/util/io-slice.js';
@@ -193,6 +197,20 @@ describe('native graph on the engine threads', () => {
     await small.addAsync(new Float32Array([1, 2]), 0, 1);
     await expect(small.addAsync(new Float32Array([3, 4]), 1, 1)).rejects.toThrow(/full/);
     expect(small.currentCount()).toBe(1);
+  });
+});
+
+describe('native crc32 (snapshot checksums off the event loop)', () => {
+  it('equals zlib\'s CRC-32 for any length, offset and starting value', async () => {
+    const { crc32Async } = loadAddon();
+    const big = randomBytes(3 * 1024 * 1024 + 13);
+    for (const [start, end] of [[0, 0], [0, 1], [1, 8], [3, 17], [5, 1000], [7, big.length], [0, big.length]] as const) {
+      const part = big.subarray(start, end);
+      expect(await crc32Async(part)).toBe(zlib.crc32(part));
+      expect(await crc32Async(part, 0xdeadbeef)).toBe(zlib.crc32(part, 0xdeadbeef));
+    }
+    expect(await crc32Sliced(big)).toBe(zlib.crc32(big));
+    expect(() => crc32Async('text' as unknown as Uint8Array)).toThrow(/Uint8Array/);
   });
 });
 

@@ -5,10 +5,9 @@
  * waits for them and several searches of one graph use several cores. libuv's pool is left to
  * file and DNS work. Labels are the index's slot numbers; a filter is a bitset over slots.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadAddon } from '../util/addon.js';
+
+export { addonFile } from '../util/addon.js';
 
 /** [label, distance] pairs, nearest first: label i at [2i], its distance (a float32) at [2i + 1]. */
 export type Hits = Float64Array;
@@ -34,31 +33,11 @@ export interface NativeGraph {
 
 type GraphClass = new (space: 'l2' | 'ip', dim: number) => NativeGraph;
 
-interface Addon {
-  Graph: GraphClass;
-  /** The distance kernels this CPU runs: 'avx2-fma' or 'baseline' (hnswlib's compile-time SSE). */
-  simd: string;
-}
-
-let addon: Addon | undefined;
-const load = (): Addon => (addon ??= createRequire(import.meta.url)(addonFile()) as Addon);
-
-/** The addon's path: native/build/Release/rlgraph.node above this file (src/ or dist/src/). */
-export function addonFile(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const p = join(dir, 'native', 'build', 'Release', 'rlgraph.node');
-    if (existsSync(p)) return p;
-    dir = dirname(dir);
-  }
-  throw new Error('the native vector engine is not built (native/build/Release/rlgraph.node): run npm ci or npm run build');
-}
-
 export function newGraph(space: 'l2' | 'ip', dim: number): NativeGraph {
-  return new (load().Graph)(space, dim);
+  return new (loadAddon().Graph as GraphClass)(space, dim);
 }
 
 /** The distance kernels in use: 'avx2-fma' (chosen at run time) or 'baseline'. */
 export function simdLevel(): string {
-  return load().simd;
+  return loadAddon().simd;
 }

@@ -1,0 +1,35 @@
+/**
+ * The native addon (native/graph.cc, built at install: scripts/build.mjs): the vector engine's
+ * graph (src/vector/native.ts wraps it) and a CRC-32 that runs on the engine's writer threads
+ * (snapshot checksums, src/storage/common.ts).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface Addon {
+  /** The graph class; its type is src/vector/native.ts's. */
+  Graph: unknown;
+  /** The distance kernels this CPU runs: 'avx2-fma' or 'baseline' (hnswlib's compile-time SSE). */
+  simd: string;
+  /** zlib's CRC-32 of `data` continuing from `value`, computed on a writer thread (`data` must not change meanwhile). */
+  crc32Async(data: Uint8Array, value?: number): Promise<number>;
+}
+
+/** The addon's path: native/build/Release/rlgraph.node above this file (src/ or dist/src/). */
+export function addonFile(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const p = join(dir, 'native', 'build', 'Release', 'rlgraph.node');
+    if (existsSync(p)) return p;
+    dir = dirname(dir);
+  }
+  throw new Error('the native vector engine is not built (native/build/Release/rlgraph.node): run npm ci or npm run build');
+}
+
+let addon: Addon | undefined;
+
+export function loadAddon(): Addon {
+  return (addon ??= createRequire(import.meta.url)(addonFile()) as Addon);
+}
