@@ -144,7 +144,7 @@ describe('RedisStorage', () => {
     ['through ioredis (as over TLS or a cluster)', false],
   ])('a snapshot read %s racing newer snapshots returns one whole snapshot, never a mix; damaged chunks are refused', async (_how, direct) => {
     const { admin, s } = await setup({ storage: { chunkSize: 64 * 1024, directSnapshotReads: direct } });
-    const writer = new RedisStorage(s.redis, { chunkSize: 64 * 1024 });
+    const writer = new RedisStorage(s.redis, { chunkSize: 64 * 1024, directSnapshotReads: direct });
     await writer.open();
     cleanup.push(() => writer.close());
     const r = rec();
@@ -178,7 +178,28 @@ describe('RedisStorage', () => {
     await expect(s.readSnapshot(r.id)).rejects.toThrow(/could not be read consistently/);
   });
 
-  it('direct snapshot reads log in as the storage connection does: password, ACL user, db, unix socket', async () => {
+  it.each([
+    ['over its own connection', true],
+    ['through ioredis', false],
+  ])('a snapshot write %s that Redis refuses (out of memory) fails with its error and leaves no chunks behind', async (_how, direct) => {
+    const { admin, s } = await setup({ storage: { chunkSize: 64 * 1024, directSnapshotReads: direct } });
+    const r = rec();
+    await s.putRecord(r);
+    const [pos] = await s.append(r.id, [{ i: '1' }]);
+    await s.writeSnapshot(r.id, randomBytes(200_000), pos!); // fits
+    const used = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))![1]);
+    await admin.config('SET', 'maxmemory', String(used + 1_000_000));
+    await admin.config('SET', 'maxmemory-policy', 'noeviction');
+    await expect(s.writeSnapshot(r.id, randomBytes(3_000_000), pos!)).rejects.toThrow(/OOM/);
+    await admin.config('SET', 'maxmemory', '0');
+    // the failed generation's chunks are gone; the earlier snapshot is still the one read
+    const gen = (await admin.hget(`__llm__:{${r.id}}:snap`, 'gen'))!;
+    const chunks = await admin.keys(`__llm__:{${r.id}}:snap:*`);
+    expect(chunks.every((k) => k.includes(`:${gen}:`))).toBe(true);
+    expect((await s.readSnapshot(r.id))!.data.length).toBe(200_000);
+  });
+
+  it('direct snapshot reads and writes log in as the storage connection does: password, ACL user, db, unix socket', async () => {
     const sock = path.join(mkdtempSync(path.join(os.tmpdir(), 'rls-sock-')), 'redis.sock');
     const server = await startRedis({ args: ['--requirepass', 'pw1', '--unixsocket', sock, '--unixsocketperm', '700'] });
     cleanup.push(() => server.stop());

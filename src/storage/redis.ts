@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
-import { readValuesInto, type ValueReaderTarget } from './value-reader.js';
+import { readValuesInto, writeValuesFrom, type ValueReaderTarget } from './value-reader.js';
 import {
   CatalogGapError,
   INTERNAL_PREFIX,
@@ -87,8 +87,9 @@ export interface RedisStorageOptions {
   /** Snapshot chunk size in bytes (default SNAPSHOT_CHUNK_SIZE, 4 MiB). */
   chunkSize?: number;
   /**
-   * Read snapshots over a dedicated connection straight into memory when the Redis is reachable
-   * over plain TCP or a unix socket (default true; false: always through ioredis, as over TLS).
+   * Read and write snapshot chunks over a dedicated connection straight from and into memory when
+   * the Redis is reachable over plain TCP or a unix socket (default true; false: always through
+   * ioredis, as over TLS).
    */
   directSnapshotReads?: boolean;
   /** Entries per readLog batch (default 1000). */
@@ -986,11 +987,18 @@ export class RedisStorage implements Storage {
     // 1. announce the generation being written, so its chunks can be found if we crash
     await wrap(this.redis.hset(meta, 'p:' + gen, `${n}:${Date.now()}`));
     try {
-      // 2. the chunks, 2 MB per round trip: ioredis copies a command's buffers into one (a page-faulting
-      // copy on the event loop), and Redis stores each chunk in one go, so both stay short
-      const prefix = chunkPrefix(id) + gen + ':';
+      // 2. the chunks. Through ioredis (TLS, cluster) 2 MB per round trip: it copies a command's
+      // buffers into one (a page-faulting copy on the event loop), and Redis stores each chunk in
+      // one go, so both stay short.
       const perTrip = Math.max(1, Math.floor((2 * 1024 * 1024) / this.chunkSize));
-      for (let i = 0; i < n; i += perTrip) {
+      const prefix = chunkPrefix(id) + gen + ':';
+      const direct = this.directTarget();
+      if (direct) {
+        // A standalone Redis: straight from `data` over a dedicated connection (value-reader.ts).
+        const keys = Array.from({ length: n }, (_, j) => prefix + j);
+        const views = keys.map((_, j) => data.subarray(j * this.chunkSize, (j + 1) * this.chunkSize));
+        await wrap(writeValuesFrom(direct, keys, views));
+      } else for (let i = 0; i < n; i += perTrip) {
         const pipe = this.redis.pipeline();
         for (let j = i; j < Math.min(n, i + perTrip); j++) {
           pipe.set(prefix + j, data.subarray(j * this.chunkSize, (j + 1) * this.chunkSize));

@@ -1,6 +1,6 @@
 /**
- * Reads string values (snapshot chunks) from a standalone Redis over a dedicated short-lived
- * connection, straight into caller memory.
+ * Reads and writes string values (snapshot chunks) of a standalone Redis over a dedicated
+ * short-lived connection, straight from and into caller memory.
  *
  * Why not through ioredis: every socket read there gets a fresh 64 KiB buffer from the C
  * allocator, freed only when V8 collects it, and a bulk spanning reads is copied once more into
@@ -9,10 +9,15 @@
  * socket reads into one reused buffer (net.Socket `onread`) and each bulk's bytes are copied once,
  * into their place in the destination.
  *
+ * Writing: ioredis joins a command's arguments into one new buffer (for a 1 MB chunk a 1 MB
+ * allocation and copy on the event loop, and external memory that makes V8 run full collections
+ * every few chunks); here each SET goes out as header + the caller's chunk + CRLF in one writev.
+ *
  * Plain TCP or unix socket to one Redis only: a TLS or cluster connection uses the ioredis path.
  */
 import net from 'node:net';
 import { encode } from '../protocol/resp.js';
+import { pauseForIo } from '../util/io-slice.js';
 
 export interface ValueReaderTarget {
   host?: string;
@@ -34,10 +39,16 @@ export interface ValueReaderTarget {
 export type ValueReadResult = { status: 'ok'; filled: number } | { status: 'missing' } | { status: 'overflow' };
 
 const READ_BUFFER = 64 * 1024;
+/**
+ * Values requested (or written) ahead of the one being transferred. One request for every chunk at
+ * once would make Redis copy them all into its output buffer in one go (70 MB: tens of ms during
+ * which it serves nobody else, and 70 MB more of its memory); two keep the socket busy.
+ */
+const WINDOW = 2;
 /** Longest status/error/length line accepted from the server. */
 const MAX_LINE = 4096;
 
-/** GETs `keys` in one pipeline and copies their values, in order, into `into`. */
+/** GETs `keys` (a few at a time) and copies their values, in order, into `into`. */
 export function readValuesInto(target: ValueReaderTarget, keys: string[], into: Buffer): Promise<ValueReadResult> {
   const prelude: string[][] = [];
   if (target.password) {
@@ -45,7 +56,7 @@ export function readValuesInto(target: ValueReaderTarget, keys: string[], into: 
   }
   if (target.db) prelude.push(['SELECT', String(target.db)]);
   if (keys.length === 0) return Promise.resolve({ status: 'ok', filled: 0 });
-  const request = Buffer.concat([...prelude, ...keys.map((k) => ['GET', k])].map((c) => encode(c)));
+  const start = Buffer.concat(prelude.map((c) => encode(c)));
 
   return new Promise<ValueReadResult>((resolve, reject) => {
     let settled = false;
@@ -55,6 +66,13 @@ export function readValuesInto(target: ValueReaderTarget, keys: string[], into: 
     let bulkLeft = -1; // bytes of the current value still to copy (-1: reading a header)
     let crlfLeft = 0; // the \r\n after a value
     let at = 0;
+    let sent = 0; // GETs sent: at most WINDOW values in flight
+
+    const sendMore = (): void => {
+      const out: Buffer[] = [];
+      while (sent < keys.length && sent - (keys.length - valuesLeft) < WINDOW) out.push(encode(['GET', keys[sent++]!]));
+      if (out.length > 0) socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+    };
 
     const finish = (err: Error | null, result?: ValueReadResult): void => {
       if (settled) return;
@@ -86,6 +104,7 @@ export function readValuesInto(target: ValueReaderTarget, keys: string[], into: 
       bulkLeft = -1;
       crlfLeft = 2;
       valuesLeft--;
+      sendMore();
     };
 
     const consume = (n: number, buf: Buffer): void => {
@@ -124,14 +143,110 @@ export function readValuesInto(target: ValueReaderTarget, keys: string[], into: 
         buffer: Buffer.allocUnsafe(READ_BUFFER),
         callback: (n: number, buf: Uint8Array) => {
           consume(n, buf as Buffer);
+          // libuv drains a busy socket in one go (up to 32 reads per poll: 2 MB of copying into
+          // fresh, page-faulting memory): past this turn's slice the rest waits for the next turn,
+          // so other clients' requests are read in between.
+          const later = settled ? null : pauseForIo();
+          if (later) {
+            socket.pause();
+            void later.then(() => {
+              if (!settled) socket.resume();
+            });
+          }
           return true;
         },
       },
     });
     socket.setNoDelay(true);
     socket.setTimeout(target.timeoutMs, () => finish(new Error('backing Redis: snapshot read timed out')));
-    socket.on('connect', () => socket.write(request));
+    socket.on('connect', () => {
+      if (start.length > 0) socket.write(start);
+      sendMore();
+    });
     socket.on('error', (err) => finish(new Error(`backing Redis: ${err.message}`)));
     socket.on('close', () => finish(new Error('backing Redis: connection closed during a snapshot read')));
+  });
+}
+
+/**
+ * SETs each `keys[i]` to `values[i]`, a few at a time (WINDOW), writing the values from the
+ * caller's buffers without copying them. Resolves when Redis acknowledged every SET.
+ */
+export function writeValuesFrom(target: ValueReaderTarget, keys: string[], values: Buffer[]): Promise<void> {
+  const prelude: string[][] = [];
+  if (target.password) {
+    prelude.push(target.username ? ['AUTH', target.username, target.password] : ['AUTH', target.password]);
+  }
+  if (target.db) prelude.push(['SELECT', String(target.db)]);
+  if (keys.length !== values.length) return Promise.reject(new Error('writeValuesFrom: keys and values differ in length'));
+  if (keys.length === 0) return Promise.resolve();
+  const CRLF = Buffer.from('\r\n');
+
+  return new Promise<void>((resolve, reject) => {
+    let settled = false;
+    let statusLeft = prelude.length; // +OK replies to AUTH/SELECT still expected
+    let acked = 0; // SETs Redis answered
+    let sent = 0;
+    let line = '';
+
+    const finish = (err: Error | null): void => {
+      if (settled) return;
+      settled = true;
+      socket.destroy();
+      if (err) reject(err);
+      else resolve();
+    };
+
+    const sendMore = (): void => {
+      if (sent - acked >= WINDOW || sent >= keys.length) return;
+      socket.cork();
+      while (sent < keys.length && sent - acked < WINDOW) {
+        const key = Buffer.from(keys[sent]!, 'utf8');
+        const v = values[sent++]!;
+        socket.write(Buffer.from(`*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key.toString('latin1')}\r\n$${v.length}\r\n`, 'latin1'));
+        socket.write(v);
+        socket.write(CRLF);
+      }
+      socket.uncork(); // one writev of every header, chunk and CRLF
+    };
+
+    const onLine = (l: string): void => {
+      if (l[0] === '-') return finish(new Error(`backing Redis: ${l.slice(1)}`));
+      if (l !== '+OK') return finish(new Error('backing Redis: unexpected reply to SET'));
+      if (statusLeft > 0) {
+        statusLeft--;
+        return;
+      }
+      acked++;
+      if (acked === keys.length) return finish(null);
+      sendMore();
+    };
+
+    const socket = net.connect({
+      ...(target.path ? { path: target.path } : { host: target.host ?? '127.0.0.1', port: target.port ?? 6379 }),
+    });
+    socket.setNoDelay(true);
+    socket.setTimeout(target.timeoutMs, () => finish(new Error('backing Redis: snapshot write timed out')));
+    socket.on('data', (buf: Buffer) => {
+      let i = 0;
+      while (i < buf.length && !settled) {
+        const nl = buf.indexOf(10, i);
+        const end = nl < 0 ? buf.length : nl + 1;
+        line += buf.toString('latin1', i, end);
+        i = end;
+        if (line.length > MAX_LINE) return finish(new Error('backing Redis: reply line too long'));
+        if (line.endsWith('\r\n')) {
+          const l = line.slice(0, -2);
+          line = '';
+          onLine(l);
+        }
+      }
+    });
+    socket.on('connect', () => {
+      for (const c of prelude) socket.write(encode(c));
+      sendMore();
+    });
+    socket.on('error', (err) => finish(new Error(`backing Redis: ${err.message}`)));
+    socket.on('close', () => finish(new Error('backing Redis: connection closed during a snapshot write')));
   });
 }
