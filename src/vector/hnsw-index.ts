@@ -33,6 +33,7 @@ import { join } from 'node:path';
 import { CommandError } from '../errors.js';
 import { IdTable } from './id-table.js';
 import { TextArena } from './text-arena.js';
+import { ioTurn } from '../util/io-slice.js';
 import { newGraph, type Hits, type NativeGraph } from './native.js';
 import { type Bitset, emptyBits, popcount, and, setBit } from './bitset.js';
 import { EMPTY_EMBEDDING, INVALID_EMBEDDING, INVALID_ID, MAX_ID, isValidId } from './parse.js';
@@ -839,7 +840,7 @@ export class VectorIndex {
   private async itemsSize(): Promise<number> {
     let size = 4;
     for (let s = 0; s < this.slotTop; s++) {
-      if ((s & 16383) === 16383) await yieldToEventLoop();
+      if ((s & 255) === 255) await ioTurn();
       if (this.texts.has(s)) size += 12 + this.texts.byteLengthOf(s);
     }
     if (this.space === 'cosine') {
@@ -848,12 +849,12 @@ export class VectorIndex {
     return size;
   }
 
-  /** Writes the items section (itemsSize() bytes) at `at`, letting other clients in every 4096 items. */
+  /** Writes the items section (itemsSize() bytes) at `at`, in slices of the event loop's turns (io-slice). */
   private async writeItems(buf: Buffer, at: number, size: number): Promise<void> {
     const cosine = this.space === 'cosine';
     let o = at;
     for (let s = 0; s < this.slotTop; s++) {
-      if ((s & 4095) === 4095) await yieldToEventLoop();
+      if ((s & 255) === 255) await ioTurn();
       if (!this.texts.has(s)) continue;
       buf.writeUInt32LE(s, o);
       buf.writeUInt32LE(this.slotIds[s]!, o + 4);
@@ -883,7 +884,7 @@ export class VectorIndex {
     if (o !== at + size) throw new Error(`vector snapshot: items size ${o - at} != ${size}`);
   }
 
-  /** Decodes the items section; yields to the event loop every 2048 items (big stores load while clients are served). */
+  /** Decodes the items section in slices of the event loop's turns (big stores load while clients are served). */
   private async decodeItems(buf: Buffer, h: SnapshotHeader, version: number, bad: (why: string) => Error): Promise<void> {
     const n = h.items;
     if (!Number.isInteger(n) || n < 0) throw bad('bad item count');
@@ -903,7 +904,7 @@ export class VectorIndex {
     const order = new Uint32Array(n); // the slot of the i-th item
     let last = -1;
     for (let i = 0; i < n; i++) {
-      if ((i & 2047) === 2047) await yieldToEventLoop();
+      if ((i & 255) === 255) await ioTurn();
       need(perItem);
       let s = i;
       if (version !== 1) {
@@ -1032,7 +1033,6 @@ function* knnSteps(p: KnnPlan): Generator<{ ef: number; exact: boolean }, KnnExp
   return { hits: yield { ef: 0, exact: true }, path: 'exact', reason: 'hnsw-short', ef: p.ef, ...extra };
 }
 
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
  * Writes hnswlib's index file for loading, with its capacity (max_elements, the u64 at offset 8;
