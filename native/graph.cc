@@ -403,6 +403,7 @@ struct Task {
   virtual ~Task() = default;
   virtual void run() = 0;              // on a pool thread
   virtual void done(Napi::Env) = 0;    // on the JS thread: resolve or reject
+  virtual bool settles() { return true; }  // false: nothing to tell the JS thread (see Pool::post)
 };
 
 class Pool {
@@ -432,6 +433,16 @@ class Pool {
     cv.notify_one();
   }
 
+ // Work nobody waits for (freeing a snapshot buffer): from any thread, even during a GC; it
+  // neither keeps the process alive nor wakes the JS thread.
+  void post(Task* t) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      queue.push_back(t);
+    }
+    cv.notify_one();
+  }
+
  private:
   void loop() {
     for (;;) {
@@ -443,6 +454,10 @@ class Pool {
         queue.pop_front();
       }
       t->run();
+      if (!t->settles()) {
+        delete t;
+        continue;
+      }
       // Completions are handed back in batches: only the first of a batch wakes the JS thread,
       // which settles every task done by then in one call (one wake-up and one N-API entry for a
       // burst of searches instead of one each).
@@ -603,6 +618,66 @@ Napi::Value Crc32Async(const Napi::CallbackInfo& info) {
   auto a = info[0].As<Napi::Uint8Array>();
   uint32_t value = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
   return runOn(*Pools::of(env).bulk, env, a, CrcWork{a.Data(), a.ByteLength(), value});
+}
+
+// ---- snapshot buffers --------------------------------------------------------------------------------
+// A snapshot is assembled in (or read into) one buffer of the store's size, 70 MB for 100k x 128.
+// Allocated by V8 that buffer costs the event loop dearly: its page faults as it is first written,
+// a full collection V8 starts for that much external memory, and freeing it inside a later
+// collection. These are allocated outside V8's heap
+// accounting (so they start no collection), faulted in on a writer thread, and freed on the bulk
+// thread as soon as releaseBuffer detaches them (or when collected, if never released).
+struct FreeTask : Task {
+  void* p;
+  explicit FreeTask(void* q) : p(q) {}
+  void run() override { std::free(p); }
+  void done(Napi::Env) override {}
+  bool settles() override { return false; }
+};
+
+struct AllocWork {
+  size_t size;
+  void* p = nullptr;
+  AllocWork(size_t n) : size(n) {}
+  AllocWork(AllocWork&& o) noexcept : size(o.size), p(o.p) { o.p = nullptr; }
+  ~AllocWork() { std::free(p); }  // never handed over (rejected)
+  void operator()() {
+    p = std::malloc(size > 0 ? size : 1);
+    if (p == nullptr) throw std::runtime_error("out of memory for a snapshot buffer");
+    volatile char* c = static_cast<volatile char*>(p);
+    for (size_t o = 0; o < size; o += 4096) c[o] = 0;  // every page faulted in here, not on the loop
+  }
+  Napi::Value result(Napi::Env env) {
+    void* q = p;
+    p = nullptr;
+    Pool* bulk = Pools::of(env).bulk;
+    return Napi::ArrayBuffer::New(env, q, size, [bulk](Napi::Env, void* data) { bulk->post(new FreeTask(data)); });
+  }
+};
+
+// allocBufferAsync(size) → Promise<ArrayBuffer>: memory for a snapshot, faulted in off the event loop.
+Napi::Value AllocBufferAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber() || info[0].As<Napi::Number>().DoubleValue() < 0) {
+    Napi::TypeError::New(env, "allocBufferAsync(size)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  size_t size = (size_t)info[0].As<Napi::Number>().Int64Value();
+  // A writer thread (normal priority): a snapshot waits for this buffer while it holds the store.
+  return runOn(*Pools::of(env).writers, env, Napi::Object::New(env), AllocWork(size));
+}
+
+// releaseBuffer(arrayBuffer): detaches it (every view of it now has length 0), which frees its
+// memory on the bulk thread.
+Napi::Value ReleaseBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) {
+    Napi::TypeError::New(env, "releaseBuffer(arrayBuffer)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto ab = info[0].As<Napi::ArrayBuffer>();
+  if (!ab.IsDetached()) ab.Detach();
+  return env.Undefined();
 }
 
 class Graph;
@@ -885,6 +960,8 @@ class Graph : public Napi::ObjectWrap<Graph> {
 
 Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("crc32Async", Napi::Function::New(env, Crc32Async, "crc32Async"));
+  exports.Set("allocBufferAsync", Napi::Function::New(env, AllocBufferAsync, "allocBufferAsync"));
+  exports.Set("releaseBuffer", Napi::Function::New(env, ReleaseBuffer, "releaseBuffer"));
   return Graph::Init(env, exports);
 }
 

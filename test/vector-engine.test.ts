@@ -12,7 +12,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadAddon } from '../src/util/addon.js';
+import { loadAddon, releaseSnapshotBuffer, snapshotBuffer } from '../src/util/addon.js';
 import { crc32Sliced } from '../src/storage/common.js';
 import type { Redis } from 'ioredis';
 import { RwGate } from '../src/util/rw-gate.js';
@@ -211,6 +211,27 @@ describe('native crc32 (snapshot checksums off the event loop)', () => {
     }
     expect(await crc32Sliced(big)).toBe(zlib.crc32(big));
     expect(() => crc32Async('text' as unknown as Uint8Array)).toThrow(/Uint8Array/);
+  });
+});
+
+describe('snapshot buffers (native memory, freed off the event loop)', () => {
+  const rssMb = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
+  it('are faulted in when handed over, and freed when released (their views then read as empty)', async () => {
+    const before = rssMb();
+    const buf = await snapshotBuffer(150 * 1024 * 1024);
+    expect(buf.length).toBe(150 * 1024 * 1024);
+    expect(rssMb() - before).toBeGreaterThan(120); // touched on an engine thread, not as the loop writes it
+    buf.fill(7, 0, 1000);
+    expect(buf[999]).toBe(7);
+    releaseSnapshotBuffer(buf);
+    expect(buf.length).toBe(0);
+    for (let i = 0; i < 50 && rssMb() - before > 60; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(rssMb() - before).toBeLessThan(60);
+    // a buffer not made here is left alone
+    const plain = Buffer.alloc(10, 1);
+    releaseSnapshotBuffer(plain);
+    expect(plain.length).toBe(10);
+    expect(() => loadAddon().releaseBuffer('x' as unknown as ArrayBuffer)).toThrow(/arrayBuffer/);
   });
 });
 

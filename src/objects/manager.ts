@@ -11,6 +11,7 @@
  * Snapshots (graph + items) are taken in the background after enough changes or time; a restart
  * loads the latest snapshot and replays only the log after it.
  */
+import { releaseSnapshotBuffer } from '../util/addon.js';
 import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
 import type { CatalogEvent, LogEntry, Storage } from '../storage/types.js';
@@ -570,8 +571,12 @@ export class ObjectManager extends ObjectRegistry {
         }),
       );
       const data = frameStoreSnapshot(graph, attrs.length);
-      if (pos === '') return false;
-      await this.storage.writeSnapshot(store.id, data, pos);
+      try {
+        if (pos === '') return false;
+        await this.storage.writeSnapshot(store.id, data, pos);
+      } finally {
+        releaseSnapshotBuffer(data); // tens of MB, freed now rather than at some later collection
+      }
       store.changesSinceSnapshot -= changes;
       // Writes made while the snapshot was written still make this instance the one to take the next.
       store.ownWrites = Math.max(0, store.ownWrites - own);
@@ -653,7 +658,11 @@ export class ObjectManager extends ObjectRegistry {
     const snap = await this.storage.readSnapshot(store.id);
     if (snap) {
       const { graph, attrs, aliases } = unwrapStoreSnapshot(snap.data);
-      store.index = await VectorIndex.deserialize(graph);
+      try {
+        store.index = await VectorIndex.deserialize(graph); // copies what it keeps
+      } finally {
+        releaseSnapshotBuffer(snap.data);
+      }
       store.aliases = IdAliases.fromState(aliases);
       store.attrs.clear();
       for (const [id, a] of attrs) {

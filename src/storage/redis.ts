@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
+import { releaseSnapshotBuffer, snapshotBuffer } from '../util/addon.js';
 import { readValuesInto, writeValuesFrom, type ValueReaderTarget } from './value-reader.js';
 import {
   CatalogGapError,
@@ -1064,12 +1065,19 @@ export class RedisStorage implements Storage {
       const n = Number(m.chunks);
       const size = Number(m.size);
       const prefix = chunkPrefix(id) + m.gen + ':';
-      const data = Buffer.allocUnsafe(size);
-      const got = await this.readChunks(prefix, n, data);
-      if (got === 'missing') continue; // replaced by a newer snapshot while we read: read the new one
-      if (got !== size) throw new CommandError(`snapshot of ${id} is corrupt (size or checksum mismatch)`);
-      if ((await crc32Sliced(data)) !== Number(m.crc)) throw new CommandError(`snapshot of ${id} is corrupt (size or checksum mismatch)`);
-      return { data, pos: m.pos!, createdAt: Number(m.createdAt) };
+      // Released by the caller once decoded (releaseSnapshotBuffer), here when it is not returned.
+      const data = await snapshotBuffer(size);
+      let ok = false;
+      try {
+        const got = await this.readChunks(prefix, n, data);
+        if (got === 'missing') continue; // replaced by a newer snapshot while we read: read the new one
+        if (got !== size) throw new CommandError(`snapshot of ${id} is corrupt (size or checksum mismatch)`);
+        if ((await crc32Sliced(data)) !== Number(m.crc)) throw new CommandError(`snapshot of ${id} is corrupt (size or checksum mismatch)`);
+        ok = true;
+        return { data, pos: m.pos!, createdAt: Number(m.createdAt) };
+      } finally {
+        if (!ok) releaseSnapshotBuffer(data);
+      }
     }
     throw new CommandError(`snapshot of ${id} could not be read consistently`);
   }

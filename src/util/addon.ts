@@ -15,6 +15,10 @@ export interface Addon {
   simd: string;
   /** zlib's CRC-32 of `data` continuing from `value`, computed on a writer thread (`data` must not change meanwhile). */
   crc32Async(data: Uint8Array, value?: number): Promise<number>;
+  /** Memory for a snapshot, faulted in off the event loop and unknown to V8's heap accounting. */
+  allocBufferAsync(size: number): Promise<ArrayBuffer>;
+  /** Detaches an allocBufferAsync buffer (its views read as empty) and frees it off the event loop. */
+  releaseBuffer(buf: ArrayBuffer): void;
 }
 
 /** The addon's path: native/build/Release/rlgraph.node above this file (src/ or dist/src/). */
@@ -32,4 +36,31 @@ let addon: Addon | undefined;
 
 export function loadAddon(): Addon {
   return (addon ??= createRequire(import.meta.url)(addonFile()) as Addon);
+}
+
+const ours = new WeakSet<ArrayBufferLike>();
+
+/**
+ * A buffer for a whole snapshot (tens of MB): from the addon, so the event loop neither page-faults
+ * through it nor pays a V8 collection to allocate and free it. Release it with
+ * releaseSnapshotBuffer once nothing reads it; one never released is freed when collected.
+ * Without the addon, Buffer.allocUnsafe.
+ */
+export async function snapshotBuffer(size: number): Promise<Buffer> {
+  let a: Addon;
+  try {
+    a = loadAddon();
+  } catch {
+    return Buffer.allocUnsafe(size);
+  }
+  const ab = await a.allocBufferAsync(size);
+  ours.add(ab);
+  return Buffer.from(ab, 0, size);
+}
+
+/** Frees a snapshotBuffer now (every view of it then reads as empty); other buffers are left alone. */
+export function releaseSnapshotBuffer(buf: Buffer | undefined | null): void {
+  if (!buf || !ours.has(buf.buffer)) return;
+  ours.delete(buf.buffer);
+  loadAddon().releaseBuffer(buf.buffer as ArrayBuffer);
 }

@@ -34,6 +34,7 @@ import { CommandError } from '../errors.js';
 import { IdTable } from './id-table.js';
 import { TextArena } from './text-arena.js';
 import { ioTurn } from '../util/io-slice.js';
+import { snapshotBuffer } from '../util/addon.js';
 import { newGraph, type Hits, type NativeGraph } from './native.js';
 import { type Bitset, emptyBits, popcount, and, setBit } from './bitset.js';
 import { EMPTY_EMBEDDING, INVALID_EMBEDDING, INVALID_ID, MAX_ID, isValidId } from './parse.js';
@@ -617,7 +618,7 @@ export class VectorIndex {
       const base = opts.frame?.head ?? 0;
       const tail = opts.frame?.tail();
       const graphAt = base + 12 + header.length;
-      const out = Buffer.allocUnsafe(graphAt + graphBytes + itemBytes + (tail?.length ?? 0));
+      const out = await snapshotBuffer(graphAt + graphBytes + itemBytes + (tail?.length ?? 0));
       out.fill(0, 0, base);
       out.write(MAGIC, base, 'latin1');
       out.writeUInt16LE(SNAPSHOT_VERSION, base + 4);
