@@ -433,7 +433,12 @@ export class ObjectManager extends ObjectRegistry {
   async applyFollowed(id: string, entries: Array<{ pos: string; entry: LogEntry }>): Promise<string[]> {
     const obj = this.byId(id);
     const applied: string[] = [];
-    if ((obj instanceof StoreObject || obj instanceof ChatObject) && (await this.behindSnapshot(obj))) {
+    if (!(obj instanceof StoreObject || obj instanceof ChatObject)) return applied;
+    // This instance's own writes come back here, already applied: nothing to do, and no reason to
+    // ask Redis about snapshots (a round trip per batch of its own ADDs). Trimmed entries past what
+    // is applied show up with the next new entry, or at the idle check (checkSnapshotGaps).
+    if (!entries.some(({ pos }) => obj.appliedPos === '' || comparePos(pos, obj.appliedPos) > 0)) return applied;
+    if (await this.behindSnapshot(obj)) {
       // Entries between what is applied and this batch were trimmed by another instance's snapshot.
       await this.reloadObject(obj);
       return applied;
