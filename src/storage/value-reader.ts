@@ -48,13 +48,49 @@ const WINDOW = 2;
 /** Longest status/error/length line accepted from the server. */
 const MAX_LINE = 4096;
 
-/** GETs `keys` (a few at a time) and copies their values, in order, into `into`. */
-export function readValuesInto(target: ValueReaderTarget, keys: string[], into: Buffer): Promise<ValueReadResult> {
+/** AUTH and SELECT as the storage connection does them. */
+function preludeOf(target: ValueReaderTarget): string[][] {
   const prelude: string[][] = [];
   if (target.password) {
     prelude.push(target.username ? ['AUTH', target.username, target.password] : ['AUTH', target.password]);
   }
   if (target.db) prelude.push(['SELECT', String(target.db)]);
+  return prelude;
+}
+
+function endpointOf(target: ValueReaderTarget): { path: string } | { host: string; port: number } {
+  return target.path ? { path: target.path } : { host: target.host ?? '127.0.0.1', port: target.port ?? 6379 };
+}
+
+/** A reply's status or header line, gathered across reads; each whole line (no CRLF) goes to onLine. */
+class LineReader {
+  private line = '';
+  constructor(
+    private readonly onLine: (l: string) => void,
+    private readonly fail: (err: Error) => void,
+  ) {}
+
+  /** Reads from buf[i] up to the end of a line or `n`; returns where it stopped. */
+  take(buf: Buffer, i: number, n: number): number {
+    const nl = buf.indexOf(10, i);
+    const end = nl < 0 || nl >= n ? n : nl + 1;
+    this.line += buf.toString('latin1', i, end);
+    if (this.line.length > MAX_LINE) {
+      this.fail(new Error('backing Redis: reply line too long'));
+      return n;
+    }
+    if (this.line.endsWith('\r\n')) {
+      const l = this.line.slice(0, -2);
+      this.line = '';
+      this.onLine(l);
+    }
+    return end;
+  }
+}
+
+/** GETs `keys` (a few at a time) and copies their values, in order, into `into`. */
+export function readValuesInto(target: ValueReaderTarget, keys: string[], into: Buffer): Promise<ValueReadResult> {
+  const prelude = preludeOf(target);
   if (keys.length === 0) return Promise.resolve({ status: 'ok', filled: 0 });
   const start = Buffer.concat(prelude.map((c) => encode(c)));
 
@@ -62,7 +98,6 @@ export function readValuesInto(target: ValueReaderTarget, keys: string[], into: 
     let settled = false;
     let statusLeft = prelude.length; // +OK replies still expected before the values
     let valuesLeft = keys.length;
-    let line = ''; // the reply header being read
     let bulkLeft = -1; // bytes of the current value still to copy (-1: reading a header)
     let crlfLeft = 0; // the \r\n after a value
     let at = 0;
@@ -100,6 +135,8 @@ export function readValuesInto(target: ValueReaderTarget, keys: string[], into: 
       if (statusLeft === 0 && valuesLeft === 0) finish(null, { status: 'ok', filled: at });
     };
 
+    const lines = new LineReader(onLine, (err) => finish(err));
+
     const endValue = (): void => {
       bulkLeft = -1;
       crlfLeft = 2;
@@ -123,22 +160,13 @@ export function readValuesInto(target: ValueReaderTarget, keys: string[], into: 
           crlfLeft -= take;
           if (crlfLeft === 0 && valuesLeft === 0) finish(null, { status: 'ok', filled: at });
         } else {
-          const nl = buf.indexOf(10, i);
-          const end = nl < 0 || nl >= n ? n : nl + 1;
-          line += buf.toString('latin1', i, end);
-          i = end;
-          if (line.length > MAX_LINE) return finish(new Error('backing Redis: reply line too long'));
-          if (line.endsWith('\r\n')) {
-            const l = line.slice(0, -2);
-            line = '';
-            onLine(l);
-          }
+          i = lines.take(buf, i, n);
         }
       }
     };
 
     const socket = net.connect({
-      ...(target.path ? { path: target.path } : { host: target.host ?? '127.0.0.1', port: target.port ?? 6379 }),
+      ...endpointOf(target),
       onread: {
         buffer: Buffer.allocUnsafe(READ_BUFFER),
         callback: (n: number, buf: Uint8Array) => {
@@ -173,11 +201,7 @@ export function readValuesInto(target: ValueReaderTarget, keys: string[], into: 
  * caller's buffers without copying them. Resolves when Redis acknowledged every SET.
  */
 export function writeValuesFrom(target: ValueReaderTarget, keys: string[], values: Buffer[]): Promise<void> {
-  const prelude: string[][] = [];
-  if (target.password) {
-    prelude.push(target.username ? ['AUTH', target.username, target.password] : ['AUTH', target.password]);
-  }
-  if (target.db) prelude.push(['SELECT', String(target.db)]);
+  const prelude = preludeOf(target);
   if (keys.length !== values.length) return Promise.reject(new Error('writeValuesFrom: keys and values differ in length'));
   if (keys.length === 0) return Promise.resolve();
   const CRLF = Buffer.from('\r\n');
@@ -187,7 +211,6 @@ export function writeValuesFrom(target: ValueReaderTarget, keys: string[], value
     let statusLeft = prelude.length; // +OK replies to AUTH/SELECT still expected
     let acked = 0; // SETs Redis answered
     let sent = 0;
-    let line = '';
 
     const finish = (err: Error | null): void => {
       if (settled) return;
@@ -222,25 +245,15 @@ export function writeValuesFrom(target: ValueReaderTarget, keys: string[], value
       sendMore();
     };
 
+    const lines = new LineReader(onLine, (err) => finish(err));
+
     const socket = net.connect({
-      ...(target.path ? { path: target.path } : { host: target.host ?? '127.0.0.1', port: target.port ?? 6379 }),
+      ...endpointOf(target),
     });
     socket.setNoDelay(true);
     socket.setTimeout(target.timeoutMs, () => finish(new Error('backing Redis: snapshot write timed out')));
     socket.on('data', (buf: Buffer) => {
-      let i = 0;
-      while (i < buf.length && !settled) {
-        const nl = buf.indexOf(10, i);
-        const end = nl < 0 ? buf.length : nl + 1;
-        line += buf.toString('latin1', i, end);
-        i = end;
-        if (line.length > MAX_LINE) return finish(new Error('backing Redis: reply line too long'));
-        if (line.endsWith('\r\n')) {
-          const l = line.slice(0, -2);
-          line = '';
-          onLine(l);
-        }
-      }
+      for (let i = 0; i < buf.length && !settled; ) i = lines.take(buf, i, buf.length);
     });
     socket.on('connect', () => {
       for (const c of prelude) socket.write(encode(c));
