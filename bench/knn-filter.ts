@@ -11,7 +11,7 @@
 import { Redis } from 'ioredis';
 import { encodeRequest } from '../src/protocol/request-parser.js';
 import { bruteForce, clustered, recall } from '../harness/vector-data.js';
-import { build, cleanup, fmt, fp32, header, numArg, pump, row, startBackingRedis, startServerChild, stopChild, waitReady } from './knn-server.js';
+import { build, cleanup, fmt, fp32, header, numArg, pump, row, snapshotSettled, startBackingRedis, startServerChild, stopChild, waitReady } from './knn-server.js';
 
 const N = numArg('n', 100_000);
 const DIM = numArg('dim', 128);
@@ -32,7 +32,8 @@ async function main(): Promise<void> {
   console.log(`# knn-filter: n=${N} dim=${DIM} k=${K} ef=100 queries=${NQ} clients=${CLIENTS}×${PIPELINE} ${SECONDS}s per case, node ${process.version}`);
   const set = clustered(N, DIM, 100, 7);
   const redis = await startBackingRedis();
-  const server = await startServerChild(['--redis', redis.url]);
+  // No snapshot on a timer while measuring (the ones the load makes due are waited for).
+  const server = await startServerChild(['--redis', redis.url, '--snapshot-interval', '3600000']);
   await waitReady(server.port, server.startedAt);
   const r = new Redis({ port: server.port, host: '127.0.0.1' });
   await r.call('LLM.CREATE-VECTOR-STORE', 'f', '--PARAMS', JSON.stringify({ space: 'l2', m: 16, ef_construction: 200 }));
@@ -52,6 +53,7 @@ async function main(): Promise<void> {
     ),
   );
   console.log(`# loaded ${fmt(N)} items with attributes in ${fmt((performance.now() - t0) / 1000, 1)} s`);
+  await snapshotSettled(r, 'f');
   const queries = set.queries(NQ, 4321);
 
   const cases: Array<[string, string | null, (row: number) => boolean]> = [
