@@ -486,11 +486,14 @@ export class VectorIndex {
     }
     const q = this.queryPoint(query);
     const n = this.idToSlot.size;
-    const base = { q, graph: this.graph!, n, strategy: opts.strategy ?? 'auto' } as const;
-    if (!(k >= 1) || n === 0 || this.graph === null) return { ...base, k: 0, ef: 0, done: { hits: [], path: 'hnsw' } };
+    const strategy = opts.strategy ?? 'auto';
+    // Every plan has the same shape (one hidden class: this runs once per query).
+    const plan = (kk: number, ef: number, allow?: Bitset, matched?: number, index?: string, done?: KnnExplain): KnnPlan =>
+      ({ q, graph: this.graph!, n, k: kk, ef, strategy, allow, matched, index, done });
+    if (!(k >= 1) || n === 0 || this.graph === null) return plan(0, 0, undefined, undefined, undefined, { hits: [], path: 'hnsw' });
     const kk = Math.min(Math.floor(k), n);
     const ef = Math.max(opts.ef ?? this._ef, kk);
-    if (opts.allow === undefined && opts.filter === undefined) return { ...base, k: kk, ef };
+    if (opts.allow === undefined && opts.filter === undefined) return plan(kk, ef);
     let allow: Bitset;
     let index = opts.index ?? 'scan';
     if (opts.allow !== undefined) {
@@ -502,10 +505,10 @@ export class VectorIndex {
       index = 'scan';
     }
     const matched = popcount(allow);
-    const filtered = { ...base, k: Math.min(kk, matched), ef, allow, matched, index };
-    if (matched === 0) return { ...filtered, done: { hits: [], path: 'exact', reason: 'selective-filter', matched, index } };
-    return filtered;
+    if (matched === 0) return plan(0, ef, allow, matched, index, { hits: [], path: 'exact', reason: 'selective-filter', matched, index });
+    return plan(Math.min(kk, matched), ef, allow, matched, index);
   }
+
 
   /** The live items as a bitset over slots, cached until the next add/remove: do not modify it. */
   liveMask(): Bitset {
