@@ -54,4 +54,4 @@ STOPSIGNAL SIGTERM
 # answers NOAUTH, which shows it is up just as well (the check needs no secret).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD redis-cli -p 6379 ping | grep -qE 'PONG|NOAUTH' || exit 1
-CMD ["node", "--max-semi-space-size=64", "--no-allocation-site-pretenuring", "dist/src/cli.js", "--bind", "0.0.0.0", "--port", "6379", "--dir", "/data"]
+CMD ["node", "--no-allocation-site-pretenuring", "dist/src/cli.js", "--bind", "0.0.0.0", "--port", "6379", "--dir", "/data"]

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=64 --no-allocation-site-pretenuring
+#!/usr/bin/env -S node --no-allocation-site-pretenuring
 /**
  * Command-line entry: `redis-llm-server [--port 6379] [--redis redis://host:port] ...`.
  * Flags mirror the configuration file directives (see redis.conf.example).
