@@ -120,7 +120,7 @@ export const crc32: (data: Uint8Array, value?: number) => number =
 const CRC_SLICE = 128 * 1024;
 
 /**
- * crc32 of a snapshot-sized buffer off the event loop: on the native addon's writer threads
+ * crc32 of a snapshot-sized buffer off the event loop: on the native addon's bulk thread
  * (70 MB in one zlib call would block the loop ~30 ms). Without the addon, in 128 KB slices that
  * let other clients in between.
  */

@@ -1,7 +1,7 @@
 /**
  * The native addon (native/graph.cc, built at install: scripts/build.mjs): the vector engine's
- * graph (src/vector/native.ts wraps it) and a CRC-32 that runs on the engine's writer threads
- * (snapshot checksums, src/storage/common.ts).
+ * graph (src/vector/native.ts wraps it), a CRC-32 that runs on the engine's bulk thread (snapshot
+ * checksums, src/storage/common.ts), and snapshot buffers allocated and freed off the event loop.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';

@@ -1,9 +1,10 @@
 /**
  * The native HNSW graph (native/graph.cc, built from hnswlib's headers at install): searches run
  * on the engine's searcher threads (one per core, at least 4; SCHED_IDLE: they only take idle
- * CPU), inserts, saves and loads on two writer threads at normal priority, so the event loop never
- * waits for them and several searches of one graph use several cores. libuv's pool is left to
- * file and DNS work. Labels are the index's slot numbers; a filter is a bitset over slots.
+ * CPU), inserts on two writer threads at normal priority, saves and loads on a SCHED_IDLE bulk
+ * thread, so the event loop never waits for them and several searches of one graph use several
+ * cores. libuv's pool is left to file and DNS work. Labels are the index's slot numbers; a filter
+ * is a bitset over slots.
  */
 import { loadAddon } from '../util/addon.js';
 
