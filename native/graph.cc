@@ -70,45 +70,36 @@ __attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-__attribute__((target("avx2,fma"))) static float L2Avx2(const void* av, const void* bv, const void* param) {
+// Σ (a−b)² for L2, Σ a·b for the inner product: one loop, two accumulators of 8 lanes each.
+template <bool kL2>
+__attribute__((target("avx2,fma"))) static inline __m256 accumulate(__m256 x, __m256 y, __m256 sum) {
+  if constexpr (kL2) {
+    __m256 d = _mm256_sub_ps(x, y);
+    return _mm256_fmadd_ps(d, d, sum);
+  } else {
+    return _mm256_fmadd_ps(x, y, sum);
+  }
+}
+
+template <bool kL2>
+__attribute__((target("avx2,fma"))) static float sumAvx2(const void* av, const void* bv, const void* param) {
   const float* a = static_cast<const float*>(av);
   const float* b = static_cast<const float*>(bv);
   size_t n = *static_cast<const size_t*>(param);
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
-    __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
-    s0 = _mm256_fmadd_ps(d0, d0, s0);
-    s1 = _mm256_fmadd_ps(d1, d1, s1);
+    s0 = accumulate<kL2>(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = accumulate<kL2>(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
   }
-  for (; i + 8 <= n; i += 8) {
-    __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
-    s0 = _mm256_fmadd_ps(d, d, s0);
-  }
+  for (; i + 8 <= n; i += 8) s0 = accumulate<kL2>(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
   float r = hsum256(_mm256_add_ps(s0, s1));
-  for (; i < n; i++) {
-    float d = a[i] - b[i];
-    r += d * d;
-  }
+  for (; i < n; i++) r += kL2 ? (a[i] - b[i]) * (a[i] - b[i]) : a[i] * b[i];
   return r;
 }
 
-__attribute__((target("avx2,fma"))) static float IpAvx2(const void* av, const void* bv, const void* param) {
-  const float* a = static_cast<const float*>(av);
-  const float* b = static_cast<const float*>(bv);
-  size_t n = *static_cast<const size_t*>(param);
-  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-  }
-  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-  float r = hsum256(_mm256_add_ps(s0, s1));
-  for (; i < n; i++) r += a[i] * b[i];
-  return 1.0f - r;
-}
+static float L2Avx2(const void* a, const void* b, const void* param) { return sumAvx2<true>(a, b, param); }
+static float IpAvx2(const void* a, const void* b, const void* param) { return 1.0f - sumAvx2<false>(a, b, param); }
 #endif
 
 // "avx2-fma" when this CPU runs the kernels above (unless RLGRAPH_SIMD=baseline), else "baseline".
@@ -153,8 +144,6 @@ class Space : public hnswlib::SpaceInterface<float> {
 // block is marked for them: a new graph's pages come as huge pages as it fills, a loaded graph's
 // are folded into huge pages by khugepaged over the next minute or so. RLGRAPH_HUGEPAGES=off leaves
 // the block as malloc gave it.
-const size_t kHuge = 2u << 20;
-
 bool hugePagesWanted() {
   static const bool wanted = [] {
     const char* env = std::getenv("RLGRAPH_HUGEPAGES");
@@ -163,22 +152,19 @@ bool hugePagesWanted() {
   return wanted;
 }
 
-// Marks the (page-aligned interior of the) block for huge pages: pages touched from now on come as
-// huge pages where a whole aligned 2 MB range is inside the block.
-void adviseHuge(void* p, size_t bytes) {
+// Marks the page-aligned interior of the level-0 block for huge pages (blocks under 4 MB are left
+// alone): pages touched from now on come as huge pages where a whole aligned 2 MB range is inside.
+void adviseLevel0(Hnsw& g) {
 #ifdef MADV_HUGEPAGE
-  if (!hugePagesWanted() || bytes < 2 * kHuge) return;
-  uintptr_t start = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
-  uintptr_t end = (uintptr_t)p + bytes;
+  size_t bytes = g.max_elements_ * g.size_data_per_element_;
+  if (!hugePagesWanted() || bytes < (4u << 20)) return;
+  uintptr_t start = ((uintptr_t)g.data_level0_memory_ + 4095) & ~(uintptr_t)4095;
+  uintptr_t end = (uintptr_t)g.data_level0_memory_ + bytes;
   if (end > start) madvise((void*)start, end - start, MADV_HUGEPAGE);
 #else
-  (void)p;
-  (void)bytes;
+  (void)g;
 #endif
 }
-
-// A fresh (untouched) level-0 block: marking it is enough.
-void adviseLevel0(Hnsw& g) { adviseHuge(g.data_level0_memory_, g.max_elements_ * g.size_data_per_element_); }
 
 // label → internal id + 1 of every element of g (see Core::where).
 std::vector<uint32_t> buildWhere(Hnsw& g) {
@@ -410,15 +396,11 @@ class Pool {
   // On the JS thread.
   void submit(Napi::Env env, Task* t) {
     if (pending++ == 0) tsfn.Ref(env);
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      queue.push_back(t);
-    }
-    cv.notify_one();
+    post(t);
   }
 
- // Work nobody waits for (freeing a snapshot buffer): from any thread, even during a GC; it
-  // neither keeps the process alive nor wakes the JS thread.
+  // Queues `t`. Alone (not through submit): work nobody waits for (freeing a snapshot buffer),
+  // from any thread, even during a GC; it neither keeps the process alive nor wakes the JS thread.
   void post(Task* t) {
     {
       std::lock_guard<std::mutex> lock(mutex);
@@ -541,17 +523,13 @@ struct Void {
   Napi::Value result(Napi::Env env) { return env.Undefined(); }
 };
 template <typename F>
-Napi::Promise runWrite(Napi::Env env, Napi::Object self, F f) {
-  return runOn(*Pools::of(env).writers, env, self, Void<F>{std::move(f)});
-}
-template <typename F>
-Napi::Promise runBulk(Napi::Env env, Napi::Object self, F f) {
-  return runOn(*Pools::of(env).bulk, env, self, Void<F>{std::move(f)});
+Napi::Promise runVoid(Pool& pool, Napi::Env env, Napi::Object self, F f) {
+  return runOn(pool, env, self, Void<F>{std::move(f)});
 }
 
 // ---- crc32 -----------------------------------------------------------------------------------------
-// zlib's CRC-32 (the checksum snapshots carry), slicing by 8, so a 70 MB snapshot is checked on a
-// writer thread instead of the event loop.
+// zlib's CRC-32 (the checksum snapshots carry), slicing by 8, so a 70 MB snapshot is checked on the
+// bulk thread instead of the event loop.
 struct Crc32Tables {
   uint32_t t[8][256];
   Crc32Tables() {
@@ -591,7 +569,7 @@ struct CrcWork {
   Napi::Value result(Napi::Env env) { return Napi::Number::New(env, value); }
 };
 
-// crc32Async(data: Uint8Array, value = 0) → Promise<number>, on a writer thread; `data` is kept
+// crc32Async(data: Uint8Array, value = 0) → Promise<number>, on the bulk thread; `data` is kept
 // alive (and must not change) until it settles.
 Napi::Value Crc32Async(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -608,9 +586,9 @@ Napi::Value Crc32Async(const Napi::CallbackInfo& info) {
 // A snapshot is assembled in (or read into) one buffer of the store's size, 70 MB for 100k x 128.
 // Allocated by V8 that buffer costs the event loop dearly: its page faults as it is first written,
 // a full collection V8 starts for that much external memory, and freeing it inside a later
-// collection. These are allocated outside V8's heap
-// accounting (so they start no collection), faulted in on a writer thread, and freed on the bulk
-// thread as soon as releaseBuffer detaches them (or when collected, if never released).
+// collection. These are allocated outside V8's heap accounting (so they start no collection),
+// faulted in on a writer thread, and freed on the bulk thread as soon as releaseBuffer detaches
+// them (or when collected, if never released).
 struct FreeTask : Task {
   void* p;
   explicit FreeTask(void* q) : p(q) {}
@@ -771,7 +749,7 @@ class Graph : public Napi::ObjectWrap<Graph> {
     labeltype label = (labeltype)info[1].As<Napi::Number>().Int64Value();
     size_t max = (size_t)info[2].As<Napi::Number>().Int64Value();
     Core* c = &core;
-    return runWrite(env, info.This().As<Napi::Object>(), [c, data = std::move(data), label, max] { c->add(data.data(), label, max); });
+    return runVoid(*Pools::of(env).writers, env, info.This().As<Napi::Object>(), [c, data = std::move(data), label, max] { c->add(data.data(), label, max); });
   }
 
   Napi::Value MarkDelete(const Napi::CallbackInfo& info) {
@@ -899,14 +877,14 @@ class Graph : public Napi::ObjectWrap<Graph> {
     return env.Undefined();
   }
 
-  // saveAsync(path): hnswlib's file of this graph, written on a writer thread.
+  // saveAsync(path): hnswlib's file of this graph, written on the bulk thread.
   Napi::Value SaveAsync(const Napi::CallbackInfo& info) {
     Core* c = &core;
     std::string path = info[0].As<Napi::String>();
-    return runBulk(info.Env(), info.This().As<Napi::Object>(), [c, path] { c->h().saveIndex(path); });
+    return runVoid(*Pools::of(info.Env()).bulk, info.Env(), info.This().As<Napi::Object>(), [c, path] { c->h().saveIndex(path); });
   }
 
-  // loadAsync(path): replaces the graph with hnswlib's file at path (read on a writer thread).
+  // loadAsync(path): replaces the graph with hnswlib's file at path (read on the bulk thread).
   struct LoadWork {
     Core* core;
     std::string path;
@@ -931,7 +909,6 @@ class Graph : public Napi::ObjectWrap<Graph> {
     std::string path = info[0].As<Napi::String>();
     return runOn(*Pools::of(info.Env()).bulk, info.Env(), info.This().As<Napi::Object>(), LoadWork{&core, path, nullptr, {}});
   }
-
 
   Napi::Value CurrentCount(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), core.index ? (double)core.index->cur_element_count : 0);
