@@ -27,7 +27,7 @@ import { RouterProvider, makeLlmPolicy, routerInfoLines, type LlmPolicy } from '
 import { StoreObject, ModelObject, AppObject } from '../objects/objects.js';
 import { objectStats, type StatValue } from '../objects/stats.js';
 import { configuredSecret, generatedSecret, type SecretBox } from '../util/secret.js';
-import { simdLevel } from '../vector/native.js';
+import { addonIfBuilt } from '../util/addon.js';
 
 export class LlmServer implements Services {
   mode: BackendMode = 'standalone';
@@ -147,7 +147,7 @@ export class LlmServer implements Services {
       `llm_follow_lag_ms:${this.follower?.lastLagMs ?? 0}`,
       `llm_follow_lag_p50_ms:${this.follower?.lagPercentile(50) ?? 0}`,
       `llm_follow_lag_p99_ms:${this.follower?.lagPercentile(99) ?? 0}`,
-      `llm_vector_simd:${vectorSimd()}`,
+      `llm_vector_simd:${addonIfBuilt()?.simd ?? 'unavailable'}`,
     ];
     if (!this.objects) return lines;
     let m = 0;
@@ -495,13 +495,4 @@ function openFilesLimit(): number | null {
 /** INFO values must not contain the separators of INFO lines. */
 function infoSafe(s: string): string {
   return s.replace(/[\r\n,:=\s]/g, '_');
-}
-
-/** The vector engine's distance kernels ('avx2-fma' or 'baseline'), or 'unavailable' without the addon. */
-function vectorSimd(): string {
-  try {
-    return simdLevel();
-  } catch {
-    return 'unavailable';
-  }
 }

@@ -1,7 +1,7 @@
 /** Helpers shared by both storage backends. */
 import { randomBytes } from 'node:crypto';
 import zlib from 'node:zlib';
-import { loadAddon } from '../util/addon.js';
+import { addonIfBuilt } from '../util/addon.js';
 import { CommandError } from '../errors.js';
 import type { LogEntry, ObjectRecord } from './types.js';
 
@@ -125,12 +125,7 @@ const CRC_SLICE = 128 * 1024;
  * let other clients in between.
  */
 export async function crc32Sliced(data: Uint8Array): Promise<number> {
-  let addon: ReturnType<typeof loadAddon> | undefined;
-  try {
-    addon = loadAddon();
-  } catch {
-    addon = undefined;
-  }
+  const addon = addonIfBuilt();
   if (addon && data.length >= CRC_SLICE) return addon.crc32Async(data, 0);
   let value = 0;
   for (let o = 0; o < data.length; o += CRC_SLICE) {

@@ -13,7 +13,7 @@ export interface Addon {
   Graph: unknown;
   /** The distance kernels this CPU runs: 'avx2-fma' or 'baseline' (hnswlib's compile-time SSE). */
   simd: string;
-  /** zlib's CRC-32 of `data` continuing from `value`, computed on a writer thread (`data` must not change meanwhile). */
+  /** zlib's CRC-32 of `data` continuing from `value`, computed on the bulk thread (`data` must not change meanwhile). */
   crc32Async(data: Uint8Array, value?: number): Promise<number>;
   /** Memory for a snapshot, faulted in off the event loop and unknown to V8's heap accounting. */
   allocBufferAsync(size: number): Promise<ArrayBuffer>;
@@ -38,6 +38,15 @@ export function loadAddon(): Addon {
   return (addon ??= createRequire(import.meta.url)(addonFile()) as Addon);
 }
 
+/** The addon, or null where it is not built (callers with a fallback). */
+export function addonIfBuilt(): Addon | null {
+  try {
+    return loadAddon();
+  } catch {
+    return null;
+  }
+}
+
 const ours = new WeakSet<ArrayBufferLike>();
 
 /**
@@ -47,12 +56,8 @@ const ours = new WeakSet<ArrayBufferLike>();
  * Without the addon, Buffer.allocUnsafe.
  */
 export async function snapshotBuffer(size: number): Promise<Buffer> {
-  let a: Addon;
-  try {
-    a = loadAddon();
-  } catch {
-    return Buffer.allocUnsafe(size);
-  }
+  const a = addonIfBuilt();
+  if (!a) return Buffer.allocUnsafe(size);
   const ab = await a.allocBufferAsync(size);
   ours.add(ab);
   return Buffer.from(ab, 0, size);

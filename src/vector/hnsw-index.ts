@@ -476,7 +476,6 @@ export class VectorIndex {
     return hits;
   }
 
-
   /** Checks the query and settles what does not need the graph; the rest is a KnnPlan. */
   private planKnn(query: Float32Array, k: number, opts: KnnOptions): KnnPlan {
     checkFinite(query);
@@ -508,7 +507,6 @@ export class VectorIndex {
     if (matched === 0) return plan(0, ef, allow, matched, index, { hits: [], path: 'exact', reason: 'selective-filter', matched, index });
     return plan(Math.min(kk, matched), ef, allow, matched, index);
   }
-
 
   /** The live items as a bitset over slots, cached until the next add/remove: do not modify it. */
   liveMask(): Bitset {
@@ -1036,7 +1034,6 @@ function* knnSteps(p: KnnPlan): Generator<{ ef: number; exact: boolean }, KnnExp
   }
   return { hits: yield { ef: 0, exact: true }, path: 'exact', reason: 'hnsw-short', ef: p.ef, ...extra };
 }
-
 
 /**
  * Writes hnswlib's index file for loading, with its capacity (max_elements, the u64 at offset 8;
