@@ -10,9 +10,12 @@
 // searches may overlap each other and a save; an add, remove, resize or relabel runs alone.
 // Labels are the caller's dense slot numbers, so a filter is a bitset over slots.
 #include <napi.h>
+#include <uv.h>
 #include <hnswlib/hnswlib.h>
 
 #include <algorithm>
+#include <atomic>
+#include <deque>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
@@ -35,6 +38,7 @@
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
@@ -368,19 +372,92 @@ void yieldingThread() {
 //  - bulk (1 thread, SCHED_IDLE): snapshot saves, loads and checksums, each 100+ ms of CPU for a
 //    big store, in the background: given at normal priority they take a core from the event loop
 //    (a proxied GET then waits milliseconds for it), and nothing waits for them but the snapshot.
-// Completions come back to the JS thread through a thread-safe function.
 struct Task {
   virtual ~Task() = default;
   virtual void run() = 0;              // on a pool thread
   virtual void done(Napi::Env) = 0;    // on the JS thread: resolve or reject
   virtual bool settles() { return true; }  // false: nothing to tell the JS thread (see Pool::post)
+  Task* next = nullptr;                // links the lock-free hand-off lists
 };
 
+// A lock-free list many threads push onto and one taker empties at once (oldest first).
+class Inbox {
+ public:
+  // Returns true when the list was empty before.
+  bool push(Task* t) {
+    Task* head = top.load(std::memory_order_relaxed);
+    do t->next = head;
+    while (!top.compare_exchange_weak(head, t, std::memory_order_seq_cst, std::memory_order_relaxed));
+    return head == nullptr;
+  }
+  bool empty() const { return top.load(std::memory_order_seq_cst) == nullptr; }
+  // Everything pushed so far, in push order.
+  Task* takeAll() {
+    Task* t = top.exchange(nullptr, std::memory_order_acq_rel);
+    Task* fifo = nullptr;
+    while (t != nullptr) {
+      Task* n = t->next;
+      t->next = fifo;
+      fifo = t;
+      t = n;
+    }
+    return fifo;
+  }
+
+ private:
+  std::atomic<Task*> top{nullptr};
+};
+
+// Wakes sleeping pool threads without a lock the waker could block on.
+class Wakeup {
+ public:
+  uint32_t ticket() const { return seq.load(std::memory_order_seq_cst); }
+  // Sleeps unless notify() was called since ticket() returned `seen`.
+  void wait(uint32_t seen) {
+    sleepers.fetch_add(1, std::memory_order_seq_cst);
+#ifdef __linux__
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&seq), FUTEX_WAIT_PRIVATE, seen, nullptr, nullptr, 0);
+#else
+    std::unique_lock<std::mutex> lock(mutex);
+    cv.wait(lock, [&] { return seq.load() != seen; });
+#endif
+    sleepers.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  void notify(int n) {
+    seq.fetch_add(1, std::memory_order_seq_cst);
+    if (sleepers.load(std::memory_order_seq_cst) == 0) return;  // nobody asleep: no system call
+#ifdef __linux__
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&seq), FUTEX_WAKE_PRIVATE, n, nullptr, nullptr, 0);
+#else
+    { std::lock_guard<std::mutex> lock(mutex); }
+    cv.notify_all();
+#endif
+  }
+
+ private:
+  static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t), "futex word");
+  std::atomic<uint32_t> seq{0};
+  std::atomic<int> sleepers{0};
+#ifndef __linux__
+  std::mutex mutex;
+  std::condition_variable cv;
+#endif
+};
+
+// The JS thread never takes a lock a pool thread can hold: work goes in through a lock-free list
+// and completions come back through another, announced by a libuv async handle. (With a mutex
+// shared both ways, the event loop blocked thousands of times a second under KNN load waiting for
+// a SCHED_IDLE searcher, which runs only when a core is otherwise idle, to let go of it.)
 class Pool {
  public:
-  Pool(Napi::Env env, const char* name, int threads, bool idle) {
-    tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), name, 0, 1);
-    tsfn.Unref(env);
+  Pool(Napi::Env env, const char* name, int threads, bool idle) : env(env), context(env, name) {
+    uv_loop_t* uvLoop = nullptr;
+    if (napi_get_uv_event_loop(env, &uvLoop) != napi_ok || uvLoop == nullptr) Napi::Error::Fatal("rlgraph", "no event loop");
+    async = new uv_async_t;
+    async->data = this;
+    uv_async_init(uvLoop, async, [](uv_async_t* h) { static_cast<Pool*>(h->data)->settle(); });
+    uv_unref(reinterpret_cast<uv_handle_t*>(async));  // only pending work keeps the process alive
+    napi_add_env_cleanup_hook(env, [](void* self) { static_cast<Pool*>(self)->close(); }, this);
     std::string label = name;
     for (int i = 0; i < threads; i++) {
       std::thread([this, idle, label] {
@@ -394,30 +471,39 @@ class Pool {
   }
 
   // On the JS thread.
-  void submit(Napi::Env env, Task* t) {
-    if (pending++ == 0) tsfn.Ref(env);
+  void submit(Task* t) {
+    if (pending++ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(async));
     post(t);
   }
 
   // Queues `t`. Alone (not through submit): work nobody waits for (freeing a snapshot buffer),
   // from any thread, even during a GC; it neither keeps the process alive nor wakes the JS thread.
   void post(Task* t) {
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      queue.push_back(t);
-    }
-    cv.notify_one();
+    inbox.push(t);
+    wakeup.notify(1);
   }
 
  private:
+  // The next task, oldest first; pool threads only.
+  Task* take() {
+    std::lock_guard<std::mutex> lock(workMutex);
+    if (queue.empty()) {
+      for (Task* t = inbox.takeAll(); t != nullptr; t = t->next) queue.push_back(t);
+      if (queue.size() > 1) wakeup.notify((int)queue.size() - 1);  // a burst: wake others for the rest
+    }
+    if (queue.empty()) return nullptr;
+    Task* t = queue.front();
+    queue.pop_front();
+    return t;
+  }
+
   void loop() {
     for (;;) {
-      Task* t;
-      {
-        std::unique_lock<std::mutex> lock(mutex);
-        cv.wait(lock, [this] { return !queue.empty(); });
-        t = queue.front();
-        queue.pop_front();
+      uint32_t seen = wakeup.ticket();
+      Task* t = take();
+      if (t == nullptr) {
+        wakeup.wait(seen);
+        continue;
       }
       t->run();
       if (!t->settles()) {
@@ -425,41 +511,55 @@ class Pool {
         continue;
       }
       // Completions are handed back in batches: only the first of a batch wakes the JS thread,
-      // which settles every task done by then in one call (one wake-up and one N-API entry for a
-      // burst of searches instead of one each).
-      bool first;
-      {
-        std::lock_guard<std::mutex> lock(doneMutex);
-        first = done.empty();
-        done.push_back(t);
+      // which settles every task done by then in one go (one wake-up for a burst of searches).
+      if (done.push(t)) {
+        std::lock_guard<std::mutex> lock(sendMutex);  // pool threads and teardown only
+        if (!closed) uv_async_send(async);
       }
-      if (first) tsfn.NonBlockingCall(this, [](Napi::Env env, Napi::Function, Pool* pool) { pool->settle(env); });
     }
   }
 
-  // On the JS thread.
-  void settle(Napi::Env env) {
-    if (env == nullptr) return;
-    std::vector<Task*> batch;
-    {
-      std::lock_guard<std::mutex> lock(doneMutex);
-      batch.swap(done);
-    }
-    for (Task* t : batch) {
+  // On the JS thread, from the event loop: resolves or rejects each finished task's promise, then
+  // runs the microtasks that queued (as a callback from JS-land would).
+  void settle() {
+    Task* t = done.takeAll();
+    if (t == nullptr) return;
+    Napi::HandleScope handles(env);
+    Napi::CallbackScope scope(env, context);
+    int n = 0;
+    while (t != nullptr) {
+      Task* next = t->next;
       t->done(env);
+      if (env.IsExceptionPending()) napi_fatal_exception(env, env.GetAndClearPendingException().Value());
       delete t;
+      t = next;
+      n++;
     }
-    pending -= (int)batch.size();
-    if (pending == 0 && !batch.empty()) tsfn.Unref(env);
+    pending -= n;
+    if (pending == 0) uv_unref(reinterpret_cast<uv_handle_t*>(async));
   }
 
-  Napi::ThreadSafeFunction tsfn;
-  std::mutex mutex;
-  std::condition_variable cv;
+  // The JS environment is going away: no more wake-ups for it. Tasks still running finish and
+  // are left unsettled (their promises die with the environment).
+  void close() {
+    {
+      std::lock_guard<std::mutex> lock(sendMutex);
+      closed = true;
+    }
+    uv_close(reinterpret_cast<uv_handle_t*>(async), [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
+  }
+
+  Napi::Env env;
+  Napi::AsyncContext context;
+  uv_async_t* async = nullptr;
+  Inbox inbox;        // submitted, not yet taken by a pool thread
+  Wakeup wakeup;
+  std::mutex workMutex;  // pool threads only
   std::deque<Task*> queue;
-  std::mutex doneMutex;
-  std::vector<Task*> done;  // completed, not yet settled
-  int pending = 0;          // JS thread only
+  Inbox done;         // completed, not yet settled
+  std::mutex sendMutex;
+  bool closed = false;
+  int pending = 0;    // JS thread only
 };
 
 struct Pools {
@@ -485,10 +585,9 @@ struct Pools {
 template <typename W>
 struct Job : Task {
   Napi::Promise::Deferred deferred;
-  Napi::ObjectReference owner;  // the Graph stays alive while its work runs
   std::string error;
-  W work;
-  Job(Napi::Env env, Napi::Object self, W&& w) : deferred(Napi::Promise::Deferred::New(env)), owner(Napi::Persistent(self)), work(std::move(w)) {}
+  W work;  // holds what it works on (a graph's Core by shared_ptr): a collected Graph cannot free it mid-run
+  Job(Napi::Env env, W&& w) : deferred(Napi::Promise::Deferred::New(env)), work(std::move(w)) {}
   void run() override {
     try {
       work();
@@ -503,15 +602,14 @@ struct Job : Task {
     Napi::HandleScope scope(env);
     if (error.empty()) deferred.Resolve(work.result(env));
     else deferred.Reject(Napi::Error::New(env, error).Value());
-    owner.Reset();
   }
 };
 
 template <typename W>
-Napi::Promise runOn(Pool& pool, Napi::Env env, Napi::Object self, W work) {
-  auto* job = new Job<W>(env, self, std::move(work));
+Napi::Promise runOn(Pool& pool, Napi::Env env, W work) {
+  auto* job = new Job<W>(env, std::move(work));
   Napi::Promise promise = job->deferred.Promise();
-  pool.submit(env, job);
+  pool.submit(job);
   return promise;
 }
 
@@ -523,8 +621,8 @@ struct Void {
   Napi::Value result(Napi::Env env) { return env.Undefined(); }
 };
 template <typename F>
-Napi::Promise runVoid(Pool& pool, Napi::Env env, Napi::Object self, F f) {
-  return runOn(pool, env, self, Void<F>{std::move(f)});
+Napi::Promise runVoid(Pool& pool, Napi::Env env, F f) {
+  return runOn(pool, env, Void<F>{std::move(f)});
 }
 
 // ---- crc32 -----------------------------------------------------------------------------------------
@@ -565,6 +663,7 @@ struct CrcWork {
   const uint8_t* data;
   size_t length;
   uint32_t value;
+  Napi::Reference<Napi::Uint8Array> keep;  // `data` stays alive while the bulk thread reads it
   void operator()() { value = crc32(data, length, value); }
   Napi::Value result(Napi::Env env) { return Napi::Number::New(env, value); }
 };
@@ -579,7 +678,7 @@ Napi::Value Crc32Async(const Napi::CallbackInfo& info) {
   }
   auto a = info[0].As<Napi::Uint8Array>();
   uint32_t value = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
-  return runOn(*Pools::of(env).bulk, env, a, CrcWork{a.Data(), a.ByteLength(), value});
+  return runOn(*Pools::of(env).bulk, env, CrcWork{a.Data(), a.ByteLength(), value, Napi::Persistent(a)});
 }
 
 // ---- snapshot buffers --------------------------------------------------------------------------------
@@ -626,7 +725,7 @@ Napi::Value AllocBufferAsync(const Napi::CallbackInfo& info) {
   }
   size_t size = (size_t)info[0].As<Napi::Number>().Int64Value();
   // A writer thread (normal priority): a snapshot waits for this buffer while it holds the store.
-  return runOn(*Pools::of(env).writers, env, Napi::Object::New(env), AllocWork(size));
+  return runOn(*Pools::of(env).writers, env, AllocWork(size));
 }
 
 // releaseBuffer(arrayBuffer): detaches it (every view of it now has length 0), which frees its
@@ -693,7 +792,10 @@ class Graph : public Napi::ObjectWrap<Graph> {
     core.makeSpace();
   }
 
-  Core core;
+  // Shared with the work in flight on it, so a Graph collected (or torn down with its environment)
+  // while a pool thread is inside it does not free it under that thread.
+  std::shared_ptr<Core> shared = std::make_shared<Core>();
+  Core& core = *shared;
 
  private:
   // init(maxElements, m, efConstruction, seed)
@@ -748,8 +850,8 @@ class Graph : public Napi::ObjectWrap<Graph> {
     std::vector<float> data(p, p + core.dim);
     labeltype label = (labeltype)info[1].As<Napi::Number>().Int64Value();
     size_t max = (size_t)info[2].As<Napi::Number>().Int64Value();
-    Core* c = &core;
-    return runVoid(*Pools::of(env).writers, env, info.This().As<Napi::Object>(), [c, data = std::move(data), label, max] { c->add(data.data(), label, max); });
+    std::shared_ptr<Core> c = shared;
+    return runVoid(*Pools::of(env).writers, env, [c, data = std::move(data), label, max] { c->add(data.data(), label, max); });
   }
 
   Napi::Value MarkDelete(const Napi::CallbackInfo& info) {
@@ -796,7 +898,7 @@ class Graph : public Napi::ObjectWrap<Graph> {
 
   // searchAsync(query, k, ef, exact, filter?) → Promise<Float64Array> (as search), on a searcher thread.
   struct SearchWork {
-    Core* core;
+    std::shared_ptr<Core> core;
     std::vector<float> query;
     std::vector<uint32_t> words;
     bool filtered;
@@ -811,12 +913,12 @@ class Graph : public Napi::ObjectWrap<Graph> {
     Napi::Env env = info.Env();
     const float* q;
     if (!point(info, 0, &q)) return env.Undefined();
-    SearchWork w{&core, std::vector<float>(q, q + core.dim), {}, false, 0, 0, false, {}};
+    SearchWork w{shared, std::vector<float>(q, q + core.dim), {}, false, 0, 0, false, {}};
     if (!filterWords(info, 4, &w.words, &w.filtered)) return env.Undefined();
     w.k = info[1].As<Napi::Number>().Uint32Value();
     w.ef = info[2].As<Napi::Number>().Uint32Value();
     w.exact = info[3].As<Napi::Boolean>().Value();
-    return runOn(*Pools::of(env).searchers, env, info.This().As<Napi::Object>(), std::move(w));
+    return runOn(*Pools::of(env).searchers, env, std::move(w));
   }
 
   // getPoint(label) → Float32Array (the stored vector, as the graph holds it)
@@ -879,14 +981,14 @@ class Graph : public Napi::ObjectWrap<Graph> {
 
   // saveAsync(path): hnswlib's file of this graph, written on the bulk thread.
   Napi::Value SaveAsync(const Napi::CallbackInfo& info) {
-    Core* c = &core;
+    std::shared_ptr<Core> c = shared;
     std::string path = info[0].As<Napi::String>();
-    return runVoid(*Pools::of(info.Env()).bulk, info.Env(), info.This().As<Napi::Object>(), [c, path] { c->h().saveIndex(path); });
+    return runVoid(*Pools::of(info.Env()).bulk, info.Env(), [c, path] { c->h().saveIndex(path); });
   }
 
   // loadAsync(path): replaces the graph with hnswlib's file at path (read on the bulk thread).
   struct LoadWork {
-    Core* core;
+    std::shared_ptr<Core> core;
     std::string path;
     std::unique_ptr<Hnsw> index;
     std::vector<uint32_t> where;
@@ -907,7 +1009,7 @@ class Graph : public Napi::ObjectWrap<Graph> {
 
   Napi::Value LoadAsync(const Napi::CallbackInfo& info) {
     std::string path = info[0].As<Napi::String>();
-    return runOn(*Pools::of(info.Env()).bulk, info.Env(), info.This().As<Napi::Object>(), LoadWork{&core, path, nullptr, {}});
+    return runOn(*Pools::of(info.Env()).bulk, info.Env(), LoadWork{shared, path, nullptr, {}});
   }
 
   Napi::Value CurrentCount(const Napi::CallbackInfo& info) {

@@ -6,7 +6,7 @@
  * engine failure on a logged change is answered with an error and repaired from the log.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -197,6 +197,46 @@ describe('native graph on the engine threads', () => {
     await small.addAsync(new Float32Array([1, 2]), 0, 1);
     await expect(small.addAsync(new Float32Array([3, 4]), 1, 1)).rejects.toThrow(/full/);
     expect(small.currentCount()).toBe(1);
+  });
+
+  it('worker threads terminated with graph work in flight do not take the process down; idle, the engine keeps nobody alive', () => {
+    // In a child process: a crash there is a failed assertion here, not a dead test runner.
+    const script = `
+      import { createRequire } from 'node:module';
+      import { Worker, isMainThread } from 'node:worker_threads';
+      const A = createRequire(import.meta.url)(${JSON.stringify(addonFile())});
+      const g = new A.Graph('l2', 32);
+      g.init(1000, 16, 100);
+      const v = () => Float32Array.from({ length: 32 }, Math.random);
+      if (isMainThread) {
+        for (let k = 0; k < 4; k++) {
+          const w = new Worker(new URL(import.meta.url));
+          await new Promise((r) => w.once('message', r));
+          await new Promise((r) => setTimeout(r, 30));
+          await w.terminate();
+        }
+        await g.addAsync(v(), 1, 10);
+        let chained = 0;
+        await Promise.all(Array.from({ length: 50 }, () => g.searchAsync(v(), 1, 10, false).then(() => chained++)));
+        console.log('survived', chained, g.currentCount());
+      } else {
+        const { parentPort } = await import('node:worker_threads');
+        parentPort.postMessage('busy');
+        for (let i = 0; ; i++) {
+          await Promise.all(Array.from({ length: 32 }, (_, j) => g.addAsync(v(), i * 32 + j, 1e6)));
+          g.searchAsync(v(), 10, 100, true);
+        }
+      }`;
+    const dir = mkdtempSync(path.join(tmpdir(), 'rlgraph-worker-'));
+    try {
+      const file = path.join(dir, 'run.mjs');
+      writeFileSync(file, script);
+      // exits by itself: no timer or socket is left, so only the engine could keep it alive
+      const out = execFileSync(process.execPath, [file], { timeout: 30_000, encoding: 'utf8' });
+      expect(out.trim()).toBe('survived 50 1');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
