@@ -13,6 +13,17 @@
  * became garbage since the last one).
  */
 const CHUNK_MIN = 4 * 1024;
+/** Below this many bytes a plain loop beats Buffer#copy / TypedArray#set (each makes a view object and crosses into C++). */
+const SHORT_COPY = 64;
+
+/** Copies `len` bytes from src[from..] to dst[to..]; short texts (the common case) byte by byte. */
+function copyBytes(src: Uint8Array, from: number, dst: Uint8Array, to: number, len: number): void {
+  if (len <= SHORT_COPY) {
+    for (let i = 0; i < len; i++) dst[to + i] = src[from + i]!;
+  } else {
+    dst.set(src.subarray(from, from + len), to);
+  }
+}
 const CHUNK_MAX = 16 * 1024 * 1024;
 const NONE = 0xffffffff; // slot has no text (free slot)
 const EMPTY = 0xfffffffe; // slot has the empty text (uses no chunk)
@@ -92,7 +103,7 @@ export class TextArena {
       return;
     }
     const { chunk, at } = this.reserve(len);
-    src.copy(this.chunks[chunk]!, at, start, end);
+    copyBytes(src, start, this.chunks[chunk]!, at, len);
     this.chunkOf[slot] = chunk;
     this.offset[slot] = at;
     this.length[slot] = len;
@@ -151,7 +162,7 @@ export class TextArena {
     if (c === EMPTY) return 0;
     const o = this.offset[slot]!;
     const len = this.length[slot]!;
-    out.set(this.chunks[c]!.subarray(o, o + len), at);
+    copyBytes(this.chunks[c]!, o, out, at, len);
     return len;
   }
 
