@@ -17,6 +17,7 @@
 #include <atomic>
 #include <deque>
 #include <condition_variable>
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -525,11 +526,13 @@ class Pool {
     Task* t = done.takeAll();
     if (t == nullptr) return;
     Napi::HandleScope handles(env);
+    if (!canRunJs()) return;  // a worker being terminated: its promises die with it (left unsettled)
     Napi::CallbackScope scope(env, context);
     int n = 0;
     while (t != nullptr) {
       Task* next = t->next;
       t->done(env);
+      if (!canRunJs()) return;
       if (env.IsExceptionPending()) napi_fatal_exception(env, env.GetAndClearPendingException().Value());
       delete t;
       t = next;
@@ -537,6 +540,13 @@ class Pool {
     }
     pending -= n;
     if (pending == 0) uv_unref(reinterpret_cast<uv_handle_t*>(async));
+  }
+
+  // False once the environment is stopping (a worker being terminated): N-API calls that may run
+  // JS then fail, and values they create come back empty. (napi_coerce_to_bool is such a call.)
+  bool canRunJs() {
+    napi_value undefined, b;
+    return napi_get_undefined(env, &undefined) == napi_ok && napi_coerce_to_bool(env, undefined, &b) == napi_ok;
   }
 
   // The JS environment is going away: no more wake-ups for it. Tasks still running finish and
@@ -600,8 +610,12 @@ struct Job : Task {
   }
   void done(Napi::Env env) override {
     Napi::HandleScope scope(env);
-    if (error.empty()) deferred.Resolve(work.result(env));
-    else deferred.Reject(Napi::Error::New(env, error).Value());
+    if (!error.empty()) {
+      deferred.Reject(Napi::Error::New(env, error).Value());
+      return;
+    }
+    Napi::Value v = work.result(env);
+    if (!v.IsEmpty()) deferred.Resolve(v);
   }
 };
 
@@ -696,6 +710,20 @@ struct FreeTask : Task {
   bool settles() override { return false; }
 };
 
+// Frees a graph (or a replaced index) on the bulk thread: a 100k-vector graph is ~70 MB in 100k+
+// blocks, and freeing it on the JS thread (a collected Graph's finalizer, a reload swapping indexes)
+// held the event loop for 10-20 ms.
+struct ReleaseTask : Task {
+  std::shared_ptr<Core> core;
+  std::unique_ptr<Hnsw> index;
+  void run() override {
+    index.reset();
+    core.reset();
+  }
+  void done(Napi::Env) override {}
+  bool settles() override { return false; }
+};
+
 struct AllocWork {
   size_t size;
   void* p = nullptr;
@@ -746,6 +774,7 @@ class Graph;
 // [label, distance] pairs, nearest first, in one Float64Array (one allocation; labels are exact).
 Napi::Value hitsToJs(Napi::Env env, const std::vector<Hit>& hits) {
   auto out = Napi::Float64Array::New(env, hits.size() * 2);
+  if (out.IsEmpty()) return Napi::Value();  // the environment is stopping
   double* p = out.Data();
   for (size_t i = 0; i < hits.size(); i++) {
     p[2 * i] = (double)hits[i].second;
@@ -768,8 +797,9 @@ class Graph : public Napi::ObjectWrap<Graph> {
                                        InstanceMethod("getPoint", &Graph::GetPoint),
                                        InstanceMethod("resize", &Graph::Resize),
                                        InstanceMethod("relabel", &Graph::Relabel),
-                                       InstanceMethod("saveAsync", &Graph::SaveAsync),
-                                       InstanceMethod("loadAsync", &Graph::LoadAsync),
+                                       InstanceMethod("savedSize", &Graph::SavedSize),
+                                       InstanceMethod("saveIntoAsync", &Graph::SaveIntoAsync),
+                                       InstanceMethod("loadFromAsync", &Graph::LoadFromAsync),
                                        InstanceMethod("currentCount", &Graph::CurrentCount),
                                        InstanceMethod("capacity", &Graph::Capacity),
                                        InstanceMethod("deletedCount", &Graph::DeletedCount),
@@ -780,7 +810,7 @@ class Graph : public Napi::ObjectWrap<Graph> {
   }
 
   // new Graph(space: 'l2' | 'ip', dim)
-  Graph(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Graph>(info) {
+  Graph(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Graph>(info), bulk(Pools::of(info.Env()).bulk) {
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {
       Napi::TypeError::New(env, "Graph(space, dim)").ThrowAsJavaScriptException();
@@ -796,6 +826,13 @@ class Graph : public Napi::ObjectWrap<Graph> {
   // while a pool thread is inside it does not free it under that thread.
   std::shared_ptr<Core> shared = std::make_shared<Core>();
   Core& core = *shared;
+  Pool* bulk;  // never freed (see Pools), so usable from the finalizer
+
+  ~Graph() override {
+    auto* t = new ReleaseTask;
+    t->core = std::move(shared);
+    bulk->post(t);
+  }
 
  private:
   // init(maxElements, m, efConstruction, seed)
@@ -979,37 +1016,165 @@ class Graph : public Napi::ObjectWrap<Graph> {
     return env.Undefined();
   }
 
-  // saveAsync(path): hnswlib's file of this graph, written on the bulk thread.
-  Napi::Value SaveAsync(const Napi::CallbackInfo& info) {
-    std::shared_ptr<Core> c = shared;
-    std::string path = info[0].As<Napi::String>();
-    return runVoid(*Pools::of(info.Env()).bulk, info.Env(), [c, path] { c->h().saveIndex(path); });
+  // savedSize(): bytes of hnswlib's saved form of this graph (what saveIntoAsync writes).
+  Napi::Value SavedSize(const Napi::CallbackInfo& info) {
+    if (!core.index) return Napi::Number::New(info.Env(), 0);
+    return Napi::Number::New(info.Env(), (double)core.index->indexFileSize());
   }
 
-  // loadAsync(path): replaces the graph with hnswlib's file at path (read on the bulk thread).
+  // A Uint8Array argument and a byte range in it; false (with a TypeError thrown) if not.
+  static bool bytes(const Napi::CallbackInfo& info, size_t at, size_t from, size_t to, uint8_t** out) {
+    if (!info[at].IsTypedArray() || info[at].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      Napi::TypeError::New(info.Env(), "expected a Uint8Array").ThrowAsJavaScriptException();
+      return false;
+    }
+    auto a = info[at].As<Napi::Uint8Array>();
+    if (from > to || to > a.ByteLength()) {
+      Napi::RangeError::New(info.Env(), "byte range outside the buffer").ThrowAsJavaScriptException();
+      return false;
+    }
+    *out = a.Data() + from;
+    return true;
+  }
+
+  // saveIntoAsync(buf: Uint8Array, at): hnswlib's saved form (hnswlib's saveIndex format, savedSize()
+  // bytes) written straight into buf at `at` on the bulk thread: no temporary file, and no copy of
+  // it back through libuv's pool at normal priority. The graph must not change until it settles.
+  struct SaveWork {
+    std::shared_ptr<Core> core;
+    uint8_t* out;
+    size_t room;
+    Napi::Reference<Napi::Uint8Array> keep;
+    void operator()() {
+      Hnsw& g = core->h();
+      if (g.indexFileSize() > room) throw std::runtime_error("graph changed during its save");
+      uint8_t* p = out;
+      auto put = [&p](const void* v, size_t n) {
+        std::memcpy(p, v, n);
+        p += n;
+      };
+      size_t count = g.cur_element_count;
+      put(&g.offsetLevel0_, sizeof g.offsetLevel0_);
+      put(&g.max_elements_, sizeof g.max_elements_);
+      put(&count, sizeof count);
+      put(&g.size_data_per_element_, sizeof g.size_data_per_element_);
+      put(&g.label_offset_, sizeof g.label_offset_);
+      put(&g.offsetData_, sizeof g.offsetData_);
+      put(&g.maxlevel_, sizeof g.maxlevel_);
+      put(&g.enterpoint_node_, sizeof g.enterpoint_node_);
+      put(&g.maxM_, sizeof g.maxM_);
+      put(&g.maxM0_, sizeof g.maxM0_);
+      put(&g.M_, sizeof g.M_);
+      put(&g.mult_, sizeof g.mult_);
+      put(&g.ef_construction_, sizeof g.ef_construction_);
+      put(g.data_level0_memory_, count * g.size_data_per_element_);
+      for (size_t i = 0; i < count; i++) {
+        unsigned int linkListSize = g.element_levels_[i] > 0 ? g.size_links_per_element_ * g.element_levels_[i] : 0;
+        put(&linkListSize, sizeof linkListSize);
+        if (linkListSize) put(g.linkLists_[i], linkListSize);
+      }
+    }
+    Napi::Value result(Napi::Env env) { return env.Undefined(); }
+  };
+
+  Napi::Value SaveIntoAsync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    size_t at = info[1].IsNumber() ? (size_t)info[1].As<Napi::Number>().Int64Value() : 0;
+    size_t size = core.index ? core.index->indexFileSize() : 0;
+    uint8_t* out;
+    if (!core.index) {
+      Napi::Error::New(env, "graph is not initialised").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (!bytes(info, 0, at, at + size, &out)) return env.Undefined();
+    return runOn(*Pools::of(env).bulk, env, SaveWork{shared, out, size, Napi::Persistent(info[0].As<Napi::Uint8Array>())});
+  }
+
+  // loadFromAsync(buf: Uint8Array, start, end): replaces the graph with the saved form in
+  // buf[start, end) (as saveIntoAsync wrote it), read on the bulk thread. Its capacity is its element
+  // count (it grows again on demand): a store emptied of most of its items does not come back at
+  // its old size.
   struct LoadWork {
     std::shared_ptr<Core> core;
-    std::string path;
+    const uint8_t* data;
+    size_t size;
+    Napi::Reference<Napi::Uint8Array> keep;
     std::unique_ptr<Hnsw> index;
     std::vector<uint32_t> where;
     void operator()() {
+      // hnswlib reads its saved form from a file only: an anonymous in-memory one where there is
+      // one (no disk writes), else a temporary file.
+      std::string path;
+      int fd = -1;
+#ifdef __linux__
+      fd = (int)syscall(SYS_memfd_create, "rlgraph-load", 0);
+      if (fd >= 0) path = "/proc/self/fd/" + std::to_string(fd);
+#endif
+      if (fd < 0) {
+        const char* dir = std::getenv("TMPDIR");
+        std::string tmpl = std::string(dir && *dir ? dir : "/tmp") + "/rlgraph-XXXXXX";
+        std::vector<char> name(tmpl.begin(), tmpl.end());
+        name.push_back(0);
+        fd = mkstemp(name.data());
+        if (fd < 0) throw std::runtime_error("cannot create a temporary file for the graph");
+        unlink(name.data());  // the open descriptor keeps it readable through /dev/fd
+        path = "/dev/fd/" + std::to_string(fd);
+      }
+      struct Closer {
+        int fd;
+        ~Closer() { close(fd); }
+      } closer{fd};
+      if (size >= 24) {
+        // the element count as the capacity (bytes 8-16: max_elements, 16-24: cur_element_count)
+        uint8_t head[24];
+        std::memcpy(head, data, 24);
+        uint64_t maxElements, count;
+        std::memcpy(&maxElements, head + 8, 8);
+        std::memcpy(&count, head + 16, 8);
+        if (maxElements > count) {
+          uint64_t cap = count > 0 ? count : 1;
+          std::memcpy(head + 8, &cap, 8);
+        }
+        writeAll(fd, head, 24);
+        writeAll(fd, data + 24, size - 24);
+      } else {
+        writeAll(fd, data, size);
+      }
       index.reset(new Hnsw(core->space.get(), path, false, 0, true));
       // Already filled (4 KB pages): marked, khugepaged folds it into huge pages in the background.
       // Moving it to a fresh block at once cost a 66 MB copy at every start and ~8 MB more RSS.
       adviseLevel0(*index);
       where = buildWhere(*index);
     }
-    // The loaded graph replaces the old one on the JS thread, between two searches.
+    static void writeAll(int fd, const uint8_t* p, size_t n) {
+      while (n > 0) {
+        ssize_t w = write(fd, p, std::min<size_t>(n, 1 << 30));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) throw std::runtime_error("cannot write the graph for loading");
+        p += w;
+        n -= (size_t)w;
+      }
+    }
+    // The loaded graph replaces the old one on the JS thread, between two searches; the old one is
+    // freed on the bulk thread.
     Napi::Value result(Napi::Env env) {
+      auto* old = new ReleaseTask;
+      old->index = std::move(core->index);
       core->index = std::move(index);
       core->where = std::move(where);
+      keep.Reset();
+      Pools::of(env).bulk->post(old);
       return env.Undefined();
     }
   };
 
-  Napi::Value LoadAsync(const Napi::CallbackInfo& info) {
-    std::string path = info[0].As<Napi::String>();
-    return runOn(*Pools::of(info.Env()).bulk, info.Env(), LoadWork{shared, path, nullptr, {}});
+  Napi::Value LoadFromAsync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    size_t from = info[1].IsNumber() ? (size_t)info[1].As<Napi::Number>().Int64Value() : 0;
+    size_t to = info[2].IsNumber() ? (size_t)info[2].As<Napi::Number>().Int64Value() : 0;
+    uint8_t* data;
+    if (!bytes(info, 0, from, to, &data)) return env.Undefined();
+    return runOn(*Pools::of(env).bulk, env, LoadWork{shared, data, to - from, Napi::Persistent(info[0].As<Napi::Uint8Array>()), nullptr, {}});
   }
 
   Napi::Value CurrentCount(const Napi::CallbackInfo& info) {

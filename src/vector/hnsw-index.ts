@@ -26,10 +26,6 @@
  * - Serialization freezes mutations until the graph file is written, so a snapshot is a
  *   consistent point in time (see serialize()).
  */
-import { statSync } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { CommandError } from '../errors.js';
 import { IdTable } from './id-table.js';
 import { TextArena } from './text-arena.js';
@@ -131,8 +127,6 @@ export interface VectorIndexStats {
 }
 
 export interface SnapshotOptions {
-  /** Directory for the temporary hnswlib file (default: os.tmpdir()). */
-  tmpDir?: string;
   /**
    * serialize(): called synchronously at the capture point, so a caller can record exactly which
    * state (e.g. which log position) the snapshot holds even while mutations continue.
@@ -569,10 +563,9 @@ export class VectorIndex {
    * One Buffer holding the graph (hnswlib's own file format, loaded back without rebuilding) and
    * every item's slot, id and text, the cosine norms/corrections, the auto-id counter and the params.
    *
-   * Consistency: from onCapture until the graph file and the items are captured the index is
+   * Consistency: from onCapture until the graph and the items are captured the index is
    * frozen (add/remove throw; searches go on), so the snapshot is one point in time. The graph is
-   * written on an engine thread: the event loop is never blocked for the copy. The temporary file
-   * is always removed.
+   * written into the buffer on an engine thread while the items are written here.
    *
    * Layout (little-endian): "RLVI" | u16 version | u16 0 | u32 headerLen | header JSON |
    * graph bytes | per item: [version 2: u32 slot,] u32 id, u32 textLen, text (UTF-8) | cosine: per
@@ -581,23 +574,14 @@ export class VectorIndex {
    */
   async serialize(opts: SnapshotOptions = {}): Promise<Buffer> {
     this.assertMutable(); // one snapshot at a time
-    let dir: string | undefined;
     let frozen = false;
     try {
-      let graphPath: string | undefined;
-      if (this.graph !== null) {
-        dir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'rlvi-'));
-        graphPath = join(dir, 'graph.bin');
-      }
       while (this.frozen) await this.whenIdle(); // another one started meanwhile
       this.freeze();
       frozen = true;
       opts.onCapture?.();
-      let graphBytes = 0;
-      if (this.graph !== null) {
-        await this.graph.saveAsync(graphPath!);
-        graphBytes = statSync(graphPath!).size;
-      }
+      const graph = this.graph;
+      const graphBytes = graph?.savedSize() ?? 0;
       const itemBytes = await this.itemsSize();
       const header = Buffer.from(
         JSON.stringify({
@@ -626,16 +610,19 @@ export class VectorIndex {
       out.writeUInt16LE(0, base + 6);
       out.writeUInt32LE(header.length, base + 8);
       header.copy(out, base + 12);
-      await this.writeItems(out, graphAt + graphBytes, itemBytes);
+      // The graph is written into place on an engine thread while the items are written here.
+      const saved = graph !== null ? graph.saveIntoAsync(out, graphAt) : Promise.resolve();
+      saved.catch(() => undefined); // awaited below; this only marks it handled meanwhile
+      try {
+        await this.writeItems(out, graphAt + graphBytes, itemBytes);
+      } finally {
+        await saved.catch(() => undefined); // the graph stays frozen until its save is done
+      }
+      await saved;
       tail?.copy(out, graphAt + graphBytes + itemBytes);
-      frozen = false;
-      this.thaw();
-      // --- end of capture ---
-      if (graphPath !== undefined) await readInto(graphPath, out, graphAt, graphBytes);
       return out;
     } finally {
       if (frozen) this.thaw();
-      if (dir !== undefined) await rm(dir, { recursive: true, force: true });
     }
   }
 
@@ -673,7 +660,6 @@ export class VectorIndex {
    * Rebuilds an index from serialize()'s Buffer: the graph is loaded as saved (no rebuild; read
    * on an engine thread while the items are decoded here), and ef, items, auto-id counter and
    * capacity are restored. A malformed buffer → Error (`corrupt vector index snapshot: ...`).
-   * The temporary file is always removed.
    */
   static async deserialize(buf: Buffer, opts: SnapshotOptions = {}): Promise<VectorIndex> {
     const bad = (why: string) => new Error(`corrupt vector index snapshot: ${why}`);
@@ -705,16 +691,14 @@ export class VectorIndex {
       ef: h.ef,
     });
 
-    const dir = h.graphBytes > 0 ? await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'rlvi-')) : undefined;
-    try {
+    {
       let graph: Promise<NativeGraph | null> = Promise.resolve(null);
-      if (dir !== undefined) {
-        const path = join(dir, 'graph.bin');
+      if (h.graphBytes > 0) {
+        // read on an engine thread while the items are decoded here
         graph = (async () => {
-          await writeGraphFile(path, buf.subarray(graphStart, itemsStart));
           const g = newGraph(innerSpace(index.space), h.dim!);
           try {
-            await g.loadAsync(path);
+            await g.loadFromAsync(buf, graphStart, itemsStart);
           } catch (e) {
             throw bad(`graph: ${(e as Error).message}`);
           }
@@ -745,13 +729,11 @@ export class VectorIndex {
             throw bad((e as Error).message);
           }
         }
-        // writeGraphFile saved the capacity as the element count: the index grows again on demand.
+        // loaded with its element count as the capacity: the index grows again on demand.
         const count = g.currentCount();
         if (g.capacity() > count) g.resize(Math.max(count, 1));
         index.graph = g;
       }
-    } finally {
-      if (dir !== undefined) await rm(dir, { recursive: true, force: true });
     }
     index.nextAuto = h.nextId;
     return index;
@@ -1035,38 +1017,3 @@ function* knnSteps(p: KnnPlan): Generator<{ ef: number; exact: boolean }, KnnExp
   return { hits: yield { ef: 0, exact: true }, path: 'exact', reason: 'hnsw-short', ef: p.ef, ...extra };
 }
 
-/**
- * Writes hnswlib's index file for loading, with its capacity (max_elements, the u64 at offset 8;
- * cur_element_count is the u64 at 16) lowered to the element count: hnswlib allocates its
- * per-element arrays for the capacity read, so loading the saved capacity and trimming it
- * afterwards held both sizes at once and left the allocator fragmented. `graph` is not changed.
- */
-async function writeGraphFile(path: string, graph: Buffer): Promise<void> {
-  const head = Buffer.from(graph.subarray(0, Math.min(24, graph.length)));
-  if (head.length === 24) {
-    const count = head.readBigUInt64LE(16);
-    if (head.readBigUInt64LE(8) > count) head.writeBigUInt64LE(count > 0n ? count : 1n, 8);
-  }
-  const fh = await open(path, 'w');
-  try {
-    const { bytesWritten } = await fh.writev([head, graph.subarray(head.length)]);
-    if (bytesWritten !== graph.length) throw new Error('vector snapshot: graph file written short');
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Reads `length` bytes of a file into buf at `at`. */
-async function readInto(path: string, buf: Buffer, at: number, length: number): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await fh.read(buf, at + done, length - done, done);
-      if (bytesRead === 0) throw new Error('vector snapshot: graph file shorter than expected');
-      done += bytesRead;
-    }
-  } finally {
-    await fh.close();
-  }
-}

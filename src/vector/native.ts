@@ -25,8 +25,12 @@ export interface NativeGraph {
   getPoint(label: number): Float32Array;
   resize(capacity: number): void;
   relabel(from: Uint32Array, to: Uint32Array): void;
-  saveAsync(path: string): Promise<void>;
-  loadAsync(path: string): Promise<void>;
+  /** Bytes of the graph's saved form (hnswlib's file format). */
+  savedSize(): number;
+  /** Writes the saved form (savedSize() bytes) into `buf` at `at`, on the bulk thread; the graph must not change meanwhile. */
+  saveIntoAsync(buf: Uint8Array, at: number): Promise<void>;
+  /** Replaces the graph with the saved form in buf[start, end), read on the bulk thread; its capacity becomes its element count. */
+  loadFromAsync(buf: Uint8Array, start: number, end: number): Promise<void>;
   currentCount(): number;
   capacity(): number;
   deletedCount(): number;
