@@ -744,7 +744,7 @@ struct AllocWork {
   }
 };
 
-// allocBufferAsync(size) → Promise<ArrayBuffer>: memory for a snapshot, faulted in off the event loop.
+// allocBufferAsync(size, background?) → Promise<ArrayBuffer>: memory for a snapshot, faulted in off the event loop.
 Napi::Value AllocBufferAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber() || info[0].As<Napi::Number>().DoubleValue() < 0) {
@@ -752,8 +752,12 @@ Napi::Value AllocBufferAsync(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   size_t size = (size_t)info[0].As<Napi::Number>().Int64Value();
-  // A writer thread (normal priority): a snapshot waits for this buffer while it holds the store.
-  return runOn(*Pools::of(env).writers, env, AllocWork(size));
+  bool background = info.Length() > 1 && info[1].ToBoolean().Value();
+  // A writer thread (normal priority) by default: a snapshot waits for this buffer while it holds
+  // the store. In the background (a snapshot being read): the bulk thread, at idle priority, so
+  // faulting in 70 MB does not take a core from the event loop or redis-server.
+  Pools& pools = Pools::of(env);
+  return runOn(background ? *pools.bulk : *pools.writers, env, AllocWork(size));
 }
 
 // releaseBuffer(arrayBuffer): detaches it (every view of it now has length 0), which frees its

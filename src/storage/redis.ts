@@ -1066,7 +1066,7 @@ export class RedisStorage implements Storage {
       const size = Number(m.size);
       const prefix = chunkPrefix(id) + m.gen + ':';
       // Released by the caller once decoded (releaseSnapshotBuffer), here when it is not returned.
-      const data = await snapshotBuffer(size);
+      const data = await snapshotBuffer(size, true);
       let ok = false;
       try {
         const got = await this.readChunks(prefix, n, data);

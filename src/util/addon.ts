@@ -16,7 +16,7 @@ export interface Addon {
   /** zlib's CRC-32 of `data` continuing from `value`, computed on the bulk thread (`data` must not change meanwhile). */
   crc32Async(data: Uint8Array, value?: number): Promise<number>;
   /** Memory for a snapshot, faulted in off the event loop and unknown to V8's heap accounting. */
-  allocBufferAsync(size: number): Promise<ArrayBuffer>;
+  allocBufferAsync(size: number, background?: boolean): Promise<ArrayBuffer>;
   /** Detaches an allocBufferAsync buffer (its views read as empty) and frees it off the event loop. */
   releaseBuffer(buf: ArrayBuffer): void;
 }
@@ -53,12 +53,13 @@ const ours = new WeakSet<ArrayBufferLike>();
  * A buffer for a whole snapshot (tens of MB): from the addon, so the event loop neither page-faults
  * through it nor pays a V8 collection to allocate and free it. Release it with
  * releaseSnapshotBuffer once nothing reads it; one never released is freed when collected.
- * Without the addon, Buffer.allocUnsafe.
+ * `background`: nothing holds a store while waiting for it (a snapshot about to be read), so it is
+ * faulted in at idle priority. Without the addon, Buffer.allocUnsafe.
  */
-export async function snapshotBuffer(size: number): Promise<Buffer> {
+export async function snapshotBuffer(size: number, background = false): Promise<Buffer> {
   const a = addonIfBuilt();
   if (!a) return Buffer.allocUnsafe(size);
-  const ab = await a.allocBufferAsync(size);
+  const ab = await a.allocBufferAsync(size, background);
   ours.add(ab);
   return Buffer.from(ab, 0, size);
 }
