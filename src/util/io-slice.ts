@@ -35,6 +35,16 @@ export function pauseForIo(): Promise<void> | null {
   return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
 }
 
+/** True when this turn's slice is spent (a cheap check for tight loops; then await ioTurn()). */
+export function sliceSpent(): boolean {
+  const now = performance.now();
+  if (sliceStart < 0) {
+    startSlice(now);
+    return false;
+  }
+  return now - sliceStart >= SLICE_MS;
+}
+
 /** Waits, if this turn's slice is spent, until a later turn still has room (see pauseForIo). */
 export async function ioTurn(): Promise<void> {
   for (let later = pauseForIo(); later; later = pauseForIo()) await later;

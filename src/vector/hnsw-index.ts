@@ -29,7 +29,7 @@
 import { CommandError } from '../errors.js';
 import { IdTable } from './id-table.js';
 import { TextArena } from './text-arena.js';
-import { ioTurn } from '../util/io-slice.js';
+import { ioTurn, sliceSpent } from '../util/io-slice.js';
 import { snapshotBuffer } from '../util/addon.js';
 import { newGraph, type Hits, type NativeGraph } from './native.js';
 import { type Bitset, emptyBits, popcount, and, setBit } from './bitset.js';
@@ -824,7 +824,7 @@ export class VectorIndex {
   private async itemsSize(): Promise<number> {
     let size = 4;
     for (let s = 0; s < this.slotTop; s++) {
-      if ((s & 255) === 255) await ioTurn();
+      if ((s & 31) === 31 && sliceSpent()) await ioTurn();
       if (this.texts.has(s)) size += 12 + this.texts.byteLengthOf(s);
     }
     if (this.space === 'cosine') {
@@ -838,7 +838,7 @@ export class VectorIndex {
     const cosine = this.space === 'cosine';
     let o = at;
     for (let s = 0; s < this.slotTop; s++) {
-      if ((s & 255) === 255) await ioTurn();
+      if ((s & 31) === 31 && sliceSpent()) await ioTurn();
       if (!this.texts.has(s)) continue;
       buf.writeUInt32LE(s, o);
       buf.writeUInt32LE(this.slotIds[s]!, o + 4);
@@ -888,7 +888,7 @@ export class VectorIndex {
     const order = new Uint32Array(n); // the slot of the i-th item
     let last = -1;
     for (let i = 0; i < n; i++) {
-      if ((i & 255) === 255) await ioTurn();
+      if ((i & 31) === 31 && sliceSpent()) await ioTurn();
       need(perItem);
       let s = i;
       if (version !== 1) {
