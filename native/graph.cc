@@ -391,7 +391,6 @@ class Inbox {
     while (!top.compare_exchange_weak(head, t, std::memory_order_seq_cst, std::memory_order_relaxed));
     return head == nullptr;
   }
-  bool empty() const { return top.load(std::memory_order_seq_cst) == nullptr; }
   // Everything pushed so far, in push order.
   Task* takeAll() {
     Task* t = top.exchange(nullptr, std::memory_order_acq_rel);
@@ -1026,6 +1025,17 @@ class Graph : public Napi::ObjectWrap<Graph> {
     return Napi::Number::New(info.Env(), (double)core.index->indexFileSize());
   }
 
+  // A non-negative integer argument (absent: 0); false (with a RangeError thrown) if not.
+  static bool offset(const Napi::CallbackInfo& info, size_t at, size_t* out) {
+    double v = info[at].IsNumber() ? info[at].As<Napi::Number>().DoubleValue() : info[at].IsUndefined() ? 0 : -1;
+    if (!(v >= 0 && v <= 9007199254740991.0) || v != (double)(uint64_t)v) {
+      Napi::RangeError::New(info.Env(), "expected a byte offset").ThrowAsJavaScriptException();
+      return false;
+    }
+    *out = (size_t)v;
+    return true;
+  }
+
   // A Uint8Array argument and a byte range in it; false (with a TypeError thrown) if not.
   static bool bytes(const Napi::CallbackInfo& info, size_t at, size_t from, size_t to, uint8_t** out) {
     if (!info[at].IsTypedArray() || info[at].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
@@ -1083,14 +1093,13 @@ class Graph : public Napi::ObjectWrap<Graph> {
 
   Napi::Value SaveIntoAsync(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    size_t at = info[1].IsNumber() ? (size_t)info[1].As<Napi::Number>().Int64Value() : 0;
-    size_t size = core.index ? core.index->indexFileSize() : 0;
-    uint8_t* out;
     if (!core.index) {
       Napi::Error::New(env, "graph is not initialised").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    if (!bytes(info, 0, at, at + size, &out)) return env.Undefined();
+    size_t at, size = core.index->indexFileSize();
+    uint8_t* out;
+    if (!offset(info, 1, &at) || !bytes(info, 0, at, at + size, &out)) return env.Undefined();
     return runOn(*Pools::of(env).bulk, env, SaveWork{shared, out, size, Napi::Persistent(info[0].As<Napi::Uint8Array>())});
   }
 
@@ -1174,10 +1183,9 @@ class Graph : public Napi::ObjectWrap<Graph> {
 
   Napi::Value LoadFromAsync(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    size_t from = info[1].IsNumber() ? (size_t)info[1].As<Napi::Number>().Int64Value() : 0;
-    size_t to = info[2].IsNumber() ? (size_t)info[2].As<Napi::Number>().Int64Value() : 0;
+    size_t from, to;
     uint8_t* data;
-    if (!bytes(info, 0, from, to, &data)) return env.Undefined();
+    if (!offset(info, 1, &from) || !offset(info, 2, &to) || !bytes(info, 0, from, to, &data)) return env.Undefined();
     return runOn(*Pools::of(env).bulk, env, LoadWork{shared, data, to - from, Napi::Persistent(info[0].As<Napi::Uint8Array>()), nullptr, {}});
   }
 

@@ -192,6 +192,10 @@ describe('native graph on the engine threads', () => {
     // bad ranges and bytes are errors, not crashes
     expect(() => a.saveIntoAsync(buf, 200)).toThrow(/outside/);
     expect(() => b.loadFromAsync(buf, 60, size + 200)).toThrow(/outside/);
+    expect(() => a.saveIntoAsync(buf, -1)).toThrow(/offset/);
+    expect(() => a.saveIntoAsync(buf, 2 ** 64 - 1)).toThrow(/offset/);
+    expect(() => b.loadFromAsync(buf, -5, 10)).toThrow(/offset/);
+    expect(() => b.loadFromAsync(buf, 0.5, 10)).toThrow(/offset/);
     await expect(newGraph('l2', dim2).loadFromAsync(buf, 0, 50)).rejects.toThrow();
     expect(b.currentCount()).toBe(12_001);
   });
