@@ -1104,9 +1104,10 @@ class Graph : public Napi::ObjectWrap<Graph> {
   }
 
   // loadFromAsync(buf: Uint8Array, start, end): replaces the graph with the saved form in
-  // buf[start, end) (as saveIntoAsync wrote it), read on the bulk thread. Its capacity is its element
-  // count (it grows again on demand): a store emptied of most of its items does not come back at
-  // its old size.
+  // buf[start, end) (as saveIntoAsync wrote it), read on the bulk thread. It is loaded with its
+  // element count as its capacity (it grows again on demand): hnswlib allocates its per-element
+  // arrays for the capacity it reads, so loading the saved capacity and trimming it afterwards held
+  // both sizes at once and left the allocator fragmented.
   struct LoadWork {
     std::shared_ptr<Core> core;
     const uint8_t* data;

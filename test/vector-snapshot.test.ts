@@ -7,11 +7,16 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import hnswlib from 'hnswlib-node';
 import { bruteForce, clustered } from '../harness/vector-data.js';
 
+// Snapshots go through memory only: with TMPDIR pointed at an empty directory, none appears there.
 let dir: string;
+const savedTmp = process.env.TMPDIR;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'vector-snapshot-test-'));
+  process.env.TMPDIR = dir;
 });
 afterAll(async () => {
+  if (savedTmp === undefined) delete process.env.TMPDIR;
+  else process.env.TMPDIR = savedTmp;
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -25,10 +30,10 @@ describe.each(['l2', 'cosine', 'ip'] as Space[])('serialize/deserialize (%s)', (
     ix.nextId(); // a reserved id moves the counter too
 
     let captured = 0;
-    const buf = await ix.serialize({ tmpDir: dir, onCapture: () => captured++ });
-    expect(await readdir(dir)).toEqual([]); // temp files removed
+    const buf = await ix.serialize({ onCapture: () => captured++ });
+    expect(await readdir(dir)).toEqual([]); // no files written
     const saved = Buffer.from(buf);
-    const back = await VectorIndex.deserialize(buf, { tmpDir: dir });
+    const back = await VectorIndex.deserialize(buf);
     expect(await readdir(dir)).toEqual([]);
     expect(buf.equals(saved)).toBe(true); // the graph file gets a lowered capacity, the snapshot is untouched
     expect(captured).toBe(1);
@@ -70,7 +75,7 @@ describe.each(['l2', 'cosine', 'ip'] as Space[])('serialize/deserialize (%s)', (
     expect(back.get(3_000_000)!.data).toBe('grows');
     back.add(0, set.row(1), 'zero again');
     expect(back.get(0)!.data).toBe('zero again');
-    const again = await VectorIndex.deserialize(await back.serialize({ tmpDir: dir }), { tmpDir: dir });
+    const again = await VectorIndex.deserialize(await back.serialize());
     expect(again.size).toBe(back.size);
     expect(again.get(0)).toEqual(back.get(0));
   });
@@ -181,10 +186,10 @@ describe('snapshot edge cases', () => {
     expect(b.stats().deleted).toBe(0);
   });
 
-  it('rejects corrupt snapshots with a clear error and leaves no temp files', async () => {
+  it('rejects corrupt snapshots with a clear error and leaves no files behind', async () => {
     const ix = new VectorIndex();
     for (let i = 0; i < 50; i++) ix.add(i, new Float32Array([i, 1, 2, 3]), `t${i}`);
-    const good = await ix.serialize({ tmpDir: dir });
+    const good = await ix.serialize();
     const cases: Buffer[] = [
       Buffer.alloc(0),
       Buffer.from('nope'),
@@ -200,7 +205,7 @@ describe('snapshot edge cases', () => {
     graph.fill(0xff, 12 + headerLen, 12 + headerLen + 64); // clobber the hnswlib header
     cases.push(graph);
     for (const c of cases) {
-      await expect(VectorIndex.deserialize(c, { tmpDir: dir })).rejects.toThrow(/corrupt vector index snapshot|Hnswlib Error/);
+      await expect(VectorIndex.deserialize(c)).rejects.toThrow(/corrupt vector index snapshot|Hnswlib Error/);
     }
     expect(await readdir(dir)).toEqual([]);
   });

@@ -23,8 +23,8 @@
  *   max_elements is a hint, never a limit.
  * - Auto ids: the counter starts at 1 and is always above every id ever added (explicit ids
  *   advance it), so an auto id can never overwrite an explicit one.
- * - Serialization freezes mutations until the graph file is written, so a snapshot is a
- *   consistent point in time (see serialize()).
+ * - Serialization freezes mutations until the graph and the items are written, so a snapshot is
+ *   a consistent point in time (see serialize()).
  */
 import { CommandError } from '../errors.js';
 import { IdTable } from './id-table.js';
@@ -661,7 +661,7 @@ export class VectorIndex {
    * on an engine thread while the items are decoded here), and ef, items, auto-id counter and
    * capacity are restored. A malformed buffer → Error (`corrupt vector index snapshot: ...`).
    */
-  static async deserialize(buf: Buffer, opts: SnapshotOptions = {}): Promise<VectorIndex> {
+  static async deserialize(buf: Buffer): Promise<VectorIndex> {
     const bad = (why: string) => new Error(`corrupt vector index snapshot: ${why}`);
     if (buf.length < 12 || buf.toString('latin1', 0, 4) !== MAGIC) throw bad('bad magic');
     const version = buf.readUInt16LE(4);
@@ -691,49 +691,47 @@ export class VectorIndex {
       ef: h.ef,
     });
 
-    {
-      let graph: Promise<NativeGraph | null> = Promise.resolve(null);
-      if (h.graphBytes > 0) {
-        // read on an engine thread while the items are decoded here
-        graph = (async () => {
-          const g = newGraph(innerSpace(index.space), h.dim!);
-          try {
-            await g.loadFromAsync(buf, graphStart, itemsStart);
-          } catch (e) {
-            throw bad(`graph: ${(e as Error).message}`);
-          }
-          return g;
-        })();
-        graph.catch(() => undefined); // awaited below; this only marks it handled meanwhile
-      }
-      try {
-        await index.decodeItems(buf.subarray(itemsStart), h, version, bad);
-      } catch (e) {
-        await graph.catch(() => undefined);
-        throw e;
-      }
-      const g = await graph;
-      if (g !== null) {
-        if (g.currentCount() < index.idToSlot.size) throw bad('graph smaller than items');
-        if (version === 1) {
-          // Format 1 labelled the graph by item id; this engine labels it by slot.
-          const from = new Uint32Array(index.slotTop);
-          const to = new Uint32Array(index.slotTop);
-          for (let s = 0; s < index.slotTop; s++) {
-            from[s] = index.slotIds[s]!;
-            to[s] = s;
-          }
-          try {
-            g.relabel(from, to);
-          } catch (e) {
-            throw bad((e as Error).message);
-          }
+    let graph: Promise<NativeGraph | null> = Promise.resolve(null);
+    if (h.graphBytes > 0) {
+      // read on an engine thread while the items are decoded here
+      graph = (async () => {
+        const g = newGraph(innerSpace(index.space), h.dim!);
+        try {
+          await g.loadFromAsync(buf, graphStart, itemsStart);
+        } catch (e) {
+          throw bad(`graph: ${(e as Error).message}`);
         }
-        // loaded with its element count as the capacity: the index grows again on demand.
-        const count = g.currentCount();
-        if (g.capacity() > count) g.resize(Math.max(count, 1));
-        index.graph = g;
+        return g;
+      })();
+      graph.catch(() => undefined); // awaited below; this only marks it handled meanwhile
+    }
+    try {
+      await index.decodeItems(buf.subarray(itemsStart), h, version, bad);
+    } catch (e) {
+      await graph.catch(() => undefined);
+      throw e;
+    }
+    const g = await graph;
+    if (g !== null) {
+      if (g.currentCount() < index.idToSlot.size) throw bad('graph smaller than items');
+      if (version === 1) {
+        // Format 1 labelled the graph by item id; this engine labels it by slot.
+        const from = new Uint32Array(index.slotTop);
+        const to = new Uint32Array(index.slotTop);
+        for (let s = 0; s < index.slotTop; s++) {
+          from[s] = index.slotIds[s]!;
+          to[s] = s;
+        }
+        try {
+          g.relabel(from, to);
+        } catch (e) {
+          throw bad((e as Error).message);
+        }
       }
+      // loaded with its element count as the capacity: the index grows again on demand.
+      const count = g.currentCount();
+      if (g.capacity() > count) g.resize(Math.max(count, 1));
+      index.graph = g;
     }
     index.nextAuto = h.nextId;
     return index;
