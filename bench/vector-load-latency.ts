@@ -15,7 +15,9 @@
  * server's vector threads do: on this 2-core box that stands in for clients on other machines.
  * The server's event loop, redis-server and the probe run at normal priority.
  *
- * Usage: npx tsx bench/vector-load-latency.ts [--n 50000] [--big 100000] [--dim 128] [--ms 6000] [--only a,b,c,d]
+ * Each loaded phase also prints the GET p99 of the same instance probed idle just before it.
+ *
+ * Usage: npx tsx bench/vector-load-latency.ts [--n 50000] [--big 100000] [--dim 128] [--ms 6000] [--idle-ms 3000] [--only a,b,c,d]
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -44,6 +46,8 @@ const N = numArg('n', 50_000);
 const BIG = numArg('big', 100_000);
 const DIM = numArg('dim', 128);
 const MS = numArg('ms', 6000);
+/** The idle probe just before each loaded phase (ms). */
+const IDLE_MS = numArg('idle-ms', 3000);
 /** --only a,b: run only these of the loaded phases (idle always runs). */
 const ONLY = strArg('only')?.split(',') ?? ['a', 'b', 'c', 'd'];
 
@@ -88,8 +92,19 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+/** GET p99 (ms) of a probe: the idle baseline a loaded phase is read against. */
+function getP99(p: Probe): number {
+  return pct(p.lat.filter((_, i) => p.op[i] === 'G').map((x) => x / 1000).sort((a, b) => a - b), 99);
+}
+
+/**
+ * The same instance idle for IDLE_MS just before a loaded phase: this VM's scheduling noise moves
+ * the idle p99 through the server by 1-2 ms between runs, so each phase carries its own baseline.
+ */
+const idleBefore = async (port: number) => getP99(await probe(port, IDLE_MS));
+
 /** [label, requests, SET p50/p99, GET p50/p99, max] over the requests answered inside `windows`. */
-function report(label: string, p: Probe, windows?: Array<[number, number]>, note = ''): void {
+function report(label: string, p: Probe, windows?: Array<[number, number]>, note = '', idle = NaN): void {
   const inside = (t: number) => !windows || windows.some(([a, b]) => t >= a && t <= b);
   const pick = (o: string) =>
     p.lat
@@ -99,7 +114,7 @@ function report(label: string, p: Probe, windows?: Array<[number, number]>, note
   const s = pick('S');
   const g = pick('G');
   const all = [...s, ...g].sort((a, b) => a - b);
-  row(label, fmt(all.length), fmt(pct(s, 50), 2), fmt(pct(s, 99), 2), fmt(pct(g, 50), 2), fmt(pct(g, 99), 2), fmt(pct(all, 99), 2), fmt(all[all.length - 1] ?? NaN, 1), note);
+  row(label, fmt(all.length), fmt(pct(s, 50), 2), fmt(pct(s, 99), 2), fmt(pct(g, 50), 2), fmt(pct(g, 99), 2), Number.isNaN(idle) ? '' : fmt(idle, 2), fmt(pct(all, 99), 2), fmt(all[all.length - 1] ?? NaN, 1), note);
 }
 
 async function main(): Promise<void> {
@@ -133,21 +148,23 @@ async function main(): Promise<void> {
   }
   console.log(`# snapshots after the load done in ${fmt((performance.now() - t) / 1000, 1)} s`);
 
-  header('load', 'requests', 'SET p50 ms', 'SET p99 ms', 'GET p50 ms', 'GET p99 ms', 'all p99 ms', 'max ms', 'meanwhile');
+  header('load', 'requests', 'SET p50 ms', 'SET p99 ms', 'GET p50 ms', 'GET p99 ms', 'idle GET p99 just before', 'all p99 ms', 'max ms', 'meanwhile');
   report('idle, straight to redis-server', await probe(redis.port, MS));
   report('idle, through the server', await probe(w.port, MS));
 
   let stop = false;
   // (a) KNN saturation
   if (ONLY.includes('a')) {
+    const idle = await idleBefore(w.port);
     const { probed, rate } = await underLoad(w.port, ['--mode', 'knn', '--store', 'load', '--conns', '4', '--window', '8', '--n', String(N), '--dim', String(DIM)]);
-    report('(a) LLM.KNN saturating the store', probed, undefined, `${fmt(rate)} KNN/s`);
+    report('(a) LLM.KNN saturating the store', probed, undefined, `${fmt(rate)} KNN/s`, idle);
   }
 
   // (b) ADD saturation: new ids after the store's
   if (ONLY.includes('b')) {
+    const idle = await idleBefore(w.port);
     const { probed, rate } = await underLoad(w.port, ['--mode', 'add', '--store', 'load', '--conns', '4', '--window', '16', '--n', String(N), '--dim', String(DIM), '--from', String(N)]);
-    report('(b) LLM.ADD saturating the store', probed, undefined, `${fmt(rate)} ADD/s`);
+    report('(b) LLM.ADD saturating the store', probed, undefined, `${fmt(rate)} ADD/s`, idle);
   }
 
   // A second instance on the same Redis that snapshots 300 ms after a change: one ADD through it
@@ -163,6 +180,7 @@ async function main(): Promise<void> {
 
   // (c) snapshots of the big store, back to back
   if (ONLY.includes('c')) {
+    const idle = await idleBefore(w2.port);
     const windows: Array<[number, number]> = [];
     stop = false;
     const snapLoop = (async () => {
@@ -175,7 +193,7 @@ async function main(): Promise<void> {
     const pc = await probe(w2.port, MS);
     stop = true;
     await snapLoop;
-    report(`(c) snapshots of the ${fmt(BIG)}-vector store`, pc, windows, `${windows.length} snapshots`);
+    report(`(c) snapshots of the ${fmt(BIG)}-vector store`, pc, windows, `${windows.length} snapshots`, idle);
   }
 
   // (d) a running follower reloads the big store from a snapshot: it is stopped (SIGSTOP) while the
@@ -186,6 +204,7 @@ async function main(): Promise<void> {
     const f = await startServerChild(['--redis', redis.url]);
     await waitReady(f.port, f.startedAt);
     const rf = new Redis({ port: f.port, host: '127.0.0.1' });
+    const idle = await idleBefore(f.port);
     const windows: Array<[number, number]> = [];
     const reloadMs: number[] = [];
     stop = false;
@@ -209,7 +228,7 @@ async function main(): Promise<void> {
     const sent = pd.t.map((t, i) => t - pd.lat[i]! / 1000);
     const keep = pd.t.map((_, i) => windows.some(([a, b]) => sent[i]! >= a && pd.t[i]! <= b));
     const pick = <T,>(xs: T[]) => xs.filter((_, i) => keep[i]);
-    report(`(d) a running follower reloading the ${fmt(BIG)}-vector store`, { t: pick(pd.t), lat: pick(pd.lat), op: pick(pd.op) }, undefined, `${reloadMs.length} reloads, ${fmt(Math.min(...reloadMs))}–${fmt(Math.max(...reloadMs))} ms each`);
+    report(`(d) a running follower reloading the ${fmt(BIG)}-vector store`, { t: pick(pd.t), lat: pick(pd.lat), op: pick(pd.op) }, undefined, `${reloadMs.length} reloads, ${fmt(Math.min(...reloadMs))}–${fmt(Math.max(...reloadMs))} ms each`, idle);
     rf.disconnect();
     await stopChild(f);
   }
