@@ -343,6 +343,23 @@ describe('CLIENT REPLY keeps the reply order', () => {
     expect(raw.pending()).toBe('');
     expect(await io().call('LLM.SIZE', 'r3:crvs')).toBe(0);
   });
+
+  it('a SKIP used up by a local command: a slow reply after it still comes before the next local reply', async () => {
+    // The local command cancels the SKIP the link passed to Redis (CLIENT REPLY ON, its +OK dropped
+    // by the link). That dropped reply's slot once absorbed the next forwarded request's: the +OK
+    // then cleared both, and the LLM.SIZE after the BLPOP (which answers 0.2 s later, without
+    // holding Redis) was answered before it. A race in the test above; here every time.
+    await io().call('LLM.CREATE-VECTOR-STORE', 'r3:crslow', '--PARAMS', '{"dim":2}');
+    const raw = new Raw(server.port);
+    raw.send(
+      cmd('CLIENT', 'REPLY', 'OFF'),
+      cmd('CLIENT', 'REPLY', 'SKIP'),
+      cmd('LLM.SIZE', 'r3:crslow'), // skipped here
+      cmd('BLPOP', 'r3:crnone', '0.2'),
+      cmd('LLM.SIZE', 'r3:crslow'),
+    );
+    expect(await raw.frames(2)).toEqual(['*-1\r\n', ':0\r\n']);
+  });
 });
 
 describe('clients as users get them', () => {

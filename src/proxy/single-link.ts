@@ -201,8 +201,9 @@ export class SingleLink implements BackendLink {
     }
     if (hooks?.monitor) this.pubsubAware = true;
     const tail = this.slots[this.slots.length - 1];
-    if (!hooks && tail && !tail.hooks && !tail.resolve) {
+    if (!hooks && tail && !tail.hooks && !tail.resolve && !tail.drop) {
       // A run of plain forwarded requests shares one slot: a count, not an object per request.
+      // Never the link's own dropped reply's slot: its one reply would take the request's with it.
       tail.remaining++;
     } else {
       this.slots.push({ remaining: 1, hooks });
