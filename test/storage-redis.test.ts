@@ -170,7 +170,9 @@ describe('RedisStorage', () => {
     // a chunk changed behind the server's back: checksum; one missing for good: never consistent
     const gen = (await admin.hget(`__llm__:{${r.id}}:snap`, 'gen'))!;
     const chunk = `__llm__:{${r.id}}:snap:${gen}:3`;
-    await admin.setrange(chunk, 100, 'x');
+    // a byte flipped (writing a fixed 'x' changed nothing when the random byte already was one)
+    const byte = (await admin.getrangeBuffer(chunk, 100, 100))[0]!;
+    await admin.setrange(chunk, 100, Buffer.from([byte ^ 0xff]));
     await expect(s.readSnapshot(r.id)).rejects.toThrow(/corrupt \(size or checksum mismatch\)/);
     await admin.append(chunk, 'tail');
     await expect(s.readSnapshot(r.id)).rejects.toThrow(/corrupt/);
