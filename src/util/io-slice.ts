@@ -25,12 +25,7 @@ function startSlice(now: number): void {
 }
 
 export function pauseForIo(): Promise<void> | null {
-  const now = performance.now();
-  if (sliceStart < 0) {
-    startSlice(now);
-    return null;
-  }
-  if (now - sliceStart < SLICE_MS) return null;
+  if (!sliceSpent()) return null;
   // setImmediate from here runs in this turn's check phase; one more hop lands after the next poll.
   return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
 }

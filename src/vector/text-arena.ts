@@ -13,6 +13,9 @@
  * became garbage since the last one).
  */
 const CHUNK_MIN = 4 * 1024;
+const CHUNK_MAX = 16 * 1024 * 1024;
+const NONE = 0xffffffff; // slot has no text (free slot)
+const EMPTY = 0xfffffffe; // slot has the empty text (uses no chunk)
 /** Below this many bytes a plain loop beats Buffer#copy / TypedArray#set (each makes a view object and crosses into C++). */
 const SHORT_COPY = 64;
 
@@ -24,9 +27,6 @@ function copyBytes(src: Uint8Array, from: number, dst: Uint8Array, to: number, l
     dst.set(src.subarray(from, from + len), to);
   }
 }
-const CHUNK_MAX = 16 * 1024 * 1024;
-const NONE = 0xffffffff; // slot has no text (free slot)
-const EMPTY = 0xfffffffe; // slot has the empty text (uses no chunk)
 
 export class TextArena {
   private chunks: (Buffer | null)[] = [];
