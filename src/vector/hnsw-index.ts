@@ -615,8 +615,9 @@ export class VectorIndex {
       saved.catch(() => undefined); // awaited below; this only marks it handled meanwhile
       try {
         await this.writeItems(out, graphAt + graphBytes, itemBytes);
-      } finally {
+      } catch (e) {
         await saved.catch(() => undefined); // the graph stays frozen until its save is done
+        throw e;
       }
       await saved;
       tail?.copy(out, graphAt + graphBytes + itemBytes);
@@ -728,9 +729,7 @@ export class VectorIndex {
           throw bad((e as Error).message);
         }
       }
-      // loaded with its element count as the capacity: the index grows again on demand.
-      const count = g.currentCount();
-      if (g.capacity() > count) g.resize(Math.max(count, 1));
+      // loadFromAsync gave it its element count as the capacity: it grows again on demand.
       index.graph = g;
     }
     index.nextAuto = h.nextId;
