@@ -92,27 +92,25 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-/** GET p99 (ms) of a probe: the idle baseline a loaded phase is read against. */
-function getP99(p: Probe): number {
-  return pct(p.lat.filter((_, i) => p.op[i] === 'G').map((x) => x / 1000).sort((a, b) => a - b), 99);
+/** Latencies (ms, ascending) of one kind of request ('S' or 'G') answered inside `windows` (all when none). */
+function latencies(p: Probe, op: string, windows?: Array<[number, number]>): number[] {
+  const inside = (t: number) => !windows || windows.some(([a, b]) => t >= a && t <= b);
+  return p.lat
+    .filter((_, i) => p.op[i] === op && inside(p.t[i]!))
+    .map((x) => x / 1000)
+    .sort((a, b) => a - b);
 }
 
 /**
  * The same instance idle for IDLE_MS just before a loaded phase: this VM's scheduling noise moves
  * the idle p99 through the server by 1-2 ms between runs, so each phase carries its own baseline.
  */
-const idleBefore = async (port: number) => getP99(await probe(port, IDLE_MS));
+const idleBefore = async (port: number) => pct(latencies(await probe(port, IDLE_MS), 'G'), 99);
 
 /** [label, requests, SET p50/p99, GET p50/p99, max] over the requests answered inside `windows`. */
 function report(label: string, p: Probe, windows?: Array<[number, number]>, note = '', idle = NaN): void {
-  const inside = (t: number) => !windows || windows.some(([a, b]) => t >= a && t <= b);
-  const pick = (o: string) =>
-    p.lat
-      .filter((_, i) => p.op[i] === o && inside(p.t[i]!))
-      .map((x) => x / 1000)
-      .sort((a, b) => a - b);
-  const s = pick('S');
-  const g = pick('G');
+  const s = latencies(p, 'S', windows);
+  const g = latencies(p, 'G', windows);
   const all = [...s, ...g].sort((a, b) => a - b);
   row(label, fmt(all.length), fmt(pct(s, 50), 2), fmt(pct(s, 99), 2), fmt(pct(g, 50), 2), fmt(pct(g, 99), 2), Number.isNaN(idle) ? '' : fmt(idle, 2), fmt(pct(all, 99), 2), fmt(all[all.length - 1] ?? NaN, 1), note);
 }
