@@ -102,6 +102,28 @@ describe('followers', () => {
     }
   });
 
+  it('an instance busy writing a store still takes in the writes of another to it, during and right after its own', async () => {
+    await a.call('LLM.CREATE-VECTOR-STORE', 'f9', '--PARAMS', '{"dim":2}');
+    await a.call('LLM.CREATE-VECTOR-STORE', 'f9-idle', '--PARAMS', '{"dim":2}'); // A's follower then has a log to block on
+    await eventually(async () => expect(await b.exists('f9')).toBe(1));
+    // While A writes, its follower leaves f9 to A's writes (each catches up on other writers first) ...
+    const p = a.pipeline();
+    for (let i = 1; i <= 300; i++) p.call('LLM.ADD', 'f9', '--ID', String(i), '--EMBEDDING', `${i},1`, `a${i}`);
+    const burst = p.exec();
+    await new Promise((r) => setTimeout(r, 5));
+    await b.call('LLM.ADD', 'f9', '--ID', '10000', '--EMBEDDING', '5,5', 'from b, during');
+    await burst;
+    // ... and reads it again once A's writes settled.
+    await b.call('LLM.ADD', 'f9', '--ID', '10001', '--EMBEDDING', '6,6', 'from b, after');
+    await eventually(async () => {
+      expect(await a.call('LLM.GET', 'f9', '10000')).toEqual(['from b, during', '5,5']);
+      expect(await a.call('LLM.GET', 'f9', '10001')).toEqual(['from b, after', '6,6']);
+    }, 700); // not the 2 s a blocked read of the other logs would take to come round
+    expect(await a.call('LLM.SIZE', 'f9')).toBe(302);
+    await eventually(async () => expect(await b.call('LLM.SIZE', 'f9')).toBe(302));
+    expect(await b.call('LLM.GET', 'f9', '300')).toEqual(['a300', '300,1']);
+  });
+
   it('REM and attributes propagate', async () => {
     const id = await a.call('LLM.ADD', 'f1', '--ATTRS', '{"t":"x"}', '--EMBEDDING', '0,0,0,1', 'to remove');
     await eventually(async () => expect(await b.call('LLM.KNN', 'f1', '--FILTER', 't == "x"', '--EMBEDDING', '0,0,0,1')).toHaveLength(1));

@@ -209,14 +209,9 @@ export class ObjectManager extends ObjectRegistry {
       if (typeof id === 'number' && id <= MAX_ID) store.hintNext = Math.max(store.hintNext, id + 1);
     }
     if (attrs && Object.keys(attrs).length > 0) entry.attrs = JSON.stringify(attrs);
-    let appended: { positions: string[]; prev: string | undefined };
-    try {
-      appended = await this.appendLog(store.id, [entry]);
-    } catch (err) {
+    const result = await this.logAndSettle(store, entry, vector, () => {
       if (fixesDim && store.index.dim === undefined) store.pendingDim = undefined;
-      throw err;
-    }
-    const result = await this.settle(store, appended.positions[0]!, appended.prev, entry, vector);
+    });
     // Only another instance's concurrent ADDs can make an applied auto id run out here.
     if (typeof result !== 'number' && typeof result !== 'bigint') throw new CommandError(id === undefined ? IDS_EXHAUSTED : 'the item could not be added');
     return result;
@@ -226,9 +221,7 @@ export class ObjectManager extends ObjectRegistry {
     this.checkLive(store);
     const label = store.aliases.labelOf(id);
     if (label === undefined || !store.index.has(label)) return false;
-    const entry: LogEntry = { op: 'rem', id: String(id) };
-    const { positions, prev } = await this.appendLog(store.id, [entry]);
-    return (await this.settle(store, positions[0]!, prev, entry)) === true;
+    return (await this.logAndSettle(store, { op: 'rem', id: String(id) })) === true;
   }
 
   /** Replaces an item's attributes (`{}` clears them). False when the item does not exist. */
@@ -236,9 +229,7 @@ export class ObjectManager extends ObjectRegistry {
     this.checkLive(store);
     const label = store.aliases.labelOf(id);
     if (label === undefined || !store.index.has(label)) return false;
-    const entry: LogEntry = { op: 'attrs', id: String(id), attrs: JSON.stringify(attrs) };
-    const { positions, prev } = await this.appendLog(store.id, [entry]);
-    return (await this.settle(store, positions[0]!, prev, entry)) === true;
+    return (await this.logAndSettle(store, { op: 'attrs', id: String(id), attrs: JSON.stringify(attrs) })) === true;
   }
 
   /**
@@ -248,6 +239,38 @@ export class ObjectManager extends ObjectRegistry {
   private checkLive(store: StoreObject): void {
     if (this.get(store.db, store.name) !== store) throw new CommandError(`vector store does not exist: ${store.name}`);
   }
+
+  /**
+   * Logs one mutation of `store` (durable when the append resolves) and applies it in log order
+   * (settle). `appendFailed` runs when the append fails, before the error is rethrown. While any
+   * such write is in flight the store counts as being written (writingTo): each settle catches up
+   * on entries of other writers in between, so the follower need not read the store's log, which
+   * would bring back every entry this instance writes.
+   */
+  private async logAndSettle(store: StoreObject, entry: LogEntry, vector?: Float32Array, appendFailed?: () => void): Promise<unknown> {
+    store.writesInFlight++;
+    try {
+      let appended: { positions: string[]; prev: string | undefined };
+      try {
+        appended = await this.appendLog(store.id, [entry]);
+      } catch (err) {
+        appendFailed?.();
+        throw err;
+      }
+      return await this.settle(store, appended.positions[0]!, appended.prev, entry, vector);
+    } finally {
+      if (--store.writesInFlight === 0) this.onStoreQuiet(store.id);
+    }
+  }
+
+  /** Is this instance logging a mutation of the store with this object id (see logAndSettle)? */
+  writingTo(id: string): boolean {
+    const o = this.byId(id);
+    return o instanceof StoreObject && o.writesInFlight > 0;
+  }
+
+  /** Called when the last of this instance's in-flight writes to a store settled (the follower's hook). */
+  onStoreQuiet: (id: string) => void = () => {};
 
   /** Appends entries; `prev` is the position that preceded them when the storage can tell. */
   async appendLog(id: string, entries: LogEntry[]): Promise<{ positions: string[]; prev: string | undefined }> {

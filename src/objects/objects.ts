@@ -183,6 +183,8 @@ export class StoreObject extends LlmObject {
    * even before they are applied (an explicit --ID still in its embedding call reserves it).
    */
   hintNext = 1;
+  /** This instance's mutations of the store being logged and applied (manager.logAndSettle). */
+  writesInFlight = 0;
   /** Results of entries applied by the log follower or a catch-up, for the writer waiting on them. */
   readonly results = new Map<string, unknown>();
   logLength = 0;

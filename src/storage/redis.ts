@@ -708,7 +708,7 @@ export class RedisStorage implements Storage {
     }
     const b = this.logBlocker;
     if (after.size === 0) {
-      await new Promise((r) => setTimeout(r, Math.min(blockMs, 200)));
+      await this.wakeableSleep(Math.min(blockMs, 200));
       return [];
     }
     try {
@@ -759,16 +759,21 @@ export class RedisStorage implements Storage {
       if (this.closing || this.wakes !== wakes || left <= 0) return [];
       const wait = Math.min(left, this.pollEvery);
       this.pollEvery = Math.min(CLUSTER_FOLLOW_POLL_MAX_MS, this.pollEvery * 2);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(done, wait);
-        function done(): void {
-          clearTimeout(t);
-          resolve();
-        }
-        this.wakePoll = done;
-      });
-      this.wakePoll = null;
+      await this.wakeableSleep(wait);
     }
+  }
+
+  /** Waits `ms`, or less if wakeLogs() is called meanwhile. */
+  private async wakeableSleep(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(t);
+        resolve();
+      }
+      this.wakePoll = done;
+    });
+    this.wakePoll = null;
   }
 
   /** Ends a blocked tailLogs() at once (the set of followed objects changed). */
