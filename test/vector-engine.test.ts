@@ -11,13 +11,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import zlib from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadAddon, releaseSnapshotBuffer, snapshotBuffer } from '../src/util/addon.js';
 import { crc32Sliced } from '../src/storage/common.js';
 import type { Redis } from 'ioredis';
 import { RwGate } from '../src/util/rw-gate.js';
 import { ioTurn, pauseForIo, SLICE_MS } from '../src/util/io-slice.js';
-import { addonFile, newGraph, simdLevel } from '../src/vector/native.js';
+import { addonFile, newGraph, simdLevel, type NativeGraph } from '../src/vector/native.js';
+import type { StoreObject } from '../src/objects/objects.js';
 import { VectorIndex } from '../src/vector/index.js';
 import { startRedis, type RedisServerHandle } from '../harness/redis-server.js';
 import { client, startServer } from '../harness/server.js';
@@ -208,6 +209,21 @@ describe('native graph on the engine threads', () => {
     expect(small.currentCount()).toBe(1);
   });
 
+  it('a batch insert runs in order, stops at the first failure and says how many went in', async () => {
+    const g = newGraph('l2', 2);
+    g.init(2, 16, 100);
+    expect(await g.addBatchAsync(new Float32Array([1, 2, 3, 4]), new Uint32Array([0, 1]), 10)).toBe(2);
+    // grows to the limit (3), then the next insert fails: one went in, the third was not tried
+    const r = await g.addBatchAsync(new Float32Array([5, 6, 7, 8, 9, 10]), new Uint32Array([2, 3, 4]), 3);
+    expect(r).toBeInstanceOf(Error);
+    expect((r as Error).message).toMatch(/full/);
+    expect((r as Error & { inserted: number }).inserted).toBe(1);
+    expect(g.currentCount()).toBe(3);
+    expect([...g.search(new Float32Array([5, 6]), 1, 10, false)]).toEqual([2, 0]);
+    expect(() => g.addBatchAsync(new Float32Array(3), new Uint32Array(2), 10)).toThrow(/do not match/);
+    expect(() => g.addBatchAsync([1, 2] as unknown as Float32Array, new Uint32Array(1), 10)).toThrow(/Float32Array/);
+  });
+
   it('a collected graph gives its memory back (its finalizer hands it to the bulk thread)', () => {
     const script = `
       const A = require(${JSON.stringify(addonFile())});
@@ -344,6 +360,44 @@ describe('through the server', () => {
     }
   });
 
+  it('pipelined ADDs reach the engine in batches and end exactly as the same ADDs sent one at a time', async () => {
+    const ops: string[][] = [];
+    for (let i = 1; i <= 240; i++) {
+      if (i % 7 === 0) ops.push(['--ID', String(1 + (i % 40)), '--EMBEDDING', vec(i), `again ${i}`]); // updates (a new batch at each)
+      else if (i % 11 === 0) ops.push(['--ID', String(1000 + i), '--EMBEDDING', vec(i), `far ${i}`]); // the auto ids jump past it
+      else ops.push([...(i % 5 === 0 ? ['--ATTRS', `{"i":${i}}`] : []), '--EMBEDDING', vec(i), `auto ${i}`]);
+    }
+    await r.call('LLM.CREATE-VECTOR-STORE', 'one', '--PARAMS', '{"dim":8}');
+    await r.call('LLM.CREATE-VECTOR-STORE', 'many', '--PARAMS', '{"dim":8}');
+    const single: unknown[] = [];
+    for (const o of ops) single.push(await r.call('LLM.ADD', 'one', ...o));
+    const sizes: number[] = [];
+    const original = VectorIndex.prototype.runBatch;
+    VectorIndex.prototype.runBatch = function (this: VectorIndex, b: Parameters<typeof original>[0]) {
+      sizes.push(b.items.length);
+      return original.call(this, b);
+    };
+    let piped: unknown[];
+    try {
+      const p = r.pipeline();
+      for (const o of ops) p.call('LLM.ADD', 'many', ...o);
+      piped = (await p.exec())!.map(([e, v]) => (e ? String(e) : v));
+    } finally {
+      VectorIndex.prototype.runBatch = original;
+    }
+    expect(piped).toEqual(single);
+    expect(sizes.length).toBeGreaterThan(5);
+    expect(Math.max(...sizes)).toBeGreaterThan(1);
+    expect(sizes.reduce((a, x) => a + x, 0)).toBeGreaterThan(ops.length / 2);
+    expect(await r.call('LLM.SIZE', 'many')).toBe(await r.call('LLM.SIZE', 'one'));
+    for (const id of single) expect(await r.call('LLM.GET', 'many', String(id))).toEqual(await r.call('LLM.GET', 'one', String(id)));
+    for (let q = 0; q < 10; q++) {
+      const args = ['--K', '5', '--WITHDATA', '--EMBEDDING', vec(q, 0.5)];
+      expect(await r.call('LLM.KNN', 'many', ...args)).toEqual(await r.call('LLM.KNN', 'one', ...args));
+      expect(await r.call('LLM.KNN', 'many', ...args, '--FILTER', 'i >= 100')).toEqual(await r.call('LLM.KNN', 'one', ...args, '--FILTER', 'i >= 100'));
+    }
+  });
+
   it('pipelined KNNs run at once, but never see a write pipelined after them and always see one before them', async () => {
     await r.call('LLM.CREATE-VECTOR-STORE', 'mix', '--PARAMS', '{"dim":8}');
     await r.call('LLM.ADD', 'mix', '--ID', '1', '--EMBEDDING', vec(1), 'one');
@@ -421,5 +475,37 @@ describe('through the server', () => {
     expect(info[info.indexOf('engine_failures') + 1]).toBe(1);
     // and it keeps taking writes
     expect(await r.call('LLM.ADD', 'fragile', '--EMBEDDING', vec(22), 'f22')).toBe(22);
+  });
+
+  it('an engine failure inside a batch of pipelined ADDs: that ADD gets the error, the ones after it go on, the reload applies them all', async () => {
+    await r.call('LLM.CREATE-VECTOR-STORE', 'fragile2', '--PARAMS', '{"dim":8}');
+    await r.call('LLM.ADD', 'fragile2', '--ID', '1', '--EMBEDDING', vec(1), 'g1');
+    const store = server.objects!.get(0, 'fragile2') as StoreObject;
+    // The first batch's engine task inserts one point, then fails (a native method cannot be replaced: shadowed).
+    const graph = (store.index as unknown as { graph: NativeGraph }).graph;
+    const original = graph.addBatchAsync;
+    let failures = 0;
+    Object.defineProperty(graph, 'addBatchAsync', {
+      configurable: true,
+      value: async (points: Float32Array, labels: Uint32Array, max: number) => {
+        if (failures++ > 0) return original.call(graph, points, labels, max);
+        const done = await original.call(graph, points.subarray(0, 8), labels.subarray(0, 1), max);
+        return Object.assign(new Error('injected engine failure'), { inserted: done as number });
+      },
+    });
+    const p = r.pipeline();
+    for (let i = 2; i <= 40; i++) p.call('LLM.ADD', 'fragile2', '--ID', String(i), '--EMBEDDING', vec(i), `g${i}`);
+    const out = (await p.exec())!;
+    const failed = out.filter(([e]) => e !== null).map(([e]) => String((e as Error).message));
+    expect(failures).toBeGreaterThan(1);
+    expect(failed).toEqual(['ERR vector engine failed: injected engine failure; the change is in the log and is applied again as the store reloads']);
+    // every other ADD answered its id; after the reload every item is there, the failed ones too
+    for (const [e, v] of out) if (e === null) expect(typeof v).toBe('number');
+    await vi.waitFor(async () => expect(await r.call('LLM.SIZE', 'fragile2')).toBe(40), { timeout: 5000 });
+    for (let i = 1; i <= 40; i++) expect(((await r.call('LLM.GET', 'fragile2', String(i))) as string[])[0]).toBe(`g${i}`);
+    const info = (await r.call('LLM.INFO', 'fragile2')) as unknown[];
+    expect(info[info.indexOf('engine_failures') + 1]).toBe(1);
+    const hit = (await r.call('LLM.KNN', 'fragile2', '--K', '1', '--EMBEDDING', vec(7))) as unknown[][];
+    expect(hit[0]![0]).toBe(7);
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CommandError } from '../src/errors.js';
 import { VectorIndex, type Space, chooseFilteredPath } from '../src/vector/index.js';
 import { bruteForce, clustered, distance, recall, rng } from '../harness/vector-data.js';
+import type { NativeGraph } from '../src/vector/native.js';
 
 const SPACES: Space[] = ['l2', 'cosine', 'ip'];
 
@@ -211,6 +212,126 @@ describe('ids', () => {
     const qs = set.queries(20);
     for (const q of qs) r += recall(ix.knn(q, 10), bruteForce(set, 'l2', q, 10));
     expect(r / qs.length).toBeGreaterThanOrEqual(0.95);
+  });
+});
+
+describe('batched adds (one engine task for several inserts)', () => {
+  /**
+   * The same random sequence of adds (auto ids, explicit ids jumping the counter, updates, re-adds
+   * of removed ids, bad vectors) and removes, applied one by one to A and in batches to B, as the
+   * object manager does (auto ids from the batch's own counter, a new batch at a repeated id).
+   */
+  it.each(['l2', 'cosine'] as Space[])('end exactly as the same adds one by one (%s)', async (space) => {
+    const dim = 6;
+    const seq = new VectorIndex({ space, maxElements: 16 });
+    const bat = new VectorIndex({ space, maxElements: 16 });
+    const rand = rng(77);
+    const vector = (): Float32Array => {
+      const r = rand();
+      if (r < 0.03) return new Float32Array(dim + 1); // wrong dimension
+      if (r < 0.05) return new Float32Array(dim).fill(Number.NaN);
+      if (r < 0.07) return new Float32Array(dim); // zero: an error in cosine space only
+      return Float32Array.from({ length: dim }, () => rand() * 2 - 1);
+    };
+    type Op = { kind: 'add'; id: number | 'auto'; hint: number; vector: Float32Array; data: string } | { kind: 'rem'; id: number };
+    const ops: Op[] = [];
+    for (let i = 0; i < 600; i++) {
+      const r = rand();
+      if (r < 0.12) ops.push({ kind: 'rem', id: 1 + Math.floor(rand() * 120) });
+      else if (r < 0.5) ops.push({ kind: 'add', id: 'auto', hint: 1 + Math.floor(rand() * 150), vector: vector(), data: `d${i}` });
+      else ops.push({ kind: 'add', id: 1 + Math.floor(rand() * (r < 0.55 ? 400 : 120)), hint: 0, vector: vector(), data: `d${i}` });
+    }
+    const seqOut: unknown[] = [];
+    for (const op of ops) {
+      if (op.kind === 'rem') {
+        seqOut.push(seq.remove(op.id));
+        continue;
+      }
+      const id = op.id === 'auto' ? Math.max(seq.nextAutoId, op.hint) : op.id;
+      try {
+        seqOut.push([id, await seq.addAsync(id, op.vector, op.data)]);
+      } catch (e) {
+        expect(e).toBeInstanceOf(CommandError);
+        seqOut.push([id, (e as Error).message]);
+      }
+    }
+    const batOut: unknown[] = [];
+    let batches = 0;
+    for (let i = 0; i < ops.length; ) {
+      const op = ops[i]!;
+      if (op.kind === 'rem') {
+        batOut.push(bat.remove(op.id));
+        i++;
+        continue;
+      }
+      const b = bat.newBatch();
+      const taken: Array<{ id: number; error?: Error }> = [];
+      for (; i < ops.length && taken.length < 1 + Math.floor(rand() * 12); i++) {
+        const o = ops[i]!;
+        if (o.kind !== 'add') break;
+        const id = o.id === 'auto' ? Math.max(b.nextAutoId, o.hint) : o.id;
+        if (bat.inBatch(b, id)) break;
+        try {
+          bat.batchAdd(b, id, o.vector, o.data);
+          taken.push({ id });
+        } catch (e) {
+          taken.push({ id, error: e as Error });
+        }
+      }
+      const results = await bat.runBatch(b);
+      batches++;
+      let k = 0;
+      for (const t of taken) batOut.push([t.id, t.error ? t.error.message : results[k++]]);
+    }
+    expect(batches).toBeLessThan(ops.length / 3);
+    expect(batOut).toEqual(seqOut);
+    expect(bat.size).toBe(seq.size);
+    expect(bat.nextAutoId).toBe(seq.nextAutoId);
+    expect(bat.capacity).toBe(seq.capacity);
+    for (let id = 0; id <= 410; id++) {
+      expect(bat.slotOf(id)).toBe(seq.slotOf(id));
+      expect(bat.get(id)).toEqual(seq.get(id));
+    }
+    // the same graph: inserted in the same order from the same seed
+    for (let q = 0; q < 20; q++) {
+      const v = Float32Array.from({ length: dim }, () => rand() * 2 - 1);
+      expect(bat.knn(v, 10)).toEqual(seq.knn(v, 10));
+    }
+  });
+
+  it('an engine failure inside a batch keeps the items before it and leaves the ones from it on out', async () => {
+    const ix = new VectorIndex({ space: 'l2' });
+    const v = (x: number) => new Float32Array([x, 1, 0]);
+    ix.add(1, v(1), 'one');
+    // The engine inserts the first two points, then fails (a native method cannot be replaced: shadowed).
+    const graph = (ix as unknown as { graph: NativeGraph }).graph;
+    const original = graph.addBatchAsync;
+    Object.defineProperty(graph, 'addBatchAsync', {
+      configurable: true,
+      value: async (points: Float32Array, labels: Uint32Array, max: number) => {
+        const done = await original.call(graph, points.subarray(0, 2 * 3), labels.subarray(0, 2), max);
+        return Object.assign(new Error('injected engine failure'), { inserted: done as number });
+      },
+    });
+    const b = ix.newBatch();
+    try {
+      for (const id of [2, 1, 3, 4]) ix.batchAdd(b, id, v(id * 10), `new ${id}`);
+      const out = await ix.runBatch(b);
+      expect(out.slice(0, 2)).toEqual([true, false]);
+      for (const e of out.slice(2)) expect((e as Error).message).toBe('injected engine failure');
+    } finally {
+      delete (graph as unknown as Record<string, unknown>).addBatchAsync;
+    }
+    expect(ix.size).toBe(2);
+    expect(ix.get(1)).toEqual({ data: 'new 1', vector: v(10) });
+    expect(ix.get(3)).toBeNull();
+    expect(ix.knn(v(30), 5).map((h) => h.id).sort()).toEqual([1, 2]);
+    // the slots the failed items were to take are free for the next ones
+    const b2 = ix.newBatch();
+    for (const id of [3, 4]) ix.batchAdd(b2, id, v(id * 10), `again ${id}`);
+    expect(await ix.runBatch(b2)).toEqual([true, true]);
+    expect(ix.get(4)).toEqual({ data: 'again 4', vector: v(40) });
+    expect(ix.knn(v(40), 1)[0]).toEqual({ id: 4, distance: 0 });
   });
 });
 

@@ -7,9 +7,9 @@ import { CommandError } from '../errors.js';
 import { logger } from '../log.js';
 import { assertKeyHostAllowed, createProvider, parseRequestFields, parseStoredConfig, sealConfig, unsealedSecrets, type LlmConfig, type LlmProvider } from '../llm/index.js';
 import type { SecretBox } from '../util/secret.js';
-import { IdAliases, VectorIndex, paramsToJson, parseStoreParams, type VectorIndexParams } from '../vector/index.js';
+import { IdAliases, VectorIndex, paramsToJson, parseStoreParams, type ItemId, type VectorIndexParams } from '../vector/index.js';
 import { compileTemplate, type Template } from './template.js';
-import type { ObjectRecord } from '../storage/types.js';
+import type { LogEntry, ObjectRecord } from '../storage/types.js';
 import type { HistoryParams } from './history.js';
 import { AttrIndex } from '../vector/attr-index.js';
 import { RwGate } from '../util/rw-gate.js';
@@ -145,6 +145,15 @@ export function parseLlmRef(raw: string | undefined, kind: 'chat' | 'embedding' 
   return { key: raw };
 }
 
+/** A log entry taken for applying to a store's index, with its writer's callbacks (ObjectManager.apply). */
+export interface QueuedApply {
+  pos: string;
+  entry: LogEntry;
+  vector?: Float32Array;
+  resolve: (result: ItemId | boolean | undefined) => void;
+  reject: (err: unknown) => void;
+}
+
 export class StoreObject extends LlmObject {
   readonly kind = 'store' as const;
   /**
@@ -183,6 +192,10 @@ export class StoreObject extends LlmObject {
    * even before they are applied (an explicit --ID still in its embedding call reserves it).
    */
   hintNext = 1;
+  /** Entries taken for applying whose exclusive turn has not started (ObjectManager.apply). */
+  applyQueue: QueuedApply[] = [];
+  /** An exclusive turn for applyQueue is waiting for the gate. */
+  applyTurnWaiting = false;
   /** This instance's mutations of the store being logged and applied (manager.logAndSettle). */
   writesInFlight = 0;
   /** Results of entries applied by the log follower or a catch-up, for the writer waiting on them. */

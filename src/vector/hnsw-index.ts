@@ -315,8 +315,64 @@ export class VectorIndex {
     return this.commitAdd(id, vector, data, advanceAuto, prep);
   }
 
-  /** Everything that can fail on input, before the graph is touched; picks the item's slot. */
-  private prepareAdd(id: number, vector: Float32Array): AddPrep {
+  /**
+   * Several adds whose graph inserts run in one engine task: newBatch(), then batchAdd() per item
+   * in order, then runBatch(). Each item is checked as it joins and the batch keeps what the index
+   * will look like after the items before it (slots, the next auto id), so the outcome is exactly
+   * that of the same adds one by one. The caller runs it alone (no other mutation or search of this
+   * index from the first batchAdd until runBatch settles).
+   */
+  newBatch(): AddBatch {
+    return { items: [], preps: [], fresh: 0, nextAutoId: this.nextAuto };
+  }
+
+  /**
+   * add()'s checks for one more item of the batch: throws its input error (the item is left out,
+   * nothing changes). Ids must be distinct within a batch: check inBatch() first.
+   */
+  batchAdd(b: AddBatch, id: number, vector: Float32Array, data: string | Uint8Array, advanceAuto = true): void {
+    const p = this.prepareAdd(id, vector, b.fresh);
+    if (p.isNew) b.fresh++;
+    b.items.push({ id, vector, data, advanceAuto });
+    b.preps.push(p);
+    if (advanceAuto && id >= b.nextAutoId) b.nextAutoId = id + 1;
+  }
+
+  /** Is `id` one of the batch's items? */
+  inBatch(b: AddBatch, id: number): boolean {
+    return b.items.some((it) => it.id === id);
+  }
+
+  /**
+   * Inserts the batch's items in one engine task, then commits them. One result per item, in
+   * order: true (inserted), false (updated), or, from the first item the engine failed on, that
+   * engine Error (it and the later items were not added; the earlier ones were).
+   */
+  async runBatch(b: AddBatch): Promise<Array<boolean | Error>> {
+    const n = b.items.length;
+    if (n === 0) return [];
+    const dim = this._dim!;
+    const points = new Float32Array(n * dim);
+    const labels = new Uint32Array(n);
+    for (let k = 0; k < n; k++) {
+      points.set(b.preps[k]!.point, k * dim);
+      labels[k] = b.preps[k]!.slot;
+    }
+    const r = await b.preps[0]!.graph.addBatchAsync(points, labels, MAX_ID + 1);
+    const inserted = typeof r === 'number' ? r : r.inserted;
+    const out = new Array<boolean | Error>(n);
+    for (let k = 0; k < n; k++) {
+      const it = b.items[k]!;
+      out[k] = k < inserted ? this.commitAdd(it.id, it.vector, it.data, it.advanceAuto, b.preps[k]!) : (r as Error);
+    }
+    return out;
+  }
+
+  /**
+   * Everything that can fail on input, before the graph is touched; picks the item's slot (for a
+   * batch, the slot after the `fresh` new items prepared before it in the batch).
+   */
+  private prepareAdd(id: number, vector: Float32Array, fresh = 0): AddPrep {
     this.assertMutable();
     if (!isValidId(id)) throw new CommandError(INVALID_ID);
     checkFinite(vector);
@@ -347,7 +403,7 @@ export class VectorIndex {
       }
     }
     const existing = this.idToSlot.get(id);
-    const slot = existing >= 0 ? existing : this.peekSlot();
+    const slot = existing >= 0 ? existing : this.peekSlot(fresh);
     return { graph: this.ensureGraph(), point, slot, isNew: existing < 0, nrm, exact, code };
   }
 
@@ -753,9 +809,10 @@ export class VectorIndex {
     return this.graph;
   }
 
-  /** The slot a new item will take (allocSlot takes it). */
-  private peekSlot(): number {
-    return this.freeSlots.length > 0 ? this.freeSlots[this.freeSlots.length - 1]! : this.slotTop;
+  /** The slot the new item after the next `ahead` ones will take (allocSlot takes them in this order). */
+  private peekSlot(ahead = 0): number {
+    const free = this.freeSlots.length;
+    return ahead < free ? this.freeSlots[free - 1 - ahead]! : this.slotTop + (ahead - free);
   }
 
   private allocSlot(id: number): number {
@@ -952,6 +1009,16 @@ interface SnapshotHeader {
   itemBytes: number;
   /** Version 2: one past the highest slot (free slots below it are reused first). */
   slotTop: number;
+}
+
+/** Adds on their way to one engine task (VectorIndex.newBatch). */
+export interface AddBatch {
+  readonly items: Array<{ id: number; vector: Float32Array; data: string | Uint8Array; advanceAuto: boolean }>;
+  readonly preps: AddPrep[];
+  /** New items among them (each takes the next free slot). */
+  fresh: number;
+  /** The index's next auto id once the items are in. */
+  nextAutoId: number;
 }
 
 interface AddPrep {

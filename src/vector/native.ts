@@ -18,6 +18,12 @@ export interface NativeGraph {
   /** Inserts or updates `label` (a removed label is revived in place); grows by 25% up to maxCapacity. */
   add(point: Float32Array, label: number, maxCapacity: number): void;
   addAsync(point: Float32Array, label: number, maxCapacity: number): Promise<void>;
+  /**
+   * Inserts labels.length points (concatenated in `points`) in order, in one writer task. Resolves
+   * to the number inserted, or, when an insert throws, to that Error with `inserted` (how many went
+   * in before it; the rest were not tried).
+   */
+  addBatchAsync(points: Float32Array, labels: Uint32Array, maxCapacity: number): Promise<number | (Error & { inserted: number })>;
   markDelete(label: number): void;
   /** Nearest first; `exact` scans every (allowed) live element instead of walking the graph. */
   search(query: Float32Array, k: number, ef: number, exact: boolean, allow?: Uint32Array | null): Hits;
