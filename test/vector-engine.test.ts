@@ -19,7 +19,7 @@ import { RwGate } from '../src/util/rw-gate.js';
 import { ioTurn, pauseForIo, SLICE_MS } from '../src/util/io-slice.js';
 import { addonFile, newGraph, simdLevel, type NativeGraph } from '../src/vector/native.js';
 import type { StoreObject } from '../src/objects/objects.js';
-import { VectorIndex } from '../src/vector/index.js';
+import { VectorIndex, vectorToFp32 } from '../src/vector/index.js';
 import { startRedis, type RedisServerHandle } from '../harness/redis-server.js';
 import { client, startServer } from '../harness/server.js';
 import { clustered } from '../harness/vector-data.js';
@@ -396,6 +396,26 @@ describe('through the server', () => {
       expect(await r.call('LLM.KNN', 'many', ...args)).toEqual(await r.call('LLM.KNN', 'one', ...args));
       expect(await r.call('LLM.KNN', 'many', ...args, '--FILTER', 'i >= 100')).toEqual(await r.call('LLM.KNN', 'one', ...args, '--FILTER', 'i >= 100'));
     }
+  });
+
+  it('a read waits for one turn of at most 8 queued entries, not for a whole backlog of them (a follower catching up)', async () => {
+    await r.call('LLM.CREATE-VECTOR-STORE', 'backlog', '--PARAMS', '{"dim":8}');
+    await r.call('LLM.ADD', 'backlog', '--ID', '1', '--EMBEDDING', vec(1), 'b1');
+    const store = server.objects!.get(0, 'backlog') as StoreObject;
+    // 300 entries taken for applying at once, as a follower takes another instance's log batch
+    const t = Date.now() + 60_000;
+    const applied: Array<Promise<unknown> | undefined> = [];
+    for (let i = 2; i <= 301; i++) {
+      const v = Float32Array.from(vec(i).split(',').map(Number));
+      applied.push(server.objects!.applyRecorded(store, `${t}-${i}`, { op: 'add', id: String(i), data: `b${i}`, vec: vectorToFp32(v) }));
+    }
+    // a read that comes now runs after the turn running and the one waiting, not after all 300
+    const size = await store.gate.shared(() => store.index.size);
+    expect(size).toBeGreaterThan(1);
+    expect(size).toBeLessThanOrEqual(1 + 1 + 8);
+    await Promise.all(applied);
+    expect(await r.call('LLM.SIZE', 'backlog')).toBe(301);
+    expect(((await r.call('LLM.GET', 'backlog', '301')) as string[])[0]).toBe('b301');
   });
 
   it('pipelined KNNs run at once, but never see a write pipelined after them and always see one before them', async () => {

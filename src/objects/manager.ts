@@ -369,12 +369,19 @@ export class ObjectManager extends ObjectRegistry {
     });
   }
 
-  /** The store's exclusive turn for the entries queued by apply(): runs them all, in log order. */
+  /**
+   * The store's exclusive turn for the entries queued by apply(): runs the first MAX_ADD_BATCH of
+   * them, in log order. The rest get the next turn, after the reads that came meanwhile: a reader
+   * waits for one engine task at most, not for a follower's whole backlog.
+   */
   private async applyQueued(store: StoreObject): Promise<void> {
     store.applyTurnWaiting = false;
-    const queue = store.applyQueue;
-    store.applyQueue = [];
+    const queue = store.applyQueue.splice(0, MAX_ADD_BATCH);
     await this.applyEntries(store, queue);
+    if (store.applyQueue.length > 0 && !store.applyTurnWaiting) {
+      store.applyTurnWaiting = true;
+      void store.gate.exclusive(() => this.applyQueued(store));
+    }
   }
 
   /**
