@@ -70,7 +70,7 @@ export class Follower {
     if (!this.running || this.quietTimer || !this.leftOut.has(id)) return;
     this.quietTimer = setTimeout(() => {
       this.quietTimer = null;
-      if (!this.running || ![...this.leftOut].some((s) => !this.manager.writingTo(s))) return;
+      if (!this.running || [...this.leftOut].every((s) => this.manager.writingTo(s))) return;
       this.rearmed = true;
       void this.storage.wakeLogs?.();
     }, QUIET_MS);

@@ -421,13 +421,15 @@ export class ObjectManager extends ObjectRegistry {
     const taken: Array<{ q: QueuedApply; ext: number; error?: Error }> = [];
     for (let i = from; i < queue.length && addable(queue[i]) && taken.length < MAX_ADD_BATCH; i++) {
       const q = queue[i]!;
-      const rawId = String(q.entry.id);
-      const ext = rawId === 'auto' ? Math.max(batch.nextAutoId, Number(String(q.entry.hint)) || 1) : itemIdFromText(rawId);
+      let ext: ItemId;
+      try {
+        ext = addedId(q.entry, batch.nextAutoId);
+      } catch {
+        break; // a malformed id: applyNow skips it, as any entry that cannot be applied
+      }
       if (typeof ext !== 'number' || ext > MAX_ID || store.index.inBatch(batch, ext)) break;
-      store.indexedPos = q.pos;
-      store.changesSinceSnapshot++;
-      store.logLength++;
-      if (rawId === 'auto') store.hintNext = Math.max(store.hintNext, ext + 1);
+      this.markIndexed(store, q.pos);
+      if (String(q.entry.id) === 'auto') store.hintNext = Math.max(store.hintNext, ext + 1);
       try {
         store.index.batchAdd(batch, ext, q.vector ?? parseFp32Vector(q.entry.vec as Buffer), String(q.entry.data ?? ''));
         taken.push({ q, ext });
@@ -460,16 +462,27 @@ export class ObjectManager extends ObjectRegistry {
         store.logLength -= untried;
         return j + 1;
       }
-      store.pendingDim = undefined;
       try {
-        // ADD replaces the whole item: attributes too.
-        store.attrs.set(t.ext, store.index.slotOf(t.ext), t.q.entry.attrs !== undefined ? (JSON.parse(String(t.q.entry.attrs)) as Attrs) : undefined);
+        this.added(store, t.ext, t.q.entry);
         t.q.resolve(t.ext);
       } catch (err) {
         this.settleFailed(store, t.q, err as Error);
       }
     }
     return taken.length;
+  }
+
+  /** The entry at `pos` runs on the index now (what a snapshot will hold). */
+  private markIndexed(store: StoreObject, pos: string): void {
+    store.indexedPos = pos;
+    store.changesSinceSnapshot++;
+    store.logLength++;
+  }
+
+  /** After an ADD's insert: its dimension is settled, and its attributes replace the item's (ADD replaces the whole item). */
+  private added(store: StoreObject, label: number, entry: LogEntry): void {
+    store.pendingDim = undefined;
+    store.attrs.set(label, store.index.slotOf(label), entry.attrs !== undefined ? (JSON.parse(String(entry.attrs)) as Attrs) : undefined);
   }
 
   /** An entry failed as applyNow's catch would have it: bad input is skipped, anything else is an engine failure. */
@@ -482,21 +495,14 @@ export class ObjectManager extends ObjectRegistry {
   private async applyNow(store: StoreObject, pos: string, entry: LogEntry, vector?: Float32Array): Promise<ApplyResult> {
     // A reload (after an engine failure, or another instance's snapshot) already ran it.
     if (store.indexedPos !== '' && comparePos(pos, store.indexedPos) <= 0) return store.results.get(pos) as ApplyResult;
-    store.indexedPos = pos;
-    store.changesSinceSnapshot++;
-    store.logLength++;
+    this.markIndexed(store, pos);
     const op = String(entry.op);
     const rawId = String(entry.id);
     try {
       if (op === 'add') {
         // The log holds item ids (up to 2^64 − 1); the index holds labels (see id-alias.ts).
-        let ext: ItemId;
-        if (rawId === 'auto') {
-          ext = Math.max(store.index.nextAutoId, Number(String(entry.hint)) || 1);
-          store.hintNext = Math.max(store.hintNext, ext + 1);
-        } else {
-          ext = itemIdFromText(rawId);
-        }
+        const ext = addedId(entry, store.index.nextAutoId);
+        if (rawId === 'auto') store.hintNext = Math.max(store.hintNext, (ext as number) + 1);
         const vec = vector ?? parseFp32Vector(entry.vec as Buffer);
         const label = store.aliases.labelForAdd(ext, (l) => store.index.has(l));
         const small = typeof ext === 'number' && ext <= MAX_ID;
@@ -507,10 +513,7 @@ export class ObjectManager extends ObjectRegistry {
           throw err;
         }
         if (small && label !== ext) store.index.ensureNextId((ext as number) + 1);
-        store.pendingDim = undefined;
-        // ADD replaces the whole item: attributes too.
-        const slot = store.index.slotOf(label);
-        store.attrs.set(label, slot, entry.attrs !== undefined ? (JSON.parse(String(entry.attrs)) as Attrs) : undefined);
+        this.added(store, label, entry);
         return ext;
       }
       const id = store.aliases.labelOf(itemIdFromText(rawId));
@@ -875,6 +878,12 @@ export class ObjectManager extends ObjectRegistry {
 }
 
 type ApplyResult = ItemId | boolean | undefined;
+
+/** The item id an ADD entry writes: its own, or for an auto id max(the index's next auto id, the writer's hint). */
+function addedId(entry: LogEntry, nextAutoId: number): ItemId {
+  const rawId = String(entry.id);
+  return rawId === 'auto' ? Math.max(nextAutoId, Number(String(entry.hint)) || 1) : itemIdFromText(rawId);
+}
 
 function takeResult(store: StoreObject, pos: string): unknown {
   const r = store.results.get(pos);
