@@ -638,6 +638,11 @@ Napi::Promise runVoid(Pool& pool, Napi::Env env, F f) {
   return runOn(pool, env, Void<F>{std::move(f)});
 }
 
+// Is v a typed array of this element type (the argument checks of the functions below)?
+static bool isTyped(const Napi::Value& v, napi_typedarray_type type) {
+  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == type;
+}
+
 // ---- crc32 -----------------------------------------------------------------------------------------
 // zlib's CRC-32 (the checksum snapshots carry), slicing by 8, so a 70 MB snapshot is checked on the
 // bulk thread instead of the event loop.
@@ -685,7 +690,7 @@ struct CrcWork {
 // alive (and must not change) until it settles.
 Napi::Value Crc32Async(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+  if (info.Length() < 1 || !isTyped(info[0], napi_uint8_array)) {
     Napi::TypeError::New(env, "crc32Async(data: Uint8Array, value?)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
@@ -857,7 +862,7 @@ class Graph : public Napi::ObjectWrap<Graph> {
   }
 
   bool point(const Napi::CallbackInfo& info, size_t at, const float** out) {
-    if (!info[at].IsTypedArray() || info[at].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    if (!isTyped(info[at], napi_float32_array)) {
       Napi::TypeError::New(info.Env(), "expected a Float32Array").ThrowAsJavaScriptException();
       return false;
     }
@@ -933,8 +938,7 @@ class Graph : public Napi::ObjectWrap<Graph> {
 
   Napi::Value AddBatchAsync(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
-        !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    if (!isTyped(info[0], napi_float32_array) || !isTyped(info[1], napi_uint32_array)) {
       Napi::TypeError::New(env, "expected a Float32Array and a Uint32Array").ThrowAsJavaScriptException();
       return env.Undefined();
     }
@@ -964,7 +968,7 @@ class Graph : public Napi::ObjectWrap<Graph> {
   static bool filterWords(const Napi::CallbackInfo& info, size_t at, std::vector<uint32_t>* out, bool* has) {
     *has = false;
     if (info.Length() <= at || info[at].IsUndefined() || info[at].IsNull()) return true;
-    if (!info[at].IsTypedArray() || info[at].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    if (!isTyped(info[at], napi_uint32_array)) {
       Napi::TypeError::New(info.Env(), "filter must be a Uint32Array bitset").ThrowAsJavaScriptException();
       return false;
     }
@@ -1094,7 +1098,7 @@ class Graph : public Napi::ObjectWrap<Graph> {
 
   // A Uint8Array argument and a byte range in it; false (with a TypeError thrown) if not.
   static bool bytes(const Napi::CallbackInfo& info, size_t at, size_t from, size_t to, uint8_t** out) {
-    if (!info[at].IsTypedArray() || info[at].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    if (!isTyped(info[at], napi_uint8_array)) {
       Napi::TypeError::New(info.Env(), "expected a Uint8Array").ThrowAsJavaScriptException();
       return false;
     }
